@@ -1,0 +1,288 @@
+"""Plain domain objects of the call center: no Telegram, no SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    """Emergency categories (codes are the project's convention, see DOMAIN.md)."""
+
+    MED = "MED"
+    FIRE = "FIRE"
+    TRAF = "TRAF"
+    CRIME = "CRIME"
+    KDRT = "KDRT"
+    ORDER = "ORDER"
+    FLOOD = "FLOOD"
+    SLIDE = "SLIDE"
+    TREE = "TREE"
+    SAR = "SAR"
+    UTIL = "UTIL"
+    ANIMAL = "ANIMAL"
+    SOCIAL = "SOCIAL"
+    OTHER = "OTHER"
+
+
+class CategoryGroup(StrEnum):
+    """The top-level menu a citizen taps (at most nine buttons)."""
+
+    MEDICAL = "MEDICAL"
+    FIRE = "FIRE"
+    ACCIDENT = "ACCIDENT"
+    CRIME = "CRIME"
+    DISASTER = "DISASTER"
+    UTILITY = "UTILITY"
+    SOCIAL = "SOCIAL"
+    OTHER = "OTHER"
+
+
+#: Group -> the categories it offers. A group with one category needs no second tap.
+CATEGORY_GROUPS: dict[CategoryGroup, tuple[Category, ...]] = {
+    CategoryGroup.MEDICAL: (Category.MED,),
+    CategoryGroup.FIRE: (Category.FIRE,),
+    CategoryGroup.ACCIDENT: (Category.TRAF,),
+    CategoryGroup.CRIME: (Category.CRIME, Category.KDRT, Category.ORDER),
+    CategoryGroup.DISASTER: (Category.FLOOD, Category.SLIDE, Category.TREE, Category.SAR),
+    CategoryGroup.UTILITY: (Category.UTIL, Category.ANIMAL),
+    CategoryGroup.SOCIAL: (Category.SOCIAL,),
+    CategoryGroup.OTHER: (Category.OTHER,),
+}
+
+
+class TicketStatus(StrEnum):
+    """Lifecycle of a ticket (ARCHITECTURE.md 2.2)."""
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    CLAIMED = "claimed"
+    DISPATCHED = "dispatched"
+    ACKNOWLEDGED = "acknowledged"
+    EN_ROUTE = "en_route"
+    ON_SCENE = "on_scene"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    ABANDONED = "abandoned"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the ticket still belongs to an ongoing incident (after submit)."""
+        return self in OPEN_STATUSES
+
+
+OPEN_STATUSES = frozenset(
+    {
+        TicketStatus.SUBMITTED,
+        TicketStatus.CLAIMED,
+        TicketStatus.DISPATCHED,
+        TicketStatus.ACKNOWLEDGED,
+        TicketStatus.EN_ROUTE,
+        TicketStatus.ON_SCENE,
+    }
+)
+
+
+class Disposition(StrEnum):
+    """Operator dispositions (Indonesian 112 practice)."""
+
+    EMERGENCY = "emergency"
+    INFO = "info"
+    PRANK = "prank"
+    GHOST = "ghost"
+    DUPLICATE = "duplicate"
+    TEST = "test"
+
+
+class IntakeStep(StrEnum):
+    """Named states of the citizen intake conversation (stored on the draft)."""
+
+    CATEGORY = "category"
+    SUBCATEGORY = "subcategory"
+    LOCATION = "location"
+    LOCATION_CONFIRM = "location_confirm"
+    INCIDENT_LOCATION = "incident_location"
+    PHONE = "phone"
+    NAME = "name"
+    DETAILS = "details"
+    CONFIRM = "confirm"
+
+
+class LocationSource(StrEnum):
+    """Where a location came from; operators weigh it accordingly."""
+
+    GPS = "gps"
+    LIVE = "live"
+    PIN = "pin"
+    GEOCODED = "geocoded"
+    CENTROID = "centroid"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class Area:
+    """Kelurahan and kecamatan of a point, derived locally from the boundary polygons."""
+
+    kelurahan_code: str
+    kelurahan_name: str
+    kecamatan_code: str
+    kecamatan_name: str
+    inside: bool = True
+    distance_m: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class GeocodeCandidate:
+    """One answer of a geocoder for a typed address, best first."""
+
+    lat: float
+    lon: float
+    display_address: str
+    confidence: float
+    source: str
+    area: Area | None = None
+    rt_rw: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A located point with everything an operator needs to judge it."""
+
+    lat: float
+    lon: float
+    source: LocationSource
+    captured_at: datetime
+    accuracy_m: float | None = None
+    address_text: str | None = None
+    display_address: str | None = None
+    area: Area | None = None
+    confidence: float | None = None
+    live_until: datetime | None = None
+
+
+@dataclass(slots=True)
+class Citizen:
+    """A person who talks to the bot, known by an opaque Telegram user id."""
+
+    telegram_id: int
+    language: str
+    name: str | None = None
+    username: str | None = None
+    phone_e164: str | None = None
+    phone_verified: bool = False
+    strikes: int = 0
+    blocked_bot: bool = False
+    id: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class MediaKind(StrEnum):
+    """Media a citizen can attach to a report."""
+
+    PHOTO = "photo"
+    VOICE = "voice"
+    VIDEO = "video"
+    AUDIO = "audio"
+    DOCUMENT = "document"
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A Telegram file attached to a report (kept by file id, never downloaded)."""
+
+    kind: MediaKind
+    file_id: str
+    caption: str | None = None
+
+
+@dataclass(slots=True)
+class Ticket:
+    """A report: a draft while the citizen answers, a ticket after submit."""
+
+    citizen_id: int
+    chat_id: int
+    status: TicketStatus
+    created_at: datetime
+    updated_at: datetime
+    step: IntakeStep | None = IntakeStep.CATEGORY
+    ref: str | None = None
+    category_group: CategoryGroup | None = None
+    category: Category | None = None
+    priority: int = 3
+    disposition: Disposition | None = None
+    incident_location: Location | None = None
+    reporter_location: Location | None = None
+    pending_location: Location | None = None
+    location_elsewhere: bool = False
+    caller_name: str | None = None
+    caller_phone_e164: str | None = None
+    caller_phone_verified: bool = False
+    language: str = "id"
+    details: str | None = None
+    persons_affected: str | None = None
+    silent: bool = False
+    media: list[Media] = field(default_factory=list)
+    submitted_at: datetime | None = None
+    closed_at: datetime | None = None
+    id: int | None = None
+
+    @property
+    def is_draft(self) -> bool:
+        """Whether the citizen is still filling the report in."""
+        return self.status is TicketStatus.DRAFT
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    """One row of a ticket's timeline: who did what, when."""
+
+    ticket_id: int
+    at: datetime
+    actor: str
+    kind: str
+    from_status: TicketStatus | None = None
+    to_status: TicketStatus | None = None
+    note: str | None = None
+    id: int | None = None
+
+
+class Direction(StrEnum):
+    """Which way a relayed message went."""
+
+    FROM_CITIZEN = "in"
+    TO_CITIZEN = "out"
+
+
+@dataclass(frozen=True, slots=True)
+class RelayMessage:
+    """A message of the ticket's conversation log (relay both ways)."""
+
+    ticket_id: int
+    direction: Direction
+    at: datetime
+    kind: str
+    text: str | None = None
+    file_id: str | None = None
+    telegram_chat_id: int | None = None
+    telegram_message_id: int | None = None
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class OutboxMessage:
+    """A delivery owed to the outside world, committed with the change that caused it."""
+
+    kind: str
+    payload: dict[str, object]
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int = 0
+    sent_at: datetime | None = None
+    failed_at: datetime | None = None
+    last_error: str | None = None
+    ticket_id: int | None = None
+    lane: str = "emergency"
+    id: int | None = None

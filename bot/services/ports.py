@@ -1,0 +1,227 @@
+"""The ports of the application core: what services need from the outside world.
+
+Adapters live in ``storage/`` (persistence), ``bot/geo/`` (geocoding) and ``handlers/``
+(Telegram delivery). Tests use fakes of these protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from bot.domain.model import (
+    Area,
+    Citizen,
+    GeocodeCandidate,
+    OutboxMessage,
+    RelayMessage,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+
+
+class Clock(Protocol):
+    """Tells the current time (aware, UTC)."""
+
+    def now(self) -> datetime:
+        """Return the current aware UTC time."""
+        ...
+
+
+class Geocoder(Protocol):
+    """Turns typed addresses into points and points into areas and addresses."""
+
+    async def geocode(self, text: str, *, language: str = "id") -> list[GeocodeCandidate]:
+        """Return ranked candidates for a typed address (best first, may be empty)."""
+        ...
+
+    async def reverse(self, lat: float, lon: float, *, language: str = "id") -> str | None:
+        """Return a human-readable address for a point, or None."""
+        ...
+
+    def locate_area(self, lat: float, lon: float) -> Area | None:
+        """Return the kelurahan/kecamatan of a point, or None when outside the city."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release network resources."""
+        ...
+
+
+class GeocodeCache(Protocol):
+    """A durable cache of normalised query -> geocoding candidates."""
+
+    async def get(self, key: str, now: datetime) -> list[GeocodeCandidate] | None:
+        """Return the unexpired candidates stored for ``key`` or None."""
+        ...
+
+    async def put(
+        self, key: str, candidates: Sequence[GeocodeCandidate], expires_at: datetime
+    ) -> None:
+        """Store (or replace) the candidates for ``key``."""
+        ...
+
+
+class CitizenRepository(Protocol):
+    """Citizens by id and by Telegram user id."""
+
+    async def get_by_telegram_id(self, telegram_id: int) -> Citizen | None:
+        """Return the citizen with this Telegram user id."""
+        ...
+
+    async def add(self, citizen: Citizen) -> Citizen:
+        """Insert a citizen and return it with its id."""
+        ...
+
+    async def update(self, citizen: Citizen) -> None:
+        """Persist changed fields of an existing citizen."""
+        ...
+
+
+class TicketRepository(Protocol):
+    """Tickets, drafts included."""
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        """Return a ticket by id."""
+        ...
+
+    async def get_by_ref(self, ref: str) -> Ticket | None:
+        """Return a ticket by its human reference."""
+        ...
+
+    async def active_draft(self, citizen_id: int) -> Ticket | None:
+        """Return the citizen's draft in progress, if any (at most one)."""
+        ...
+
+    async def open_tickets(self, citizen_id: int) -> list[Ticket]:
+        """Return the citizen's submitted, not yet finished tickets, newest first."""
+        ...
+
+    async def recent(self, citizen_id: int, limit: int) -> list[Ticket]:
+        """Return the citizen's latest non-draft tickets, newest first."""
+        ...
+
+    async def idle_drafts(self, updated_before: datetime) -> list[Ticket]:
+        """Return drafts not touched since ``updated_before``."""
+        ...
+
+    async def add(self, ticket: Ticket) -> Ticket:
+        """Insert a ticket and return it with its id."""
+        ...
+
+    async def update(self, ticket: Ticket) -> None:
+        """Persist all fields of an existing ticket."""
+        ...
+
+    async def next_ref_number(self, day: date) -> int:
+        """Allocate the next per-day sequence number (1, 2, …); never returns one twice."""
+        ...
+
+    async def count_by_status(self) -> dict[TicketStatus, int]:
+        """Return how many tickets are in each status."""
+        ...
+
+
+class EventRepository(Protocol):
+    """The append-only ticket timeline."""
+
+    async def add(self, event: TicketEvent) -> None:
+        """Append an event."""
+        ...
+
+    async def for_ticket(self, ticket_id: int) -> list[TicketEvent]:
+        """Return a ticket's events, oldest first."""
+        ...
+
+
+class MessageRepository(Protocol):
+    """The relay log of a ticket's conversation."""
+
+    async def add(self, message: RelayMessage) -> None:
+        """Append a relayed message."""
+        ...
+
+    async def for_ticket(self, ticket_id: int) -> list[RelayMessage]:
+        """Return a ticket's messages, oldest first."""
+        ...
+
+    async def count_from_citizen_since(self, citizen_id: int, since: datetime) -> int:
+        """Return how many messages the citizen sent to operators since ``since``."""
+        ...
+
+
+class OutboxRepository(Protocol):
+    """The transactional outbox: rows committed with the change that caused them."""
+
+    async def add(self, message: OutboxMessage) -> OutboxMessage:
+        """Enqueue a delivery."""
+        ...
+
+    async def due(self, now: datetime, limit: int, lane: str | None = None) -> list[OutboxMessage]:
+        """Return unsent, unfailed rows whose next attempt is due, oldest first."""
+        ...
+
+    async def update(self, message: OutboxMessage) -> None:
+        """Persist attempts, next attempt, sent/failed time and last error."""
+        ...
+
+    async def pending_count(self) -> int:
+        """Return how many deliveries are still owed."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over all repositories. Leaving without commit rolls back."""
+
+    citizens: CitizenRepository
+    tickets: TicketRepository
+    events: EventRepository
+    messages: MessageRepository
+    outbox: OutboxRepository
+
+    async def __aenter__(self) -> Self:
+        """Begin the transaction."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Roll back whatever was not committed and release the connection."""
+        ...
+
+    async def commit(self) -> None:
+        """Commit the transaction."""
+        ...
+
+    async def rollback(self) -> None:
+        """Roll the transaction back."""
+        ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class DeliveryError(Exception):
+    """A delivery failed. ``permanent`` means retrying cannot help (e.g. bot blocked)."""
+
+    def __init__(
+        self, reason: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class Deliverer(Protocol):
+    """Sends one outbox message to its destination (Telegram, webhook…)."""
+
+    async def deliver(self, message: OutboxMessage) -> None:
+        """Deliver or raise DeliveryError."""
+        ...
