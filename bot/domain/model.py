@@ -217,6 +217,9 @@ class Ticket:
     reporter_location: Location | None = None
     pending_location: Location | None = None
     location_elsewhere: bool = False
+    location_note: str | None = None
+    unresolved_address: str | None = None
+    reviewed: bool = False
     caller_name: str | None = None
     caller_phone_e164: str | None = None
     caller_phone_verified: bool = False

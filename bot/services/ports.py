@@ -68,6 +68,10 @@ class GeocodeCache(Protocol):
 class CitizenRepository(Protocol):
     """Citizens by id and by Telegram user id."""
 
+    async def get(self, citizen_id: int) -> Citizen | None:
+        """Return a citizen by id."""
+        ...
+
     async def get_by_telegram_id(self, telegram_id: int) -> Citizen | None:
         """Return the citizen with this Telegram user id."""
         ...

@@ -1,0 +1,218 @@
+"""The composition root: settings -> engine, geocoder, services -> PTB Application.
+
+Resources are opened in ``post_init`` and closed in ``post_shutdown``; the outbox worker
+runs beside the updater and stops before the database closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from telegram import BotCommand, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
+
+import handlers
+import handlers.jobs
+from bot.config import Settings
+from bot.geo import build_geocoder
+from bot.i18n import gettext_for
+from bot.services import Services
+from bot.services.clock import SystemClock
+from bot.services.intake import (
+    OPERATOR_CARD,
+    OPERATOR_LOCATION_UPDATE,
+    OPERATOR_MEDIA,
+    OPERATOR_PIN,
+    OPERATOR_RELAY,
+    IntakePolicy,
+    IntakeService,
+)
+from bot.services.outbox import OutboxWorker
+from bot.services.ports import Clock, Geocoder
+from bot.services.queries import TicketQueries
+from handlers.context import SERVICES_KEY, VIEWS_KEY, Context, SiagaApplication
+from handlers.delivery import TelegramDeliverer
+from handlers.processing import PerChatUpdateProcessor
+from handlers.views import Views
+from storage.db import create_engine, session_factory
+from storage.geocode_cache import SqlGeocodeCache
+from storage.uow import SqlUnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+#: Operator-bound deliveries are never given up and keep their order.
+OPERATOR_KINDS = (OPERATOR_CARD, OPERATOR_PIN, OPERATOR_MEDIA, OPERATOR_RELAY,
+                  OPERATOR_LOCATION_UPDATE)  # fmt: skip
+SWEEP_INTERVAL = timedelta(seconds=30)
+GEOCODER_TIMEOUT = 5.0
+
+
+@dataclass(slots=True)
+class Resources:
+    """What ``post_init`` opened and ``post_shutdown`` must close."""
+
+    closers: list[Any] = field(default_factory=list)
+
+
+def build_application(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    geocoder: Geocoder | None = None,
+    outbox_poll_interval: float = 1.0,
+) -> SiagaApplication:
+    """Build the bot; nothing is opened until the application initialises."""
+    clock = clock or SystemClock()
+    defaults = Defaults(
+        parse_mode=ParseMode.HTML,
+        tzinfo=settings.timezone,
+        link_preview_options=LinkPreviewOptions(is_disabled=True),
+    )
+    resources = Resources()
+
+    async def post_init(application: SiagaApplication) -> None:
+        engine = create_engine(settings.database_url)
+        sessions = session_factory(engine)
+        uow_factory = SqlUnitOfWorkFactory(sessions)
+        geo = geocoder or build_geocoder(
+            settings.geocoder,
+            nominatim_url=settings.nominatim_url,
+            user_agent=settings.nominatim_user_agent,
+            timeout=GEOCODER_TIMEOUT,
+            min_interval=settings.nominatim_min_interval,
+            cache=SqlGeocodeCache(sessions),
+            clock=clock,
+        )
+        policy = IntakePolicy(
+            timeout=timedelta(minutes=settings.intake_timeout_minutes),
+            max_open_tickets=settings.max_open_tickets,
+            flood_limit_per_minute=settings.flood_limit_per_minute,
+            local_zone=settings.timezone,
+            default_language=settings.default_language,
+            operator_chat_configured=settings.operator_chat_id is not None,
+        )
+        intake = IntakeService(uow_factory, geo, clock, policy)
+        queries = TicketQueries(uow_factory)
+        views = Views(settings)
+        deliverer = TelegramDeliverer(
+            application.bot, queries, intake, views, settings.operator_chat_id
+        )
+        worker = OutboxWorker(
+            uow_factory, deliverer, clock, must_deliver=OPERATOR_KINDS,
+            poll_interval=outbox_poll_interval,
+        )  # fmt: skip
+        application.bot_data[SERVICES_KEY] = Services(settings, intake, queries, worker)
+        application.bot_data[VIEWS_KEY] = views
+        resources.closers[:] = [worker.stop, geo.aclose, engine.dispose]
+        if application.job_queue is not None:
+            application.job_queue.run_repeating(
+                handlers.jobs.close_idle_drafts, interval=SWEEP_INTERVAL, first=5,
+                name="close-idle-drafts",
+            )  # fmt: skip
+        if settings.operator_chat_id is None:
+            log.warning("OPERATOR_CHAT_ID is not set: operator cards wait in the outbox")
+        await _set_commands(application)
+        worker.start()
+        worker.wake()  # deliver whatever a previous run left behind
+
+    async def post_shutdown(application: SiagaApplication) -> None:
+        for close in resources.closers:
+            try:
+                await close()
+            except Exception as exc:
+                log.warning("closing %s failed: %s", close, type(exc).__name__)
+
+    builder = (
+        ApplicationBuilder()
+        .token(settings.require_token())
+        .base_url(settings.telegram_api_base_url)
+        .base_file_url(settings.telegram_api_file_url)
+        .defaults(defaults)
+        .context_types(ContextTypes(context=Context))
+        .concurrent_updates(PerChatUpdateProcessor(64))
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .connect_timeout(10)
+        .read_timeout(15)
+        .write_timeout(15)
+        .pool_timeout(5)
+        .connection_pool_size(32)
+        .get_updates_read_timeout(40)
+    )
+    application: SiagaApplication = builder.build()  # type: ignore[assignment]
+    handlers.register(application)
+    return application
+
+
+async def _set_commands(application: SiagaApplication) -> None:
+    """Publishes the command menu in both languages (a failure is not fatal)."""
+    try:
+        for language in ("id", "en"):
+            _ = gettext_for(language)
+            commands = [
+                BotCommand("start", _("Start and menu")),
+                BotCommand("lapor" if language == "id" else "report", _("Report an emergency")),
+                BotCommand("status", _("My reports")),
+                BotCommand("cancel", _("Cancel the report in progress")),
+                BotCommand("language", _("Language")),
+            ]
+            await application.bot.set_my_commands(
+                commands, language_code=None if language == "id" else language
+            )
+    except Exception as exc:
+        log.warning("could not set the command menu: %s", type(exc).__name__)
+
+
+async def check_deployment(settings: Settings) -> list[tuple[bool, str]]:
+    """Checks the database and, with a token, the bot and the operators' chat."""
+    from storage.migrate import current_revision, head_revision  # noqa: PLC0415
+
+    results: list[tuple[bool, str]] = [
+        (True, f"settings valid ({len(settings.agencies)} agencies)")
+    ]
+    engine = create_engine(settings.database_url)
+    try:
+        revision = await current_revision(settings.database_url)
+        head = head_revision()
+        results.append(
+            (revision == head, f"database reachable, schema at {revision} (latest {head})")
+        )
+        if revision == head:
+            pending = await TicketQueries(
+                SqlUnitOfWorkFactory(session_factory(engine))
+            ).pending_deliveries()
+            results.append((True, f"{pending} deliveries waiting in the outbox"))
+    except Exception as exc:
+        results.append((False, f"database: {type(exc).__name__}"))
+    finally:
+        await engine.dispose()
+    if not settings.telegram_bot_token:
+        results.append((True, "no TELEGRAM_BOT_TOKEN: Telegram not checked"))
+        return results
+    application = (
+        ApplicationBuilder()
+        .token(settings.require_token())
+        .base_url(settings.telegram_api_base_url)
+        .base_file_url(settings.telegram_api_file_url)
+        .build()
+    )
+    try:
+        async with application:
+            me = await application.bot.get_me()
+            results.append((True, f"bot @{me.username} answers getMe"))
+            if settings.operator_chat_id is None:
+                results.append((False, "OPERATOR_CHAT_ID is not set"))
+            else:
+                chat = await application.bot.get_chat(settings.operator_chat_id)
+                member = await application.bot.get_chat_member(chat.id, me.id)
+                topics = bool(getattr(member, "can_manage_topics", False))
+                results.append((True, f"operators' chat reachable ({chat.type})"))
+                results.append((bool(chat.is_forum), "operators' chat is a forum (topics on)"))
+                results.append((topics, "bot may manage topics in the operators' chat"))
+    except Exception as exc:
+        results.append((False, f"Telegram: {type(exc).__name__}"))
+    return results

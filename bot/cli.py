@@ -1,0 +1,141 @@
+"""The ``siaga112`` console script (``python -m bot`` is the same program)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot import __version__
+from bot.config import Settings, SettingsError, load_settings
+
+EXIT_SETTINGS = 2
+EXIT_FAILURE = 1
+
+#: Loggers whose INFO lines contain request URLs (and so the bot token).
+NOISY_LOGGERS = ("httpx", "httpcore", "telegram.request", "aiohttp.access", "apscheduler",
+                 "aiosqlite", "asyncio")  # fmt: skip
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces secrets in every log record, as a second line of defence."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrites the record's message without the secrets."""
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        if any(secret in message for secret in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, "**********")
+            record.msg, record.args = message, None
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    """Logs to stderr; HTTP client loggers stay at WARNING; the token is redacted."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter([settings.telegram_bot_token.value]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="siaga112",
+        description="Siaga112: Telegram intake channel for Call Center 112 Kota Semarang.",
+        epilog="Configuration comes from the environment and .env (see .env.example).",
+    )
+    parser.add_argument("--version", action="version", version=f"siaga112 {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", help="start the bot (long polling, or a webhook)")
+    run.add_argument("--webhook-url", help="public HTTPS URL Telegram posts updates to")
+    run.add_argument("--port", type=int, default=8443, help="webhook listen port (8443)")
+    run.add_argument("--listen", default="0.0.0.0", help="webhook listen address")  # noqa: S104
+    run.add_argument("--secret", help="webhook secret token Telegram must send back")
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_commands.add_parser("upgrade", help="create or migrate the database schema")
+    commands.add_parser(
+        "check", help="validate settings and the database (and Telegram, with a token)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_SETTINGS
+    try:
+        settings = load_settings()
+        configure_logging(settings)
+        if args.command == "run":
+            if args.secret and not args.webhook_url:
+                raise SettingsError("--secret", "is only used with --webhook-url")
+            return _run(settings, args)
+        if args.command == "db":
+            asyncio.run(_upgrade(settings))
+            print("database is up to date")
+            return 0
+        return asyncio.run(_check(settings))
+    except SettingsError as exc:
+        print(f"siaga112: {exc.variable}: {exc.problem}", file=sys.stderr)
+        return EXIT_SETTINGS
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:
+        # One clear line; the traceback of an operational failure goes to the log at DEBUG.
+        logging.getLogger(__name__).debug("failure", exc_info=True)
+        print(f"siaga112: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+async def _upgrade(settings: Settings) -> None:
+    from storage.migrate import upgrade  # noqa: PLC0415 - keeps --help fast
+
+    await upgrade(settings.database_url)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import build_application  # noqa: PLC0415 - keeps --help and errors fast
+
+    settings.require_token()
+    asyncio.run(_upgrade(settings))
+    application = build_application(settings)
+    if args.webhook_url:
+        application.run_webhook(
+            listen=args.listen,
+            port=args.port,
+            webhook_url=args.webhook_url,
+            secret_token=args.secret,
+            allowed_updates=["message", "edited_message", "callback_query"],
+        )
+    else:
+        application.run_polling(
+            allowed_updates=["message", "edited_message", "callback_query"],
+            close_loop=False,
+        )
+    return 0
+
+
+async def _check(settings: Settings) -> int:
+    from bot.app import check_deployment  # noqa: PLC0415 - keeps --help fast
+
+    failures = 0
+    for ok, line in await check_deployment(settings):
+        failures += not ok
+        print(("ok    " if ok else "FAIL  ") + line)
+    return EXIT_FAILURE if failures else 0

@@ -1,0 +1,821 @@
+"""The citizen intake use cases: one method per citizen action, plain data in and out.
+
+Every method runs in one unit of work: it loads the citizen and their draft, checks that the
+action fits the draft's current step, changes the draft, records an event and commits. The
+draft is therefore in the database after every step, and a restart resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+from bot.domain.model import (
+    CATEGORY_GROUPS,
+    Category,
+    CategoryGroup,
+    Citizen,
+    Direction,
+    GeocodeCandidate,
+    IntakeStep,
+    Location,
+    LocationSource,
+    Media,
+    MediaKind,
+    OutboxMessage,
+    RelayMessage,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+from bot.domain.rules import (
+    MAX_ADDRESS_CHARS,
+    MAX_DETAILS_CHARS,
+    MAX_MEDIA,
+    MAX_NAME_CHARS,
+    PERSONS_CHOICES,
+    clean_text,
+    format_ref,
+    next_step,
+    priority_for,
+    resolve_language,
+)
+from bot.services.ports import Clock, Geocoder, UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+LIVE_NOTIFY_EVERY = timedelta(minutes=1)
+#: Steps where a location (shared or typed) is taken; a new one at the confirm step corrects.
+LOCATION_STEPS = (IntakeStep.LOCATION, IntakeStep.INCIDENT_LOCATION, IntakeStep.LOCATION_CONFIRM)
+CITIZEN = "citizen"
+SYSTEM = "system"
+
+#: Outbox kinds (the Telegram deliverer in handlers/ knows how to send each).
+OPERATOR_CARD = "operator_card"
+OPERATOR_PIN = "operator_pin"
+OPERATOR_MEDIA = "operator_media"
+OPERATOR_RELAY = "operator_relay"
+OPERATOR_LOCATION_UPDATE = "operator_location_update"
+CITIZEN_NOTICE = "citizen_notice"
+
+
+class Notice(StrEnum):
+    """What the citizen should be told besides the prompt of the current step."""
+
+    RESUMED = "resumed"
+    STALE_BUTTON = "stale_button"
+    WRONG_INPUT = "wrong_input"
+    OUTSIDE_CITY = "outside_city"
+    ADDRESS_NOT_FOUND = "address_not_found"
+    APPROXIMATE = "approximate"
+    CONTACT_NOT_YOURS = "contact_not_yours"
+    INVALID_PHONE = "invalid_phone"
+    INVALID_NAME = "invalid_name"
+    DETAIL_ADDED = "detail_added"
+    DETAILS_FULL = "details_full"
+    MEDIA_FULL = "media_full"
+    TOO_MANY_OPEN = "too_many_open"
+    FLOODING = "flooding"
+    CANCELLED = "cancelled"
+    NOTHING_TO_CANCEL = "nothing_to_cancel"
+    SUBMITTED = "submitted"
+    RELAYED = "relayed"
+    LOCATION_UPDATED = "location_updated"
+    NO_REPORT = "no_report"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: the Telegram identity as opaque plain data."""
+
+    telegram_id: int
+    chat_id: int
+    language_code: str | None = None
+    username: str | None = None
+    display_name: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened, for the edge to render: the draft (if any) and notices."""
+
+    citizen: Citizen
+    ticket: Ticket | None = None
+    notices: list[Notice] = field(default_factory=list)
+    open_tickets: list[Ticket] = field(default_factory=list)
+    suggestion: str | None = None
+
+    @property
+    def step(self) -> IntakeStep | None:
+        """The step the draft waits at, or None when there is no draft."""
+        return self.ticket.step if self.ticket and self.ticket.is_draft else None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakePolicy:
+    """Configurable limits of the intake."""
+
+    timeout: timedelta = timedelta(minutes=15)
+    max_open_tickets: int = 3
+    flood_limit_per_minute: int = 20
+    ref_prefix: str = "SMG"
+    local_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Jakarta"))
+    default_language: str = "id"
+    operator_chat_configured: bool = True
+
+
+class IntakeService:
+    """Runs the citizen's report from the first tap to the submitted ticket."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        geocoder: Geocoder,
+        clock: Clock,
+        policy: IntakePolicy,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._geocoder = geocoder
+        self._clock = clock
+        self._policy = policy
+
+    # -- citizens -------------------------------------------------------------------------
+
+    async def _citizen(self, uow: UnitOfWork, actor: Actor) -> Citizen:
+        citizen = await uow.citizens.get_by_telegram_id(actor.telegram_id)
+        now = self._clock.now()
+        if citizen is None:
+            citizen = Citizen(
+                telegram_id=actor.telegram_id,
+                language=resolve_language(actor.language_code, self._policy.default_language),
+                username=actor.username,
+                created_at=now,
+                updated_at=now,
+            )
+            return await uow.citizens.add(citizen)
+        if citizen.blocked_bot or citizen.username != actor.username:
+            citizen.blocked_bot = False
+            citizen.username = actor.username
+            citizen.updated_at = now
+            await uow.citizens.update(citizen)
+        return citizen
+
+    async def greet(self, actor: Actor) -> Outcome:
+        """Registers the citizen (language from Telegram) and returns their state."""
+        async with self._uow_factory() as uow:
+            citizen = await self._citizen(uow, actor)
+            draft = await uow.tickets.active_draft(citizen.id or 0)
+            open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
+            await uow.commit()
+        return Outcome(citizen, draft, open_tickets=open_tickets)
+
+    async def set_language(self, actor: Actor, language: str) -> Outcome:
+        """Remembers the citizen's language (and that of their draft)."""
+        async with self._uow_factory() as uow:
+            citizen = await self._citizen(uow, actor)
+            citizen.language = language
+            citizen.updated_at = self._clock.now()
+            await uow.citizens.update(citizen)
+            draft = await uow.tickets.active_draft(citizen.id or 0)
+            if draft is not None:
+                draft.language = language
+                await uow.tickets.update(draft)
+            await uow.commit()
+        return Outcome(citizen, draft)
+
+    async def status(self, actor: Actor, limit: int = 5) -> Outcome:
+        """Returns the citizen's open tickets and latest reports."""
+        async with self._uow_factory() as uow:
+            citizen = await self._citizen(uow, actor)
+            recent = await uow.tickets.recent(citizen.id or 0, limit)
+            draft = await uow.tickets.active_draft(citizen.id or 0)
+            await uow.commit()
+        return Outcome(citizen, draft, open_tickets=recent)
+
+    # -- the draft ------------------------------------------------------------------------
+
+    async def start_report(self, actor: Actor) -> Outcome:
+        """Starts a new draft, or resumes the one in progress."""
+        async with self._uow_factory() as uow:
+            citizen = await self._citizen(uow, actor)
+            draft = await uow.tickets.active_draft(citizen.id or 0)
+            if draft is not None:
+                return Outcome(citizen, draft, [Notice.RESUMED])
+            open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
+            if len(open_tickets) >= self._policy.max_open_tickets:
+                await uow.commit()
+                return Outcome(citizen, None, [Notice.TOO_MANY_OPEN], open_tickets=open_tickets)
+            now = self._clock.now()
+            draft = await uow.tickets.add(
+                Ticket(
+                    citizen_id=citizen.id or 0,
+                    chat_id=actor.chat_id,
+                    status=TicketStatus.DRAFT,
+                    step=IntakeStep.CATEGORY,
+                    language=citizen.language,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await self._event(uow, draft, "draft_started", to_status=TicketStatus.DRAFT)
+            await uow.commit()
+        return Outcome(citizen, draft, open_tickets=open_tickets)
+
+    async def _load(self, uow: UnitOfWork, actor: Actor) -> tuple[Citizen, Ticket | None]:
+        citizen = await self._citizen(uow, actor)
+        return citizen, await uow.tickets.active_draft(citizen.id or 0)
+
+    async def _save(
+        self, uow: UnitOfWork, citizen: Citizen, draft: Ticket, *notices: Notice
+    ) -> Outcome:
+        draft.step = next_step(draft)
+        draft.priority = priority_for(draft)
+        draft.updated_at = self._clock.now()
+        await uow.tickets.update(draft)
+        await uow.commit()
+        return Outcome(citizen, draft, list(notices))
+
+    async def _event(
+        self,
+        uow: UnitOfWork,
+        ticket: Ticket,
+        kind: str,
+        *,
+        actor: str = CITIZEN,
+        from_status: TicketStatus | None = None,
+        to_status: TicketStatus | None = None,
+        note: str | None = None,
+    ) -> None:
+        await uow.events.add(
+            TicketEvent(
+                ticket_id=ticket.id or 0,
+                at=self._clock.now(),
+                actor=actor,
+                kind=kind,
+                from_status=from_status,
+                to_status=to_status,
+                note=note,
+            )
+        )
+
+    def _check(
+        self,
+        citizen: Citizen,
+        draft: Ticket | None,
+        ticket_id: int | None,
+        steps: tuple[IntakeStep, ...],
+    ) -> Outcome | None:
+        """Return an outcome for a stale or misplaced action, None when it fits."""
+        if draft is None:
+            return Outcome(citizen, None, [Notice.STALE_BUTTON if ticket_id else Notice.NO_REPORT])
+        if (ticket_id is not None and ticket_id != draft.id) or draft.step not in steps:
+            return Outcome(citizen, draft, [Notice.STALE_BUTTON])
+        return None
+
+    async def choose_group(self, actor: Actor, ticket_id: int, group: CategoryGroup) -> Outcome:
+        """Stores the tapped category group; single-category groups need no second tap."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            if (bad := self._check(citizen, draft, ticket_id, (IntakeStep.CATEGORY,))) or not draft:
+                return bad or Outcome(citizen)
+            draft.category_group = group
+            choices = CATEGORY_GROUPS[group]
+            draft.category = choices[0] if len(choices) == 1 else None
+            return await self._save(uow, citizen, draft)
+
+    async def choose_category(self, actor: Actor, ticket_id: int, category: Category) -> Outcome:
+        """Stores the sub-category chosen within the group."""
+        steps = (IntakeStep.SUBCATEGORY,)
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            if draft.category_group and category not in CATEGORY_GROUPS[draft.category_group]:
+                return Outcome(citizen, draft, [Notice.STALE_BUTTON])
+            draft.category = category
+            return await self._save(uow, citizen, draft)
+
+    async def back_to_groups(self, actor: Actor, ticket_id: int) -> Outcome:
+        """Goes back from the sub-category menu to the group menu."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.SUBCATEGORY,)
+            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            draft.category_group = None
+            return await self._save(uow, citizen, draft)
+
+    # -- location -------------------------------------------------------------------------
+
+    async def share_location(
+        self,
+        actor: Actor,
+        lat: float,
+        lon: float,
+        accuracy_m: float | None,
+        live_period: int | None,
+    ) -> Outcome:
+        """Takes a shared GPS point, places it in its kelurahan and asks to confirm it."""
+        now = self._clock.now()
+        area = self._geocoder.locate_area(lat, lon)
+        address = await self._reverse(lat, lon, actor) if area else None
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            if (bad := self._check(citizen, draft, None, LOCATION_STEPS)) or not draft:
+                return bad or Outcome(citizen)
+            source = LocationSource.LIVE if live_period else LocationSource.GPS
+            location = Location(
+                lat=lat,
+                lon=lon,
+                source=LocationSource.PIN if draft.location_elsewhere else source,
+                captured_at=now,
+                accuracy_m=accuracy_m,
+                display_address=address,
+                area=area,
+                live_until=now + timedelta(seconds=live_period) if live_period else None,
+            )
+            if area is None:
+                if not draft.location_elsewhere:
+                    draft.reporter_location = location  # kept: it still helps an operator
+                    await uow.tickets.update(draft)
+                    await uow.commit()
+                return Outcome(citizen, draft, [Notice.OUTSIDE_CITY])
+            draft.pending_location = location
+            draft.updated_at = now
+            draft.step = IntakeStep.LOCATION_CONFIRM
+            await uow.tickets.update(draft)
+            await uow.commit()
+        return Outcome(citizen, draft)
+
+    async def _reverse(self, lat: float, lon: float, actor: Actor) -> str | None:
+        try:
+            return await self._geocoder.reverse(lat, lon)
+        except Exception as exc:  # a failed reverse geocode never blocks a report
+            log.warning("reverse geocoding failed: %s", type(exc).__name__)
+            return None
+
+    async def type_address(self, actor: Actor, text: str) -> Outcome:
+        """Geocodes a typed address or landmark and shows the best match to confirm."""
+        typed = clean_text(text, MAX_ADDRESS_CHARS)
+        candidates: list[GeocodeCandidate] = []
+        if typed:
+            try:
+                candidates = await self._geocoder.geocode(typed)
+            except Exception as exc:  # never block a report on the geocoder
+                log.warning("geocoding failed: %s", type(exc).__name__)
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            if (bad := self._check(citizen, draft, None, LOCATION_STEPS)) or not draft:
+                return bad or Outcome(citizen)
+            draft.pending_location = None
+            draft.step = next_step(draft)
+            if not typed:
+                return Outcome(citizen, draft, [Notice.WRONG_INPUT])
+            inside = [c for c in candidates if c.area is not None]
+            if not inside:
+                # Keep the typed text so "continue with this description" can use it.
+                draft.unresolved_address = typed
+                draft.updated_at = self._clock.now()
+                await uow.tickets.update(draft)
+                await uow.commit()
+                notice = Notice.OUTSIDE_CITY if candidates else Notice.ADDRESS_NOT_FOUND
+                return Outcome(citizen, draft, [notice], suggestion=typed)
+            best = inside[0]
+            approximate = best.source != "nominatim" and best.confidence < 0.5
+            draft.pending_location = Location(
+                lat=best.lat,
+                lon=best.lon,
+                source=LocationSource.CENTROID if approximate else LocationSource.GEOCODED,
+                captured_at=self._clock.now(),
+                address_text=typed,
+                display_address=best.display_address,
+                area=best.area,
+                confidence=best.confidence,
+            )
+            draft.unresolved_address = None
+            draft.step = IntakeStep.LOCATION_CONFIRM
+            draft.updated_at = self._clock.now()
+            await uow.tickets.update(draft)
+            await uow.commit()
+        return Outcome(citizen, draft, [Notice.APPROXIMATE] if approximate else [])
+
+    async def use_typed_description(self, actor: Actor, ticket_id: int) -> Outcome:
+        """Accepts the typed place description as it is when geocoding found nothing."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.LOCATION, IntakeStep.INCIDENT_LOCATION)
+            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            if not draft.unresolved_address:
+                return Outcome(citizen, draft, [Notice.STALE_BUTTON])
+            draft.location_note = draft.unresolved_address
+            draft.unresolved_address = None
+            await self._event(uow, draft, "location_text_only")
+            return await self._save(uow, citizen, draft)
+
+    async def confirm_location(self, actor: Actor, ticket_id: int) -> Outcome:
+        """Accepts the shown pin as the incident location (and the reporter's, for GPS)."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.LOCATION_CONFIRM,)
+            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            pending = draft.pending_location
+            if pending is None:
+                return Outcome(citizen, draft, [Notice.STALE_BUTTON])
+            if pending.source in (LocationSource.GPS, LocationSource.LIVE):
+                draft.reporter_location = pending
+            draft.incident_location = pending
+            draft.pending_location = None
+            await self._event(uow, draft, "location_set", note=pending.source.value)
+            return await self._save(uow, citizen, draft)
+
+    async def location_elsewhere(self, actor: Actor, ticket_id: int) -> Outcome:
+        """Keeps the shared GPS as the reporter's location and asks where the incident is."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.LOCATION_CONFIRM,)
+            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            pending = draft.pending_location
+            if pending is not None and pending.source in (LocationSource.GPS, LocationSource.LIVE):
+                draft.reporter_location = pending
+            draft.location_elsewhere = True
+            draft.pending_location = None
+            draft.incident_location = None
+            return await self._save(uow, citizen, draft)
+
+    async def retry_location(self, actor: Actor, ticket_id: int) -> Outcome:
+        """Discards the shown pin and asks for the location again."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.LOCATION_CONFIRM,)
+            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            draft.pending_location = None
+            return await self._save(uow, citizen, draft)
+
+    async def update_live_location(
+        self, actor: Actor, lat: float, lon: float, accuracy_m: float | None
+    ) -> Outcome:
+        """Applies a live-location update to the draft or the open ticket it belongs to."""
+        now = self._clock.now()
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            target = draft
+            if target is None:
+                open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
+                target = open_tickets[0] if open_tickets else None
+            if target is None:
+                return Outcome(citizen)
+            area = self._geocoder.locate_area(lat, lon)
+            changed = False
+            notify = False
+            for attr in ("pending_location", "reporter_location", "incident_location"):
+                current: Location | None = getattr(target, attr)
+                if current is not None and current.source is LocationSource.LIVE:
+                    notify = notify or now - current.captured_at >= LIVE_NOTIFY_EVERY
+                    moved = replace(
+                        current, lat=lat, lon=lon, accuracy_m=accuracy_m, captured_at=now, area=area
+                    )
+                    setattr(target, attr, moved)
+                    changed = True
+            if not changed:
+                return Outcome(citizen, draft)
+            target.updated_at = now
+            await uow.tickets.update(target)
+            if not target.is_draft and notify:  # one pin a minute: groups take 20 messages/min
+                await self._enqueue(uow, target, OPERATOR_LOCATION_UPDATE)
+            await uow.commit()
+        return Outcome(citizen, draft, [Notice.LOCATION_UPDATED])
+
+    # -- identity -------------------------------------------------------------------------
+
+    async def share_contact(
+        self, actor: Actor, phone: str, contact_user_id: int | None, contact_name: str | None
+    ) -> Outcome:
+        """Stores the shared phone number; verified only when it is the sender's own."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            if (bad := self._check(citizen, draft, None, (IntakeStep.PHONE,))) or not draft:
+                return bad or Outcome(citizen)
+            if contact_user_id != actor.telegram_id:
+                return Outcome(citizen, draft, [Notice.CONTACT_NOT_YOURS])
+            e164 = normalise_phone(phone)
+            if e164 is None:
+                return Outcome(citizen, draft, [Notice.INVALID_PHONE])
+            draft.caller_phone_e164 = e164
+            draft.caller_phone_verified = True
+            draft.caller_name = None
+            citizen.phone_e164, citizen.phone_verified = e164, True
+            citizen.name = citizen.name or clean_text(contact_name or "", MAX_NAME_CHARS) or None
+            citizen.updated_at = self._clock.now()
+            await uow.citizens.update(citizen)
+            outcome = await self._save(uow, citizen, draft)
+        outcome.suggestion = self._suggested_name(citizen, actor)
+        return outcome
+
+    @staticmethod
+    def _suggested_name(citizen: Citizen, actor: Actor) -> str | None:
+        return citizen.name or clean_text(actor.display_name or "", MAX_NAME_CHARS) or None
+
+    async def type_phone(self, actor: Actor, text: str) -> Outcome:
+        """Accepts a typed number as unverified after validation (stored as E.164)."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            if (bad := self._check(citizen, draft, None, (IntakeStep.PHONE,))) or not draft:
+                return bad or Outcome(citizen)
+            e164 = normalise_phone(text)
+            if e164 is None:
+                return Outcome(citizen, draft, [Notice.INVALID_PHONE])
+            draft.caller_phone_e164 = e164
+            draft.caller_phone_verified = e164 == citizen.phone_e164 and citizen.phone_verified
+            draft.caller_name = None
+            if not citizen.phone_verified:
+                citizen.phone_e164 = e164
+                citizen.updated_at = self._clock.now()
+                await uow.citizens.update(citizen)
+            outcome = await self._save(uow, citizen, draft)
+        outcome.suggestion = self._suggested_name(citizen, actor)
+        return outcome
+
+    async def confirm_identity(self, actor: Actor, ticket_id: int) -> Outcome:
+        """Reuses a returning citizen's name and number for this report."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.PHONE,)
+            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            if not (citizen.phone_e164 and citizen.name):
+                return Outcome(citizen, draft, [Notice.STALE_BUTTON])
+            draft.caller_phone_e164 = citizen.phone_e164
+            draft.caller_phone_verified = citizen.phone_verified
+            draft.caller_name = citizen.name
+            return await self._save(uow, citizen, draft)
+
+    async def use_suggested_name(self, actor: Actor, ticket_id: int) -> Outcome:
+        """Takes the prefilled name (from the shared contact, the profile or Telegram)."""
+        return await self._set_name(actor, None, ticket_id)
+
+    async def type_name(self, actor: Actor, text: str) -> Outcome:
+        """Takes the typed name."""
+        return await self._set_name(actor, text, None)
+
+    async def _set_name(self, actor: Actor, text: str | None, ticket_id: int | None) -> Outcome:
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            if (bad := self._check(citizen, draft, ticket_id, (IntakeStep.NAME,))) or not draft:
+                return bad or Outcome(citizen)
+            if text is None:
+                text = self._suggested_name(citizen, actor) or ""
+            name = " ".join(clean_text(text, MAX_NAME_CHARS * 2).split())
+            if not (2 <= len(name) <= MAX_NAME_CHARS) or not any(ch.isalpha() for ch in name):
+                return Outcome(citizen, draft, [Notice.INVALID_NAME])
+            draft.caller_name = name
+            citizen.name = name
+            citizen.updated_at = self._clock.now()
+            await uow.citizens.update(citizen)
+            return await self._save(uow, citizen, draft)
+
+    # -- details --------------------------------------------------------------------------
+
+    async def add_detail_text(self, actor: Actor, text: str) -> Outcome:
+        """Appends a description to the report."""
+        piece = clean_text(text, MAX_DETAILS_CHARS)
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            if (bad := self._check(citizen, draft, None, (IntakeStep.DETAILS,))) or not draft:
+                return bad or Outcome(citizen)
+            if not piece:
+                return Outcome(citizen, draft, [Notice.WRONG_INPUT])
+            current = draft.details or ""
+            room = MAX_DETAILS_CHARS - len(current) - (1 if current else 0)
+            if room <= 0:
+                return Outcome(citizen, draft, [Notice.DETAILS_FULL])
+            draft.details = f"{current}\n{piece[:room]}" if current else piece[:room]
+            notice = Notice.DETAILS_FULL if len(piece) > room else Notice.DETAIL_ADDED
+            return await self._save(uow, citizen, draft, notice)
+
+    async def add_media(
+        self, actor: Actor, kind: MediaKind, file_id: str, caption: str | None
+    ) -> Outcome:
+        """Attaches a photo, voice note or video to the report (kept by Telegram file id)."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            if (bad := self._check(citizen, draft, None, (IntakeStep.DETAILS,))) or not draft:
+                return bad or Outcome(citizen)
+            if len(draft.media) >= MAX_MEDIA:
+                return Outcome(citizen, draft, [Notice.MEDIA_FULL])
+            text = clean_text(caption, MAX_DETAILS_CHARS) if caption else None
+            draft.media = [*draft.media, Media(kind=kind, file_id=file_id, caption=text)]
+            return await self._save(uow, citizen, draft, Notice.DETAIL_ADDED)
+
+    async def toggle_silent(self, actor: Actor, ticket_id: int) -> Outcome:
+        """Switches "I cannot speak safely" on or off."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.DETAILS,)
+            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            draft.silent = not draft.silent
+            await self._event(uow, draft, "silent_on" if draft.silent else "silent_off")
+            return await self._save(uow, citizen, draft)
+
+    async def set_persons(self, actor: Actor, ticket_id: int, choice: str) -> Outcome:
+        """Stores how many people are affected."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.DETAILS,)
+            bad = self._check(citizen, draft, ticket_id, steps)
+            if bad or not draft or choice not in PERSONS_CHOICES:
+                return bad or Outcome(citizen, draft, [Notice.STALE_BUTTON])
+            draft.persons_affected = choice
+            return await self._save(uow, citizen, draft)
+
+    async def details_done(self, actor: Actor, ticket_id: int) -> Outcome:
+        """Finishes the optional details and shows the summary."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.DETAILS,)
+            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            draft.reviewed = True
+            return await self._save(uow, citizen, draft)
+
+    # -- summary, edit, submit, cancel ----------------------------------------------------
+
+    async def edit(self, actor: Actor, ticket_id: int, part: str) -> Outcome:
+        """Reopens one part of the report from the summary."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.CONFIRM,)
+            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            if part == "category":
+                draft.category_group, draft.category = None, None
+            elif part == "location":
+                draft.incident_location = draft.pending_location = None
+                draft.location_note, draft.location_elsewhere = None, False
+            elif part == "identity":
+                draft.caller_phone_e164, draft.caller_name = None, None
+                draft.caller_phone_verified = False
+            elif part == "details":
+                draft.reviewed = False
+            else:
+                return Outcome(citizen, draft, [Notice.STALE_BUTTON])
+            return await self._save(uow, citizen, draft)
+
+    async def submit(self, actor: Actor, ticket_id: int) -> Outcome:
+        """Turns the draft into a ticket with a reference and queues the operator card."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.CONFIRM,)
+            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            now = self._clock.now()
+            day = now.astimezone(self._policy.local_zone).date()
+            number = await uow.tickets.next_ref_number(day)
+            draft.ref = format_ref(self._policy.ref_prefix, day, number)
+            draft.status = TicketStatus.SUBMITTED
+            draft.step = None
+            draft.submitted_at = now
+            draft.updated_at = now
+            draft.priority = priority_for(draft)
+            await uow.tickets.update(draft)
+            await self._event(
+                uow, draft, "submitted", from_status=TicketStatus.DRAFT,
+                to_status=TicketStatus.SUBMITTED,
+            )  # fmt: skip
+            await self._enqueue_card(uow, draft)
+            await uow.commit()
+        return Outcome(citizen, draft, [Notice.SUBMITTED])
+
+    async def _enqueue_card(self, uow: UnitOfWork, ticket: Ticket) -> None:
+        """Queues the operator card, then the pin, then each attachment, in that order."""
+        await self._enqueue(uow, ticket, OPERATOR_CARD)
+        if ticket.incident_location is not None or ticket.reporter_location is not None:
+            await self._enqueue(uow, ticket, OPERATOR_PIN)
+        for index in range(len(ticket.media)):
+            await self._enqueue(uow, ticket, OPERATOR_MEDIA, index=index)
+
+    async def _enqueue(self, uow: UnitOfWork, ticket: Ticket, kind: str, **payload: object) -> None:
+        now = self._clock.now()
+        await uow.outbox.add(
+            OutboxMessage(
+                kind=kind,
+                payload={"ticket_id": ticket.id, **payload},
+                created_at=now,
+                next_attempt_at=now,
+                ticket_id=ticket.id,
+            )
+        )
+
+    async def cancel(self, actor: Actor) -> Outcome:
+        """Cancels the draft in progress (submitted tickets are cancelled by operators)."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            if draft is None:
+                return Outcome(citizen, None, [Notice.NOTHING_TO_CANCEL])
+            draft.status = TicketStatus.CANCELLED
+            draft.step = None
+            draft.closed_at = draft.updated_at = self._clock.now()
+            await uow.tickets.update(draft)
+            await self._event(
+                uow, draft, "cancelled", from_status=TicketStatus.DRAFT,
+                to_status=TicketStatus.CANCELLED,
+            )  # fmt: skip
+            await uow.commit()
+        return Outcome(citizen, None, [Notice.CANCELLED])
+
+    async def abandon_idle_drafts(self) -> int:
+        """Closes drafts idle past the timeout; they stay visible to operators as abandoned."""
+        cutoff = self._clock.now() - self._policy.timeout
+        async with self._uow_factory() as uow:
+            drafts = await uow.tickets.idle_drafts(cutoff)
+            for draft in drafts:
+                draft.status = TicketStatus.ABANDONED
+                draft.step = None
+                draft.closed_at = draft.updated_at = self._clock.now()
+                await uow.tickets.update(draft)
+                await self._event(
+                    uow, draft, "abandoned", actor=SYSTEM, from_status=TicketStatus.DRAFT,
+                    to_status=TicketStatus.ABANDONED,
+                )  # fmt: skip
+                if draft.category is not None:
+                    await self._enqueue_card(uow, draft)
+                await self._enqueue(uow, draft, CITIZEN_NOTICE, notice="abandoned")
+            await uow.commit()
+        return len(drafts)
+
+    # -- after submit: the chat belongs to the open ticket --------------------------------
+
+    async def relay_from_citizen(
+        self,
+        actor: Actor,
+        kind: str,
+        message_id: int,
+        text: str | None,
+        file_id: str | None,
+    ) -> Outcome:
+        """Logs a citizen's message on their open ticket and queues it for the operators."""
+        now = self._clock.now()
+        async with self._uow_factory() as uow:
+            citizen = await self._citizen(uow, actor)
+            open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
+            if not open_tickets:
+                await uow.commit()
+                return Outcome(citizen, None, [Notice.NO_REPORT])
+            ticket = open_tickets[0]
+            recent = await uow.messages.count_from_citizen_since(
+                citizen.id or 0, now - timedelta(minutes=1)
+            )
+            if recent >= self._policy.flood_limit_per_minute:
+                await uow.commit()
+                return Outcome(citizen, ticket, [Notice.FLOODING], open_tickets=open_tickets)
+            await uow.messages.add(
+                RelayMessage(
+                    ticket_id=ticket.id or 0,
+                    direction=Direction.FROM_CITIZEN,
+                    at=now,
+                    kind=kind,
+                    text=clean_text(text, 4096) if text else None,
+                    file_id=file_id,
+                    telegram_chat_id=actor.chat_id,
+                    telegram_message_id=message_id,
+                )
+            )
+            await self._enqueue(
+                uow, ticket, OPERATOR_RELAY, from_chat_id=actor.chat_id, message_id=message_id,
+                kind=kind,
+            )  # fmt: skip
+            await uow.commit()
+        return Outcome(citizen, ticket, [Notice.RELAYED], open_tickets=open_tickets)
+
+    async def mark_blocked(self, telegram_id: int) -> None:
+        """Remembers that the citizen blocked the bot (their draft stays as it is)."""
+        async with self._uow_factory() as uow:
+            citizen = await uow.citizens.get_by_telegram_id(telegram_id)
+            if citizen is not None and not citizen.blocked_bot:
+                citizen.blocked_bot = True
+                citizen.updated_at = self._clock.now()
+                await uow.citizens.update(citizen)
+                await uow.commit()
+
+
+def normalise_phone(text: str) -> str | None:
+    """Return an Indonesian (or international) number as E.164, or None when invalid."""
+    raw = text.strip()
+    if not raw or len(raw) > 32:
+        return None
+    try:
+        number = phonenumbers.parse(raw, "ID")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))

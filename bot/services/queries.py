@@ -1,0 +1,37 @@
+"""Read-only views of tickets for the edges (operator cards, citizen status)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.domain.model import Citizen, Ticket
+from bot.services.ports import UnitOfWorkFactory
+
+
+@dataclass(frozen=True, slots=True)
+class TicketDetail:
+    """A ticket with its caller, as an operator card needs it."""
+
+    ticket: Ticket
+    citizen: Citizen | None
+
+
+class TicketQueries:
+    """Loads tickets for display; never changes anything."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    async def detail(self, ticket_id: int) -> TicketDetail | None:
+        """Return the ticket and its citizen, or None when it does not exist."""
+        async with self._uow_factory() as uow:
+            ticket = await uow.tickets.get(ticket_id)
+            if ticket is None:
+                return None
+            citizen = await uow.citizens.get(ticket.citizen_id)
+        return TicketDetail(ticket, citizen)
+
+    async def pending_deliveries(self) -> int:
+        """Return how many outbox deliveries are still owed."""
+        async with self._uow_factory() as uow:
+            return await uow.outbox.pending_count()

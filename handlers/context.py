@@ -1,0 +1,51 @@
+"""The typed callback context and the bits every handler needs to build service input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.services import Services
+from bot.services.intake import Actor
+from handlers.views import Views
+
+SERVICES_KEY = "services"
+VIEWS_KEY = "views"
+
+
+class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """A callback context that knows the application core and the views."""
+
+    @property
+    def services(self) -> Services:
+        """The services wired by the composition root."""
+        services: Services = self.bot_data[SERVICES_KEY]
+        return services
+
+    @property
+    def views(self) -> Views:
+        """The renderer of this deployment."""
+        views: Views = self.bot_data[VIEWS_KEY]
+        return views
+
+
+SiagaApplication = Application[
+    ExtBot[None], Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any
+]
+
+
+def actor_of(update: Update) -> Actor:
+    """Return the plain-data identity of whoever sent the update."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or chat is None:
+        raise ValueError("update without user or chat")
+    return Actor(
+        telegram_id=user.id,
+        chat_id=chat.id,
+        language_code=user.language_code,
+        username=user.username,
+        display_name=user.full_name,
+    )

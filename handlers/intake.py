@@ -1,0 +1,217 @@
+"""The citizen intake conversation, declared as one table of named states.
+
+The state lives in the database (the draft's ``step``), not in memory, so a restart — even
+``kill -9`` — resumes every citizen exactly where they were. ``/cancel`` works from every
+state; idle drafts are closed by a timer (see ``handlers.jobs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+
+from telegram import Message, Update
+
+from bot.domain.model import Category, CategoryGroup, IntakeStep, MediaKind
+from bot.services.intake import Actor, IntakeService, Notice, Outcome
+from handlers.context import Context, actor_of
+from handlers.render import answer, send
+
+
+class Input(StrEnum):
+    """What kind of message the citizen sent."""
+
+    TEXT = "text"
+    LOCATION = "location"
+    CONTACT = "contact"
+    MEDIA = "media"
+    OTHER = "other"
+
+
+MessageAction = Callable[[IntakeService, Actor, Message], Awaitable[Outcome]]
+ButtonAction = Callable[[IntakeService, Actor, int, str], Awaitable[Outcome]]
+
+
+def _media(message: Message) -> tuple[MediaKind, str] | None:
+    if message.photo:
+        return MediaKind.PHOTO, message.photo[-1].file_id
+    for kind, attachment in (
+        (MediaKind.VOICE, message.voice),
+        (MediaKind.VIDEO, message.video),
+        (MediaKind.AUDIO, message.audio),
+        (MediaKind.VIDEO, message.video_note),
+        (MediaKind.DOCUMENT, message.document),
+    ):
+        if attachment is not None:
+            return kind, attachment.file_id
+    return None
+
+
+def classify(message: Message) -> Input:
+    """Return the kind of input a message carries."""
+    if message.location is not None:
+        return Input.LOCATION
+    if message.contact is not None:
+        return Input.CONTACT
+    if _media(message) is not None:
+        return Input.MEDIA
+    if message.text:
+        return Input.TEXT
+    return Input.OTHER  # stickers, polls, dice, venues, games…
+
+
+async def _location(intake: IntakeService, actor: Actor, message: Message) -> Outcome:
+    loc = message.location
+    assert loc is not None  # noqa: S101 - guaranteed by classify()
+    return await intake.share_location(
+        actor, loc.latitude, loc.longitude, loc.horizontal_accuracy, loc.live_period
+    )
+
+
+async def _contact(intake: IntakeService, actor: Actor, message: Message) -> Outcome:
+    contact = message.contact
+    assert contact is not None  # noqa: S101 - guaranteed by classify()
+    name = " ".join(part for part in (contact.first_name, contact.last_name) if part)
+    return await intake.share_contact(actor, contact.phone_number, contact.user_id, name)
+
+
+async def _media_detail(intake: IntakeService, actor: Actor, message: Message) -> Outcome:
+    media = _media(message)
+    assert media is not None  # noqa: S101 - guaranteed by classify()
+    return await intake.add_media(actor, media[0], media[1], message.caption)
+
+
+def text_action(
+    method: Callable[[IntakeService, Actor, str], Awaitable[Outcome]],
+) -> MessageAction:
+    """Adapt a service method taking text to a message action."""
+
+    async def action(intake: IntakeService, actor: Actor, message: Message) -> Outcome:
+        return await method(intake, actor, message.text or "")
+
+    return action
+
+
+_ADDRESS = text_action(IntakeService.type_address)
+
+#: The conversation: for each named state, which kinds of message it takes.
+STATES: dict[IntakeStep, dict[Input, MessageAction]] = {
+    IntakeStep.CATEGORY: {},  # buttons only
+    IntakeStep.SUBCATEGORY: {},  # buttons only
+    IntakeStep.LOCATION: {Input.LOCATION: _location, Input.TEXT: _ADDRESS},
+    IntakeStep.INCIDENT_LOCATION: {Input.LOCATION: _location, Input.TEXT: _ADDRESS},
+    IntakeStep.LOCATION_CONFIRM: {Input.LOCATION: _location, Input.TEXT: _ADDRESS},
+    IntakeStep.PHONE: {Input.CONTACT: _contact, Input.TEXT: text_action(IntakeService.type_phone)},
+    IntakeStep.NAME: {Input.TEXT: text_action(IntakeService.type_name)},
+    IntakeStep.DETAILS: {
+        Input.TEXT: text_action(IntakeService.add_detail_text),
+        Input.MEDIA: _media_detail,
+    },
+    IntakeStep.CONFIRM: {},  # buttons only
+}
+
+#: The buttons of the conversation: ``i|<ticket id>|<action>[|<argument>]``.
+BUTTONS: dict[str, ButtonAction] = {
+    "grp": lambda s, a, t, arg: s.choose_group(a, t, CategoryGroup(arg)),
+    "cat": lambda s, a, t, arg: s.choose_category(a, t, Category(arg)),
+    "back": lambda s, a, t, _: s.back_to_groups(a, t),
+    "locok": lambda s, a, t, _: s.confirm_location(a, t),
+    "elsewhere": lambda s, a, t, _: s.location_elsewhere(a, t),
+    "locretry": lambda s, a, t, _: s.retry_location(a, t),
+    "note": lambda s, a, t, _: s.use_typed_description(a, t),
+    "me": lambda s, a, t, _: s.confirm_identity(a, t),
+    "name": lambda s, a, t, _: s.use_suggested_name(a, t),
+    "silent": lambda s, a, t, _: s.toggle_silent(a, t),
+    "persons": lambda s, a, t, arg: s.set_persons(a, t, arg),
+    "done": lambda s, a, t, _: s.details_done(a, t),
+    "edit": lambda s, a, t, arg: s.edit(a, t, arg),
+    "submit": lambda s, a, t, _: s.submit(a, t),
+}
+
+
+async def on_private_message(update: Update, context: Context) -> None:
+    """Routes a citizen's message to the step of their draft, or to their open ticket."""
+    message = update.effective_message
+    if message is None:
+        return
+    actor = actor_of(update)
+    intake = context.services.intake
+    state = await intake.greet(actor)
+    kind = classify(message)
+    if state.step is None:
+        if state.open_tickets:
+            await relay(update, context, actor, kind)
+            return
+        await send(context.bot, actor.chat_id, context.views.no_report(state.citizen))
+        return
+    action = STATES[state.step].get(kind)
+    if action is None:
+        state.notices.append(Notice.WRONG_INPUT)
+        outcome = state
+    else:
+        outcome = await action(intake, actor, message)
+    await send(context.bot, actor.chat_id, context.views.intake(outcome))
+    if Notice.SUBMITTED in outcome.notices:
+        context.services.outbox.wake()
+
+
+async def relay(update: Update, context: Context, actor: Actor, kind: Input) -> None:
+    """Hands a message of a citizen with an open ticket to the operators."""
+    message = update.effective_message
+    assert message is not None  # noqa: S101 - checked by the caller
+    media = _media(message)
+    outcome = await context.services.intake.relay_from_citizen(
+        actor,
+        kind=media[0].value if media else kind.value,
+        message_id=message.message_id,
+        text=message.text or message.caption,
+        file_id=media[1] if media else None,
+    )
+    context.services.outbox.wake()
+    await send(context.bot, actor.chat_id, context.views.intake(outcome))
+
+
+async def on_live_location(update: Update, context: Context) -> None:
+    """Applies a live-location update (an edited location message)."""
+    message = update.edited_message
+    if message is None or message.location is None:
+        return
+    loc = message.location
+    outcome = await context.services.intake.update_live_location(
+        actor_of(update), loc.latitude, loc.longitude, loc.horizontal_accuracy
+    )
+    if Notice.LOCATION_UPDATED in outcome.notices:
+        context.services.outbox.wake()
+
+
+async def on_intake_button(update: Update, context: Context) -> None:
+    """Applies a press on a button of the conversation (stale presses are refused politely)."""
+    query = update.callback_query
+    if query is None or query.data is None:
+        return
+    actor = actor_of(update)
+    intake = context.services.intake
+    parts = query.data.split("|")
+    action = BUTTONS.get(parts[2]) if len(parts) >= 3 and parts[1].isdigit() else None
+    if parts[2:3] == ["cancel"] and parts[1].isdigit():
+        outcome = await intake.cancel(actor)
+    elif parts[2:3] == ["notme"] and parts[1].isdigit():
+        outcome = await intake.greet(actor)
+        await answer(query, context.views.intake(outcome))
+        screen = context.views.intake(outcome, change_identity=True)
+        await send(context.bot, actor.chat_id, screen)
+        return
+    elif action is None:
+        outcome = await intake.greet(actor)
+        outcome.notices.append(Notice.STALE_BUTTON)
+    else:
+        try:
+            outcome = await action(intake, actor, int(parts[1]), parts[3] if len(parts) > 3 else "")
+        except ValueError:  # an argument that is not one of ours: an old or forged button
+            outcome = await intake.greet(actor)
+            outcome.notices.append(Notice.STALE_BUTTON)
+    screen = context.views.intake(outcome)
+    await answer(query, screen)
+    await send(context.bot, actor.chat_id, screen)
+    if Notice.SUBMITTED in outcome.notices:
+        context.services.outbox.wake()

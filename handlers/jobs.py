@@ -1,0 +1,17 @@
+"""Timers: idle drafts are closed (and kept for the operators as abandoned)."""
+
+from __future__ import annotations
+
+import logging
+
+from handlers.context import Context
+
+log = logging.getLogger(__name__)
+
+
+async def close_idle_drafts(context: Context) -> None:
+    """Closes drafts idle past the timeout and wakes the outbox for the notices."""
+    closed = await context.services.intake.abandon_idle_drafts()
+    if closed:
+        log.info("closed %d idle drafts", closed)
+        context.services.outbox.wake()

@@ -1,0 +1,730 @@
+"""Everything a citizen or an operator reads: texts (through gettext) and keyboards.
+
+Every user-supplied string is escaped here before it goes into HTML. Callback data are stable
+ASCII codes ``i|<ticket id>|<action>[|<arg>]`` (``m|<action>`` for the menu), never labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from html import escape
+from zoneinfo import ZoneInfo
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
+
+from bot.config import Settings
+from bot.domain.model import (
+    CATEGORY_GROUPS,
+    Category,
+    CategoryGroup,
+    Citizen,
+    IntakeStep,
+    Location,
+    LocationSource,
+    Ticket,
+    TicketStatus,
+)
+from bot.domain.rules import MAX_MEDIA
+from bot.i18n import N_, Translate, gettext_for
+from bot.services.intake import Notice, Outcome
+
+ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A text message to send."""
+
+    text: str
+    markup: ReplyMarkup | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Venue:
+    """A pin with a title and address to send (``send_venue``)."""
+
+    lat: float
+    lon: float
+    title: str
+    address: str
+    markup: InlineKeyboardMarkup | None = None
+
+
+Reply = Text | Venue
+
+
+@dataclass(slots=True)
+class Screen:
+    """What to send for one outcome, in order."""
+
+    replies: list[Reply] = field(default_factory=list)
+    alert: str | None = None  # shown as the callback-query answer
+
+
+GROUP_LABELS: dict[CategoryGroup, str] = {
+    CategoryGroup.MEDICAL: N_("🚑 Medical emergency / ambulance"),
+    CategoryGroup.FIRE: N_("🔥 Fire"),
+    CategoryGroup.ACCIDENT: N_("🚗 Traffic accident"),
+    CategoryGroup.CRIME: N_("🚨 Crime or violence"),
+    CategoryGroup.DISASTER: N_("🌊 Flood, landslide, fallen tree, rescue"),
+    CategoryGroup.UTILITY: N_("⚡ Electricity, water, animals"),
+    CategoryGroup.SOCIAL: N_("🧍 Social emergency"),
+    CategoryGroup.OTHER: N_("❓ Something else"),
+}
+
+CATEGORY_LABELS: dict[Category, str] = {
+    Category.MED: N_("🚑 Medical emergency / ambulance"),
+    Category.FIRE: N_("🔥 Fire"),
+    Category.TRAF: N_("🚗 Traffic accident"),
+    Category.CRIME: N_("🚨 Crime (theft, robbery, assault)"),
+    Category.KDRT: N_("🏠 Domestic violence, violence against women or children"),
+    Category.ORDER: N_("👥 Public order or social conflict"),
+    Category.FLOOD: N_("🌊 Flood, tidal flood, broken embankment"),
+    Category.SLIDE: N_("⛰️ Landslide, collapsed wall or house"),
+    Category.TREE: N_("🌳 Fallen tree or whirlwind"),
+    Category.SAR: N_("🛟 Search and rescue (drowning, trapped)"),
+    Category.UTIL: N_("⚡ Electricity or water (transformer, cable, pipe)"),
+    Category.ANIMAL: N_("🐍 Animal evacuation (snake, bees, wild animal)"),
+    Category.SOCIAL: N_("🧍 Social emergency (neglected person, body found)"),
+    Category.OTHER: N_("❓ Something else / information"),
+}
+
+STATUS_LABELS: dict[TicketStatus, str] = {
+    TicketStatus.DRAFT: N_("being written"),
+    TicketStatus.SUBMITTED: N_("received, waiting for an operator"),
+    TicketStatus.CLAIMED: N_("an operator is handling it"),
+    TicketStatus.DISPATCHED: N_("passed to the responsible service"),
+    TicketStatus.ACKNOWLEDGED: N_("accepted by the responsible service"),
+    TicketStatus.EN_ROUTE: N_("help is on the way"),
+    TicketStatus.ON_SCENE: N_("help has arrived"),
+    TicketStatus.RESOLVED: N_("resolved"),
+    TicketStatus.CLOSED: N_("closed"),
+    TicketStatus.CANCELLED: N_("cancelled"),
+    TicketStatus.ABANDONED: N_("not sent (no answer)"),
+}
+
+PERSONS_LABELS = {"1": "👤 1", "2-5": "👥 2–5", "6+": "👥 6+", "unknown": N_("❔ Not sure")}
+
+
+class Views:
+    """Renders outcomes for one deployment (emergency number, time zone)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.phone = settings.emergency_phone
+        self.zone: ZoneInfo = settings.timezone
+        self.timeout_minutes = settings.intake_timeout_minutes
+        self.operator_language = settings.default_language
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def local_time(self, moment: datetime) -> str:
+        """Return ``27-11-2026 14:05 WIB`` in the display time zone."""
+        local = moment.astimezone(self.zone)
+        return f"{local:%d-%m-%Y %H:%M} {local.tzname()}"
+
+    def fallback(self, _: Translate) -> str:
+        """The voice fallback line every terminal message carries."""
+        return _("☎️ In a life-threatening emergency, call <b>{phone}</b>.").format(
+            phone=escape(self.phone)
+        )
+
+    @staticmethod
+    def _button(text: str, data: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(text, callback_data=data)
+
+    # -- menu, welcome, language, status ------------------------------------------------
+
+    def menu(self, _: Translate) -> InlineKeyboardMarkup:
+        """The main menu."""
+        return InlineKeyboardMarkup(
+            [
+                [self._button(_("🆘 Report an emergency"), "m|report")],
+                [
+                    self._button(_("📋 My reports"), "m|status"),
+                    self._button(_("📢 Advisories"), "m|advisories"),
+                ],
+                [self._button(_("🌐 Language"), "m|language")],
+            ]
+        )
+
+    def welcome(self, citizen: Citizen) -> Screen:
+        """The /start greeting with the privacy notice and the menu."""
+        _ = gettext_for(citizen.language)
+        text = "\n\n".join(
+            [
+                _("🆘 <b>Siaga112 — Call Center 112 Kota Semarang</b>"),
+                _(
+                    "Report an emergency here by chat: what happened, where, and who you are. "
+                    "An operator of Call Center 112 reads every report and sends the right "
+                    "service."
+                ),
+                _("☎️ If a life is in danger, also call <b>{phone}</b> now.").format(
+                    phone=escape(self.phone)
+                ),
+                _(
+                    "🔒 <i>Privacy: we store your name, phone number, location and what you "
+                    "send here only to handle your reports. Only call-center operators and the "
+                    "services that help you see them. They are kept as the call center's "
+                    "records under the rules of Kota Semarang, and never used for anything "
+                    "else.</i>"
+                ),
+            ]
+        )
+        return Screen([Text(text, self.menu(_))])
+
+    def language_menu(self, citizen: Citizen) -> Screen:
+        """Offers the two languages."""
+        _ = gettext_for(citizen.language)
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    self._button("🇮🇩 Bahasa Indonesia", "m|lang|id"),
+                    self._button("🇬🇧 English", "m|lang|en"),
+                ]
+            ]
+        )
+        return Screen([Text(_("🌐 Choose your language:"), markup)])
+
+    def language_set(self, citizen: Citizen) -> Screen:
+        """Confirms the language switch in the new language."""
+        _ = gettext_for(citizen.language)
+        return Screen([Text(_("✅ I will talk to you in English."), self.menu(_))])
+
+    def advisories(self, citizen: Citizen) -> Screen:
+        """Explains advisories (broadcasts arrive in this chat)."""
+        _ = gettext_for(citizen.language)
+        text = _(
+            "📢 Warnings and advisories of Kota Semarang (floods, storms, landslides) are sent "
+            "to you in this chat when there are any."
+        )
+        return Screen([Text(text + "\n\n" + self.fallback(_), self.menu(_))])
+
+    def status(self, outcome: Outcome) -> Screen:
+        """Lists the citizen's latest reports with their status."""
+        _ = gettext_for(outcome.citizen.language)
+        lines = [_("📋 <b>Your reports</b>")]
+        if outcome.ticket is not None and outcome.ticket.is_draft:
+            lines.append(_("✏️ A report is being written — tap «Report an emergency» to go on."))
+        if not outcome.open_tickets:
+            lines.append(_("You have not sent any report yet."))
+        for ticket in outcome.open_tickets:
+            category = _(CATEGORY_LABELS[ticket.category]) if ticket.category else "—"
+            lines.append(
+                _("• <b>{ref}</b> · {category}\n   {status} · {time}").format(
+                    ref=escape(ticket.ref or "—"),
+                    category=category,
+                    status=_(STATUS_LABELS[ticket.status]),
+                    time=self.local_time(ticket.submitted_at or ticket.created_at),
+                )
+            )
+        lines.append(self.fallback(_))
+        return Screen([Text("\n".join(lines), self.menu(_))])
+
+    def no_report(self, citizen: Citizen) -> Screen:
+        """Answers a message when there is neither a draft nor an open ticket."""
+        _ = gettext_for(citizen.language)
+        text = _("You have no report in progress. Tap «🆘 Report an emergency» to start one.")
+        return Screen([Text(text + "\n\n" + self.fallback(_), self.menu(_))])
+
+    # -- the intake ---------------------------------------------------------------------
+
+    def intake(self, outcome: Outcome, *, change_identity: bool = False) -> Screen:
+        """Renders the notices of an outcome followed by the prompt of the current step."""
+        citizen, ticket = outcome.citizen, outcome.ticket
+        _ = gettext_for(citizen.language)
+        screen = Screen()
+        for notice in outcome.notices:
+            self._notice(screen, notice, outcome, _)
+        if Notice.SUBMITTED in outcome.notices or Notice.CANCELLED in outcome.notices:
+            return screen
+        if Notice.TOO_MANY_OPEN in outcome.notices or ticket is None or not ticket.is_draft:
+            if not screen.replies:
+                fallback = self.no_report(citizen)
+                fallback.alert = screen.alert
+                return fallback
+            return screen
+        screen.replies.extend(self._prompt(ticket, outcome, _, change_identity=change_identity))
+        return screen
+
+    def _notice(self, screen: Screen, notice: Notice, outcome: Outcome, _: Translate) -> None:
+        texts: dict[Notice, str] = {
+            Notice.RESUMED: _("You have a report in progress. Let's continue where you left off."),
+            Notice.WRONG_INPUT: _("Sorry, I cannot use that here."),
+            Notice.OUTSIDE_CITY: _(
+                "📍 That place is outside Kota Semarang; Siaga112 serves Kota Semarang only. "
+                "For an emergency elsewhere in Indonesia, call <b>{phone}</b> — it works "
+                "everywhere. If the emergency is in Semarang, type its address or a landmark."
+            ).format(phone=escape(self.phone)),
+            Notice.ADDRESS_NOT_FOUND: _(
+                "🔎 I could not find «{text}» on the map of Kota Semarang. Try a street with its "
+                "kelurahan (e.g. «Jl. Pemuda, Sekayu»), a well-known landmark, or share your "
+                "location. Or continue with your description as it is; an operator will ask "
+                "you for more."
+            ).format(text=escape(outcome.suggestion or "")),
+            Notice.APPROXIMATE: _(
+                "ℹ️ I only found the area, not the exact place: the pin is the centre of the "
+                "kelurahan. Confirm it if that is right, or type a street or landmark."
+            ),
+            Notice.CONTACT_NOT_YOURS: _(
+                "That is someone else's contact. Tap «📱 Share my phone number» to share your "
+                "own, or type the number the operator should call."
+            ),
+            Notice.INVALID_PHONE: _(
+                "That does not look like a phone number. Type it like 0812 3456 7890 or "
+                "+62 812 3456 7890, or tap «📱 Share my phone number»."
+            ),
+            Notice.INVALID_NAME: _("Please type your name (2 to 80 characters, with letters)."),
+            Notice.DETAIL_ADDED: _("✅ Added to your report."),
+            Notice.DETAILS_FULL: _(
+                "Your description has reached its maximum length and was shortened. You can "
+                "still send photos or voice notes."
+            ),
+            Notice.MEDIA_FULL: _("You have attached the maximum of {count} files.").format(
+                count=MAX_MEDIA
+            ),
+            Notice.TOO_MANY_OPEN: _(
+                "You already have {count} open reports ({refs}). The operators are working on "
+                "them: write here and your message reaches them. If this is a new emergency, "
+                "call <b>{phone}</b> now."
+            ).format(
+                count=len(outcome.open_tickets),
+                refs=", ".join(escape(t.ref or "—") for t in outcome.open_tickets),
+                phone=escape(self.phone),
+            ),
+            Notice.FLOODING: _(
+                "You are sending messages very fast; please wait a minute before the next "
+                "one. If it is urgent, call <b>{phone}</b>."
+            ).format(phone=escape(self.phone)),
+            Notice.CANCELLED: _(
+                "Your report was cancelled; nothing was sent to the operators. Tap «🆘 Report "
+                "an emergency» to start again."
+            ),
+            Notice.NOTHING_TO_CANCEL: _("There is no report in progress to cancel."),
+            Notice.NO_REPORT: "",
+            Notice.STALE_BUTTON: "",
+            Notice.LOCATION_UPDATED: "",
+            Notice.RELAYED: "",
+        }
+        if notice is Notice.SUBMITTED and outcome.ticket is not None:
+            screen.replies.append(self._submitted(outcome.ticket, _))
+            return
+        if notice is Notice.RELAYED and outcome.ticket is not None:
+            text = _("✓ Sent to the operator (report {ref}).").format(
+                ref=escape(outcome.ticket.ref or "")
+            )
+            screen.replies.append(Text(text))
+            return
+        if notice is Notice.STALE_BUTTON:
+            screen.alert = _("This button is no longer active.")
+            return
+        text = texts[notice]
+        if not text:
+            return
+        if notice is Notice.CANCELLED or notice is Notice.NOTHING_TO_CANCEL:
+            text = f"{text}\n\n{self.fallback(_)}"
+            screen.replies.append(Text(text, ReplyKeyboardRemove()))
+            screen.replies.append(Text(_("What would you like to do?"), self.menu(_)))
+            return
+        markup: ReplyMarkup | None = None
+        if notice is Notice.ADDRESS_NOT_FOUND or notice is Notice.OUTSIDE_CITY:
+            ticket = outcome.ticket
+            if ticket is not None and ticket.unresolved_address:
+                markup = InlineKeyboardMarkup(
+                    [[self._button(_("➡️ Continue with this description"), f"i|{ticket.id}|note")]]
+                )
+        screen.replies.append(Text(text, markup))
+
+    def _submitted(self, ticket: Ticket, _: Translate) -> Text:
+        lines = [
+            _("✅ Your report <b>{ref}</b> was received at {time}.").format(
+                ref=escape(ticket.ref or ""),
+                time=self.local_time(ticket.submitted_at or ticket.created_at),
+            ),
+            _(
+                "<b>What happens next:</b> an operator of Call Center 112 reads it now and "
+                "sends the responsible service. The operator may write to you here or call "
+                "you. You will see every step of your report in this chat."
+            ),
+        ]
+        if ticket.silent:
+            lines.append(_("🤫 Silent mode is on: the operator will contact you by chat only."))
+        lines.append(_("Anything you send here now goes straight to the operator."))
+        lines.append(self.fallback(_))
+        return Text("\n\n".join(lines), ReplyKeyboardRemove())
+
+    def _prompt(
+        self, ticket: Ticket, outcome: Outcome, _: Translate, *, change_identity: bool
+    ) -> list[Reply]:
+        step = ticket.step
+        tid = ticket.id
+        cancel = self._button(_("✖️ Cancel report"), f"i|{tid}|cancel")
+        if step is IntakeStep.CATEGORY:
+            rows = [
+                [self._button(_(GROUP_LABELS[group]), f"i|{tid}|grp|{group.value}")]
+                for group in CategoryGroup
+            ]
+            text = _("🆘 <b>What happened?</b> Tap one:")
+            return [Text(text, InlineKeyboardMarkup([*rows, [cancel]]))]
+        if step is IntakeStep.SUBCATEGORY and ticket.category_group is not None:
+            rows = [
+                [self._button(_(CATEGORY_LABELS[c]), f"i|{tid}|cat|{c.value}")]
+                for c in CATEGORY_GROUPS[ticket.category_group]
+            ]
+            back = self._button(_("⬅️ Back"), f"i|{tid}|back")
+            text = _("Which one fits best?")
+            return [Text(text, InlineKeyboardMarkup([*rows, [back, cancel]]))]
+        if step is IntakeStep.LOCATION:
+            text = _(
+                "📍 <b>Where is the emergency?</b>\nTap «📍 Share my location» below, or type "
+                "the address or a landmark (e.g. «Jl. Pandanaran 10» or «Simpang Lima»)."
+            )
+            keyboard = ReplyKeyboardMarkup(
+                [[KeyboardButton(_("📍 Share my location"), request_location=True)]],
+                resize_keyboard=True,
+                one_time_keyboard=True,
+                input_field_placeholder=_("Address or landmark"),
+            )
+            return [Text(text + "\n" + _("Send /cancel to stop."), keyboard)]
+        if step is IntakeStep.INCIDENT_LOCATION:
+            text = _(
+                "📍 <b>Where is the emergency itself?</b>\nType its address or a landmark, or "
+                "send a pin of that place (📎 → Location)."
+            )
+            return [Text(text, ReplyKeyboardRemove())]
+        if step is IntakeStep.LOCATION_CONFIRM and ticket.pending_location is not None:
+            return self._confirm_location(ticket, ticket.pending_location, _)
+        if step is IntakeStep.PHONE:
+            return self._phone_prompt(outcome, _, change_identity=change_identity)
+        if step is IntakeStep.NAME:
+            text = _("👤 <b>What is your name?</b> Type it.")
+            rows = []
+            if outcome.suggestion:
+                text = _("👤 <b>What is your name?</b> Tap to use «{name}», or type it.").format(
+                    name=escape(outcome.suggestion)
+                )
+                rows.append([self._button(f"✅ {outcome.suggestion[:40]}", f"i|{tid}|name")])
+            return [
+                Text(_("Thank you."), ReplyKeyboardRemove()),
+                Text(text, InlineKeyboardMarkup([*rows, [cancel]])),
+            ]
+        if step is IntakeStep.DETAILS:
+            return [Text(self._details_text(ticket, _), self._details_keyboard(ticket, _))]
+        if step is IntakeStep.CONFIRM:
+            return [Text(self.summary(ticket, _), self._confirm_keyboard(ticket, _))]
+        return [
+            Text(_("Sorry, I lost track. Tap «🆘 Report an emergency» to go on."), self.menu(_))
+        ]
+
+    def _confirm_location(self, ticket: Ticket, location: Location, _: Translate) -> list[Reply]:
+        tid = ticket.id
+        area = location.area
+        title = (
+            _("Kelurahan {kelurahan}, Kecamatan {kecamatan}").format(
+                kelurahan=area.kelurahan_name, kecamatan=area.kecamatan_name
+            )
+            if area
+            else _("Kota Semarang")
+        )
+        address = location.display_address or location.address_text or title
+        if location.source in (LocationSource.GPS, LocationSource.LIVE):
+            rows = [
+                [self._button(_("✅ The emergency is here"), f"i|{tid}|locok")],
+                [self._button(_("📍 It is somewhere else"), f"i|{tid}|elsewhere")],
+            ]
+            question = _("📍 Location received. Is the emergency at this place?")
+        else:
+            rows = [
+                [self._button(_("✅ Yes, this is the place"), f"i|{tid}|locok")],
+                [self._button(_("✏️ No, let me correct it"), f"i|{tid}|locretry")],
+            ]
+            question = _("📍 Is this the place of the emergency?")
+        return [
+            Text(question, ReplyKeyboardRemove()),
+            Venue(
+                location.lat, location.lon, title[:100], address[:200], InlineKeyboardMarkup(rows)
+            ),
+        ]
+
+    def _phone_prompt(
+        self, outcome: Outcome, _: Translate, *, change_identity: bool
+    ) -> list[Reply]:
+        citizen, ticket = outcome.citizen, outcome.ticket
+        tid = ticket.id if ticket else 0
+        if citizen.phone_e164 and citizen.name and not change_identity:
+            verified = _("verified") if citizen.phone_verified else _("not verified")
+            text = _("👤 <b>Are you still {name}</b>, phone {phone} ({verified})?").format(
+                name=escape(citizen.name), phone=escape(citizen.phone_e164), verified=verified
+            )
+            markup = InlineKeyboardMarkup(
+                [
+                    [self._button(_("✅ Yes, that's me"), f"i|{tid}|me")],
+                    [self._button(_("✏️ Change name or number"), f"i|{tid}|notme")],
+                ]
+            )
+            return [Text(text, markup)]
+        text = _(
+            "📱 <b>Who are you?</b> Tap «📱 Share my phone number» below so the operator can "
+            "call you back. You can also type your number (it will be marked as not verified)."
+        )
+        keyboard = ReplyKeyboardMarkup(
+            [[KeyboardButton(_("📱 Share my phone number"), request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+            input_field_placeholder=_("Phone number"),
+        )
+        return [Text(text + "\n" + _("Send /cancel to stop."), keyboard)]
+
+    def _details_text(self, ticket: Ticket, _: Translate) -> str:
+        text = _(
+            "📝 <b>Anything else the operator should know?</b> (optional)\nSend a short "
+            "description, a photo or a voice note — as many as you like — then tap «Done»."
+        )
+        if ticket.silent:
+            text += "\n" + _("🤫 Silent mode is on: the operator will contact you by chat only.")
+        return text
+
+    def _details_keyboard(self, ticket: Ticket, _: Translate) -> InlineKeyboardMarkup:
+        tid = ticket.id
+        silent = (
+            _("🤫 I cannot speak safely: ON") if ticket.silent else _("🤫 I cannot speak safely")
+        )
+        persons = [
+            self._button(
+                ("• " if ticket.persons_affected == key else "") + _(label),
+                f"i|{tid}|persons|{key}",
+            )
+            for key, label in PERSONS_LABELS.items()
+        ]
+        return InlineKeyboardMarkup(
+            [
+                [self._button(silent, f"i|{tid}|silent")],
+                persons,
+                [self._button(_("➡️ Done"), f"i|{tid}|done")],
+            ]
+        )
+
+    def _confirm_keyboard(self, ticket: Ticket, _: Translate) -> InlineKeyboardMarkup:
+        tid = ticket.id
+        return InlineKeyboardMarkup(
+            [
+                [self._button(_("📨 Send report"), f"i|{tid}|submit")],
+                [
+                    self._button(_("✏️ Type"), f"i|{tid}|edit|category"),
+                    self._button(_("✏️ Place"), f"i|{tid}|edit|location"),
+                ],
+                [
+                    self._button(_("✏️ Name/phone"), f"i|{tid}|edit|identity"),
+                    self._button(_("✏️ Details"), f"i|{tid}|edit|details"),
+                ],
+                [self._button(_("✖️ Cancel report"), f"i|{tid}|cancel")],
+            ]
+        )
+
+    def summary(self, ticket: Ticket, _: Translate) -> str:
+        """The citizen's summary before sending."""
+        lines = [_("📋 <b>Please check your report</b>")]
+        if ticket.category:
+            lines.append(
+                _("<b>What:</b> {category}").format(category=_(CATEGORY_LABELS[ticket.category]))
+            )
+        lines.append(_("<b>Where:</b> {place}").format(place=self._place(ticket, _)))
+        phone_state = _("verified") if ticket.caller_phone_verified else _("not verified")
+        lines.append(
+            _("<b>Who:</b> {name}, {phone} ({verified})").format(
+                name=escape(ticket.caller_name or "—"),
+                phone=escape(ticket.caller_phone_e164 or "—"),
+                verified=phone_state,
+            )
+        )
+        if ticket.persons_affected:
+            lines.append(
+                _("<b>People affected:</b> {persons}").format(
+                    persons=_(PERSONS_LABELS[ticket.persons_affected])
+                )
+            )
+        if ticket.details:
+            lines.append(
+                _("<b>Details:</b> {details}").format(details=escape(_cut(ticket.details, 1500)))
+            )
+        if ticket.media:
+            lines.append(_("<b>Attachments:</b> {count}").format(count=len(ticket.media)))
+        if ticket.silent:
+            lines.append(_("🤫 Silent mode is on: the operator will contact you by chat only."))
+        lines.append("")
+        lines.append(_("Send it to Call Center 112?"))
+        return "\n".join(lines)  # every part is bounded, so the whole stays < 4096
+
+    def _place(self, ticket: Ticket, _: Translate) -> str:
+        location = ticket.incident_location
+        if location is None:
+            return escape(_cut(ticket.location_note or "—", 300))
+        parts = [escape(_cut(location.display_address or location.address_text or "", 200))]
+        if location.area is not None:
+            parts.append(
+                _("Kel. {kelurahan}, Kec. {kecamatan}").format(
+                    kelurahan=escape(location.area.kelurahan_name),
+                    kecamatan=escape(location.area.kecamatan_name),
+                )
+            )
+        if location.source is LocationSource.CENTROID:
+            parts.append(_("(approximate)"))
+        return " · ".join(p for p in parts if p)
+
+    # -- after submit and system notices ------------------------------------------------
+
+    def abandoned(self, citizen: Citizen) -> Text:
+        """Tells a citizen their idle draft was closed."""
+        _ = gettext_for(citizen.language)
+        text = _(
+            "⌛ Your report was closed because there was no answer for {minutes} minutes. "
+            "What you had entered was kept for the operators. Tap «🆘 Report an emergency» to "
+            "report again."
+        ).format(minutes=self.timeout_minutes)
+        return Text(text + "\n\n" + self.fallback(_), self.menu(_))
+
+    def error(self, language: str, reference: str) -> Text:
+        """Tells the citizen something broke, with a reference and the voice number."""
+        _ = gettext_for(language)
+        text = _(
+            "⚠️ Sorry, something went wrong on our side (reference {reference}). What you "
+            "sent so far is saved; please try again in a moment."
+        ).format(reference=escape(reference))
+        return Text(text + "\n\n" + self.fallback(_))
+
+    # -- operators ----------------------------------------------------------------------
+
+    def operator_card(self, ticket: Ticket, citizen: Citizen | None) -> str:
+        """The ticket card for the operators' chat (operators read the default language)."""
+        _ = gettext_for(self.operator_language)
+        if ticket.status is TicketStatus.ABANDONED:
+            head = _("⌛ <b>ABANDONED DRAFT</b> (not sent by the citizen) · {time}").format(
+                time=self.local_time(ticket.created_at)
+            )
+        else:
+            head = _("🆘 <b>NEW REPORT {ref}</b> · {time}").format(
+                ref=escape(ticket.ref or ""),
+                time=self.local_time(ticket.submitted_at or ticket.created_at),
+            )
+        lines = [head]
+        if ticket.silent:
+            lines.append(
+                _("🤫 <b>SILENT MODE — the caller cannot speak safely. Do NOT call; chat only.</b>")
+            )
+        if ticket.caller_phone_e164 and not ticket.caller_phone_verified:
+            lines.append(_("⚠️ <b>Phone number NOT verified</b> (typed by the caller)"))
+        category = (
+            f"{_(CATEGORY_LABELS[ticket.category])} ({ticket.category.value})"
+            if ticket.category
+            else "—"
+        )
+        lines.append(
+            _("<b>Type:</b> {category} · priority {priority}").format(
+                category=category, priority=ticket.priority
+            )
+        )
+        username = f" @{escape(citizen.username)}" if citizen and citizen.username else ""
+        telegram_id = citizen.telegram_id if citizen else "—"
+        lines.append(
+            _(
+                "<b>Caller:</b> {name} · Telegram {telegram_id}{username} · language {language}"
+            ).format(
+                name=escape(ticket.caller_name or "—"),
+                telegram_id=telegram_id,
+                username=username,
+                language=escape(ticket.language),
+            )
+        )
+        if ticket.caller_phone_e164:
+            state = _("verified") if ticket.caller_phone_verified else _("not verified")
+            lines.append(
+                _("<b>Phone:</b> {phone} ({verified})").format(
+                    phone=escape(ticket.caller_phone_e164), verified=state
+                )
+            )
+        lines.extend(self._operator_location(_("<b>Incident:</b>"), ticket.incident_location, _))
+        if ticket.location_note:
+            lines.append(
+                _("<b>Place as described (not on the map):</b> {text}").format(
+                    text=escape(ticket.location_note)
+                )
+            )
+        if ticket.reporter_location is not None and (
+            ticket.location_elsewhere or ticket.incident_location is None
+        ):
+            lines.extend(
+                self._operator_location(_("<b>Caller is at:</b>"), ticket.reporter_location, _)
+            )
+        if ticket.persons_affected:
+            lines.append(
+                _("<b>People affected:</b> {persons}").format(
+                    persons=_(PERSONS_LABELS[ticket.persons_affected])
+                )
+            )
+        if ticket.details:
+            lines.append(
+                _("<b>Details:</b> {details}").format(details=escape(_cut(ticket.details, 2500)))
+            )
+        if ticket.media:
+            lines.append(
+                _("<b>Attachments:</b> {count} (follow below)").format(count=len(ticket.media))
+            )
+        return "\n".join(lines)  # every part is bounded, so the whole stays < 4096
+
+    def _operator_location(self, label: str, location: Location | None, _: Translate) -> list[str]:
+        if location is None:
+            return []
+        lines = [
+            f"{label} {escape(_cut(location.display_address or location.address_text or '', 300))}"
+        ]
+        area = location.area
+        if area is not None:
+            where = _("Kel. {kelurahan} ({kel_code}), Kec. {kecamatan} ({kec_code})").format(
+                kelurahan=escape(area.kelurahan_name),
+                kel_code=escape(area.kelurahan_code),
+                kecamatan=escape(area.kecamatan_name),
+                kec_code=escape(area.kecamatan_code),
+            )
+            if not area.inside:
+                where += " " + _("(nearest, {distance} m)").format(distance=round(area.distance_m))
+            lines.append("   " + where)
+        accuracy = (
+            f"±{round(location.accuracy_m)} m" if location.accuracy_m else _("accuracy unknown")
+        )
+        lines.append(
+            "   "
+            + _("{lat:.6f}, {lon:.6f} · {accuracy} · source {source} · {time}").format(
+                lat=location.lat,
+                lon=location.lon,
+                accuracy=accuracy,
+                source=location.source.value,
+                time=self.local_time(location.captured_at),
+            )
+        )
+        if location.address_text and location.display_address:
+            lines.append(
+                "   " + _("typed: «{text}»").format(text=escape(_cut(location.address_text, 300)))
+            )
+        return lines
+
+    def operator_relay_header(self, ticket: Ticket) -> str:
+        """The line that introduces a citizen's message in the operators' chat."""
+        _ = gettext_for(self.operator_language)
+        return _("💬 <b>{ref}</b> · {name}:").format(
+            ref=escape(ticket.ref or ""), name=escape(ticket.caller_name or "—")
+        )
+
+    def operator_location_update(self, ticket: Ticket) -> str:
+        """Announces a live-location update of a ticket."""
+        _ = gettext_for(self.operator_language)
+        return _("📍 <b>{ref}</b>: live location updated.").format(ref=escape(ticket.ref or ""))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
