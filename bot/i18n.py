@@ -55,7 +55,21 @@ def _refresh_catalogs() -> None:  # pragma: no cover - maintainer tool
         command = "update" if po.exists() else "init"
         cli.run(["pybabel", command, "-D", DOMAIN, "-i", str(pot), "-d", str(LOCALES_DIR),
                  "-l", language, "--no-wrap"])  # fmt: skip
+    _english_is_the_source(LOCALES_DIR / "en" / "LC_MESSAGES" / f"{DOMAIN}.po")
     cli.run(["pybabel", "compile", "-D", DOMAIN, "-d", str(LOCALES_DIR), "--statistics"])
+
+
+def _english_is_the_source(po: Path) -> None:  # pragma: no cover - maintainer tool
+    """Fills untranslated English entries with their (English) message id."""
+    from babel.messages.pofile import read_po, write_po  # noqa: PLC0415 - maintainer-only
+
+    with po.open("rb") as handle:
+        catalog = read_po(handle)
+    for message in catalog:
+        if message.id and not message.string:
+            message.string = message.id
+    with po.open("wb") as handle:
+        write_po(handle, catalog, width=0)
 
 
 def N_(message: str) -> str:

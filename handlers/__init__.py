@@ -39,12 +39,12 @@ def register(application: SiagaApplication) -> None:
     application.add_handler(
         MessageHandler(
             PRIVATE & filters.UpdateType.EDITED_MESSAGE & filters.LOCATION, intake.on_live_location
-        )  # fmt: skip
+        )
     )
     # Everything else a citizen sends: the draft's current step, or their open ticket.
     application.add_handler(
         MessageHandler(
             PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND, intake.on_private_message
-        )  # fmt: skip
+        )
     )
     application.add_error_handler(common.on_error)

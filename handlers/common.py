@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 
@@ -126,10 +127,8 @@ async def on_error(update: object, context: Context) -> None:
         log.warning("could not tell the citizen about error %s: %s", reference,
                     type(exc).__name__)  # fmt: skip
     if update.callback_query is not None:
-        try:
+        with contextlib.suppress(Exception):  # an unanswered spinner is the lesser evil
             await update.callback_query.answer()
-        except Exception:  # noqa: S110 - an unanswered spinner is the lesser evil
-            pass
 
 
 async def _mark_blocked(context: Context, telegram_id: int) -> None:
