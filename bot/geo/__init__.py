@@ -1,0 +1,52 @@
+"""Geocoding for the intake and the operators: Nominatim (via geopy) plus an offline gazetteer.
+
+The composition root calls::
+
+    build_geocoder(
+        mode: str,                         # GEOCODER: "nominatim" | "offline"
+        *,
+        nominatim_url: str = PUBLIC_NOMINATIM_URL,   # NOMINATIM_URL
+        user_agent: str | None = None,     # NOMINATIM_USER_AGENT (required for "nominatim")
+        timeout: float = 5.0,              # seconds per request (and max rate-limit queueing)
+        min_interval: float = 1.0,         # seconds between requests (>= 1 on the public server)
+        clock: Clock,                      # dates cache entries (bot.services.clock.SystemClock)
+        cache: GeocodeCache | None = None, # the durable cache from storage/ (None: in memory)
+        cache_ttl: timedelta = 7 days,
+        failure_cooldown: float = 30.0,    # seconds Nominatim is left alone after a failure
+        monotonic=time.monotonic, sleep=asyncio.sleep,  # rate limiter time (tests: fakes)
+        gazetteer: Gazetteer | None = None,  # None: the packaged Semarang data, loaded once
+    ) -> CompositeGeocoder                 # satisfies bot.services.ports.Geocoder
+
+and closes it with ``await geocoder.aclose()`` on shutdown.
+
+Modules: ``factory`` (build_geocoder), ``composite`` (CompositeGeocoder: cache, fallback,
+ranking), ``nominatim`` (the geopy adapter), ``gazetteer`` (polygons and names, also a
+``Geocoder`` on its own), ``text`` (abbreviations, RT/RW), ``cache`` (in-memory cache, LRU),
+``ratelimit``.
+"""
+
+from typing import TYPE_CHECKING
+
+from bot.geo.cache import InMemoryGeocodeCache
+from bot.geo.composite import CompositeGeocoder
+from bot.geo.factory import GEOCODER_MODES, build_geocoder
+from bot.geo.gazetteer import Gazetteer, load_gazetteer
+from bot.geo.nominatim import PUBLIC_NOMINATIM_URL
+
+if TYPE_CHECKING:
+    from bot.services.ports import Geocoder
+
+    def _satisfy_the_port(composite: CompositeGeocoder, gazetteer: Gazetteer) -> list[Geocoder]:
+        """Never called: mypy checks here that both implement the ``Geocoder`` port."""
+        return [composite, gazetteer]
+
+
+__all__ = [
+    "GEOCODER_MODES",
+    "PUBLIC_NOMINATIM_URL",
+    "CompositeGeocoder",
+    "Gazetteer",
+    "InMemoryGeocodeCache",
+    "build_geocoder",
+    "load_gazetteer",
+]
