@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import time
+from typing import Any
 
 import pytest
 from telegram import (
@@ -28,6 +29,7 @@ from telegram.ext import (
 from tests.harness.fake_bot_api import FakeBotApi, polling
 
 OPERATORS = -1001234567890
+Context = CallbackContext[Any, Any, Any, Any]
 
 
 async def test_echo_reaches_the_citizen_when_the_real_application_polls_the_fake(
@@ -35,7 +37,7 @@ async def test_echo_reaches_the_citizen_when_the_real_application_polls_the_fake
 ) -> None:
     app = fake_bot_api.application_builder().build()
 
-    async def echo(update: Update, context: CallbackContext) -> None:  # type: ignore[type-arg]
+    async def echo(update: Update, context: Context) -> None:
         assert update.effective_message is not None
         await update.effective_message.reply_text(f"echo: {update.effective_message.text}")
 
@@ -59,7 +61,7 @@ async def test_commands_contacts_locations_and_media_arrive_as_ptb_objects_when_
     app = fake_bot_api.application_builder().build()
     seen: list[Update] = []
 
-    async def remember(update: Update, context: CallbackContext) -> None:  # type: ignore[type-arg]
+    async def remember(update: Update, context: Context) -> None:
         seen.append(update)
 
     app.add_handler(CommandHandler("start", remember))
@@ -101,14 +103,14 @@ async def test_inline_button_press_is_answered_and_the_message_edited_when_handl
 ) -> None:
     app = fake_bot_api.application_builder().build()
 
-    async def ask(update: Update, context: CallbackContext) -> None:  # type: ignore[type-arg]
+    async def ask(update: Update, context: Context) -> None:
         assert update.effective_message is not None
         keyboard = InlineKeyboardMarkup(
             [[InlineKeyboardButton("🔥 Kebakaran", callback_data="cat:FIRE")]]
         )
         await update.effective_message.reply_text("Apa yang terjadi?", reply_markup=keyboard)
 
-    async def chosen(update: Update, context: CallbackContext) -> None:  # type: ignore[type-arg]
+    async def chosen(update: Update, context: Context) -> None:
         query = update.callback_query
         assert query is not None
         assert query.message is not None
@@ -195,9 +197,8 @@ async def test_callback_data_is_rejected_when_longer_than_64_bytes(
 
 
 async def test_retry_after_is_raised_with_its_seconds_when_429_is_injected(
-    fake_bot_api: FakeBotApi, bot: Bot, monkeypatch: pytest.MonkeyPatch
+    fake_bot_api: FakeBotApi, bot: Bot
 ) -> None:
-    monkeypatch.setenv("PTB_TIMEDELTA", "1")  # PTB 22's future type, without its warning
     budi = fake_bot_api.add_user()
     await budi.send_text("halo")
     fake_bot_api.fail_next("sendMessage", 429, retry_after=7)
@@ -352,7 +353,7 @@ async def test_long_poll_waits_for_an_update_when_none_is_pending(
     fake_bot_api: FakeBotApi, bot: Bot
 ) -> None:
     started = time.monotonic()
-    assert await bot.get_updates(timeout=0.3) == ()
+    assert await bot.get_updates(timeout=dtm.timedelta(seconds=0.3)) == ()
     assert time.monotonic() - started >= 0.25
 
     budi = fake_bot_api.add_user()
