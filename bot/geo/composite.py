@@ -180,7 +180,7 @@ class CompositeGeocoder:
         return self._rank(places)
 
     def _rank(self, places: Sequence[NominatimPlace]) -> tuple[GeocodeCandidate, ...]:
-        """Turns places into candidates with local areas; inside the city first, deduplicated."""
+        """Turns places into candidates with local areas, in Nominatim's order, deduplicated."""
         seen: set[str] = set()
         candidates: list[GeocodeCandidate] = []
         for position, place in enumerate(places):
@@ -197,7 +197,6 @@ class CompositeGeocoder:
                     area=self.gazetteer.locate_area(place.lat, place.lon),
                 )
             )
-        candidates.sort(key=lambda c: c.area is None)  # stable: Nominatim's order otherwise
         return tuple(candidates)
 
 

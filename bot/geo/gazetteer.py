@@ -3,10 +3,12 @@
 It answers three questions without any network:
 
 * ``locate_area(lat, lon)``: which kelurahan (and so which kecamatan) a point is in. Point in
-  polygon on the kelurahan layer; a point in a gap between polygons (simplification slivers,
-  the port) gets the nearest kelurahan within 500 m with ``inside=False``; anything further
-  is outside the city (None). The kecamatan comes from the kelurahan code prefix
-  (``33.74.NN``), never from the kecamatan polygons, which cover the city less well.
+  polygon on the kelurahan layer; a point in no polygon gets the nearest kelurahan within
+  500 m with ``inside=False`` and ``distance_m``: the gaps between polygons (simplification
+  slivers, the port), and equally a strip just beyond the simplified city boundary and
+  coastline, where the data cannot tell in from out. Anything further is outside (None).
+  The kecamatan comes from the kelurahan code prefix (``33.74.NN``), never from the
+  kecamatan polygons, which cover the city less well.
 * ``geocode(text)``: kelurahan/kecamatan names found in typed text (typos, "Kel."/"Kec."
   prefixes, street names around them), answered with the area's centroid and a LOW
   confidence so the UI can say the pin is approximate.
