@@ -143,7 +143,7 @@ def build_application(
         .connection_pool_size(32)
         .get_updates_read_timeout(40)
     )
-    application: SiagaApplication = builder.build()  # type: ignore[assignment]
+    application: SiagaApplication = builder.build()
     handlers.register(application)
     return application
 

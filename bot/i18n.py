@@ -43,8 +43,8 @@ def _refresh_catalogs() -> None:  # pragma: no cover - maintainer tool
 
     root = Path(__file__).parent.parent
     pot = LOCALES_DIR / f"{DOMAIN}.pot"
-    cli = CommandLineInterface()
-    cli.run(
+    run: Callable[[list[str]], object] = CommandLineInterface().run
+    run(
         [
             "pybabel", "extract", "--no-location", "--sort-output", "-k", "_", "-k", "N_",
             "-o", str(pot), str(root / "bot"), str(root / "handlers"),
@@ -53,10 +53,10 @@ def _refresh_catalogs() -> None:  # pragma: no cover - maintainer tool
     for language in SUPPORTED:
         po = LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
         command = "update" if po.exists() else "init"
-        cli.run(["pybabel", command, "-D", DOMAIN, "-i", str(pot), "-d", str(LOCALES_DIR),
+        run(["pybabel", command, "-D", DOMAIN, "-i", str(pot), "-d", str(LOCALES_DIR),
                  "-l", language, "--no-wrap"])  # fmt: skip
     _english_is_the_source(LOCALES_DIR / "en" / "LC_MESSAGES" / f"{DOMAIN}.po")
-    cli.run(["pybabel", "compile", "-D", DOMAIN, "-d", str(LOCALES_DIR), "--statistics"])
+    run(["pybabel", "compile", "-D", DOMAIN, "-d", str(LOCALES_DIR), "--statistics"])
 
 
 def _english_is_the_source(po: Path) -> None:  # pragma: no cover - maintainer tool

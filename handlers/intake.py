@@ -8,6 +8,7 @@ state; idle drafts are closed by a timer (see ``handlers.jobs``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from enum import StrEnum
 
 from telegram import Message, Update
@@ -63,8 +64,10 @@ def classify(message: Message) -> Input:
 async def _location(intake: IntakeService, actor: Actor, message: Message) -> Outcome:
     loc = message.location
     assert loc is not None  # noqa: S101 - guaranteed by classify()
+    live = loc.live_period
+    seconds = int(live.total_seconds()) if isinstance(live, timedelta) else live
     return await intake.share_location(
-        actor, loc.latitude, loc.longitude, loc.horizontal_accuracy, loc.live_period
+        actor, loc.latitude, loc.longitude, loc.horizontal_accuracy, seconds
     )
 
 

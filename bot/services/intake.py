@@ -703,11 +703,13 @@ class IntakeService:
         for index in range(len(ticket.media)):
             await self._enqueue(uow, ticket, OPERATOR_MEDIA, index=index)
 
-    async def _enqueue(self, uow: UnitOfWork, ticket: Ticket, kind: str, **payload: object) -> None:
+    async def _enqueue(
+        self, uow: UnitOfWork, ticket: Ticket, outbox_kind: str, **payload: object
+    ) -> None:
         now = self._clock.now()
         await uow.outbox.add(
             OutboxMessage(
-                kind=kind,
+                kind=outbox_kind,
                 payload={"ticket_id": ticket.id, **payload},
                 created_at=now,
                 next_attempt_at=now,
