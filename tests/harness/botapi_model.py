@@ -353,7 +353,7 @@ class BotApiModel:
         token: str = TEST_TOKEN,
         bot_username: str = BOT_USERNAME,
         strict_ampersand: bool = True,
-        auto_register_chats: bool = False,
+        lenient: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
@@ -364,7 +364,9 @@ class BotApiModel:
         }
         """The bot as the ``from`` of its messages."""
         self.strict_ampersand = strict_ampersand
-        self.auto_register_chats = auto_register_chats
+        self.lenient = lenient
+        """Lenient about the world, never about content: unknown chats are registered on first
+        use, unknown topics and callback query ids accepted (the handler tier's default)."""
         self.clock = clock
         self.users: dict[int, JSON] = {}
         self.chats: dict[int, ChatState] = {}
@@ -473,9 +475,21 @@ class BotApiModel:
                 self.register_chat(update[key]["chat"])
 
     def open_callback_query(self, query: JSON) -> None:
-        """Remembers a callback query so the bot can answer it (once)."""
+        """Remembers a callback query so the bot can answer it (once); the message it was
+        pressed on exists on Telegram, so it joins the store if it is not there yet."""
         self.open_callback_queries[str(query["id"])] = query
         self.users.setdefault(int(query["from"]["id"]), query["from"])
+        message = query.get("message")
+        if message and message.get("date"):  # date 0 marks an inaccessible message
+            chat = self.chats.get(int(message["chat"]["id"]))
+            if chat is None:
+                chat = self.register_chat(message["chat"])
+            chat.known = True
+            if int(message["message_id"]) not in chat.messages:
+                sender = (message.get("from") or {}).get("id")
+                stored = StoredMessage(raw=message, outgoing=sender == self.bot_user["id"])
+                chat.messages[int(message["message_id"])] = stored
+                chat.last_message_id = max(chat.last_message_id, int(message["message_id"]))
         self.notify()
 
     def block_user(self, chat_id: int, blocked: bool = True) -> None:
@@ -673,7 +687,7 @@ class BotApiModel:
             return found
         chat_id = _require_int(params, key)
         chat = self.chats.get(chat_id)
-        if (chat is None or not chat.known) and self.auto_register_chats:
+        if (chat is None or not chat.known) and self.lenient:
             if chat_id > 0:
                 user = self.users.get(chat_id) or {
                     "id": chat_id,
@@ -696,7 +710,7 @@ class BotApiModel:
         topic = None
         if thread_id is not None and not chat.is_private:
             topic = chat.topics.get(thread_id)
-            if topic is None and not self.auto_register_chats:
+            if topic is None and not self.lenient:
                 raise bad_request("message thread not found")
         return chat, topic
 
@@ -1091,13 +1105,13 @@ class BotApiModel:
 
     def _api_answercallbackquery(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
         query_id = str(params.get("callback_query_id") or "")
-        if query_id not in self.open_callback_queries:
+        if query_id not in self.open_callback_queries and not self.lenient:
             raise bad_request(
                 "query is too old and response timeout expired or query ID is invalid"
             )
         if len(str(params.get("text") or "")) > MAX_CALLBACK_ANSWER_LENGTH:
             raise bad_request("MESSAGE_TOO_LONG")
-        del self.open_callback_queries[query_id]
+        self.open_callback_queries.pop(query_id, None)
         self.callback_answers[query_id] = params
         return True
 

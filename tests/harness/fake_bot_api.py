@@ -51,6 +51,7 @@ from tests.harness.botapi_model import (
     StoredMessage,
     UploadedFile,
 )
+from tests.harness.errors import raise_if_any, record_errors
 from tests.harness.simulated import SimulatedTelegram
 from tests.harness.updates import JSON, TEST_TOKEN
 
@@ -467,10 +468,16 @@ class FakeBotApi(SimulatedTelegram):
 
 @contextlib.asynccontextmanager
 async def polling(
-    app: AnyApplication, *, poll_timeout: float = 1.0
+    app: AnyApplication, *, poll_timeout: float = 1.0, errors: list[BaseException] | None = None
 ) -> AsyncIterator[AnyApplication]:
-    """Runs ``app`` polling with ``poll_timeout``-second long polls and ``poll_interval=0``;
-    stops it afterwards (quickly: the server drops the pending long poll)."""
+    """Runs ``app`` polling with ``poll_timeout``-second long polls and ``poll_interval=0``,
+    and stops it afterwards (quickly: the server drops the pending long poll).
+
+    Exceptions that reach PTB's error handlers are collected: into ``errors`` if given,
+    otherwise they fail the block with ``HandlerError`` (and are noted on any exception the
+    block raised itself, such as a ``wait_for`` timeout caused by a crashed handler)."""
+    collected = errors if errors is not None else []
+    record_errors(app, collected)
     async with app:
         await app.start()
         assert app.updater is not None, "the Application was built without an Updater"
@@ -479,11 +486,17 @@ async def polling(
         )
         try:
             yield app
+        except BaseException as failure:
+            if collected:
+                failure.add_note(f"handler errors while polling: {collected!r}")
+            raise
         finally:
             if app.updater.running:
                 await app.updater.stop()
             if app.running:
                 await app.stop()
+    if errors is None:
+        raise_if_any(collected)
 
 
 def _chat_arg(value: str) -> tuple[int, str]:

@@ -26,27 +26,28 @@ from types import TracebackType
 from typing import Any, Self
 
 from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, CallbackContext
+from telegram.ext import Application, ApplicationBuilder
 from telegram.request import BaseRequest, RequestData
 
 from tests.harness.botapi_model import ApiCall, ApiError, BotApiModel, UploadedFile
+from tests.harness.errors import HandlerError, raise_if_any, record_errors
 from tests.harness.simulated import SimulatedTelegram
 from tests.harness.updates import JSON, TEST_TOKEN
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+__all__ = ["HandlerError", "HandlerHarness", "RecordingRequest", "application_builder"]
 
 
 class RecordingRequest(BaseRequest):
     """Records Bot API calls and answers them from a ``BotApiModel`` (or canned results).
 
-    By default chats are registered on first use (``auto_register_chats``), so a handler test
-    need not set up every chat id it sends to; pass your own model to be strict about it.
+    By default the model is ``lenient`` about the world (chats registered on first use,
+    unknown callback query ids answered), so a handler test need not set up every chat it
+    sends to; content rules stay strict. Pass ``BotApiModel()`` to be strict about both.
     """
 
     def __init__(self, model: BotApiModel | None = None, *, strict_ampersand: bool = True) -> None:
-        self.model = model or BotApiModel(
-            auto_register_chats=True, strict_ampersand=strict_ampersand
-        )
+        self.model = model or BotApiModel(lenient=True, strict_ampersand=strict_ampersand)
 
     @property
     def read_timeout(self) -> float | None:
@@ -147,10 +148,6 @@ def application_builder(
     return ApplicationBuilder().token(token).request(request).get_updates_request(request)
 
 
-class HandlerError(AssertionError):
-    """A handler raised; the exception that reached PTB's error handlers is the cause."""
-
-
 class HandlerHarness(SimulatedTelegram):
     """An ``Application`` on a ``RecordingRequest``, fed through ``process_update``."""
 
@@ -179,7 +176,7 @@ class HandlerHarness(SimulatedTelegram):
 
     async def __aenter__(self) -> Self:
         """Initializes and starts the Application (job queue included); no polling."""
-        self.app.add_error_handler(self._record_error)
+        record_errors(self.app, self.errors)
         await self.app.initialize()
         await self.app.start()
         return self
@@ -194,12 +191,6 @@ class HandlerHarness(SimulatedTelegram):
             await self.app.stop()
         await self.app.shutdown()
 
-    async def _record_error(
-        self, update: object, context: CallbackContext[Any, Any, Any, Any]
-    ) -> None:
-        if context.error is not None:
-            self.errors.append(context.error)
-
     async def feed(self, raw: JSON) -> Update:
         """Processes one raw update as if polled (the model takes note of its message or
         callback query first); returns the PTB Update. Raises
@@ -208,9 +199,8 @@ class HandlerHarness(SimulatedTelegram):
         self.model.accept_update(raw)
         update = Update.de_json(raw, self.app.bot)
         await self.app.process_update(update)
-        if self.raise_errors and len(self.errors) > before:
-            error = self.errors[before]
-            raise HandlerError(f"a handler raised {error!r}") from error
+        if self.raise_errors:
+            raise_if_any(self.errors, before)
         return update
 
     async def deliver(self, update: JSON) -> None:

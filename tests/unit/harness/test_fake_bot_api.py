@@ -26,6 +26,7 @@ from telegram.ext import (
     filters,
 )
 
+from tests.harness.errors import HandlerError
 from tests.harness.fake_bot_api import FakeBotApi, polling
 
 OPERATORS = -1001234567890
@@ -392,3 +393,35 @@ async def test_bot_commands_are_rejected_when_not_lowercase(
     assert [c.command for c in await bot.get_my_commands()] == ["lapor"]
     with pytest.raises(BadRequest, match="Bot_command_invalid"):
         await bot.set_my_commands([("Lapor", "x")])
+
+
+async def test_polling_block_fails_when_a_handler_crashed(fake_bot_api: FakeBotApi) -> None:
+    async def broken(update: Update, context: Context) -> None:
+        raise ValueError("boom")
+
+    app = fake_bot_api.application_builder().build()
+    app.add_handler(MessageHandler(filters.ALL, broken))
+    budi = fake_bot_api.add_user()
+
+    async def run() -> None:
+        async with polling(app):
+            await budi.send_text("halo")
+            # Once fetched, Application.stop() processes the update before it returns.
+            await fake_bot_api.wait_for(lambda: not fake_bot_api.pending_updates)
+
+    with pytest.raises(HandlerError) as error:
+        await run()
+    assert isinstance(error.value.__cause__, ValueError)
+
+
+async def test_handler_errors_are_collected_when_a_list_is_given(fake_bot_api: FakeBotApi) -> None:
+    async def broken(update: Update, context: Context) -> None:
+        raise ValueError("boom")
+
+    app = fake_bot_api.application_builder().build()
+    app.add_handler(MessageHandler(filters.ALL, broken))
+    errors: list[BaseException] = []
+    async with polling(app, errors=errors):
+        await fake_bot_api.add_user().send_text("halo")
+        await fake_bot_api.wait_for(lambda: errors)
+    assert [str(e) for e in errors] == ["boom"]

@@ -21,7 +21,7 @@ from telegram.ext import (
 
 from tests.harness.botapi_model import BotApiModel
 from tests.harness.recording import HandlerError, HandlerHarness, RecordingRequest
-from tests.harness.updates import JSON, UpdateFactory, user_dict
+from tests.harness.updates import JSON, UpdateFactory, private_chat_dict, user_dict
 
 Context = CallbackContext[Any, Any, Any, Any]
 
@@ -87,6 +87,26 @@ async def test_simulated_user_presses_a_button_when_on_the_handler_tier() -> Non
     assert menu.text == "Kategori: cat:FIRE"
     assert menu.html == "Kategori: <code>cat:FIRE</code>"
     assert menu.inline_buttons == []
+
+
+async def test_factory_built_callback_can_edit_its_message_when_fed_directly() -> None:
+    async with html_harness() as harness:
+        citizen = user_dict(31337, "Rudi")
+        menu = harness.updates.message(
+            harness.model.bot_sender,
+            {
+                "text": "Apa yang terjadi?",
+                "reply_markup": {
+                    "inline_keyboard": [[{"text": "🔥", "callback_data": "cat:FIRE"}]]
+                },
+            },
+            chat=private_chat_dict(citizen),
+        )
+        await harness.feed(harness.updates.callback_query(citizen, menu, "cat:FIRE"))
+
+    edited = harness.model.message(citizen["id"], menu["message_id"])
+    assert edited is not None
+    assert edited.text == "Kategori: cat:FIRE"
 
 
 async def test_default_results_are_valid_ptb_objects_when_methods_are_called() -> None:
