@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import datetime as dtm
 import json
+import logging
 import signal
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
@@ -58,6 +59,7 @@ from tests.harness.updates import JSON, TEST_TOKEN
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
 MAX_LONG_POLL_SECONDS = 50.0
+_LOGGER = logging.getLogger(__name__)
 
 # Parameters Telegram reads as strings even when they look like numbers or JSON.
 _STRING_PARAMS = frozenset(
@@ -300,6 +302,10 @@ class FakeBotApi(SimulatedTelegram):
             result = self.model.call(method, params, files)
         except ApiError as error:
             return _json_response(error.to_json(), error.status)
+        except Exception as crash:  # a bug in the test double, not a Telegram answer
+            _LOGGER.exception("the fake Bot API crashed answering %s", method)
+            description = f"Internal Server Error: the test double crashed: {crash!r}"
+            return _json_response({"ok": False, "error_code": 500, "description": description}, 500)
         return _json_response({"ok": True, "result": result})
 
     async def _get_updates(self, params: JSON) -> web.Response:

@@ -425,3 +425,14 @@ async def test_handler_errors_are_collected_when_a_list_is_given(fake_bot_api: F
         await fake_bot_api.add_user().send_text("halo")
         await fake_bot_api.wait_for(lambda: errors)
     assert [str(e) for e in errors] == ["boom"]
+
+
+async def test_test_double_bug_is_reported_as_such_when_the_model_crashes(
+    fake_bot_api: FakeBotApi, bot: Bot
+) -> None:
+    def crash(params: dict[str, Any]) -> None:
+        raise KeyError("oops")
+
+    fake_bot_api.set_result("getChat", crash)
+    with pytest.raises(NetworkError, match="test double crashed"):
+        await bot.get_chat(1)
