@@ -1,0 +1,137 @@
+"""Engines and sessions: SQLite (embedded default) or PostgreSQL (production).
+
+SQLite connections are tuned for a small always-on service: write-ahead log (readers never
+wait for the writer), ``synchronous=NORMAL`` (durable at checkpoints, safe with WAL), foreign
+keys enforced, and a busy timeout so concurrent writers queue instead of failing. SQLAlchemy,
+not the ``sqlite3`` driver, emits ``BEGIN`` so transactions really start at the first
+statement (reads included), savepoints work and DDL is transactional; a unit of work asks for
+``BEGIN IMMEDIATE`` (see :data:`SQLITE_BEGIN_OPTION`).
+
+PostgreSQL connections can be confined to one schema (``?schema=NAME`` in the URL or the
+``schema`` argument): the schema becomes the connection's ``search_path``, so tables,
+migrations and queries all live there. Tests use it to give every run its own namespace.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+from sqlalchemy import URL, Connection, event, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+#: Connection execution option choosing how SQLite transactions begin: ``"DEFERRED"``
+#: (the default: the write lock is taken at the first write) or ``"IMMEDIATE"`` (taken at
+#: ``BEGIN``, so a read-then-write transaction can never fail with ``SQLITE_BUSY`` half-way).
+SQLITE_BEGIN_OPTION = "siaga112_sqlite_begin"
+_SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
+
+#: How long a SQLite connection waits for another writer before giving up.
+DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_MIN_SQLITE = (3, 35, 0)  # INSERT … ON CONFLICT … RETURNING
+
+
+def split_schema(url: str | URL, schema: str | None = None) -> tuple[URL, str | None]:
+    """Return the URL without its ``schema`` query option, and the schema to use.
+
+    The ``schema`` argument and the URL option may both be given only if they agree.
+    """
+    parsed = make_url(url)
+    from_url = parsed.query.get("schema")
+    if isinstance(from_url, tuple):
+        raise ValueError("DATABASE_URL names more than one schema")
+    if from_url is not None and schema is not None and from_url != schema:
+        raise ValueError("the schema argument and the URL's ?schema= option disagree")
+    chosen = schema if schema is not None else from_url
+    if chosen is not None:
+        if parsed.get_backend_name() != "postgresql":
+            raise ValueError("a database schema is only supported on PostgreSQL")
+        if not _SCHEMA_NAME.fullmatch(chosen):
+            raise ValueError("schema names are lower-case letters, digits and _ (max 63)")
+    return parsed.difference_update_query(["schema"]), chosen
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    schema: str | None = None,
+    echo: bool = False,
+    sqlite_busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
+) -> AsyncEngine:
+    """Create the async engine for ``url`` (``sqlite+aiosqlite`` or ``postgresql+asyncpg``).
+
+    ``schema`` (or ``?schema=NAME`` in the URL) confines a PostgreSQL engine to that schema.
+    """
+    parsed, schema = split_schema(url, schema)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _create_sqlite_engine(parsed, echo=echo, busy_timeout_ms=sqlite_busy_timeout_ms)
+    if backend == "postgresql":
+        return _create_postgresql_engine(parsed, schema=schema, echo=echo)
+    raise ValueError(f"unsupported database backend {backend!r}: use SQLite or PostgreSQL")
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return the session factory: objects stay usable after commit (no lazy reloads)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _create_sqlite_engine(url: URL, *, echo: bool, busy_timeout_ms: int) -> AsyncEngine:
+    if sqlite3.sqlite_version_info < _MIN_SQLITE:
+        raise RuntimeError(
+            f"SQLite {sqlite3.sqlite_version} is too old: Siaga112 needs 3.35 or later"
+        )
+    engine = _create_async_engine(url, echo=echo)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy emit BEGIN (see _on_begin) instead of the driver's legacy mode.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            _use_wal(cursor)
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        if mode not in _SQLITE_BEGIN_MODES:
+            raise ValueError(f"unknown SQLite BEGIN mode {mode!r}")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the database file to write-ahead logging (a lasting property of the file)."""
+    cursor.execute("PRAGMA journal_mode")
+    if cursor.fetchone()[0] in {"wal", "memory"}:
+        return
+    try:
+        cursor.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError as exc:
+        # Switching needs the file to itself and does not wait for it. Only a connection
+        # opened while another one switches gets here: that one leaves the file in WAL.
+        if "locked" not in str(exc):
+            raise
+
+
+def _create_postgresql_engine(url: URL, *, schema: str | None, echo: bool) -> AsyncEngine:
+    server_settings = {"application_name": "siaga112"}
+    if schema is not None:
+        server_settings["search_path"] = schema
+    return _create_async_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        connect_args={"server_settings": server_settings},
+    )

@@ -1,0 +1,301 @@
+"""SQLAlchemy 2 declarative models: the database schema of Siaga112.
+
+These classes never leave ``storage/``: repositories map them to and from the plain domain
+objects of :mod:`bot.domain.model`. The schema is created and changed only by the Alembic
+migrations in ``storage/migrations`` (a test proves the two agree).
+
+Portable across SQLite and PostgreSQL: JSON columns use ``sa.JSON``, enumerations are stored
+as their string values (no PostgreSQL enum types to migrate), and every timestamp is an aware
+UTC ``datetime`` on the Python side (:class:`UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    false,
+    func,
+    text,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime, stored as UTC, always read back as aware UTC.
+
+    PostgreSQL gets ``timestamp with time zone``; SQLite, which has no time zones, gets the
+    naive UTC wall time (so stored strings sort chronologically). Naive datetimes are refused:
+    a timestamp without a zone is a bug waiting for a response-time report.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC (naive UTC on SQLite) or refuse a naive value."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime refused: storage keeps aware UTC times only")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime whatever the driver returned."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+#: Surrogate keys: BIGINT on PostgreSQL, ``INTEGER PRIMARY KEY`` (the rowid) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# Reusable column types (SQLAlchemy 2.0 "Annotated" declarative style).
+IntPK = Annotated[int, mapped_column(BigId, primary_key=True)]
+TelegramId = Annotated[int, mapped_column(BigInteger)]
+Code = Annotated[str, mapped_column(String(32))]
+"""Enumeration values, references, language tags, area codes: short ASCII we control."""
+Label = Annotated[str, mapped_column(String(64))]
+"""Short identifiers and names we control (event kinds, actors, usernames, outbox kinds)."""
+AreaName = Annotated[str, mapped_column(String(128))]
+FreeText = Annotated[str, mapped_column(Text)]
+"""Anything a person typed or a service returned: never length-limited by the database."""
+Phone = Annotated[str, mapped_column(String(20))]
+CreatedAt = Annotated[datetime, mapped_column(server_default=func.now())]
+"""Taken from the domain object (the injected clock); the database clock only fills gaps."""
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a constraint naming convention (stable names for migrations)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute as is
+        datetime: UTCDateTime(),
+        bool: Boolean(),
+        float: Double(),
+        int: Integer(),
+        str: Text(),
+        dict[str, Any]: JSON(),
+        list[dict[str, Any]]: JSON(),
+    }
+
+
+class CitizenRow(Base):
+    """A person talking to the bot, known by their Telegram user id."""
+
+    __tablename__ = "citizens"
+
+    id: Mapped[IntPK]
+    telegram_id: Mapped[TelegramId] = mapped_column(unique=True)
+    name: Mapped[FreeText | None]
+    username: Mapped[Label | None]
+    phone_e164: Mapped[Phone | None]
+    phone_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
+    language: Mapped[Code]
+    strikes: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    blocked_bot: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # For advisories (targeting, opt-out); not yet part of the domain Citizen, so the
+    # repositories leave them at their defaults.
+    last_kelurahan_code: Mapped[Code | None]
+    subscribed: Mapped[bool] = mapped_column(default=True, server_default=true())
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[CreatedAt]
+
+
+class TicketRow(Base):
+    """A report: a draft while the citizen answers, a ticket after submit.
+
+    The incident location is the ticket's location, so its columns carry no prefix (``lat``,
+    ``kecamatan_code``…); where the reporter stands, when different, uses ``reporter_``.
+    A location is present when its ``lat`` is; its area when its ``kelurahan_code`` is.
+    """
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_citizen_id_status", "citizen_id", "status"),
+        Index("ix_tickets_status_updated_at", "status", "updated_at"),
+        # At most one draft per citizen, even when two updates race to start one.
+        Index(
+            "uq_tickets_citizen_id_draft",
+            "citizen_id",
+            unique=True,
+            sqlite_where=text("status = 'draft'"),
+            postgresql_where=text("status = 'draft'"),
+        ),
+    )
+
+    id: Mapped[IntPK]
+    ref: Mapped[Code | None] = mapped_column(unique=True)
+    citizen_id: Mapped[int] = mapped_column(BigId, ForeignKey("citizens.id"))
+    chat_id: Mapped[TelegramId]
+    status: Mapped[Code]
+    step: Mapped[Code | None]
+    category_group: Mapped[Code | None]
+    category: Mapped[Code | None]
+    priority: Mapped[int]
+    disposition: Mapped[Code | None]
+    language: Mapped[Code]
+    caller_name: Mapped[FreeText | None]
+    caller_phone_e164: Mapped[Phone | None]
+    caller_phone_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
+    details: Mapped[FreeText | None]
+    persons_affected: Mapped[FreeText | None]
+    silent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    location_elsewhere: Mapped[bool] = mapped_column(default=False, server_default=false())
+    location_note: Mapped[FreeText | None]
+    """What the citizen typed about the place when no point could be found for it."""
+    unresolved_address: Mapped[FreeText | None]
+    reviewed: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+    # Incident location.
+    lat: Mapped[float | None]
+    lon: Mapped[float | None]
+    accuracy_m: Mapped[float | None]
+    source: Mapped[Code | None]
+    captured_at: Mapped[datetime | None]
+    address_text: Mapped[FreeText | None]
+    display_address: Mapped[FreeText | None]
+    kelurahan_code: Mapped[Code | None]
+    kelurahan_name: Mapped[AreaName | None]
+    kecamatan_code: Mapped[Code | None]
+    kecamatan_name: Mapped[AreaName | None]
+    area_inside: Mapped[bool | None]
+    area_distance_m: Mapped[float | None]
+    confidence: Mapped[float | None]
+    live_until: Mapped[datetime | None]
+
+    # Reporter location (where the citizen is, when the incident is elsewhere).
+    reporter_lat: Mapped[float | None]
+    reporter_lon: Mapped[float | None]
+    reporter_accuracy_m: Mapped[float | None]
+    reporter_source: Mapped[Code | None]
+    reporter_captured_at: Mapped[datetime | None]
+    reporter_address_text: Mapped[FreeText | None]
+    reporter_display_address: Mapped[FreeText | None]
+    reporter_kelurahan_code: Mapped[Code | None]
+    reporter_kelurahan_name: Mapped[AreaName | None]
+    reporter_kecamatan_code: Mapped[Code | None]
+    reporter_kecamatan_name: Mapped[AreaName | None]
+    reporter_area_inside: Mapped[bool | None]
+    reporter_area_distance_m: Mapped[float | None]
+    reporter_confidence: Mapped[float | None]
+    reporter_live_until: Mapped[datetime | None]
+
+    # A location awaiting the citizen's confirmation (geocoded, shown on a pin).
+    pending_location: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    media: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[CreatedAt]
+    submitted_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+
+class TicketEventRow(Base):
+    """One row of a ticket's timeline (append-only)."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_id_at", "ticket_id", "at"),)
+
+    id: Mapped[IntPK]
+    ticket_id: Mapped[int] = mapped_column(BigId, ForeignKey("tickets.id"))
+    at: Mapped[datetime]
+    actor: Mapped[Label]
+    kind: Mapped[Label]
+    from_status: Mapped[Code | None]
+    to_status: Mapped[Code | None]
+    note: Mapped[FreeText | None]
+
+
+class MessageRow(Base):
+    """The relay log: one message of a ticket's conversation, either way."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_ticket_id_at", "ticket_id", "at"),
+        Index("ix_messages_citizen_id_direction_at", "citizen_id", "direction", "at"),
+    )
+
+    id: Mapped[IntPK]
+    ticket_id: Mapped[int] = mapped_column(BigId, ForeignKey("tickets.id"))
+    # Denormalised from the ticket so flood control counts without a join.
+    citizen_id: Mapped[int] = mapped_column(BigId, ForeignKey("citizens.id"))
+    direction: Mapped[Code]
+    at: Mapped[datetime]
+    kind: Mapped[Code]
+    text: Mapped[FreeText | None]
+    file_id: Mapped[FreeText | None]
+    telegram_chat_id: Mapped[TelegramId | None]
+    telegram_message_id: Mapped[TelegramId | None]
+
+
+class OutboxRow(Base):
+    """A delivery owed to the outside world, committed with the change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_sent_at_failed_at_next_attempt_at", "sent_at", "failed_at", "next_attempt_at"
+        ),
+    )
+
+    id: Mapped[IntPK]
+    kind: Mapped[Label]
+    payload: Mapped[dict[str, Any]]
+    ticket_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tickets.id"))
+    lane: Mapped[Code]
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    sent_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    last_error: Mapped[FreeText | None]
+
+
+class RefCounterRow(Base):
+    """The last ticket reference number handed out per day (numbers are never reused)."""
+
+    __tablename__ = "ref_counters"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    """ISO date, ``YYYY-MM-DD``."""
+    last_value: Mapped[int]
+
+
+class GeocodeCacheRow(Base):
+    """Geocoder answers by normalised query, kept until ``expires_at``."""
+
+    __tablename__ = "geocode_cache"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    payload: Mapped[dict[str, Any]]
+    expires_at: Mapped[datetime]
+    created_at: Mapped[CreatedAt]
