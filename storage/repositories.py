@@ -1,0 +1,603 @@
+"""SQL implementations of the repository ports of :mod:`bot.services.ports`.
+
+Every method takes and returns the plain domain objects of :mod:`bot.domain.model`; the ORM
+rows stay here. Repositories never commit: the unit of work that owns the session does.
+
+Errors a caller can act on are plain Python exceptions, worded without personal data:
+``ValueError`` when a write breaks a constraint (a second citizen with the same Telegram id,
+a second draft for one citizen, a duplicate reference, a dangling id) and ``LookupError``
+when updating a row that does not exist. Inserts that may race (a citizen's first message,
+a new draft) run in a savepoint, so the unit of work stays usable after such a
+``ValueError``; after any other constraint error roll the unit of work back.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from bot.domain.model import (
+    OPEN_STATUSES,
+    Area,
+    Category,
+    CategoryGroup,
+    Citizen,
+    Direction,
+    Disposition,
+    IntakeStep,
+    Location,
+    LocationSource,
+    OutboxMessage,
+    RelayMessage,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+from storage.codec import (
+    ensure_utc,
+    ensure_utc_or_none,
+    location_from_json,
+    location_to_json,
+    media_from_json,
+    media_to_json,
+)
+from storage.models import (
+    CitizenRow,
+    MessageRow,
+    OutboxRow,
+    RefCounterRow,
+    TicketEventRow,
+    TicketRow,
+)
+
+
+def constraint_error(err: IntegrityError, table: str) -> ValueError:
+    """Translate a driver's integrity error into a ValueError without the offending values."""
+    detail = str(err.orig).lower()
+    if "unique" in detail or "duplicate" in detail:
+        kind = "a unique constraint"
+    elif "foreign key" in detail:
+        kind = "a foreign key (a referenced row does not exist)"
+    elif "null" in detail:
+        kind = "a NOT NULL constraint"
+    else:
+        kind = "a constraint"
+    return ValueError(f"{table}: the write violates {kind}")
+
+
+class _SqlRepository:
+    """Shared plumbing: the unit of work's session and constraint-error translation."""
+
+    _table: str
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    @property
+    def _dialect(self) -> str:
+        return self._session.get_bind().dialect.name
+
+    async def _flush(self) -> None:
+        try:
+            await self._session.flush()
+        except IntegrityError as err:
+            raise constraint_error(err, self._table) from None
+
+    async def _add_in_savepoint(self, row: object) -> None:
+        """Insert ``row`` so that a constraint violation leaves the transaction usable."""
+        try:
+            async with self._session.begin_nested():
+                self._session.add(row)
+        except IntegrityError as err:
+            raise constraint_error(err, self._table) from None
+
+
+# --- citizens -----------------------------------------------------------------------------
+
+
+def _citizen_columns(citizen: Citizen) -> dict[str, Any]:
+    columns: dict[str, Any] = {
+        "telegram_id": citizen.telegram_id,
+        "name": citizen.name,
+        "username": citizen.username,
+        "phone_e164": citizen.phone_e164,
+        "phone_verified": citizen.phone_verified,
+        "language": citizen.language,
+        "strikes": citizen.strikes,
+        "blocked_bot": citizen.blocked_bot,
+    }
+    # Timestamps come from the service's clock; a missing one is filled by the database's.
+    columns["created_at"] = ensure_utc_or_none(citizen.created_at)
+    columns["updated_at"] = ensure_utc_or_none(citizen.updated_at)
+    return columns
+
+
+def _citizen_from_row(row: CitizenRow) -> Citizen:
+    return Citizen(
+        id=row.id,
+        telegram_id=row.telegram_id,
+        language=row.language,
+        name=row.name,
+        username=row.username,
+        phone_e164=row.phone_e164,
+        phone_verified=row.phone_verified,
+        strikes=row.strikes,
+        blocked_bot=row.blocked_bot,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlCitizenRepository(_SqlRepository):
+    """Citizens by id and by Telegram user id."""
+
+    _table = "citizens"
+
+    async def get(self, citizen_id: int) -> Citizen | None:
+        """Return a citizen by id."""
+        row = await self._session.get(CitizenRow, citizen_id)
+        return None if row is None else _citizen_from_row(row)
+
+    async def get_by_telegram_id(self, telegram_id: int) -> Citizen | None:
+        """Return the citizen with this Telegram user id."""
+        row = await self._session.scalar(
+            select(CitizenRow).where(CitizenRow.telegram_id == telegram_id)
+        )
+        return None if row is None else _citizen_from_row(row)
+
+    async def add(self, citizen: Citizen) -> Citizen:
+        """Insert a citizen and return it with its id (ValueError if the id is known)."""
+        columns = {k: v for k, v in _citizen_columns(citizen).items() if v is not None}
+        row = CitizenRow(**columns)
+        await self._add_in_savepoint(row)
+        return _citizen_from_row(row)
+
+    async def update(self, citizen: Citizen) -> None:
+        """Persist all fields of an existing citizen but its id and creation time."""
+        row = await self._session.get(CitizenRow, _require_id(citizen.id, "citizen"))
+        if row is None:
+            raise LookupError("citizen not found")
+        columns = _citizen_columns(citizen)
+        del columns["created_at"]
+        if columns["updated_at"] is None:
+            columns["updated_at"] = func.now()
+        for name, value in columns.items():
+            setattr(row, name, value)
+        await self._flush()
+
+
+# --- tickets ------------------------------------------------------------------------------
+
+
+def _location_columns(location: Location | None, prefix: str) -> dict[str, Any]:
+    area = location.area if location is not None else None
+    return {
+        f"{prefix}lat": location.lat if location else None,
+        f"{prefix}lon": location.lon if location else None,
+        f"{prefix}accuracy_m": location.accuracy_m if location else None,
+        f"{prefix}source": location.source.value if location else None,
+        f"{prefix}captured_at": ensure_utc(location.captured_at) if location else None,
+        f"{prefix}address_text": location.address_text if location else None,
+        f"{prefix}display_address": location.display_address if location else None,
+        f"{prefix}kelurahan_code": area.kelurahan_code if area else None,
+        f"{prefix}kelurahan_name": area.kelurahan_name if area else None,
+        f"{prefix}kecamatan_code": area.kecamatan_code if area else None,
+        f"{prefix}kecamatan_name": area.kecamatan_name if area else None,
+        f"{prefix}area_inside": area.inside if area else None,
+        f"{prefix}area_distance_m": area.distance_m if area else None,
+        f"{prefix}confidence": location.confidence if location else None,
+        f"{prefix}live_until": ensure_utc_or_none(location.live_until) if location else None,
+    }
+
+
+def _location_from_row(row: TicketRow, prefix: str) -> Location | None:
+    def column(name: str) -> Any:
+        return getattr(row, prefix + name)
+
+    if column("lat") is None:
+        return None
+    area = None
+    if column("kelurahan_code") is not None:
+        area = Area(
+            kelurahan_code=column("kelurahan_code"),
+            kelurahan_name=column("kelurahan_name"),
+            kecamatan_code=column("kecamatan_code"),
+            kecamatan_name=column("kecamatan_name"),
+            inside=bool(column("area_inside")),
+            distance_m=float(column("area_distance_m") or 0.0),
+        )
+    return Location(
+        lat=column("lat"),
+        lon=column("lon"),
+        source=LocationSource(column("source")),
+        captured_at=column("captured_at"),
+        accuracy_m=column("accuracy_m"),
+        address_text=column("address_text"),
+        display_address=column("display_address"),
+        area=area,
+        confidence=column("confidence"),
+        live_until=column("live_until"),
+    )
+
+
+def _ticket_columns(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "ref": ticket.ref,
+        "citizen_id": ticket.citizen_id,
+        "chat_id": ticket.chat_id,
+        "status": ticket.status.value,
+        "step": ticket.step.value if ticket.step is not None else None,
+        "category_group": ticket.category_group.value if ticket.category_group else None,
+        "category": ticket.category.value if ticket.category else None,
+        "priority": ticket.priority,
+        "disposition": ticket.disposition.value if ticket.disposition else None,
+        "language": ticket.language,
+        "caller_name": ticket.caller_name,
+        "caller_phone_e164": ticket.caller_phone_e164,
+        "caller_phone_verified": ticket.caller_phone_verified,
+        "details": ticket.details,
+        "persons_affected": ticket.persons_affected,
+        "silent": ticket.silent,
+        "location_elsewhere": ticket.location_elsewhere,
+        "location_note": ticket.location_note,
+        "unresolved_address": ticket.unresolved_address,
+        "reviewed": ticket.reviewed,
+        **_location_columns(ticket.incident_location, ""),
+        **_location_columns(ticket.reporter_location, "reporter_"),
+        "pending_location": location_to_json(ticket.pending_location),
+        "media": media_to_json(ticket.media),
+        "created_at": ensure_utc(ticket.created_at),
+        "updated_at": ensure_utc(ticket.updated_at),
+        "submitted_at": ensure_utc_or_none(ticket.submitted_at),
+        "closed_at": ensure_utc_or_none(ticket.closed_at),
+    }
+
+
+def _ticket_from_row(row: TicketRow) -> Ticket:
+    return Ticket(
+        id=row.id,
+        ref=row.ref,
+        citizen_id=row.citizen_id,
+        chat_id=row.chat_id,
+        status=TicketStatus(row.status),
+        step=IntakeStep(row.step) if row.step is not None else None,
+        category_group=CategoryGroup(row.category_group) if row.category_group else None,
+        category=Category(row.category) if row.category else None,
+        priority=row.priority,
+        disposition=Disposition(row.disposition) if row.disposition else None,
+        language=row.language,
+        caller_name=row.caller_name,
+        caller_phone_e164=row.caller_phone_e164,
+        caller_phone_verified=row.caller_phone_verified,
+        details=row.details,
+        persons_affected=row.persons_affected,
+        silent=row.silent,
+        location_elsewhere=row.location_elsewhere,
+        location_note=row.location_note,
+        unresolved_address=row.unresolved_address,
+        reviewed=row.reviewed,
+        incident_location=_location_from_row(row, ""),
+        reporter_location=_location_from_row(row, "reporter_"),
+        pending_location=location_from_json(row.pending_location),
+        media=media_from_json(row.media),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        submitted_at=row.submitted_at,
+        closed_at=row.closed_at,
+    )
+
+
+_NEWEST_FIRST = (TicketRow.created_at.desc(), TicketRow.id.desc())
+
+
+class SqlTicketRepository(_SqlRepository):
+    """Tickets, drafts included."""
+
+    _table = "tickets"
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        """Return a ticket by id."""
+        row = await self._session.get(TicketRow, ticket_id)
+        return None if row is None else _ticket_from_row(row)
+
+    async def get_by_ref(self, ref: str) -> Ticket | None:
+        """Return a ticket by its human reference."""
+        return await self._one(TicketRow.ref == ref)
+
+    async def active_draft(self, citizen_id: int) -> Ticket | None:
+        """Return the citizen's draft in progress, if any (a unique index allows one)."""
+        return await self._one(
+            TicketRow.citizen_id == citizen_id, TicketRow.status == TicketStatus.DRAFT.value
+        )
+
+    async def open_tickets(self, citizen_id: int) -> list[Ticket]:
+        """Return the citizen's submitted, not yet finished tickets, newest first."""
+        return await self._many(
+            TicketRow.citizen_id == citizen_id,
+            TicketRow.status.in_(sorted(status.value for status in OPEN_STATUSES)),
+        )
+
+    async def recent(self, citizen_id: int, limit: int) -> list[Ticket]:
+        """Return the citizen's latest non-draft tickets, newest first."""
+        return await self._many(
+            TicketRow.citizen_id == citizen_id,
+            TicketRow.status != TicketStatus.DRAFT.value,
+            limit=limit,
+        )
+
+    async def idle_drafts(self, updated_before: datetime) -> list[Ticket]:
+        """Return drafts not touched since ``updated_before``, longest idle first."""
+        rows = await self._session.scalars(
+            select(TicketRow)
+            .where(
+                TicketRow.status == TicketStatus.DRAFT.value,
+                TicketRow.updated_at < ensure_utc(updated_before),
+            )
+            .order_by(TicketRow.updated_at, TicketRow.id)
+        )
+        return [_ticket_from_row(row) for row in rows]
+
+    async def add(self, ticket: Ticket) -> Ticket:
+        """Insert a ticket and return it with its id.
+
+        ValueError when the citizen already has a draft, the reference is taken or the
+        citizen does not exist.
+        """
+        row = TicketRow(**_ticket_columns(ticket))
+        await self._add_in_savepoint(row)
+        return _ticket_from_row(row)
+
+    async def update(self, ticket: Ticket) -> None:
+        """Persist all fields of an existing ticket."""
+        row = await self._session.get(TicketRow, _require_id(ticket.id, "ticket"))
+        if row is None:
+            raise LookupError("ticket not found")
+        for name, value in _ticket_columns(ticket).items():
+            setattr(row, name, value)
+        await self._flush()
+
+    async def next_ref_number(self, day: date) -> int:
+        """Allocate the next per-day sequence number (1, 2, …) atomically.
+
+        One upsert statement: concurrent callers queue on the day's counter row, each sees
+        the previous caller's committed value. The number belongs to this unit of work: if it
+        rolls back, no ticket can carry the number and it is handed out again.
+        """
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        statement = (
+            dialect_insert(RefCounterRow)
+            .values(day=day.isoformat(), last_value=1)
+            .on_conflict_do_update(
+                index_elements=[RefCounterRow.day],
+                set_={"last_value": RefCounterRow.last_value + 1},
+            )
+            .returning(RefCounterRow.last_value)
+        )
+        value = (await self._session.execute(statement)).scalar_one()
+        return int(value)
+
+    async def count_by_status(self) -> dict[TicketStatus, int]:
+        """Return how many tickets are in each status (every status, zero included)."""
+        counts = dict.fromkeys(TicketStatus, 0)
+        result = await self._session.execute(
+            select(TicketRow.status, func.count()).group_by(TicketRow.status)
+        )
+        for status, count in result:
+            counts[TicketStatus(status)] = int(count)
+        return counts
+
+    async def _one(self, *criteria: ColumnElement[bool]) -> Ticket | None:
+        found = await self._many(*criteria, limit=1)
+        return found[0] if found else None
+
+    async def _many(self, *criteria: ColumnElement[bool], limit: int | None = None) -> list[Ticket]:
+        statement = select(TicketRow).where(*criteria).order_by(*_NEWEST_FIRST)
+        if limit is not None:
+            statement = statement.limit(limit)
+        rows = await self._session.scalars(statement)
+        return [_ticket_from_row(row) for row in rows]
+
+
+# --- timeline and relay log ---------------------------------------------------------------
+
+
+class SqlEventRepository(_SqlRepository):
+    """The append-only ticket timeline."""
+
+    _table = "ticket_events"
+
+    async def add(self, event: TicketEvent) -> None:
+        """Append an event."""
+        self._session.add(
+            TicketEventRow(
+                ticket_id=event.ticket_id,
+                at=ensure_utc(event.at),
+                actor=event.actor,
+                kind=event.kind,
+                from_status=event.from_status.value if event.from_status else None,
+                to_status=event.to_status.value if event.to_status else None,
+                note=event.note,
+            )
+        )
+        await self._flush()
+
+    async def for_ticket(self, ticket_id: int) -> list[TicketEvent]:
+        """Return a ticket's events, oldest first."""
+        rows = await self._session.scalars(
+            select(TicketEventRow)
+            .where(TicketEventRow.ticket_id == ticket_id)
+            .order_by(TicketEventRow.at, TicketEventRow.id)
+        )
+        return [
+            TicketEvent(
+                id=row.id,
+                ticket_id=row.ticket_id,
+                at=row.at,
+                actor=row.actor,
+                kind=row.kind,
+                from_status=TicketStatus(row.from_status) if row.from_status else None,
+                to_status=TicketStatus(row.to_status) if row.to_status else None,
+                note=row.note,
+            )
+            for row in rows
+        ]
+
+
+class SqlMessageRepository(_SqlRepository):
+    """The relay log of a ticket's conversation."""
+
+    _table = "messages"
+
+    async def add(self, message: RelayMessage) -> None:
+        """Append a relayed message (its citizen is the ticket's)."""
+        citizen_of_ticket = (
+            select(TicketRow.citizen_id).where(TicketRow.id == message.ticket_id).scalar_subquery()
+        )
+        statement = insert(MessageRow).values(
+            ticket_id=message.ticket_id,
+            citizen_id=citizen_of_ticket,
+            direction=message.direction.value,
+            at=ensure_utc(message.at),
+            kind=message.kind,
+            text=message.text,
+            file_id=message.file_id,
+            telegram_chat_id=message.telegram_chat_id,
+            telegram_message_id=message.telegram_message_id,
+        )
+        try:
+            await self._session.execute(statement)
+        except IntegrityError as err:
+            raise constraint_error(err, self._table) from None
+
+    async def for_ticket(self, ticket_id: int) -> list[RelayMessage]:
+        """Return a ticket's messages, oldest first."""
+        rows = await self._session.scalars(
+            select(MessageRow)
+            .where(MessageRow.ticket_id == ticket_id)
+            .order_by(MessageRow.at, MessageRow.id)
+        )
+        return [
+            RelayMessage(
+                id=row.id,
+                ticket_id=row.ticket_id,
+                direction=Direction(row.direction),
+                at=row.at,
+                kind=row.kind,
+                text=row.text,
+                file_id=row.file_id,
+                telegram_chat_id=row.telegram_chat_id,
+                telegram_message_id=row.telegram_message_id,
+            )
+            for row in rows
+        ]
+
+    async def count_from_citizen_since(self, citizen_id: int, since: datetime) -> int:
+        """Return how many messages the citizen sent to operators at or after ``since``."""
+        count = await self._session.scalar(
+            select(func.count())
+            .select_from(MessageRow)
+            .where(
+                MessageRow.citizen_id == citizen_id,
+                MessageRow.direction == Direction.FROM_CITIZEN.value,
+                MessageRow.at >= ensure_utc(since),
+            )
+        )
+        return int(count or 0)
+
+
+# --- outbox -------------------------------------------------------------------------------
+
+
+def _outbox_from_row(row: OutboxRow) -> OutboxMessage:
+    return OutboxMessage(
+        id=row.id,
+        kind=row.kind,
+        payload=dict(row.payload),
+        ticket_id=row.ticket_id,
+        lane=row.lane,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        attempts=row.attempts,
+        sent_at=row.sent_at,
+        failed_at=row.failed_at,
+        last_error=row.last_error,
+    )
+
+
+_OWED = (OutboxRow.sent_at.is_(None), OutboxRow.failed_at.is_(None))
+
+
+class SqlOutboxRepository(_SqlRepository):
+    """The transactional outbox."""
+
+    _table = "outbox"
+
+    async def add(self, message: OutboxMessage) -> OutboxMessage:
+        """Enqueue a delivery (TypeError if the payload is not JSON)."""
+        payload = json.loads(json.dumps(message.payload))  # fail here, not at commit
+        row = OutboxRow(
+            kind=message.kind,
+            payload=payload,
+            ticket_id=message.ticket_id,
+            lane=message.lane,
+            created_at=ensure_utc(message.created_at),
+            next_attempt_at=ensure_utc(message.next_attempt_at),
+            attempts=message.attempts,
+            sent_at=ensure_utc_or_none(message.sent_at),
+            failed_at=ensure_utc_or_none(message.failed_at),
+            last_error=message.last_error,
+        )
+        self._session.add(row)
+        await self._flush()
+        return _outbox_from_row(row)
+
+    async def due(self, now: datetime, limit: int, lane: str | None = None) -> list[OutboxMessage]:
+        """Return unsent, unfailed rows due at ``now``, earliest due first.
+
+        On PostgreSQL the rows stay locked until the unit of work ends and rows locked by
+        another worker are skipped, so two workers never deliver the same message.
+        """
+        statement = (
+            select(OutboxRow)
+            .where(*_OWED, OutboxRow.next_attempt_at <= ensure_utc(now))
+            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+            .limit(limit)
+        )
+        if lane is not None:
+            statement = statement.where(OutboxRow.lane == lane)
+        if self._dialect == "postgresql":
+            statement = statement.with_for_update(skip_locked=True)
+        rows = await self._session.scalars(statement)
+        return [_outbox_from_row(row) for row in rows]
+
+    async def update(self, message: OutboxMessage) -> None:
+        """Persist attempts, next attempt, sent/failed time and last error (nothing else)."""
+        row = await self._session.get(OutboxRow, _require_id(message.id, "outbox message"))
+        if row is None:
+            raise LookupError("outbox message not found")
+        row.attempts = message.attempts
+        row.next_attempt_at = ensure_utc(message.next_attempt_at)
+        row.sent_at = ensure_utc_or_none(message.sent_at)
+        row.failed_at = ensure_utc_or_none(message.failed_at)
+        row.last_error = message.last_error
+        await self._flush()
+
+    async def pending_count(self) -> int:
+        """Return how many deliveries are still owed (due or not)."""
+        count = await self._session.scalar(
+            select(func.count()).select_from(OutboxRow).where(*_OWED)
+        )
+        return int(count or 0)
+
+
+def _require_id(value: int | None, what: str) -> int:
+    if value is None:
+        raise LookupError(f"{what} has no id: add it first")
+    return value
