@@ -1,0 +1,1 @@
+"""Fakes of the application's ports for fast tests (proven honest by tests/integration)."""

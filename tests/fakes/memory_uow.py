@@ -1,0 +1,445 @@
+"""An in-memory unit of work for fast service tests (the ``UnitOfWork`` port).
+
+Same contract as ``storage.uow.SqlUnitOfWork``, proven by the contract suite in
+``tests/integration/test_uow_contract.py`` that runs against both:
+
+* nothing is visible to other units of work until ``commit()``; leaving without commit (or
+  ``rollback()``) discards the changes;
+* objects go in and come out as copies: mutating a returned ticket changes nothing until
+  ``update()``;
+* the same constraints: one citizen per Telegram id, one draft per citizen, unique ticket
+  references, existing referenced rows (``ValueError``), updates of unknown ids
+  (``LookupError``), aware datetimes only (``ValueError``), JSON payloads (``TypeError``);
+* the same orderings, and ``next_ref_number`` never hands out a number twice.
+
+Usage::
+
+    uow_factory = InMemoryUnitOfWorkFactory()
+    service = IntakeService(uow_factory, ...)
+    ...
+    assert uow_factory.store.tickets  # committed state, for assertions
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from bot.domain.model import (
+    OPEN_STATUSES,
+    Citizen,
+    Direction,
+    OutboxMessage,
+    RelayMessage,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+from bot.services.clock import SystemClock
+from bot.services.ports import (
+    CitizenRepository,
+    Clock,
+    EventRepository,
+    MessageRepository,
+    OutboxRepository,
+    TicketRepository,
+)
+
+T = TypeVar("T")
+
+
+class InMemoryStore:
+    """The committed state shared by all units of work of one factory."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        #: Fills timestamps a citizen was stored without (the SQL store uses the database's).
+        self.clock: Clock = clock or SystemClock()
+        self.citizens: dict[int, Citizen] = {}
+        self.tickets: dict[int, Ticket] = {}
+        self.events: dict[int, TicketEvent] = {}
+        self.messages: dict[int, RelayMessage] = {}
+        self.outbox: dict[int, OutboxMessage] = {}
+        self.ref_counters: dict[date, int] = {}
+        self._refs_in_flight: dict[date, set[int]] = {}
+        self._ids: dict[str, itertools.count[int]] = {}
+
+    def next_id(self, table: str) -> int:
+        """Return a fresh id for ``table`` (like a sequence: never reused, even on rollback)."""
+        return next(self._ids.setdefault(table, itertools.count(1)))
+
+
+class _Transaction:
+    """The uncommitted writes of one unit of work, layered over the committed store."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.citizens: dict[int, Citizen] = {}
+        self.tickets: dict[int, Ticket] = {}
+        self.events: dict[int, TicketEvent] = {}
+        self.messages: dict[int, RelayMessage] = {}
+        self.outbox: dict[int, OutboxMessage] = {}
+        self.refs: dict[date, list[int]] = {}
+
+    def view(self, table: str) -> dict[int, Any]:
+        committed: dict[int, Any] = getattr(self.store, table)
+        return {**committed, **getattr(self, table)}
+
+    def commit(self) -> None:
+        # Constraints are checked again against what others committed in the meantime.
+        citizens = self.view("citizens")
+        for citizen in self.citizens.values():
+            _check_citizen_unique(citizen, citizens)
+        tickets = self.view("tickets")
+        for ticket in self.tickets.values():
+            _check_ticket_unique(ticket, tickets)
+        for table in ("citizens", "tickets", "events", "messages", "outbox"):
+            getattr(self.store, table).update(getattr(self, table))
+        for day, numbers in self.refs.items():
+            self.store.ref_counters[day] = max(self.store.ref_counters.get(day, 0), *numbers)
+        self.discard()
+
+    def discard(self) -> None:
+        for day, numbers in self.refs.items():
+            self.store._refs_in_flight.get(day, set()).difference_update(numbers)
+        for table in ("citizens", "tickets", "events", "messages", "outbox", "refs"):
+            getattr(self, table).clear()
+
+
+def _require_aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime refused: storage keeps aware UTC times only")
+    return value
+
+
+def _utc(obj: T) -> T:
+    """Return a deep copy of a domain object with every datetime in UTC (as SQL returns them).
+
+    Refuses naive datetimes anywhere inside, as the SQL store does.
+    """
+    if isinstance(obj, datetime):
+        return _require_aware(obj).astimezone(UTC)  # type: ignore[return-value]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {f.name: _utc(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return dataclasses.replace(obj, **changes)
+    if isinstance(obj, list):
+        return [_utc(item) for item in obj]  # type: ignore[return-value]
+    return copy.deepcopy(obj)
+
+
+def _check_citizen_unique(citizen: Citizen, existing: dict[int, Citizen]) -> None:
+    if any(c.telegram_id == citizen.telegram_id and c.id != citizen.id for c in existing.values()):
+        raise ValueError("citizens: the write violates a unique constraint")
+
+
+def _check_ticket_unique(ticket: Ticket, existing: dict[int, Ticket]) -> None:
+    for other in existing.values():
+        if other.id == ticket.id:
+            continue
+        if ticket.ref is not None and other.ref == ticket.ref:
+            raise ValueError("tickets: the write violates a unique constraint")
+        if ticket.is_draft and other.is_draft and other.citizen_id == ticket.citizen_id:
+            raise ValueError("tickets: the write violates a unique constraint")
+
+
+def _require(value: int | None, rows: dict[int, Any], what: str) -> int:
+    if value is None:
+        raise LookupError(f"{what} has no id: add it first")
+    if value not in rows:
+        raise LookupError(f"{what} not found")
+    return value
+
+
+def _copies(items: Iterable[T], key: Callable[[T], Any], *, reverse: bool = False) -> list[T]:
+    return [copy.deepcopy(item) for item in sorted(items, key=key, reverse=reverse)]
+
+
+class _Repository:
+    def __init__(self, uow: InMemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def _tx(self) -> _Transaction:
+        return self._uow._active()
+
+
+class InMemoryCitizenRepository(_Repository):
+    """Citizens by id and by Telegram user id."""
+
+    async def get(self, citizen_id: int) -> Citizen | None:
+        """Return a citizen by id."""
+        citizen: Citizen | None = self._tx.view("citizens").get(citizen_id)
+        return copy.deepcopy(citizen)
+
+    async def get_by_telegram_id(self, telegram_id: int) -> Citizen | None:
+        """Return the citizen with this Telegram user id."""
+        citizens: dict[int, Citizen] = self._tx.view("citizens")
+        for citizen in citizens.values():
+            if citizen.telegram_id == telegram_id:
+                return copy.deepcopy(citizen)
+        return None
+
+    async def add(self, citizen: Citizen) -> Citizen:
+        """Insert a citizen and return it with its id."""
+        citizen = _utc(citizen)
+        _check_citizen_unique(citizen, self._tx.view("citizens"))
+        now = self._tx.store.clock.now().astimezone(UTC)
+        stored = dataclasses.replace(
+            citizen,
+            id=self._tx.store.next_id("citizens"),
+            created_at=citizen.created_at or now,
+            updated_at=citizen.updated_at or now,
+        )
+        self._tx.citizens[stored.id or 0] = stored
+        return copy.deepcopy(stored)
+
+    async def update(self, citizen: Citizen) -> None:
+        """Persist all fields of an existing citizen but its id and creation time."""
+        citizen = _utc(citizen)
+        rows = self._tx.view("citizens")
+        citizen_id = _require(citizen.id, rows, "citizen")
+        _check_citizen_unique(citizen, rows)
+        self._tx.citizens[citizen_id] = dataclasses.replace(
+            citizen,
+            created_at=rows[citizen_id].created_at,
+            updated_at=citizen.updated_at or self._tx.store.clock.now().astimezone(UTC),
+        )
+
+
+class InMemoryTicketRepository(_Repository):
+    """Tickets, drafts included."""
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        """Return a ticket by id."""
+        ticket: Ticket | None = self._tx.view("tickets").get(ticket_id)
+        return copy.deepcopy(ticket)
+
+    async def get_by_ref(self, ref: str) -> Ticket | None:
+        """Return a ticket by its human reference."""
+        found = self._select(lambda t: t.ref == ref)
+        return found[0] if found else None
+
+    async def active_draft(self, citizen_id: int) -> Ticket | None:
+        """Return the citizen's draft in progress, if any."""
+        found = self._select(lambda t: t.citizen_id == citizen_id and t.is_draft)
+        return found[0] if found else None
+
+    async def open_tickets(self, citizen_id: int) -> list[Ticket]:
+        """Return the citizen's submitted, not yet finished tickets, newest first."""
+        return self._select(lambda t: t.citizen_id == citizen_id and t.status in OPEN_STATUSES)
+
+    async def recent(self, citizen_id: int, limit: int) -> list[Ticket]:
+        """Return the citizen's latest non-draft tickets, newest first."""
+        return self._select(lambda t: t.citizen_id == citizen_id and not t.is_draft)[:limit]
+
+    async def idle_drafts(self, updated_before: datetime) -> list[Ticket]:
+        """Return drafts not touched since ``updated_before``, longest idle first."""
+        _require_aware(updated_before)
+        drafts = [
+            t
+            for t in self._tx.view("tickets").values()
+            if t.is_draft and t.updated_at < updated_before
+        ]
+        return _copies(drafts, key=lambda t: (t.updated_at, t.id))
+
+    async def add(self, ticket: Ticket) -> Ticket:
+        """Insert a ticket and return it with its id."""
+        ticket = _utc(ticket)
+        self._validate(ticket)
+        stored = dataclasses.replace(ticket, id=self._tx.store.next_id("tickets"))
+        self._tx.tickets[stored.id or 0] = stored
+        return copy.deepcopy(stored)
+
+    async def update(self, ticket: Ticket) -> None:
+        """Persist all fields of an existing ticket."""
+        ticket_id = _require(ticket.id, self._tx.view("tickets"), "ticket")
+        ticket = _utc(ticket)
+        self._validate(ticket)
+        self._tx.tickets[ticket_id] = ticket
+
+    async def next_ref_number(self, day: date) -> int:
+        """Allocate the next per-day sequence number (1, 2, …); never returns one twice."""
+        store = self._tx.store
+        in_flight = store._refs_in_flight.setdefault(day, set())
+        number = max([store.ref_counters.get(day, 0), *in_flight]) + 1
+        in_flight.add(number)
+        self._tx.refs.setdefault(day, []).append(number)
+        return number
+
+    async def count_by_status(self) -> dict[TicketStatus, int]:
+        """Return how many tickets are in each status (every status, zero included)."""
+        counts = dict.fromkeys(TicketStatus, 0)
+        for ticket in self._tx.view("tickets").values():
+            counts[ticket.status] += 1
+        return counts
+
+    def _validate(self, ticket: Ticket) -> None:
+        if ticket.citizen_id not in self._tx.view("citizens"):
+            raise ValueError("tickets: the write violates a foreign key")
+        _check_ticket_unique(ticket, self._tx.view("tickets"))
+
+    def _select(self, predicate: Callable[[Ticket], bool]) -> list[Ticket]:
+        matching = [t for t in self._tx.view("tickets").values() if predicate(t)]
+        return _copies(matching, key=lambda t: (t.created_at, t.id), reverse=True)
+
+
+class InMemoryEventRepository(_Repository):
+    """The append-only ticket timeline."""
+
+    async def add(self, event: TicketEvent) -> None:
+        """Append an event."""
+        event = _utc(event)
+        if event.ticket_id not in self._tx.view("tickets"):
+            raise ValueError("ticket_events: the write violates a foreign key")
+        event_id = self._tx.store.next_id("events")
+        self._tx.events[event_id] = dataclasses.replace(event, id=event_id)
+
+    async def for_ticket(self, ticket_id: int) -> list[TicketEvent]:
+        """Return a ticket's events, oldest first."""
+        events = [e for e in self._tx.view("events").values() if e.ticket_id == ticket_id]
+        return _copies(events, key=lambda e: (e.at, e.id))
+
+
+class InMemoryMessageRepository(_Repository):
+    """The relay log of a ticket's conversation."""
+
+    async def add(self, message: RelayMessage) -> None:
+        """Append a relayed message."""
+        message = _utc(message)
+        if message.ticket_id not in self._tx.view("tickets"):
+            raise ValueError("messages: the write violates a foreign key")
+        message_id = self._tx.store.next_id("messages")
+        self._tx.messages[message_id] = dataclasses.replace(message, id=message_id)
+
+    async def for_ticket(self, ticket_id: int) -> list[RelayMessage]:
+        """Return a ticket's messages, oldest first."""
+        messages = [m for m in self._tx.view("messages").values() if m.ticket_id == ticket_id]
+        return _copies(messages, key=lambda m: (m.at, m.id))
+
+    async def count_from_citizen_since(self, citizen_id: int, since: datetime) -> int:
+        """Return how many messages the citizen sent to operators at or after ``since``."""
+        _require_aware(since)
+        tickets = self._tx.view("tickets")
+        return sum(
+            1
+            for m in self._tx.view("messages").values()
+            if m.direction is Direction.FROM_CITIZEN
+            and m.at >= since
+            and tickets[m.ticket_id].citizen_id == citizen_id
+        )
+
+
+class InMemoryOutboxRepository(_Repository):
+    """The transactional outbox."""
+
+    async def add(self, message: OutboxMessage) -> OutboxMessage:
+        """Enqueue a delivery (TypeError if the payload is not JSON)."""
+        message = _utc(message)
+        if message.ticket_id is not None and message.ticket_id not in self._tx.view("tickets"):
+            raise ValueError("outbox: the write violates a foreign key")
+        stored = dataclasses.replace(
+            message,
+            payload=json.loads(json.dumps(message.payload)),
+            id=self._tx.store.next_id("outbox"),
+        )
+        self._tx.outbox[stored.id or 0] = stored
+        return copy.deepcopy(stored)
+
+    async def due(self, now: datetime, limit: int, lane: str | None = None) -> list[OutboxMessage]:
+        """Return unsent, unfailed rows due at ``now``, earliest due first."""
+        _require_aware(now)
+        due = [
+            m
+            for m in self._tx.view("outbox").values()
+            if m.sent_at is None
+            and m.failed_at is None
+            and m.next_attempt_at <= now
+            and (lane is None or m.lane == lane)
+        ]
+        return _copies(due, key=lambda m: (m.next_attempt_at, m.id))[:limit]
+
+    async def update(self, message: OutboxMessage) -> None:
+        """Persist attempts, next attempt, sent/failed time and last error (nothing else)."""
+        message = _utc(message)
+        rows = self._tx.view("outbox")
+        message_id = _require(message.id, rows, "outbox message")
+        self._tx.outbox[message_id] = dataclasses.replace(
+            rows[message_id],
+            attempts=message.attempts,
+            next_attempt_at=message.next_attempt_at,
+            sent_at=message.sent_at,
+            failed_at=message.failed_at,
+            last_error=message.last_error,
+        )
+
+    async def pending_count(self) -> int:
+        """Return how many deliveries are still owed (due or not)."""
+        return sum(
+            1 for m in self._tx.view("outbox").values() if m.sent_at is None and m.failed_at is None
+        )
+
+
+class InMemoryUnitOfWork:
+    """One transaction over all in-memory repositories. Leaving without commit rolls back."""
+
+    citizens: CitizenRepository
+    tickets: TicketRepository
+    events: EventRepository
+    messages: MessageRepository
+    outbox: OutboxRepository
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self._tx: _Transaction | None = None
+        self.citizens = InMemoryCitizenRepository(self)
+        self.tickets = InMemoryTicketRepository(self)
+        self.events = InMemoryEventRepository(self)
+        self.messages = InMemoryMessageRepository(self)
+        self.outbox = InMemoryOutboxRepository(self)
+
+    async def __aenter__(self) -> Self:
+        """Begin the transaction."""
+        if self._tx is not None:
+            raise RuntimeError("this unit of work is already in progress")
+        self._tx = _Transaction(self.store)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Roll back whatever was not committed."""
+        tx, self._tx = self._tx, None
+        if tx is not None:
+            tx.discard()
+
+    async def commit(self) -> None:
+        """Commit the transaction."""
+        self._active().commit()
+
+    async def rollback(self) -> None:
+        """Roll the transaction back."""
+        self._active().discard()
+
+    def _active(self) -> _Transaction:
+        if self._tx is None:
+            raise RuntimeError("the unit of work is not in progress: use `async with`")
+        return self._tx
+
+
+class InMemoryUnitOfWorkFactory:
+    """Makes units of work over one shared :class:`InMemoryStore` (a ``UnitOfWorkFactory``)."""
+
+    def __init__(self, store: InMemoryStore | None = None, *, clock: Clock | None = None) -> None:
+        self.store = store or InMemoryStore(clock)
+
+    def __call__(self) -> InMemoryUnitOfWork:
+        """Return a new unit of work; enter it with ``async with``."""
+        return InMemoryUnitOfWork(self.store)
