@@ -1,0 +1,150 @@
+"""What only the SQL stores do: engine settings, UTC storage, locking, schema isolation."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.db import create_engine, session_factory, split_schema
+from storage.uow import SqlUnitOfWorkFactory
+from tests.integration import builders as b
+from tests.integration.conftest import only_postgresql, only_sqlite
+
+
+def factory(engine: AsyncEngine) -> SqlUnitOfWorkFactory:
+    return SqlUnitOfWorkFactory(session_factory(engine))
+
+
+@only_sqlite
+async def test_sqlite_connections_use_wal_and_enforce_foreign_keys_when_opened(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as connection:
+        pragmas = {
+            name: (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar()
+            for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")
+        }
+    assert pragmas == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "synchronous": 1,  # NORMAL
+        "busy_timeout": 10_000,
+    }
+
+
+async def test_datetimes_are_stored_in_utc_when_given_in_another_zone(
+    engine: AsyncEngine,
+) -> None:
+    uow_factory = factory(engine)
+    async with uow_factory() as uow:
+        await uow.outbox.add(b.outbox(created_at=b.at(0).astimezone(b.WIB)))
+        await uow.commit()
+    async with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.exec_driver_sql("SET TIME ZONE 'UTC'")
+        raw = await connection.scalar(text("SELECT CAST(created_at AS TEXT) FROM outbox"))
+    assert str(raw).startswith("2026-05-27 03:00:00.123456")
+    async with uow_factory() as uow:
+        (loaded,) = await uow.outbox.due(b.at(1), 1)
+    assert loaded.created_at.tzinfo is UTC
+    assert loaded.created_at == b.at(0)
+
+
+@only_sqlite
+async def test_read_modify_write_units_never_lose_updates_when_run_concurrently_on_sqlite(
+    engine: AsyncEngine,
+) -> None:
+    """A unit of work holds SQLite's write lock from its first statement (BEGIN IMMEDIATE).
+
+    Not so on PostgreSQL (READ COMMITTED): services must not rely on it there.
+    """
+    uow_factory = factory(engine)
+    async with uow_factory() as uow:
+        await uow.citizens.add(b.citizen(1, strikes=0))
+        await uow.commit()
+
+    async def strike() -> None:
+        async with uow_factory() as uow:
+            citizen = await uow.citizens.get_by_telegram_id(1)
+            assert citizen is not None
+            await asyncio.sleep(0.001)  # let the others try to interleave
+            citizen.strikes += 1
+            await uow.citizens.update(citizen)
+            await uow.commit()
+
+    await asyncio.gather(*(strike() for _ in range(20)))
+    async with uow_factory() as uow:
+        citizen = await uow.citizens.get_by_telegram_id(1)
+    assert citizen is not None
+    assert citizen.strikes == 20
+
+
+@only_postgresql
+async def test_outbox_due_skips_rows_locked_by_another_worker_when_on_postgresql(
+    engine: AsyncEngine,
+) -> None:
+    uow_factory = factory(engine)
+    async with uow_factory() as uow:
+        for minute in range(4):
+            await uow.outbox.add(b.outbox(minutes=minute, kind=f"m{minute}"))
+        await uow.commit()
+    async with uow_factory() as first:
+        taken = await first.outbox.due(b.at(10), 2)
+        async with uow_factory() as second:
+            others = await second.outbox.due(b.at(10), 10)
+    assert [m.kind for m in taken] == ["m0", "m1"]
+    assert [m.kind for m in others] == ["m2", "m3"]
+
+
+@pytest.mark.postgres
+async def test_runs_never_see_each_others_rows_when_in_different_schemas(
+    postgres_schema_url: str, postgres_url: str
+) -> None:
+    from storage.migrate import upgrade
+    from tests.integration.conftest import drop_schema, unique_schema, with_schema
+
+    other_schema = unique_schema("o")
+    other_url = with_schema(postgres_url, other_schema)
+    await upgrade(other_url)
+    ours, theirs = create_engine(postgres_schema_url), create_engine(other_url)
+    try:
+        async with factory(theirs)() as uow:
+            await uow.tickets.next_ref_number(date(2030, 1, 1))
+            await uow.citizens.add(b.citizen(31337))
+            await uow.commit()
+        async with factory(ours)() as uow:
+            assert await uow.citizens.get_by_telegram_id(31337) is None
+            assert await uow.tickets.next_ref_number(date(2030, 1, 1)) == 1
+        _, schema = split_schema(postgres_schema_url)
+        async with ours.connect() as connection:
+            assert await connection.scalar(text("SELECT current_schema()")) == schema
+    finally:
+        await ours.dispose()
+        await theirs.dispose()
+        await drop_schema(postgres_url, other_schema)
+
+
+@pytest.mark.parametrize(
+    ("url", "schema", "message"),
+    [
+        ("sqlite+aiosqlite:///x.db", "s", "only supported on PostgreSQL"),
+        ("postgresql+asyncpg://h/db?schema=a", "b", "disagree"),
+        ("postgresql+asyncpg://h/db", "Robert'); DROP TABLE", "schema names"),
+        ("mysql+aiomysql://h/db", None, "unsupported"),
+    ],
+)
+def test_create_engine_refuses_the_url_when_schema_or_backend_is_wrong(
+    url: str, schema: str | None, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        create_engine(url, schema=schema)
+
+
+def test_split_schema_takes_the_schema_out_of_the_url_when_given_there() -> None:
+    url, schema = split_schema("postgresql+asyncpg://u@h:5432/db?schema=t_1&ssl=disable")
+    assert schema == "t_1"
+    assert url.render_as_string() == "postgresql+asyncpg://u@h:5432/db?ssl=disable"

@@ -1,0 +1,686 @@
+"""The UnitOfWork contract, run against SQLite, PostgreSQL and the in-memory fake.
+
+Whatever a service test learns from the fake holds for the real stores: every test here runs
+three times (``memory``, ``sqlite``, ``postgresql``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, date, datetime
+
+import pytest
+
+from bot.domain.model import (
+    OPEN_STATUSES,
+    Citizen,
+    Direction,
+    OutboxMessage,
+    RelayMessage,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+from bot.services.ports import UnitOfWork, UnitOfWorkFactory
+from tests.integration import builders as b
+
+
+async def add_citizen(uow_factory: UnitOfWorkFactory, telegram_id: int = 7_000_000_001) -> int:
+    async with uow_factory() as uow:
+        stored = await uow.citizens.add(b.citizen(telegram_id))
+        await uow.commit()
+    assert stored.id is not None
+    return stored.id
+
+
+async def add_ticket(uow_factory: UnitOfWorkFactory, ticket: Ticket) -> Ticket:
+    async with uow_factory() as uow:
+        stored = await uow.tickets.add(ticket)
+        await uow.commit()
+    return stored
+
+
+def assert_utc(value: datetime | None) -> None:
+    assert value is not None
+    assert value.utcoffset() is not None
+    assert value.tzinfo == UTC
+
+
+# --- citizens -----------------------------------------------------------------------------
+
+
+async def test_citizen_round_trips_every_field_when_added_and_read_back(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    original = b.citizen()
+    assert b.unset_fields(original) == []
+    async with uow_factory() as uow:
+        stored = await uow.citizens.add(original)
+        await uow.commit()
+    assert stored.id is not None
+    assert original.id is None  # the caller's object is left alone
+    async with uow_factory() as uow:
+        by_telegram = await uow.citizens.get_by_telegram_id(original.telegram_id)
+        by_id = await uow.citizens.get(stored.id)
+    assert type(by_telegram) is Citizen
+    assert by_telegram == dataclasses.replace(original, id=stored.id) == stored == by_id
+    assert_utc(by_telegram.created_at)
+    assert_utc(by_telegram.updated_at)
+
+
+async def test_citizen_gets_timestamps_when_added_without_them(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        stored = await uow.citizens.add(Citizen(telegram_id=5, language="id"))
+        await uow.commit()
+    assert_utc(stored.created_at)
+    assert_utc(stored.updated_at)
+    async with uow_factory() as uow:
+        again = await uow.citizens.get_by_telegram_id(5)
+    assert again == stored
+
+
+async def test_citizen_is_none_when_unknown(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        assert await uow.citizens.get_by_telegram_id(123) is None
+        assert await uow.citizens.get(123) is None
+
+
+async def test_citizen_update_persists_every_field_when_committed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    async with uow_factory() as uow:
+        citizen = await uow.citizens.get(citizen_id)
+        assert citizen is not None
+        changed = dataclasses.replace(
+            citizen,
+            telegram_id=7_000_000_002,
+            language="id",
+            name="Siti R.",
+            username=None,
+            phone_e164="+6281111111111",
+            phone_verified=False,
+            strikes=3,
+            blocked_bot=False,
+            updated_at=b.at(10).astimezone(b.WIB),
+        )
+        await uow.citizens.update(changed)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.citizens.get(citizen_id) == changed
+
+
+async def test_citizen_add_refuses_a_second_citizen_when_telegram_id_is_taken(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await add_citizen(uow_factory, 42)
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError, match="unique"):
+            await uow.citizens.add(b.citizen(42, name="Someone else"))
+        # The unit of work stays usable: the service can read the winner and go on.
+        existing = await uow.citizens.get_by_telegram_id(42)
+        assert existing is not None
+        assert existing.name == "Siti Rahayu"
+        await uow.citizens.add(b.citizen(43))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.citizens.get_by_telegram_id(43) is not None
+
+
+async def test_citizen_update_raises_lookup_error_when_citizen_is_unknown(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(LookupError):
+            await uow.citizens.update(b.citizen(id=999_999))
+        with pytest.raises(LookupError):
+            await uow.citizens.update(b.citizen())  # never added: no id
+
+
+async def test_citizen_add_refuses_naive_datetimes_when_given(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError, match="naive"):
+            await uow.citizens.add(b.citizen(created_at=datetime(2026, 5, 27, 10, 0)))  # noqa: DTZ001
+
+
+# --- tickets ------------------------------------------------------------------------------
+
+
+async def test_ticket_round_trips_every_field_when_added_and_read_back(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    original = b.ticket(citizen_id)
+    assert b.unset_fields(original) == []
+    stored = await add_ticket(uow_factory, original)
+    assert stored.id is not None
+    assert original.id is None
+    async with uow_factory() as uow:
+        by_id = await uow.tickets.get(stored.id)
+        by_ref = await uow.tickets.get_by_ref("SMG-260527-0042")
+    assert type(by_id) is Ticket
+    assert by_id == dataclasses.replace(original, id=stored.id) == stored == by_ref
+    assert by_id.incident_location is not None
+    assert by_id.pending_location is not None
+    assert by_id.reporter_location is not None
+    for value in (
+        by_id.created_at,
+        by_id.closed_at,
+        by_id.incident_location.captured_at,
+        by_id.incident_location.live_until,
+        by_id.reporter_location.captured_at,
+        by_id.pending_location.captured_at,
+        by_id.pending_location.live_until,
+    ):
+        assert_utc(value)
+
+
+async def test_ticket_round_trips_empty_optionals_when_minimal(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    original = b.draft(citizen_id, step=None)
+    stored = await add_ticket(uow_factory, original)
+    async with uow_factory() as uow:
+        assert await uow.tickets.get(stored.id or 0) == dataclasses.replace(original, id=stored.id)
+
+
+async def test_ticket_location_round_trips_when_it_has_no_area(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    bare = dataclasses.replace(b.location(), area=None, accuracy_m=None, live_until=None)
+    original = b.ticket(citizen_id, incident_location=bare, pending_location=bare)
+    stored = await add_ticket(uow_factory, original)
+    async with uow_factory() as uow:
+        loaded = await uow.tickets.get(stored.id or 0)
+    assert loaded is not None
+    assert loaded.incident_location == bare
+    assert loaded.pending_location == bare
+
+
+async def test_ticket_update_persists_every_field_when_committed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    stored = await add_ticket(uow_factory, b.draft(citizen_id))
+    full = b.ticket(citizen_id, id=stored.id)
+    async with uow_factory() as uow:
+        await uow.tickets.update(full)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tickets.get(stored.id or 0) == full
+    emptied = b.draft(citizen_id, id=stored.id, status=TicketStatus.ABANDONED)
+    async with uow_factory() as uow:
+        await uow.tickets.update(emptied)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tickets.get(stored.id or 0) == emptied
+
+
+async def test_returned_ticket_is_a_copy_when_mutated_without_update(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    stored = await add_ticket(uow_factory, b.ticket(citizen_id))
+    async with uow_factory() as uow:
+        loaded = await uow.tickets.get(stored.id or 0)
+        assert loaded is not None
+        loaded.details = "changed in memory only"
+        loaded.media.clear()
+        await uow.commit()
+    async with uow_factory() as uow:
+        again = await uow.tickets.get(stored.id or 0)
+    assert again == stored
+
+
+async def test_ticket_update_raises_lookup_error_when_ticket_is_unknown(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    async with uow_factory() as uow:
+        with pytest.raises(LookupError):
+            await uow.tickets.update(b.draft(citizen_id, id=999_999))
+
+
+async def test_ticket_add_refuses_it_when_citizen_does_not_exist(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError, match="foreign key"):
+            await uow.tickets.add(b.draft(999_999))
+
+
+async def test_active_draft_is_the_citizens_draft_when_one_is_in_progress(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    other_id = await add_citizen(uow_factory, 99)
+    await add_ticket(uow_factory, b.ticket(citizen_id))
+    draft = await add_ticket(uow_factory, b.draft(citizen_id, step=None))
+    await add_ticket(uow_factory, b.draft(other_id))
+    async with uow_factory() as uow:
+        assert await uow.tickets.active_draft(citizen_id) == draft
+        assert await uow.tickets.active_draft(123_456) is None
+
+
+async def test_active_draft_is_none_when_draft_was_submitted(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    draft = await add_ticket(uow_factory, b.draft(citizen_id))
+    draft.status = TicketStatus.SUBMITTED
+    async with uow_factory() as uow:
+        await uow.tickets.update(draft)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tickets.active_draft(citizen_id) is None
+
+
+async def test_ticket_add_refuses_a_second_draft_when_citizen_already_has_one(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    first = await add_ticket(uow_factory, b.draft(citizen_id))
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError, match="unique"):
+            await uow.tickets.add(b.draft(citizen_id))
+        # Still usable: submitting the first draft makes room for a new one.
+        first.status = TicketStatus.SUBMITTED
+        await uow.tickets.update(first)
+        second = await uow.tickets.add(b.draft(citizen_id))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tickets.active_draft(citizen_id) == second
+
+
+async def test_ticket_add_refuses_a_reference_when_it_is_taken(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    await add_ticket(uow_factory, b.ticket(citizen_id, ref="SMG-1"))
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError, match="unique"):
+            await uow.tickets.add(b.ticket(citizen_id, ref="SMG-1"))
+
+
+async def test_open_tickets_lists_only_open_statuses_newest_first_when_statuses_are_mixed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    other_id = await add_citizen(uow_factory, 99)
+    expected = []
+    for minute, status in enumerate(TicketStatus):
+        stored = await add_ticket(
+            uow_factory,
+            b.ticket(citizen_id, ref=f"R-{minute}", status=status, created_at=b.at(minute)),
+        )
+        if status in OPEN_STATUSES:
+            expected.append(stored)
+    await add_ticket(uow_factory, b.ticket(other_id, ref="OTHER"))
+    async with uow_factory() as uow:
+        found = await uow.tickets.open_tickets(citizen_id)
+    assert found == list(reversed(expected))
+    assert {t.status for t in found} == OPEN_STATUSES
+
+
+async def test_recent_lists_latest_non_drafts_when_limited(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    stored = [
+        await add_ticket(
+            uow_factory,
+            b.ticket(citizen_id, ref=f"R-{n}", status=TicketStatus.CLOSED, created_at=b.at(n)),
+        )
+        for n in range(4)
+    ]
+    await add_ticket(uow_factory, b.draft(citizen_id, created_at=b.at(10)))
+    async with uow_factory() as uow:
+        assert await uow.tickets.recent(citizen_id, 3) == stored[:0:-1]
+        assert await uow.tickets.recent(citizen_id, 10) == stored[::-1]
+
+
+async def test_idle_drafts_lists_drafts_untouched_since_cutoff_when_some_are_fresh(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    ids = [await add_citizen(uow_factory, n) for n in range(1, 5)]
+    oldest = await add_ticket(uow_factory, b.draft(ids[0], updated_at=b.at(-30)))
+    old = await add_ticket(uow_factory, b.draft(ids[1], updated_at=b.at(-20)))
+    await add_ticket(uow_factory, b.draft(ids[2], updated_at=b.at(-10)))  # exactly at cutoff
+    await add_ticket(uow_factory, b.ticket(ids[3], updated_at=b.at(-60)))  # not a draft
+    async with uow_factory() as uow:
+        assert await uow.tickets.idle_drafts(b.at(-10).astimezone(b.WIB)) == [oldest, old]
+
+
+async def test_count_by_status_counts_every_status_when_tickets_are_mixed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    await add_ticket(uow_factory, b.draft(citizen_id))
+    for n in range(3):
+        await add_ticket(
+            uow_factory, b.ticket(citizen_id, ref=f"S-{n}", status=TicketStatus.SUBMITTED)
+        )
+    await add_ticket(uow_factory, b.ticket(citizen_id, ref="C", status=TicketStatus.CLOSED))
+    async with uow_factory() as uow:
+        counts = await uow.tickets.count_by_status()
+    assert counts == {
+        **dict.fromkeys(TicketStatus, 0),
+        TicketStatus.DRAFT: 1,
+        TicketStatus.SUBMITTED: 3,
+        TicketStatus.CLOSED: 1,
+    }
+
+
+async def test_ticket_update_refuses_naive_datetimes_when_given(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    stored = await add_ticket(uow_factory, b.draft(citizen_id))
+    naive = datetime(2026, 5, 27, 10, 0)  # noqa: DTZ001
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError, match="naive"):
+            await uow.tickets.update(dataclasses.replace(stored, submitted_at=naive))
+        located = dataclasses.replace(b.location(), captured_at=naive)
+        with pytest.raises(ValueError, match="naive"):
+            await uow.tickets.update(dataclasses.replace(stored, pending_location=located))
+
+
+# --- reference numbers --------------------------------------------------------------------
+
+
+async def test_next_ref_number_counts_from_one_when_day_is_new(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        numbers = [await uow.tickets.next_ref_number(date(2026, 5, 27)) for _ in range(3)]
+        await uow.commit()
+    async with uow_factory() as uow:
+        numbers.append(await uow.tickets.next_ref_number(date(2026, 5, 27)))
+        numbers.append(await uow.tickets.next_ref_number(date(2026, 5, 28)))
+        await uow.commit()
+    assert numbers == [1, 2, 3, 4, 1]
+
+
+async def test_next_ref_number_never_repeats_when_fifty_units_allocate_concurrently(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    day = date(2026, 5, 27)
+
+    async def allocate() -> int:
+        async with uow_factory() as uow:
+            number = await uow.tickets.next_ref_number(day)
+            await asyncio.sleep(0)  # let the others interleave
+            await uow.commit()
+        return number
+
+    numbers = await asyncio.gather(*(allocate() for _ in range(50)))
+    assert sorted(numbers) == list(range(1, 51))
+
+
+async def test_next_ref_number_is_handed_out_again_when_its_unit_rolled_back(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    day = date(2026, 5, 27)
+    async with uow_factory() as uow:
+        assert await uow.tickets.next_ref_number(day) == 1
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.tickets.next_ref_number(day) == 2  # no ticket ever carried it
+    async with uow_factory() as uow:
+        assert await uow.tickets.next_ref_number(day) == 2
+        await uow.commit()
+
+
+# --- timeline and relay log ---------------------------------------------------------------
+
+
+async def test_events_round_trip_oldest_first_when_added_out_of_order(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    ticket_id = (await add_ticket(uow_factory, b.ticket(citizen_id))).id or 0
+    other_id = (await add_ticket(uow_factory, b.ticket(citizen_id, ref="OTHER"))).id or 0
+    late = b.event(ticket_id, 5)
+    early = b.event(ticket_id, 1, to_status=None, from_status=None, note=None)
+    same_time = b.event(ticket_id, 5, kind="note")
+    async with uow_factory() as uow:
+        for event in (late, early, same_time, b.event(other_id)):
+            await uow.events.add(event)
+        await uow.commit()
+    async with uow_factory() as uow:
+        events = await uow.events.for_ticket(ticket_id)
+    assert all(type(e) is TicketEvent and e.id is not None for e in events)
+    assert [dataclasses.replace(e, id=None) for e in events] == [early, late, same_time]
+    assert b.unset_fields(late) == []
+
+
+async def test_event_add_refuses_it_when_ticket_does_not_exist(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError, match="foreign key"):
+            await uow.events.add(b.event(999_999))
+
+
+async def test_messages_round_trip_oldest_first_when_relayed_both_ways(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    ticket_id = (await add_ticket(uow_factory, b.ticket(citizen_id))).id or 0
+    inbound = b.message(ticket_id, 2)
+    outbound = b.message(ticket_id, 1, direction=Direction.TO_CITIZEN, kind="text", file_id=None)
+    assert b.unset_fields(inbound) == []
+    async with uow_factory() as uow:
+        await uow.messages.add(inbound)
+        await uow.messages.add(outbound)
+        await uow.commit()
+    async with uow_factory() as uow:
+        messages = await uow.messages.for_ticket(ticket_id)
+    assert all(type(m) is RelayMessage and m.id is not None for m in messages)
+    assert [dataclasses.replace(m, id=None) for m in messages] == [outbound, inbound]
+
+
+async def test_count_from_citizen_since_counts_only_their_inbound_messages_when_mixed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    other_id = await add_citizen(uow_factory, 99)
+    first = (await add_ticket(uow_factory, b.ticket(citizen_id, ref="A"))).id or 0
+    second = (await add_ticket(uow_factory, b.ticket(citizen_id, ref="B"))).id or 0
+    others = (await add_ticket(uow_factory, b.ticket(other_id, ref="C"))).id or 0
+    async with uow_factory() as uow:
+        await uow.messages.add(b.message(first, -1))  # before the window
+        await uow.messages.add(b.message(first, 0))  # exactly at its start
+        await uow.messages.add(b.message(second, 1))
+        await uow.messages.add(b.message(first, 2, direction=Direction.TO_CITIZEN))
+        await uow.messages.add(b.message(others, 1))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.messages.count_from_citizen_since(citizen_id, b.at(0)) == 2
+        assert await uow.messages.count_from_citizen_since(other_id, b.at(0)) == 1
+        assert await uow.messages.count_from_citizen_since(citizen_id, b.at(3)) == 0
+
+
+async def test_message_add_refuses_it_when_ticket_does_not_exist(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError, match=r"foreign key|NOT NULL"):
+            await uow.messages.add(b.message(999_999))
+
+
+# --- outbox -------------------------------------------------------------------------------
+
+
+async def test_outbox_message_round_trips_every_field_when_added(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    ticket_id = (await add_ticket(uow_factory, b.ticket(citizen_id))).id
+    original = b.outbox(ticket_id, sent_at=b.at(3), failed_at=b.at(4), lane="advisory", attempts=2)
+    assert b.unset_fields(original) == []
+    async with uow_factory() as uow:
+        stored = await uow.outbox.add(original)
+        await uow.commit()
+    assert type(stored) is OutboxMessage
+    assert stored == dataclasses.replace(original, id=stored.id)
+    assert stored.id is not None
+
+
+async def test_outbox_add_refuses_payload_when_not_json(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(TypeError):
+            await uow.outbox.add(b.outbox(payload={"when": b.T0}))
+
+
+async def test_outbox_due_lists_owed_rows_earliest_first_when_some_are_sent_failed_or_later(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        second = await uow.outbox.add(b.outbox(minutes=2, kind="second"))
+        first = await uow.outbox.add(b.outbox(minutes=1, kind="first"))
+        await uow.outbox.add(b.outbox(minutes=0, sent_at=b.at(1)))
+        await uow.outbox.add(b.outbox(minutes=0, failed_at=b.at(1)))
+        await uow.outbox.add(b.outbox(minutes=10, kind="later"))
+        advisory = await uow.outbox.add(b.outbox(minutes=3, lane="advisory"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.due(b.at(5), 10) == [first, second, advisory]
+        assert await uow.outbox.due(b.at(5), 2) == [first, second]
+        assert await uow.outbox.due(b.at(5), 10, lane="emergency") == [first, second]
+        assert await uow.outbox.due(b.at(5), 10, lane="advisory") == [advisory]
+        assert await uow.outbox.due(b.at(2), 10) == [first, second]  # due at exactly now
+        assert await uow.outbox.pending_count() == 4
+
+
+async def test_outbox_update_persists_only_delivery_state_when_retried_and_sent(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        stored = await uow.outbox.add(b.outbox(attempts=0, last_error=None))
+        await uow.commit()
+    retry = dataclasses.replace(
+        stored,
+        attempts=1,
+        next_attempt_at=b.at(10),
+        last_error="RetryAfter",
+        payload={"tampered": True},
+        kind="tampered",
+    )
+    async with uow_factory() as uow:
+        await uow.outbox.update(retry)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.due(b.at(5), 10) == []
+        assert await uow.outbox.due(b.at(10), 10) == [
+            dataclasses.replace(
+                stored, attempts=1, next_attempt_at=b.at(10), last_error="RetryAfter"
+            )
+        ]
+        await uow.outbox.update(dataclasses.replace(retry, attempts=2, sent_at=b.at(11)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.due(b.at(60), 10) == []
+        assert await uow.outbox.pending_count() == 0
+
+
+async def test_outbox_update_raises_lookup_error_when_message_is_unknown(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(LookupError):
+            await uow.outbox.update(b.outbox(id=999_999))
+
+
+# --- the unit of work ---------------------------------------------------------------------
+
+
+async def everything_empty(uow: UnitOfWork, telegram_id: int) -> bool:
+    return (
+        await uow.citizens.get_by_telegram_id(telegram_id) is None
+        and await uow.outbox.pending_count() == 0
+        and sum((await uow.tickets.count_by_status()).values()) == 0
+    )
+
+
+async def test_changes_vanish_when_unit_of_work_exits_without_commit(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        citizen = await uow.citizens.add(b.citizen(1))
+        await uow.tickets.add(b.draft(citizen.id or 0))
+        await uow.outbox.add(b.outbox())
+        assert await uow.citizens.get_by_telegram_id(1) == citizen  # visible inside
+    async with uow_factory() as uow:
+        assert await everything_empty(uow, 1)
+
+
+async def test_changes_vanish_when_an_exception_leaves_the_unit_of_work(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async def add_then_fail() -> None:
+        async with uow_factory() as uow:
+            await uow.citizens.add(b.citizen(1))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await add_then_fail()
+    async with uow_factory() as uow:
+        assert await everything_empty(uow, 1)
+
+
+async def test_rollback_discards_changes_when_called_explicitly(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        await uow.citizens.add(b.citizen(1))
+        await uow.rollback()
+        assert await uow.citizens.get_by_telegram_id(1) is None
+        await uow.citizens.add(b.citizen(2))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.citizens.get_by_telegram_id(1) is None
+        assert await uow.citizens.get_by_telegram_id(2) is not None
+
+
+async def test_committed_changes_stay_when_later_work_is_not_committed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        await uow.citizens.add(b.citizen(1))
+        await uow.commit()
+        await uow.citizens.add(b.citizen(2))
+    async with uow_factory() as uow:
+        assert await uow.citizens.get_by_telegram_id(1) is not None
+        assert await uow.citizens.get_by_telegram_id(2) is None
+
+
+async def test_uncommitted_changes_stay_invisible_when_another_unit_reads(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async def read() -> Citizen | None:
+        async with uow_factory() as other:
+            return await other.citizens.get_by_telegram_id(1)
+
+    async with uow_factory() as uow:
+        await uow.citizens.add(b.citizen(1))
+        reader = asyncio.create_task(read())
+        # PostgreSQL and the fake answer at once; SQLite's reader waits for the writer.
+        await asyncio.sleep(0.05)
+    assert await reader is None
+
+
+async def test_unit_of_work_refuses_use_when_not_entered(uow_factory: UnitOfWorkFactory) -> None:
+    uow = uow_factory()
+    with pytest.raises(RuntimeError):
+        await uow.commit()
+    async with uow:
+        with pytest.raises(RuntimeError):
+            await uow.__aenter__()
