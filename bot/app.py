@@ -40,6 +40,7 @@ from handlers.processing import PerChatUpdateProcessor
 from handlers.views import Views
 from storage.db import create_engine, session_factory
 from storage.geocode_cache import SqlGeocodeCache
+from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def build_application(
     resources = Resources()
 
     async def post_init(application: SiagaApplication) -> None:
+        await upgrade(settings.database_url)  # created or migrated on every start
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
         uow_factory = SqlUnitOfWorkFactory(sessions)

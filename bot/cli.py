@@ -113,7 +113,6 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import build_application  # noqa: PLC0415 - keeps --help and errors fast
 
     settings.require_token()
-    asyncio.run(_upgrade(settings))
     application = build_application(settings)
     if args.webhook_url:
         application.run_webhook(

@@ -115,6 +115,10 @@ class TelegramDeliverer:
         kind = str(payload.get("kind", "text"))
         from_chat = int(str(payload["from_chat_id"]))
         message_id = int(str(payload["message_id"]))
+        text = payload.get("text")
+        if kind == "text" and isinstance(text, str):
+            await self._bot.send_message(chat, f"{header}\n{escape(text)}")
+            return
         if kind in CAPTIONED:
             await self._bot.copy_message(chat, from_chat, message_id, caption=header)
             return

@@ -793,7 +793,7 @@ class IntakeService:
             )
             await self._enqueue(
                 uow, ticket, OPERATOR_RELAY, from_chat_id=actor.chat_id, message_id=message_id,
-                kind=kind,
+                kind=kind, text=text if kind == "text" else None,
             )  # fmt: skip
             await uow.commit()
         return Outcome(citizen, ticket, [Notice.RELAYED], open_tickets=open_tickets)

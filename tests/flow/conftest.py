@@ -1,0 +1,139 @@
+"""Flow tier: the real, unmodified Application polls the fake Bot API over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bot.app import build_application
+from bot.config import Settings, load_settings
+from handlers.context import SERVICES_KEY, SiagaApplication
+from tests.harness.fake_bot_api import FakeBotApi
+
+OPERATOR_CHAT = -1001234567890
+
+
+class FakeClock:
+    """A clock the test moves by hand (starts at the real time so Telegram dates agree)."""
+
+    def __init__(self) -> None:
+        self.current = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta) -> None:
+        self.current += delta
+
+
+@dataclass
+class Harness:
+    """A running bot and the fake Telegram around it."""
+
+    telegram: FakeBotApi
+    settings: Settings
+    clock: FakeClock
+    errors: list[BaseException] = field(default_factory=list)
+    application: SiagaApplication | None = None
+
+    @property
+    def app(self) -> SiagaApplication:
+        assert self.application is not None
+        return self.application
+
+    def operator_messages(self) -> list[Any]:
+        return self.telegram.messages_for(OPERATOR_CHAT)
+
+    async def start(self) -> None:
+        """Starts the bot exactly as ``run_polling`` does (post_init included)."""
+        application = build_application(self.settings, clock=self.clock, outbox_poll_interval=0.05)
+
+        async def record(update: object, context: Any) -> None:
+            self.errors.append(context.error)
+
+        application.add_error_handler(record)
+        await application.initialize()
+        assert application.post_init is not None
+        await application.post_init(application)
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0, timeout=1)
+        await application.start()
+        self.application = application
+
+    async def stop(self) -> None:
+        """Stops the bot like a SIGTERM would."""
+        application = self.app
+        assert application.updater is not None
+        if application.updater.running:
+            await application.updater.stop()
+        if application.running:
+            await application.stop()
+        await application.shutdown()
+        if application.post_shutdown is not None:
+            await application.post_shutdown(application)
+        self.application = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def kill(self) -> None:
+        """Drops the bot without any shutdown (like ``kill -9``): nothing is flushed."""
+        application = self.app
+        worker = application.bot_data[SERVICES_KEY].outbox
+        await worker.stop()
+        assert application.updater is not None
+        await application.updater.stop()
+        with contextlib.suppress(Exception):
+            await application.stop()
+        self.application = None
+
+    async def outbox_drained(self, timeout: float = 5.0) -> None:
+        """Waits until the outbox owes nothing (the worker is woken while waiting)."""
+        services = self.app.bot_data[SERVICES_KEY]
+        deadline = asyncio.get_running_loop().time() + timeout
+        while await services.queries.pending_deliveries():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("the outbox did not drain")
+            services.outbox.wake()
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(telegram: FakeBotApi, **overrides: str) -> Settings:
+        env = {
+            "TELEGRAM_BOT_TOKEN": telegram.token,
+            "TELEGRAM_API_BASE_URL": telegram.base_url,
+            "TELEGRAM_API_FILE_URL": telegram.base_file_url,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'flow.db'}",
+            "OPERATOR_CHAT_ID": str(OPERATOR_CHAT),
+            "GEOCODER": "offline",
+            **overrides,
+        }
+        return load_settings(env, env_file=None)
+
+    return make
+
+
+@pytest_asyncio.fixture
+async def harness(
+    fake_bot_api: FakeBotApi, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Harness]:
+    fake_bot_api.register_forum(OPERATOR_CHAT, "Operator 112")
+    h = Harness(fake_bot_api, make_settings(fake_bot_api), FakeClock())
+    await h.start()
+    try:
+        yield h
+    finally:
+        if h.application is not None:
+            await h.stop()
+    assert not h.errors, f"handler errors: {h.errors!r}"
