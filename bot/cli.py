@@ -16,7 +16,7 @@ EXIT_FAILURE = 1
 
 #: Loggers whose INFO lines contain request URLs (and so the bot token).
 NOISY_LOGGERS = ("httpx", "httpcore", "telegram.request", "aiohttp.access", "apscheduler",
-                 "aiosqlite", "asyncio")  # fmt: skip
+                 "aiosqlite", "asyncio", "alembic.runtime.plugins")  # fmt: skip
 
 
 class RedactingFilter(logging.Filter):
@@ -110,9 +110,9 @@ async def _upgrade(settings: Settings) -> None:
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
+    settings.require_token()
     from bot.app import build_application  # noqa: PLC0415 - keeps --help and errors fast
 
-    settings.require_token()
     application = build_application(settings)
     if args.webhook_url:
         application.run_webhook(

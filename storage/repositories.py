@@ -559,15 +559,22 @@ class SqlOutboxRepository(_SqlRepository):
         return _outbox_from_row(row)
 
     async def due(self, now: datetime, limit: int, lane: str | None = None) -> list[OutboxMessage]:
-        """Return unsent, unfailed rows due at ``now``, earliest due first.
+        """Return unsent, unfailed rows due at ``now``, in the order they were written.
 
         On PostgreSQL the rows stay locked until the unit of work ends and rows locked by
         another worker are skipped, so two workers never deliver the same message.
         """
+        return await self._owed(limit, lane, OutboxRow.next_attempt_at <= ensure_utc(now))
+
+    async def owed(self, limit: int, lane: str | None = None) -> list[OutboxMessage]:
+        """Return unsent, unfailed rows, due or not, in the order they were written."""
+        return await self._owed(limit, lane)
+
+    async def _owed(self, limit: int, lane: str | None, *where: Any) -> list[OutboxMessage]:
         statement = (
             select(OutboxRow)
-            .where(*_OWED, OutboxRow.next_attempt_at <= ensure_utc(now))
-            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+            .where(*_OWED, *where)
+            .order_by(OutboxRow.id)  # FIFO: a retried card is never overtaken by its pin
             .limit(limit)
         )
         if lane is not None:

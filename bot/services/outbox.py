@@ -55,24 +55,27 @@ class OutboxWorker:
         self._wakeup.set()
 
     async def run_once(self) -> int:
-        """Delivers every due row once; returns how many were sent."""
+        """Delivers every due row once, in written order; returns how many were sent.
+
+        Order is kept per ticket: while a must-deliver row of a ticket (its operator card) is
+        waiting for a retry, the later rows of that ticket wait too; other tickets go on, so
+        one broken card can never hold back every other report.
+        """
+        async with self._uow_factory() as uow:
+            owed = await uow.outbox.owed(self._batch)
+            await uow.commit()
         sent = 0
-        while True:
-            async with self._uow_factory() as uow:
-                due = await uow.outbox.due(self._clock.now(), self._batch)
-                await uow.commit()
-            if not due:
-                return sent
-            progressed = False
-            for message in due:
-                ok = await self._deliver(message)
-                sent += ok
-                progressed = progressed or ok
-                if not ok and message.kind in self._must_deliver:
-                    # Keep order for the operators: do not overtake a failed card.
-                    return sent
-            if not progressed or len(due) < self._batch:
-                return sent
+        held: set[int] = set()
+        now = self._clock.now()
+        for message in owed:
+            ticket = message.ticket_id
+            if ticket is not None and ticket in held:
+                continue
+            ok = message.next_attempt_at <= now and await self._deliver(message)
+            sent += ok
+            if not ok and message.kind in self._must_deliver and ticket is not None:
+                held.add(ticket)
+        return sent
 
     async def _deliver(self, message: OutboxMessage) -> bool:
         now = self._clock.now()

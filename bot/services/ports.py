@@ -168,6 +168,10 @@ class OutboxRepository(Protocol):
         """Return unsent, unfailed rows whose next attempt is due, oldest first."""
         ...
 
+    async def owed(self, limit: int, lane: str | None = None) -> list[OutboxMessage]:
+        """Return unsent, unfailed rows, due or not, oldest first."""
+        ...
+
     async def update(self, message: OutboxMessage) -> None:
         """Persist attempts, next attempt, sent/failed time and last error."""
         ...

@@ -351,17 +351,18 @@ class InMemoryOutboxRepository(_Repository):
         return copy.deepcopy(stored)
 
     async def due(self, now: datetime, limit: int, lane: str | None = None) -> list[OutboxMessage]:
-        """Return unsent, unfailed rows due at ``now``, earliest due first."""
+        """Return unsent, unfailed rows due at ``now``, in the order they were written."""
         _require_aware(now)
-        due = [
+        return [m for m in await self.owed(10**9, lane) if m.next_attempt_at <= now][:limit]
+
+    async def owed(self, limit: int, lane: str | None = None) -> list[OutboxMessage]:
+        """Return unsent, unfailed rows, due or not, in the order they were written."""
+        owed = [
             m
             for m in self._tx.view("outbox").values()
-            if m.sent_at is None
-            and m.failed_at is None
-            and m.next_attempt_at <= now
-            and (lane is None or m.lane == lane)
+            if m.sent_at is None and m.failed_at is None and (lane is None or m.lane == lane)
         ]
-        return _copies(due, key=lambda m: (m.next_attempt_at, m.id))[:limit]
+        return _copies(owed, key=lambda m: m.id)[:limit]  # FIFO, as the SQL store
 
     async def update(self, message: OutboxMessage) -> None:
         """Persist attempts, next attempt, sent/failed time and last error (nothing else)."""

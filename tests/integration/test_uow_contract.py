@@ -540,7 +540,7 @@ async def test_outbox_add_refuses_payload_when_not_json(uow_factory: UnitOfWorkF
             await uow.outbox.add(b.outbox(payload={"when": b.T0}))
 
 
-async def test_outbox_due_lists_owed_rows_earliest_first_when_some_are_sent_failed_or_later(
+async def test_outbox_due_lists_owed_rows_in_written_order_when_some_are_sent_failed_or_later(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
     async with uow_factory() as uow:
@@ -552,11 +552,13 @@ async def test_outbox_due_lists_owed_rows_earliest_first_when_some_are_sent_fail
         advisory = await uow.outbox.add(b.outbox(minutes=3, lane="advisory"))
         await uow.commit()
     async with uow_factory() as uow:
-        assert await uow.outbox.due(b.at(5), 10) == [first, second, advisory]
-        assert await uow.outbox.due(b.at(5), 2) == [first, second]
-        assert await uow.outbox.due(b.at(5), 10, lane="emergency") == [first, second]
+        # FIFO by creation, whatever the retry times: a card is never overtaken by its pin
+        assert await uow.outbox.due(b.at(5), 10) == [second, first, advisory]
+        assert await uow.outbox.due(b.at(5), 2) == [second, first]
+        assert await uow.outbox.due(b.at(5), 10, lane="emergency") == [second, first]
         assert await uow.outbox.due(b.at(5), 10, lane="advisory") == [advisory]
-        assert await uow.outbox.due(b.at(2), 10) == [first, second]  # due at exactly now
+        assert await uow.outbox.due(b.at(2), 10) == [second, first]  # due at exactly now
+        assert await uow.outbox.due(b.at(1), 10) == [first]
         assert await uow.outbox.pending_count() == 4
 
 
@@ -684,3 +686,18 @@ async def test_unit_of_work_refuses_use_when_not_entered(uow_factory: UnitOfWork
     async with uow:
         with pytest.raises(RuntimeError):
             await uow.__aenter__()
+
+
+async def test_outbox_owed_lists_rows_due_or_not_in_written_order_when_some_wait(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        later = await uow.outbox.add(b.outbox(minutes=10, kind="later"))
+        due_now = await uow.outbox.add(b.outbox(minutes=0, kind="now"))
+        await uow.outbox.add(b.outbox(minutes=0, sent_at=b.at(1)))
+        await uow.outbox.add(b.outbox(minutes=0, failed_at=b.at(1)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.owed(10) == [later, due_now]
+        assert await uow.outbox.owed(1) == [later]
+        assert await uow.outbox.due(b.at(0), 10) == [due_now]

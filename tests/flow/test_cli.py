@@ -1,0 +1,120 @@
+"""The console script as deployments use it: a separate process, configured by environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness.fake_bot_api import FakeBotApi
+
+ROOT = Path(__file__).resolve().parents[2]
+OPERATORS = -1009876543210
+
+
+def _env(tmp_path: Path, **values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    env["GEOCODER"] = "offline"
+    env.update(values)
+    return env
+
+
+async def _siaga(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args,
+        cwd=tmp_path, env=_env(tmp_path, **env),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_run_stops_with_one_line_naming_the_token_when_it_is_missing(tmp_path: Path) -> None:
+    code, out, err = await _siaga(tmp_path, "run")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "siaga112: TELEGRAM_BOT_TOKEN: is required to talk to Telegram"
+    ]
+    assert "Traceback" not in err + out
+
+
+async def test_invalid_setting_is_named_and_the_token_hidden_when_start_up_fails(
+    tmp_path: Path,
+) -> None:
+    token = "987654:AAH-do-not-print-me"
+    code, out, err = await _siaga(
+        tmp_path, "run", TELEGRAM_BOT_TOKEN=token, OPERATOR_CHAT_ID="operators"
+    )
+    assert code == 2
+    assert "OPERATOR_CHAT_ID" in err and len(err.strip().splitlines()) == 1
+    assert token not in err + out
+
+
+async def test_version_and_help_are_printed_when_asked(tmp_path: Path) -> None:
+    code, out, _ = await _siaga(tmp_path, "--version")
+    assert code == 0 and out.startswith("siaga112 ")
+    code, out, _ = await _siaga(tmp_path, "--help")
+    assert code == 0 and "run" in out and "check" in out and "db" in out
+
+
+async def test_db_upgrade_creates_the_schema_and_check_reports_it_when_run(tmp_path: Path) -> None:
+    code, out, err = await _siaga(tmp_path, "db", "upgrade")
+    assert code == 0, err
+    assert (tmp_path / "cli.db").exists()
+    code, out, err = await _siaga(tmp_path, "check")
+    assert code == 0, out + err
+    assert "database reachable" in out and "FAIL" not in out
+
+
+async def test_check_verifies_bot_and_operator_forum_when_a_token_is_set(tmp_path: Path) -> None:
+    async with FakeBotApi() as fake:
+        fake.register_forum(OPERATORS, "Operator 112")
+        code, out, err = await _siaga(
+            tmp_path, "check", TELEGRAM_BOT_TOKEN=fake.token,
+            TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_API_FILE_URL=fake.base_file_url,
+            OPERATOR_CHAT_ID=str(OPERATORS),
+        )  # fmt: skip
+    assert "answers getMe" in out and "is a forum" in out, out + err
+    assert fake.token not in out + err
+
+
+@pytest.mark.parametrize(("language", "expected"), [("id", "Laporkan"), ("en", "Report")])
+async def test_running_bot_answers_start_and_exits_on_sigterm_when_pointed_at_a_bot_api_double(
+    tmp_path: Path, language: str, expected: str
+) -> None:
+    async with FakeBotApi() as fake:
+        fake.register_forum(OPERATORS, "Operator 112")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", cwd=tmp_path,
+            env=_env(
+                tmp_path, TELEGRAM_BOT_TOKEN=fake.token, TELEGRAM_API_BASE_URL=fake.base_url,
+                TELEGRAM_API_FILE_URL=fake.base_file_url, OPERATOR_CHAT_ID=str(OPERATORS),
+            ),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            user = fake.add_user(language_code=language)
+            await user.send_command("start")
+            reply = await user.wait_reply(timeout=30)
+            assert any(expected in label for label in reply.button_texts), reply.button_texts
+            await fake.wait_for(lambda: fake.poll_count > 1, timeout=10)  # polling again
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(process.wait(), 10)
+            elapsed = time.monotonic() - started
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        _, err = await process.communicate()
+    assert code == 0, err.decode()
+    assert elapsed < 5.0
+    assert fake.token not in err.decode()
