@@ -180,9 +180,12 @@ async def check_deployment(settings: Settings) -> list[tuple[bool, str]]:
     try:
         revision = await current_revision(settings.database_url)
         head = head_revision()
-        results.append(
-            (revision == head, f"database reachable, schema at {revision} (latest {head})")
-        )
+        if revision is None:
+            results.append((False, "database reachable but empty: run `siaga112 db upgrade`"))
+        else:
+            results.append(
+                (revision == head, f"database reachable, schema at {revision} (latest {head})")
+            )
         if revision == head:
             pending = await TicketQueries(
                 SqlUnitOfWorkFactory(session_factory(engine))

@@ -6,12 +6,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import TypeVar
 
 from telegram import Bot, CallbackQuery, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
-from handlers.views import Screen, Text, Venue
+from handlers.views import Screen, Text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,26 +51,18 @@ async def send(bot: Bot, chat_id: int, screen: Screen) -> list[Message]:
     sent: list[Message] = []
     for reply in screen.replies:
         if isinstance(reply, Text):
-            text = reply
-            sent.append(
-                await with_retries(
-                    lambda: bot.send_message(chat_id, text.text, reply_markup=text.markup)
-                )
+            call = partial(bot.send_message, chat_id, reply.text, reply_markup=reply.markup)
+        else:
+            call = partial(
+                bot.send_venue,
+                chat_id,
+                latitude=reply.lat,
+                longitude=reply.lon,
+                title=reply.title,
+                address=reply.address,
+                reply_markup=reply.markup,
             )
-        elif isinstance(reply, Venue):
-            venue = reply
-            sent.append(
-                await with_retries(
-                    lambda: bot.send_venue(
-                        chat_id,
-                        latitude=venue.lat,
-                        longitude=venue.lon,
-                        title=venue.title,
-                        address=venue.address,
-                        reply_markup=venue.markup,
-                    )
-                )
-            )
+        sent.append(await with_retries(call))
     return sent
 
 

@@ -96,10 +96,10 @@ class Harness:
             await application.stop()
         self.application = None
 
-    async def outbox_drained(self, timeout: float = 5.0) -> None:
+    async def outbox_drained(self, within: float = 5.0) -> None:
         """Waits until the outbox owes nothing (the worker is woken while waiting)."""
         services = self.app.bot_data[SERVICES_KEY]
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while await services.queries.pending_deliveries():
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError("the outbox did not drain")

@@ -54,15 +54,20 @@ async def test_invalid_setting_is_named_and_the_token_hidden_when_start_up_fails
         tmp_path, "run", TELEGRAM_BOT_TOKEN=token, OPERATOR_CHAT_ID="operators"
     )
     assert code == 2
-    assert "OPERATOR_CHAT_ID" in err and len(err.strip().splitlines()) == 1
+    assert "OPERATOR_CHAT_ID" in err
+    assert len(err.strip().splitlines()) == 1
     assert token not in err + out
 
 
 async def test_version_and_help_are_printed_when_asked(tmp_path: Path) -> None:
     code, out, _ = await _siaga(tmp_path, "--version")
-    assert code == 0 and out.startswith("siaga112 ")
+    assert code == 0
+    assert out.startswith("siaga112 ")
     code, out, _ = await _siaga(tmp_path, "--help")
-    assert code == 0 and "run" in out and "check" in out and "db" in out
+    assert code == 0
+    assert "run" in out
+    assert "check" in out
+    assert "db" in out
 
 
 async def test_db_upgrade_creates_the_schema_and_check_reports_it_when_run(tmp_path: Path) -> None:
@@ -71,18 +76,23 @@ async def test_db_upgrade_creates_the_schema_and_check_reports_it_when_run(tmp_p
     assert (tmp_path / "cli.db").exists()
     code, out, err = await _siaga(tmp_path, "check")
     assert code == 0, out + err
-    assert "database reachable" in out and "FAIL" not in out
+    assert "database reachable" in out
+    assert "FAIL" not in out
 
 
 async def test_check_verifies_bot_and_operator_forum_when_a_token_is_set(tmp_path: Path) -> None:
     async with FakeBotApi() as fake:
         fake.register_forum(OPERATORS, "Operator 112")
+        assert (await _siaga(tmp_path, "db", "upgrade"))[0] == 0
         code, out, err = await _siaga(
             tmp_path, "check", TELEGRAM_BOT_TOKEN=fake.token,
             TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_API_FILE_URL=fake.base_file_url,
             OPERATOR_CHAT_ID=str(OPERATORS),
         )  # fmt: skip
-    assert "answers getMe" in out and "is a forum" in out, out + err
+    assert "ok    bot @siaga112_test_bot answers getMe" in out, out + err
+    assert "ok    operators' chat is a forum (topics on)" in out
+    assert "ok    bot may manage topics in the operators' chat" in out
+    assert code == 0, out
     assert fake.token not in out + err
 
 
@@ -118,3 +128,11 @@ async def test_running_bot_answers_start_and_exits_on_sigterm_when_pointed_at_a_
     assert code == 0, err.decode()
     assert elapsed < 5.0
     assert fake.token not in err.decode()
+
+
+async def test_check_fails_and_says_what_to_do_when_the_database_was_never_created(
+    tmp_path: Path,
+) -> None:
+    code, out, _ = await _siaga(tmp_path, "check")
+    assert code == 1
+    assert "FAIL  database reachable but empty: run `siaga112 db upgrade`" in out

@@ -10,8 +10,6 @@ from bot.domain.model import IntakeStep, LocationSource, TicketStatus
 from handlers.context import SERVICES_KEY
 from tests.flow.conftest import OPERATOR_CHAT, Harness
 from tests.flow.steps import (
-    REF,
-    find_button,
     full_gps_report,
     gps_location,
     own_contact_and_name,
@@ -40,9 +38,7 @@ async def _draft(harness: Harness, telegram_id: int):  # type: ignore[no-untyped
 
 
 async def _operator_card(harness: Harness, ref: str):  # type: ignore[no-untyped-def]
-    return await harness.telegram.wait_for_message(
-        OPERATOR_CHAT, lambda m: ref in (m.text or "")
-    )
+    return await harness.telegram.wait_for_message(OPERATOR_CHAT, lambda m: ref in (m.text or ""))
 
 
 async def test_gps_report_reaches_operators_with_card_and_pin_when_citizen_speaks_indonesian(
@@ -66,10 +62,12 @@ async def test_gps_report_reaches_operators_with_card_and_pin_when_citizen_speak
     await user.wait_reply()
     ref = await submit(user)
     final = user.last_message.text or ""
-    assert "sudah kami terima" in final and "112" in final
+    assert "sudah kami terima" in final
+    assert "112" in final
 
     card = await _operator_card(harness, ref)
-    assert "Siti" in (card.text or "") and "Pleburan" in (card.text or "")
+    assert "Siti" in (card.text or "")
+    assert "Pleburan" in (card.text or "")
     assert "+6281390001234" in (card.text or "")
     pin = await harness.telegram.wait_for_message(
         OPERATOR_CHAT, lambda m: "location" in m.raw, after=card.message_id
@@ -126,7 +124,8 @@ async def test_reporter_and_incident_locations_are_kept_apart_when_emergency_is_
     assert ticket.incident_location.area.kelurahan_name == "Sekayu"
     assert ticket.location_elsewhere is True
     card = await _operator_card(harness, ref)
-    assert "Sekayu" in (card.text or "") and "Pleburan" in (card.text or "")
+    assert "Sekayu" in (card.text or "")
+    assert "Pleburan" in (card.text or "")
 
 
 async def test_unknown_address_can_still_be_sent_as_text_when_geocoding_finds_nothing(
@@ -152,7 +151,8 @@ async def test_citizen_outside_the_city_is_told_to_call_112_when_sharing_gps(
     await start_report(user)
     await user.share_location(*JAKARTA)
     reply = await user.wait_reply()
-    assert "outside Kota Semarang" in (reply.text or "") and "112" in (reply.text or "")
+    assert "outside Kota Semarang" in (reply.text or "")
+    assert "112" in (reply.text or "")
     draft = await _draft(harness, user.id)
     assert draft.step is IntakeStep.LOCATION
     assert draft.category is not None  # nothing already collected was lost
@@ -191,7 +191,8 @@ async def test_returning_citizen_only_confirms_identity_when_reporting_again(
     await tap(user, "me")
     ref = await submit(user)
     ticket = await _ticket(harness, ref)
-    assert ticket.caller_name == "Rina" and ticket.caller_phone_verified is True
+    assert ticket.caller_name == "Rina"
+    assert ticket.caller_phone_verified is True
 
 
 async def test_silent_mode_is_shown_first_on_the_operator_card_when_caller_cannot_speak(
@@ -209,7 +210,8 @@ async def test_silent_mode_is_shown_first_on_the_operator_card_when_caller_canno
     lines = (card.text or "").splitlines()
     assert "SENYAP" in lines[1]
     ticket = await _ticket(harness, ref)
-    assert ticket.silent is True and ticket.priority == 1
+    assert ticket.silent is True
+    assert ticket.priority == 1
 
 
 async def test_photo_and_voice_details_are_attached_and_forwarded_when_sent(
@@ -227,8 +229,10 @@ async def test_photo_and_voice_details_are_attached_and_forwarded_when_sent(
     ticket = await _ticket(harness, ref)
     assert [m.kind.value for m in ticket.media] == ["photo", "voice"]
     await harness.telegram.wait_for(
-        lambda: any("photo" in m.raw for m in harness.operator_messages())
-        and any("voice" in m.raw for m in harness.operator_messages())
+        lambda: (
+            any("photo" in m.raw for m in harness.operator_messages())
+            and any("voice" in m.raw for m in harness.operator_messages())
+        )
     )
 
 
@@ -249,8 +253,10 @@ async def test_reference_is_unique_and_sequential_when_two_citizens_interleave(
     assert ref_first != ref_second
     assert {ref_first[-4:], ref_second[-4:]} == {"0001", "0002"}
     t1, t2 = await _ticket(harness, ref_first), await _ticket(harness, ref_second)
-    assert t1.caller_name == "Ani" and t1.category.value == "MED"
-    assert t2.caller_name == "Bayu" and t2.incident_location.area.kelurahan_name == "Tugurejo"
+    assert t1.caller_name == "Ani"
+    assert t1.category.value == "MED"
+    assert t2.caller_name == "Bayu"
+    assert t2.incident_location.area.kelurahan_name == "Tugurejo"
 
 
 async def test_cancel_works_from_every_step_when_citizen_sends_cancel(harness: Harness) -> None:
@@ -347,11 +353,13 @@ async def test_messages_after_submit_reach_the_operators_when_ticket_is_open(
     await _operator_card(harness, ref)
     await user.send_text("He is breathing again <3 & awake")
     ack = await user.wait_reply()
-    assert ref in (ack.text or "") and "Sent to the operator" in (ack.text or "")
+    assert ref in (ack.text or "")
+    assert "Sent to the operator" in (ack.text or "")
     relayed = await harness.telegram.wait_for_message(
         OPERATOR_CHAT, lambda m: "breathing again" in (m.text or "")
     )
-    assert "<3 & awake" in (relayed.text or "") and ref in (relayed.text or "")
+    assert "<3 & awake" in (relayed.text or "")
+    assert ref in (relayed.text or "")
     await user.send_photo()
     await harness.telegram.wait_for(
         lambda: any("photo" in m.raw and ref in (m.text or "") for m in harness.operator_messages())
@@ -363,7 +371,8 @@ async def test_status_lists_reports_with_their_state_when_citizen_asks(harness: 
     ref = await full_gps_report(user)
     await user.send_command("status")
     reply = await user.wait_reply()
-    assert ref in (reply.text or "") and "waiting for an operator" in (reply.text or "")
+    assert ref in (reply.text or "")
+    assert "waiting for an operator" in (reply.text or "")
 
 
 async def test_language_switch_is_remembered_when_citizen_picks_english(harness: Harness) -> None:
@@ -402,9 +411,11 @@ async def test_operator_card_survives_an_outage_and_a_crash_when_operator_chat_i
     ref = await submit(user)
     services = harness.app.bot_data[SERVICES_KEY]
     await harness.telegram.wait_for(
-        lambda: any(c.params.get("chat_id") == str(OPERATOR_CHAT) or
-                    c.params.get("chat_id") == OPERATOR_CHAT
-                    for c in harness.telegram.calls_to("sendMessage"))
+        lambda: any(
+            c.params.get("chat_id") == str(OPERATOR_CHAT)
+            or c.params.get("chat_id") == OPERATOR_CHAT
+            for c in harness.telegram.calls_to("sendMessage")
+        )
     )
     assert await services.queries.pending_deliveries() >= 2  # card and pin are still owed
     await harness.kill()  # and the process dies before the chat is back

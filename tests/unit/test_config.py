@@ -73,7 +73,8 @@ def test_missing_token_names_the_variable_when_the_bot_needs_it() -> None:
 
 def test_token_never_shows_in_repr_when_settings_are_printed() -> None:
     settings = load_settings({"TELEGRAM_BOT_TOKEN": TOKEN}, env_file=None)
-    assert TOKEN not in repr(settings) and TOKEN not in str(settings.telegram_bot_token)
+    assert TOKEN not in repr(settings)
+    assert TOKEN not in str(settings.telegram_bot_token)
     assert settings.require_token() == TOKEN
 
 

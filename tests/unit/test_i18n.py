@@ -10,8 +10,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from bot.i18n import LOCALES_DIR, SUPPORTED, gettext_for
 from bot.domain.rules import resolve_language
+from bot.i18n import LOCALES_DIR, SUPPORTED, gettext_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = re.compile(r"\{[a-z_]+[^}]*\}")

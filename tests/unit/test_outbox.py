@@ -41,8 +41,13 @@ async def _ticket(uow_factory: InMemoryUnitOfWorkFactory, telegram_id: int) -> i
     async with uow_factory() as uow:
         citizen = await uow.citizens.add(Citizen(telegram_id=telegram_id, language="id"))
         ticket = await uow.tickets.add(
-            Ticket(citizen_id=citizen.id or 0, chat_id=telegram_id,
-                   status=TicketStatus.SUBMITTED, created_at=T0, updated_at=T0)  # fmt: skip
+            Ticket(
+                citizen_id=citizen.id or 0,
+                chat_id=telegram_id,
+                status=TicketStatus.SUBMITTED,
+                created_at=T0,
+                updated_at=T0,
+            )
         )
         await uow.commit()
     return ticket.id or 0
@@ -53,9 +58,13 @@ async def _enqueue(uow_factory: InMemoryUnitOfWorkFactory, clock: Clock, *names:
     async with uow_factory() as uow:
         for name in names:
             await uow.outbox.add(
-                OutboxMessage(kind=kind if name != "pin" else "operator_pin",
-                              payload={"name": name}, created_at=clock.now(),
-                              next_attempt_at=clock.now(), ticket_id=ticket)  # fmt: skip
+                OutboxMessage(
+                    kind=kind if name != "pin" else "operator_pin",
+                    payload={"name": name},
+                    created_at=clock.now(),
+                    next_attempt_at=clock.now(),
+                    ticket_id=ticket,
+                )
             )
         await uow.commit()
 
@@ -94,7 +103,8 @@ async def test_retry_waits_for_retry_after_when_telegram_rate_limits(
     worker = OutboxWorker(uow_factory, deliverer, clock, must_deliver={"operator_card"})
     assert await worker.run_once() == 0
     clock.current += timedelta(seconds=29)
-    assert await worker.run_once() == 0 and deliverer.attempts == 1  # not due yet
+    assert await worker.run_once() == 0
+    assert deliverer.attempts == 1
     clock.current += timedelta(seconds=1)
     assert await worker.run_once() == 1
     assert deliverer.delivered == ["card"]
@@ -134,7 +144,8 @@ async def test_citizen_notice_is_dropped_when_the_citizen_blocked_the_bot(
     assert await worker.run_once() == 0
     assert await _pending(uow_factory) == 0  # failed for good, not retried forever
     clock.current += MAX_BACKOFF
-    assert await worker.run_once() == 0 and deliverer.attempts == 1
+    assert await worker.run_once() == 0
+    assert deliverer.attempts == 1
 
 
 async def test_worker_survives_a_crashing_deliverer_when_a_bug_raises(
