@@ -95,7 +95,6 @@ def build_application(
             flood_limit_per_minute=settings.flood_limit_per_minute,
             local_zone=settings.timezone,
             default_language=settings.default_language,
-            operator_chat_configured=settings.operator_chat_id is not None,
         )
         intake = IntakeService(uow_factory, geo, clock, policy)
         queries = TicketQueries(uow_factory)

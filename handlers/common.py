@@ -90,10 +90,10 @@ async def on_menu_button(update: Update, context: Context) -> None:
         screen = views.language_set(outcome.citizen)
         if outcome.step is not None:
             screen.replies.extend(views.intake(outcome).replies)
-    else:
+    else:  # not one of ours: an old or forged button
         outcome = await intake.greet(actor)
-        screen = views.no_report(outcome.citizen)
-        screen.alert = "…"
+        outcome.notices.append(Notice.STALE_BUTTON)
+        screen = views.intake(outcome)
     await answer(query, screen)
     await send(context.bot, actor.chat_id, screen)
 

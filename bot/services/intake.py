@@ -126,7 +126,6 @@ class IntakePolicy:
     ref_prefix: str = "SMG"
     local_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Jakarta"))
     default_language: str = "id"
-    operator_chat_configured: bool = True
 
 
 class IntakeService:
