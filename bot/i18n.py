@@ -60,14 +60,15 @@ def _refresh_catalogs() -> None:  # pragma: no cover - maintainer tool
 
 
 def _english_is_the_source(po: Path) -> None:  # pragma: no cover - maintainer tool
-    """Fills untranslated English entries with their (English) message id."""
+    """Makes every English entry its (English) message id: English is the source language."""
     from babel.messages.pofile import read_po, write_po  # noqa: PLC0415 - maintainer-only
 
     with po.open("rb") as handle:
         catalog = read_po(handle)
     for message in catalog:
-        if message.id and not message.string:
+        if message.id:
             message.string = message.id
+            message.flags.discard("fuzzy")
     with po.open("wb") as handle:
         write_po(handle, catalog, width=0)
 

@@ -25,6 +25,8 @@ from handlers.views import Views
 #: Relayed kinds whose copy can carry our header as its caption.
 CAPTIONED = frozenset({"photo", "video", "voice", "audio", "document", "animation"})
 MAX_ACCURACY = 1500.0  # the Bot API's bound for horizontal_accuracy
+RELAY_PIECE = 3500  # characters of a citizen's text per operator message (limit 4096)
+RELAY_CAPTION = 800  # characters of a citizen's caption kept on the copy (limit 1024)
 
 
 def _seconds(value: int | float | timedelta) -> float:
@@ -116,11 +118,21 @@ class TelegramDeliverer:
         from_chat = int(str(payload["from_chat_id"]))
         message_id = int(str(payload["message_id"]))
         text = payload.get("text")
-        if kind == "text" and isinstance(text, str):
-            await self._bot.send_message(chat, f"{header}\n{escape(text)}")
+        text = text if isinstance(text, str) else ""
+        if kind == "text":
+            # Header and text must fit Telegram's 4096; a long text follows in pieces.
+            pieces = [text[i : i + RELAY_PIECE] for i in range(0, len(text), RELAY_PIECE)]
+            await self._bot.send_message(chat, f"{header}\n{escape(pieces[0] if pieces else '')}")
+            for piece in pieces[1:]:
+                await self._bot.send_message(chat, escape(piece))
             return
-        if kind in CAPTIONED:
+        if kind in CAPTIONED and len(text) <= RELAY_CAPTION:
+            caption = f"{header}\n{escape(text)}" if text else header
+            await self._bot.copy_message(chat, from_chat, message_id, caption=caption)
+            return
+        if kind in CAPTIONED:  # the citizen's long caption goes as its own message
             await self._bot.copy_message(chat, from_chat, message_id, caption=header)
+            await self._bot.send_message(chat, f"{header}\n{escape(text[:RELAY_PIECE])}")
             return
         await self._bot.send_message(chat, header)
         await self._bot.copy_message(chat, from_chat, message_id)

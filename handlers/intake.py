@@ -196,14 +196,12 @@ async def on_intake_button(update: Update, context: Context) -> None:
     intake = context.services.intake
     parts = query.data.split("|")
     action = BUTTONS.get(parts[2]) if len(parts) >= 3 and parts[1].isdigit() else None
+    change_identity = False
     if parts[2:3] == ["cancel"] and parts[1].isdigit():
-        outcome = await intake.cancel(actor)
+        outcome = await intake.cancel(actor, int(parts[1]))
     elif parts[2:3] == ["notme"] and parts[1].isdigit():
-        outcome = await intake.greet(actor)
-        await answer(query, context.views.intake(outcome))
-        screen = context.views.intake(outcome, change_identity=True)
-        await send(context.bot, actor.chat_id, screen)
-        return
+        outcome = await intake.change_identity(actor, int(parts[1]))
+        change_identity = not outcome.notices
     elif action is None:
         outcome = await intake.greet(actor)
         outcome.notices.append(Notice.STALE_BUTTON)
@@ -213,7 +211,7 @@ async def on_intake_button(update: Update, context: Context) -> None:
         except ValueError:  # an argument that is not one of ours: an old or forged button
             outcome = await intake.greet(actor)
             outcome.notices.append(Notice.STALE_BUTTON)
-    screen = context.views.intake(outcome)
+    screen = context.views.intake(outcome, change_identity=change_identity)
     await answer(query, screen)
     await send(context.bot, actor.chat_id, screen)
     if Notice.SUBMITTED in outcome.notices:

@@ -35,6 +35,7 @@ from bot.domain.rules import MAX_MEDIA
 from bot.i18n import N_, Translate, gettext_for
 from bot.services.intake import Notice, Outcome
 
+CARD_DETAILS = 1500  # characters of details on a card: with the rest it stays < 4096 units
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
 
@@ -245,6 +246,8 @@ class Views:
         if Notice.SUBMITTED in outcome.notices or Notice.CANCELLED in outcome.notices:
             return screen
         if Notice.TOO_MANY_OPEN in outcome.notices or ticket is None or not ticket.is_draft:
+            if not screen.replies and outcome.open_tickets:
+                screen.replies.append(self._open_reminder(outcome, _))
             if not screen.replies:
                 fallback = self.no_report(citizen)
                 fallback.alert = screen.alert
@@ -290,11 +293,10 @@ class Views:
                 count=MAX_MEDIA
             ),
             Notice.TOO_MANY_OPEN: _(
-                "You already have {count} open reports ({refs}). The operators are working on "
-                "them: write here and your message reaches them. If this is a new emergency, "
+                "You have reached the limit of open reports ({refs}). The operators are working "
+                "on them: write here and your message reaches them. If this is a new emergency, "
                 "call <b>{phone}</b> now."
             ).format(
-                count=len(outcome.open_tickets),
                 refs=", ".join(escape(t.ref or "—") for t in outcome.open_tickets),
                 phone=escape(self.phone),
             ),
@@ -340,6 +342,13 @@ class Views:
                     [[self._button(_("➡️ Continue with this description"), f"i|{ticket.id}|note")]]
                 )
         screen.replies.append(Text(text, markup))
+
+    def _open_reminder(self, outcome: Outcome, _: Translate) -> Text:
+        text = _(
+            "Your report {ref} has been sent and is being handled. Anything you write here "
+            "goes to the operator."
+        ).format(ref=escape(outcome.open_tickets[0].ref or ""))
+        return Text(f"{text}\n\n{self.fallback(_)}", self.menu(_))
 
     def _submitted(self, ticket: Ticket, _: Translate) -> Text:
         lines = [
@@ -410,10 +419,10 @@ class Views:
                     name=escape(outcome.suggestion)
                 )
                 rows.append([self._button(f"✅ {outcome.suggestion[:40]}", f"i|{tid}|name")])
-            return [
-                Text(_("Thank you."), ReplyKeyboardRemove()),
-                Text(text, InlineKeyboardMarkup([*rows, [cancel]])),
-            ]
+            prompt = Text(text, InlineKeyboardMarkup([*rows, [cancel]]))
+            if outcome.notices:  # asked again: the contact keyboard is already gone
+                return [prompt]
+            return [Text(_("Thank you."), ReplyKeyboardRemove()), prompt]
         if step is IntakeStep.DETAILS:
             return [Text(self._details_text(ticket, _), self._details_keyboard(ticket, _))]
         if step is IntakeStep.CONFIRM:
@@ -669,8 +678,12 @@ class Views:
             )
         if ticket.details:
             lines.append(
-                _("<b>Details:</b> {details}").format(details=escape(_cut(ticket.details, 2500)))
+                _("<b>Details:</b> {details}").format(
+                    details=escape(_cut(ticket.details, CARD_DETAILS))
+                )
             )
+            if len(ticket.details) > CARD_DETAILS:
+                lines.append(_("(shortened; the full text is kept with the ticket)"))
         if ticket.media:
             lines.append(
                 _("<b>Attachments:</b> {count} (follow below)").format(count=len(ticket.media))

@@ -217,6 +217,8 @@ class TicketRow(Base):
     updated_at: Mapped[CreatedAt]
     submitted_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    live_notified_at: Mapped[datetime | None]
+    """When operators were last shown a live-location update (one a minute at most)."""
 
 
 class TicketEventRow(Base):

@@ -257,6 +257,7 @@ def _ticket_columns(ticket: Ticket) -> dict[str, Any]:
         "updated_at": ensure_utc(ticket.updated_at),
         "submitted_at": ensure_utc_or_none(ticket.submitted_at),
         "closed_at": ensure_utc_or_none(ticket.closed_at),
+        "live_notified_at": ensure_utc_or_none(ticket.live_notified_at),
     }
 
 
@@ -291,6 +292,7 @@ def _ticket_from_row(row: TicketRow) -> Ticket:
         updated_at=row.updated_at,
         submitted_at=row.submitted_at,
         closed_at=row.closed_at,
+        live_notified_at=row.live_notified_at,
     )
 
 

@@ -230,6 +230,7 @@ class Ticket:
     media: list[Media] = field(default_factory=list)
     submitted_at: datetime | None = None
     closed_at: datetime | None = None
+    live_notified_at: datetime | None = None
     id: int | None = None
 
     @property

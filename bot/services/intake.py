@@ -171,7 +171,20 @@ class IntakeService:
             draft = await uow.tickets.active_draft(citizen.id or 0)
             open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
             await uow.commit()
-        return Outcome(citizen, draft, open_tickets=open_tickets)
+        outcome = Outcome(citizen, draft, open_tickets=open_tickets)
+        if draft is not None and draft.step is IntakeStep.NAME:
+            outcome.suggestion = self._suggested_name(citizen, actor)
+        return outcome
+
+    async def change_identity(self, actor: Actor, ticket_id: int) -> Outcome:
+        """Shows the phone question again for a returning citizen who wants to change it."""
+        async with self._uow_factory() as uow:
+            citizen, draft = await self._load(uow, actor)
+            steps = (IntakeStep.PHONE,)
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
+                return bad or Outcome(citizen)
+            await uow.commit()
+        return Outcome(citizen, draft)
 
     async def set_language(self, actor: Actor, language: str) -> Outcome:
         """Remembers the citizen's language (and that of their draft)."""
@@ -262,8 +275,9 @@ class IntakeService:
             )
         )
 
-    def _check(
+    async def _check(
         self,
+        uow: UnitOfWork,
         citizen: Citizen,
         draft: Ticket | None,
         ticket_id: int | None,
@@ -271,7 +285,9 @@ class IntakeService:
     ) -> Outcome | None:
         """Return an outcome for a stale or misplaced action, None when it fits."""
         if draft is None:
-            return Outcome(citizen, None, [Notice.STALE_BUTTON if ticket_id else Notice.NO_REPORT])
+            notice = Notice.STALE_BUTTON if ticket_id else Notice.NO_REPORT
+            open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
+            return Outcome(citizen, None, [notice], open_tickets=open_tickets)
         if (ticket_id is not None and ticket_id != draft.id) or draft.step not in steps:
             return Outcome(citizen, draft, [Notice.STALE_BUTTON])
         return None
@@ -280,7 +296,9 @@ class IntakeService:
         """Stores the tapped category group; single-category groups need no second tap."""
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
-            if (bad := self._check(citizen, draft, ticket_id, (IntakeStep.CATEGORY,))) or not draft:
+            if (
+                bad := await self._check(uow, citizen, draft, ticket_id, (IntakeStep.CATEGORY,))
+            ) or not draft:
                 return bad or Outcome(citizen)
             draft.category_group = group
             choices = CATEGORY_GROUPS[group]
@@ -292,7 +310,7 @@ class IntakeService:
         steps = (IntakeStep.SUBCATEGORY,)
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
-            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
                 return bad or Outcome(citizen)
             if draft.category_group and category not in CATEGORY_GROUPS[draft.category_group]:
                 return Outcome(citizen, draft, [Notice.STALE_BUTTON])
@@ -304,7 +322,7 @@ class IntakeService:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
             steps = (IntakeStep.SUBCATEGORY,)
-            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
                 return bad or Outcome(citizen)
             draft.category_group = None
             return await self._save(uow, citizen, draft)
@@ -325,7 +343,7 @@ class IntakeService:
         address = await self._reverse(lat, lon, actor) if area else None
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
-            if (bad := self._check(citizen, draft, None, LOCATION_STEPS)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, None, LOCATION_STEPS)) or not draft:
                 return bad or Outcome(citizen)
             source = LocationSource.LIVE if live_period else LocationSource.GPS
             location = Location(
@@ -369,7 +387,7 @@ class IntakeService:
                 log.warning("geocoding failed: %s", type(exc).__name__)
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
-            if (bad := self._check(citizen, draft, None, LOCATION_STEPS)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, None, LOCATION_STEPS)) or not draft:
                 return bad or Outcome(citizen)
             draft.pending_location = None
             draft.step = next_step(draft)
@@ -408,7 +426,7 @@ class IntakeService:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
             steps = (IntakeStep.LOCATION, IntakeStep.INCIDENT_LOCATION)
-            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
                 return bad or Outcome(citizen)
             if not draft.unresolved_address:
                 return Outcome(citizen, draft, [Notice.STALE_BUTTON])
@@ -422,7 +440,7 @@ class IntakeService:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
             steps = (IntakeStep.LOCATION_CONFIRM,)
-            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
                 return bad or Outcome(citizen)
             pending = draft.pending_location
             if pending is None:
@@ -439,7 +457,7 @@ class IntakeService:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
             steps = (IntakeStep.LOCATION_CONFIRM,)
-            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
                 return bad or Outcome(citizen)
             pending = draft.pending_location
             if pending is not None and pending.source in (LocationSource.GPS, LocationSource.LIVE):
@@ -454,7 +472,7 @@ class IntakeService:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
             steps = (IntakeStep.LOCATION_CONFIRM,)
-            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
                 return bad or Outcome(citizen)
             draft.pending_location = None
             return await self._save(uow, citizen, draft)
@@ -474,11 +492,9 @@ class IntakeService:
                 return Outcome(citizen)
             area = self._geocoder.locate_area(lat, lon)
             changed = False
-            notify = False
             for attr in ("pending_location", "reporter_location", "incident_location"):
                 current: Location | None = getattr(target, attr)
                 if current is not None and current.source is LocationSource.LIVE:
-                    notify = notify or now - current.captured_at >= LIVE_NOTIFY_EVERY
                     moved = replace(
                         current, lat=lat, lon=lon, accuracy_m=accuracy_m, captured_at=now, area=area
                     )
@@ -487,9 +503,12 @@ class IntakeService:
             if not changed:
                 return Outcome(citizen, draft)
             target.updated_at = now
-            await uow.tickets.update(target)
-            if not target.is_draft and notify:  # one pin a minute: groups take 20 messages/min
+            last = target.live_notified_at or target.submitted_at
+            # One pin a minute at most: a group takes about 20 messages a minute.
+            if not target.is_draft and (last is None or now - last >= LIVE_NOTIFY_EVERY):
+                target.live_notified_at = now
                 await self._enqueue(uow, target, OPERATOR_LOCATION_UPDATE)
+            await uow.tickets.update(target)
             await uow.commit()
         return Outcome(citizen, draft, [Notice.LOCATION_UPDATED])
 
@@ -501,7 +520,9 @@ class IntakeService:
         """Stores the shared phone number; verified only when it is the sender's own."""
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
-            if (bad := self._check(citizen, draft, None, (IntakeStep.PHONE,))) or not draft:
+            if (
+                bad := await self._check(uow, citizen, draft, None, (IntakeStep.PHONE,))
+            ) or not draft:
                 return bad or Outcome(citizen)
             if contact_user_id != actor.telegram_id:
                 return Outcome(citizen, draft, [Notice.CONTACT_NOT_YOURS])
@@ -527,7 +548,9 @@ class IntakeService:
         """Accepts a typed number as unverified after validation (stored as E.164)."""
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
-            if (bad := self._check(citizen, draft, None, (IntakeStep.PHONE,))) or not draft:
+            if (
+                bad := await self._check(uow, citizen, draft, None, (IntakeStep.PHONE,))
+            ) or not draft:
                 return bad or Outcome(citizen)
             e164 = normalise_phone(text)
             if e164 is None:
@@ -548,7 +571,7 @@ class IntakeService:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
             steps = (IntakeStep.PHONE,)
-            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
                 return bad or Outcome(citizen)
             if not (citizen.phone_e164 and citizen.name):
                 return Outcome(citizen, draft, [Notice.STALE_BUTTON])
@@ -568,13 +591,16 @@ class IntakeService:
     async def _set_name(self, actor: Actor, text: str | None, ticket_id: int | None) -> Outcome:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
-            if (bad := self._check(citizen, draft, ticket_id, (IntakeStep.NAME,))) or not draft:
+            if (
+                bad := await self._check(uow, citizen, draft, ticket_id, (IntakeStep.NAME,))
+            ) or not draft:
                 return bad or Outcome(citizen)
             if text is None:
                 text = self._suggested_name(citizen, actor) or ""
             name = " ".join(clean_text(text, MAX_NAME_CHARS * 2).split())
             if not (2 <= len(name) <= MAX_NAME_CHARS) or not any(ch.isalpha() for ch in name):
-                return Outcome(citizen, draft, [Notice.INVALID_NAME])
+                suggestion = self._suggested_name(citizen, actor)
+                return Outcome(citizen, draft, [Notice.INVALID_NAME], suggestion=suggestion)
             draft.caller_name = name
             citizen.name = name
             citizen.updated_at = self._clock.now()
@@ -585,10 +611,12 @@ class IntakeService:
 
     async def add_detail_text(self, actor: Actor, text: str) -> Outcome:
         """Appends a description to the report."""
-        piece = clean_text(text, MAX_DETAILS_CHARS)
+        piece = clean_text(text, len(text))
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
-            if (bad := self._check(citizen, draft, None, (IntakeStep.DETAILS,))) or not draft:
+            if (
+                bad := await self._check(uow, citizen, draft, None, (IntakeStep.DETAILS,))
+            ) or not draft:
                 return bad or Outcome(citizen)
             if not piece:
                 return Outcome(citizen, draft, [Notice.WRONG_INPUT])
@@ -606,7 +634,9 @@ class IntakeService:
         """Attaches a photo, voice note or video to the report (kept by Telegram file id)."""
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
-            if (bad := self._check(citizen, draft, None, (IntakeStep.DETAILS,))) or not draft:
+            if (
+                bad := await self._check(uow, citizen, draft, None, (IntakeStep.DETAILS,))
+            ) or not draft:
                 return bad or Outcome(citizen)
             if len(draft.media) >= MAX_MEDIA:
                 return Outcome(citizen, draft, [Notice.MEDIA_FULL])
@@ -619,7 +649,7 @@ class IntakeService:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
             steps = (IntakeStep.DETAILS,)
-            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
                 return bad or Outcome(citizen)
             draft.silent = not draft.silent
             await self._event(uow, draft, "silent_on" if draft.silent else "silent_off")
@@ -630,7 +660,7 @@ class IntakeService:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
             steps = (IntakeStep.DETAILS,)
-            bad = self._check(citizen, draft, ticket_id, steps)
+            bad = await self._check(uow, citizen, draft, ticket_id, steps)
             if bad or not draft or choice not in PERSONS_CHOICES:
                 return bad or Outcome(citizen, draft, [Notice.STALE_BUTTON])
             draft.persons_affected = choice
@@ -641,7 +671,7 @@ class IntakeService:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
             steps = (IntakeStep.DETAILS,)
-            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
                 return bad or Outcome(citizen)
             draft.reviewed = True
             return await self._save(uow, citizen, draft)
@@ -653,7 +683,7 @@ class IntakeService:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
             steps = (IntakeStep.CONFIRM,)
-            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
                 return bad or Outcome(citizen)
             if part == "category":
                 draft.category_group, draft.category = None, None
@@ -674,7 +704,7 @@ class IntakeService:
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
             steps = (IntakeStep.CONFIRM,)
-            if (bad := self._check(citizen, draft, ticket_id, steps)) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
                 return bad or Outcome(citizen)
             now = self._clock.now()
             day = now.astimezone(self._policy.local_zone).date()
@@ -716,10 +746,17 @@ class IntakeService:
             )
         )
 
-    async def cancel(self, actor: Actor) -> Outcome:
-        """Cancels the draft in progress (submitted tickets are cancelled by operators)."""
+    async def cancel(self, actor: Actor, ticket_id: int | None = None) -> Outcome:
+        """Cancels the draft in progress (submitted tickets are cancelled by operators).
+
+        ``ticket_id`` comes with a Cancel button: a button of another report is stale.
+        """
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
+            if ticket_id is not None:
+                every_step = tuple(IntakeStep)
+                if bad := await self._check(uow, citizen, draft, ticket_id, every_step):
+                    return bad
             if draft is None:
                 return Outcome(citizen, None, [Notice.NOTHING_TO_CANCEL])
             draft.status = TicketStatus.CANCELLED
@@ -792,7 +829,7 @@ class IntakeService:
             )
             await self._enqueue(
                 uow, ticket, OPERATOR_RELAY, from_chat_id=actor.chat_id, message_id=message_id,
-                kind=kind, text=text if kind == "text" else None,
+                kind=kind, text=clean_text(text, 4096) if text else None,
             )  # fmt: skip
             await uow.commit()
         return Outcome(citizen, ticket, [Notice.RELAYED], open_tickets=open_tickets)

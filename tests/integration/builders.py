@@ -102,6 +102,7 @@ def ticket(citizen_id: int, **changes: Any) -> Ticket:
         location_note="behind the mosque, blue gate",
         unresolved_address="gang buntu dekat masjid",
         reviewed=True,
+        live_notified_at=at(7),
         caller_name="Budi Santoso",
         caller_phone_e164="+6289876543210",
         caller_phone_verified=True,

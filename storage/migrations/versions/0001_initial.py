@@ -105,6 +105,7 @@ def upgrade() -> None:
         sa.Column("updated_at", _timestamp(), server_default=sa.func.now(), nullable=False),
         sa.Column("submitted_at", _timestamp(), nullable=True),
         sa.Column("closed_at", _timestamp(), nullable=True),
+        sa.Column("live_notified_at", _timestamp(), nullable=True),
         sa.ForeignKeyConstraint(
             ["citizen_id"], ["citizens.id"], name=op.f("fk_tickets_citizen_id_citizens")
         ),
