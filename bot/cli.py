@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from bot import __version__
 from bot.config import Settings, SettingsError, load_settings
@@ -26,15 +27,22 @@ class RedactingFilter(logging.Filter):
         super().__init__()
         self._secrets = [s for s in secrets if s]
 
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "**********")
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrites the record's message without the secrets."""
+        """Rewrites the record's message and traceback without the secrets."""
         if not self._secrets:
             return True
         message = record.getMessage()
         if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "**********")
-            record.msg, record.args = message, None
+            record.msg, record.args = self._redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
         return True
 
 
@@ -118,6 +126,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         application.run_webhook(
             listen=args.listen,
             port=args.port,
+            url_path=urlsplit(args.webhook_url).path.lstrip("/"),
             webhook_url=args.webhook_url,
             secret_token=args.secret,
             allowed_updates=["message", "edited_message", "callback_query"],

@@ -116,11 +116,7 @@ async def on_error(update: object, context: Context) -> None:
         if isinstance(error, Forbidden) and update.effective_user is not None:
             await _mark_blocked(context, update.effective_user.id)
         return
-    user = update.effective_user
-    language_code = resolve_language(
-        user.language_code if user else None, context.services.settings.default_language
-    )
-    text = context.views.error(language_code, reference)
+    text = context.views.error(await _language(update, context), reference)
     try:
         await context.bot.send_message(update.effective_chat.id, text.text)
     except Exception as exc:  # the error message itself failed: only log
@@ -129,6 +125,20 @@ async def on_error(update: object, context: Context) -> None:
     if update.callback_query is not None:
         with contextlib.suppress(Exception):  # an unanswered spinner is the lesser evil
             await update.callback_query.answer()
+
+
+async def _language(update: Update, context: Context) -> str:
+    """The citizen's chosen language; Telegram's guess when the database cannot tell."""
+    user = update.effective_user
+    default = context.services.settings.default_language
+    if user is None:
+        return default
+    try:
+        chosen = await context.services.queries.language_of(user.id)
+    except Exception as exc:  # the database may be what failed
+        log.warning("could not read the citizen's language: %s", type(exc).__name__)
+        chosen = None
+    return chosen or resolve_language(user.language_code, default)
 
 
 async def _mark_blocked(context: Context, telegram_id: int) -> None:

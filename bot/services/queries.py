@@ -31,6 +31,12 @@ class TicketQueries:
             citizen = await uow.citizens.get(ticket.citizen_id)
         return TicketDetail(ticket, citizen)
 
+    async def language_of(self, telegram_id: int) -> str | None:
+        """Return the language a citizen chose, or None when unknown."""
+        async with self._uow_factory() as uow:
+            citizen = await uow.citizens.get_by_telegram_id(telegram_id)
+        return citizen.language if citizen else None
+
     async def pending_deliveries(self) -> int:
         """Return how many outbox deliveries are still owed."""
         async with self._uow_factory() as uow:

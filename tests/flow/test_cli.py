@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.harness.fake_bot_api import FakeBotApi
@@ -136,3 +138,70 @@ async def test_check_fails_and_says_what_to_do_when_the_database_was_never_creat
     code, out, _ = await _siaga(tmp_path, "check")
     assert code == 1
     assert "FAIL  database reachable but empty: run `siaga112 db upgrade`" in out
+
+
+async def _listening(port: int, within: float = 20.0) -> None:
+    """Waits until something accepts connections on the port (the webhook server)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_webhook_mode_accepts_only_updates_with_the_secret_when_run_with_secret(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()
+    async with FakeBotApi() as fake:
+        fake.register_forum(OPERATORS, "Operator 112")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", "--webhook-url", "https://bot.example/hook",
+            "--listen", "127.0.0.1", "--port", str(port), "--secret", "s3cret-Token_1",
+            cwd=tmp_path,
+            env=_env(
+                tmp_path, TELEGRAM_BOT_TOKEN=fake.token, TELEGRAM_API_BASE_URL=fake.base_url,
+                TELEGRAM_API_FILE_URL=fake.base_file_url, OPERATOR_CHAT_ID=str(OPERATORS),
+            ),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            registered = await fake.wait_for_call("setWebhook", timeout=30)
+            assert registered.params["url"] == "https://bot.example/hook"
+            assert registered.params["secret_token"] == "s3cret-Token_1"
+            user = fake.add_user(language_code="en")
+            update = fake.updates.command(user.user, "start")
+            update["update_id"] = 1
+            fake.model.accept_update(update)  # the fake learns the chat (nobody polls it)
+            url = f"http://127.0.0.1:{port}/hook"
+            await _listening(port)
+            async with aiohttp.ClientSession() as session:
+                forged = await session.post(url, json=update)
+                assert forged.status == 403
+                good = await session.post(
+                    url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_1"}
+                )
+                assert good.status == 200
+            reply = await fake.wait_for_message(user.id, timeout=10)
+            assert "112" in (reply.text or "")
+            assert len(fake.messages_for(user.id)) == 1  # the forged update did nothing
+            process.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(process.wait(), 10)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert code == 0
