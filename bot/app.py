@@ -80,6 +80,7 @@ def build_application(
         engine = create_engine(settings.database_url)
         sessions = session_factory(engine)
         uow_factory = SqlUnitOfWorkFactory(sessions)
+        read_uow_factory = SqlUnitOfWorkFactory(sessions, read_only=True)
         geo = geocoder or build_geocoder(
             settings.geocoder,
             nominatim_url=settings.nominatim_url,
@@ -96,15 +97,15 @@ def build_application(
             local_zone=settings.timezone,
             default_language=settings.default_language,
         )
-        intake = IntakeService(uow_factory, geo, clock, policy)
-        queries = TicketQueries(uow_factory)
+        intake = IntakeService(uow_factory, geo, clock, policy, read_uow_factory=read_uow_factory)
+        queries = TicketQueries(read_uow_factory)
         views = Views(settings)
         deliverer = TelegramDeliverer(
             application.bot, queries, intake, views, settings.operator_chat_id
         )
         worker = OutboxWorker(
             uow_factory, deliverer, clock, must_deliver=OPERATOR_KINDS,
-            poll_interval=outbox_poll_interval,
+            poll_interval=outbox_poll_interval, read_uow_factory=read_uow_factory,
         )  # fmt: skip
         application.bot_data[SERVICES_KEY] = Services(settings, intake, queries, worker)
         application.bot_data[VIEWS_KEY] = views

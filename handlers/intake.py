@@ -139,7 +139,7 @@ async def on_private_message(update: Update, context: Context) -> None:
         return
     actor = actor_of(update)
     intake = context.services.intake
-    state = await intake.greet(actor)
+    state = await intake.peek(actor)
     kind = classify(message)
     if state.step is None:
         if state.open_tickets:
@@ -154,8 +154,6 @@ async def on_private_message(update: Update, context: Context) -> None:
     else:
         outcome = await action(intake, actor, message)
     await send(context.bot, actor.chat_id, context.views.intake(outcome))
-    if Notice.SUBMITTED in outcome.notices:
-        context.services.outbox.wake()
 
 
 async def relay(update: Update, context: Context, actor: Actor, kind: Input) -> None:
@@ -170,7 +168,7 @@ async def relay(update: Update, context: Context, actor: Actor, kind: Input) -> 
         text=message.text or message.caption,
         file_id=media[1] if media else None,
     )
-    context.services.outbox.wake()
+    context.services.outbox.wake()  # before the reply: operators first
     await send(context.bot, actor.chat_id, context.views.intake(outcome))
 
 
@@ -211,8 +209,8 @@ async def on_intake_button(update: Update, context: Context) -> None:
         except ValueError:  # an argument that is not one of ours: an old or forged button
             outcome = await intake.greet(actor)
             outcome.notices.append(Notice.STALE_BUTTON)
+    if Notice.SUBMITTED in outcome.notices:
+        context.services.outbox.wake()  # before the reply: operators first
     screen = context.views.intake(outcome, change_identity=change_identity)
     await answer(query, screen)
     await send(context.bot, actor.chat_id, screen)
-    if Notice.SUBMITTED in outcome.notices:
-        context.services.outbox.wake()

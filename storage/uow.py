@@ -12,12 +12,17 @@ commit the same unit of work may go on; the next statement starts a new transact
 
 On SQLite a unit of work begins with ``BEGIN IMMEDIATE``: it takes the database's single
 write lock at its first statement and holds it to the end, so read-modify-write sequences
-cannot fail half-way on a lock upgrade. Keep units of work short and never wait on the
-network inside one (another unit of work waits up to the busy timeout, then fails).
+cannot fail half-way on a lock upgrade. Writers of one process queue on an asyncio lock
+first (in arrival order) instead of sleeping in SQLite's busy handler; a read-only unit of
+work (``read_only=True``) begins ``DEFERRED`` and never waits for writers (WAL). Keep units
+of work short and never wait on the network inside one; never open a second writing unit of
+work inside another in the same task (it would wait for itself: a RuntimeError says so).
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from types import TracebackType
 from typing import Self
 
@@ -49,16 +54,26 @@ class SqlUnitOfWork:
     messages: MessageRepository
     outbox: OutboxRepository
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        writers: WriterQueue | None = None,
+        read_only: bool = False,
+    ) -> None:
         self._session_factory = session_factory
         self._session: AsyncSession | None = None
+        self._writers = writers
+        self._read_only = read_only
 
     async def __aenter__(self) -> Self:
         """Begin the transaction (lazily, at the first statement)."""
         if self._session is not None:
             raise RuntimeError("this unit of work is already in progress")
+        if self._writers is not None:
+            await self._writers.acquire()
         session = self._session_factory(
-            execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"},
+            execution_options={SQLITE_BEGIN_OPTION: "DEFERRED" if self._read_only else "IMMEDIATE"},
             close_resets_only=False,  # a repository kept past the block fails loudly
         )
         self._session = session
@@ -82,7 +97,11 @@ class SqlUnitOfWork:
         try:
             await session.rollback()
         finally:
-            await session.close()
+            try:
+                await session.close()
+            finally:
+                if self._writers is not None:
+                    self._writers.release()
 
     async def commit(self) -> None:
         """Commit the transaction."""
@@ -98,12 +117,49 @@ class SqlUnitOfWork:
         return self._session
 
 
-class SqlUnitOfWorkFactory:
-    """Makes a fresh :class:`SqlUnitOfWork` per use (a ``UnitOfWorkFactory``)."""
+class WriterQueue:
+    """Lets one SQLite writer of this process in at a time, first come first served."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[object] | None = None
+
+    async def acquire(self) -> None:
+        """Waits for the turn of the current task."""
+        task = asyncio.current_task()
+        if task is not None and task is self._owner:
+            raise RuntimeError("a writing unit of work was opened inside another one")
+        await self._lock.acquire()
+        self._owner = task
+
+    def release(self) -> None:
+        """Hands the turn to the next writer."""
+        self._owner = None
+        self._lock.release()
+
+
+class SqlUnitOfWorkFactory:
+    """Makes a fresh :class:`SqlUnitOfWork` per use (a ``UnitOfWorkFactory``).
+
+    ``read_only=True`` makes units of work for reading: on SQLite they begin ``DEFERRED``
+    and do not queue behind writers. Factories of one engine share its writer queue.
+    """
+
+    _queues: weakref.WeakKeyDictionary[object, WriterQueue] = weakref.WeakKeyDictionary()
+
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], *, read_only: bool = False
+    ) -> None:
         self._session_factory = session_factory
+        self._read_only = read_only
+        engine = session_factory.kw.get("bind")
+        sqlite = engine is not None and engine.dialect.name == "sqlite"
+        self._writers = (
+            self._queues.setdefault(engine, WriterQueue()) if sqlite and not read_only else None
+        )
 
     def __call__(self) -> SqlUnitOfWork:
         """Return a new unit of work; enter it with ``async with``."""
-        return SqlUnitOfWork(self._session_factory)
+        return SqlUnitOfWork(
+            self._session_factory, writers=self._writers, read_only=self._read_only
+        )

@@ -137,8 +137,11 @@ class IntakeService:
         geocoder: Geocoder,
         clock: Clock,
         policy: IntakePolicy,
+        *,
+        read_uow_factory: UnitOfWorkFactory | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._read_uow_factory = read_uow_factory or uow_factory
         self._geocoder = geocoder
         self._clock = clock
         self._policy = policy
@@ -185,6 +188,23 @@ class IntakeService:
                 return bad or Outcome(citizen)
             await uow.commit()
         return Outcome(citizen, draft)
+
+    async def peek(self, actor: Actor) -> Outcome:
+        """Returns the citizen's state without writing (falls back to ``greet`` for newcomers)."""
+        async with self._read_uow_factory() as uow:
+            citizen = await uow.citizens.get_by_telegram_id(actor.telegram_id)
+            if (
+                citizen is not None
+                and citizen.username == actor.username
+                and not citizen.blocked_bot
+            ):
+                draft = await uow.tickets.active_draft(citizen.id or 0)
+                open_tickets = [] if draft else await uow.tickets.open_tickets(citizen.id or 0)
+                outcome = Outcome(citizen, draft, open_tickets=open_tickets)
+                if draft is not None and draft.step is IntakeStep.NAME:
+                    outcome.suggestion = self._suggested_name(citizen, actor)
+                return outcome
+        return await self.greet(actor)
 
     async def set_language(self, actor: Actor, language: str) -> Outcome:
         """Remembers the citizen's language (and that of their draft)."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection
-from datetime import timedelta
+from collections.abc import Collection
+from datetime import datetime, timedelta
 
 from bot.domain.model import OutboxMessage
 from bot.services.ports import Clock, Deliverer, DeliveryError, UnitOfWorkFactory
@@ -36,15 +36,18 @@ class OutboxWorker:
         clock: Clock,
         *,
         must_deliver: Collection[str] = (),
-        on_permanent_failure: Callable[[OutboxMessage, DeliveryError], object] | None = None,
         batch: int = 50,
         poll_interval: float = 1.0,
+        parallel: int = 8,
+        read_uow_factory: UnitOfWorkFactory | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._read_uow_factory = read_uow_factory or uow_factory
+        self._parallel = asyncio.Semaphore(parallel)
+        self._stopping = False
         self._deliverer = deliverer
         self._clock = clock
         self._must_deliver = frozenset(must_deliver)
-        self._on_permanent_failure = on_permanent_failure
         self._batch = batch
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
@@ -55,26 +58,33 @@ class OutboxWorker:
         self._wakeup.set()
 
     async def run_once(self) -> int:
-        """Delivers every due row once, in written order; returns how many were sent.
+        """Delivers every due row once; returns how many were sent.
 
-        Order is kept per ticket: while a must-deliver row of a ticket (its operator card) is
-        waiting for a retry, the later rows of that ticket wait too; other tickets go on, so
-        one broken card can never hold back every other report.
+        Tickets are served concurrently, each in written order: while a must-deliver row
+        of a ticket (its operator card) waits for a retry, the later rows of that ticket
+        wait too; other tickets go on, so one broken card never holds back other reports.
         """
-        async with self._uow_factory() as uow:
+        async with self._read_uow_factory() as uow:
             owed = await uow.outbox.owed(self._batch)
-            await uow.commit()
-        sent = 0
-        held: set[int] = set()
-        now = self._clock.now()
+        queues: dict[object, list[OutboxMessage]] = {}
         for message in owed:
-            ticket = message.ticket_id
-            if ticket is not None and ticket in held:
-                continue
-            ok = message.next_attempt_at <= now and await self._deliver(message)
-            sent += ok
-            if not ok and message.kind in self._must_deliver and ticket is not None:
-                held.add(ticket)
+            key = message.ticket_id if message.ticket_id is not None else ("row", message.id)
+            queues.setdefault(key, []).append(message)
+        now = self._clock.now()
+        sent = await asyncio.gather(*(self._drain(rows, now) for rows in queues.values()))
+        return sum(sent)
+
+    async def _drain(self, rows: list[OutboxMessage], now: datetime) -> int:
+        """Delivers one ticket's due rows in order, stopping at a held must-deliver row."""
+        sent = 0
+        async with self._parallel:
+            for message in rows:
+                if self._stopping:
+                    break
+                ok = message.next_attempt_at <= now and await self._deliver(message)
+                sent += ok
+                if not ok and message.kind in self._must_deliver:
+                    break
         return sent
 
     async def _deliver(self, message: OutboxMessage) -> bool:
@@ -88,8 +98,6 @@ class OutboxWorker:
                 message.failed_at = now
                 log.warning("outbox %s (%s) failed for good: %s", message.id, message.kind,
                             exc.reason[:200])  # fmt: skip
-                if self._on_permanent_failure is not None:
-                    self._on_permanent_failure(message, exc)
             else:
                 wait = backoff(message.attempts)
                 if exc.permanent:  # an operator card is never given up: retry slowly
@@ -116,8 +124,8 @@ class OutboxWorker:
         return ok
 
     async def run_forever(self) -> None:
-        """Delivers until cancelled; survives database and delivery errors."""
-        while True:
+        """Delivers until stopped; survives database and delivery errors."""
+        while not self._stopping:
             self._wakeup.clear()
             try:
                 await self.run_once()
@@ -130,15 +138,27 @@ class OutboxWorker:
 
     def start(self) -> None:
         """Starts the background loop on the running event loop."""
+        self._stopping = False
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self.run_forever(), name="outbox-worker"
             )
 
-    async def stop(self) -> None:
-        """Stops the background loop (what is not sent stays in the outbox)."""
-        if self._task is not None:
-            self._task.cancel()
+    async def stop(self, grace: float = 5.0) -> None:
+        """Lets the deliveries under way finish (within ``grace`` seconds), then stops.
+
+        What is not sent stays in the outbox for the next start.
+        """
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self.wake()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        except TimeoutError:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        finally:
+            self._stopping = False
