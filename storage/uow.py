@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -145,7 +145,7 @@ class SqlUnitOfWorkFactory:
     and do not queue behind writers. Factories of one engine share its writer queue.
     """
 
-    _queues: weakref.WeakKeyDictionary[object, WriterQueue] = weakref.WeakKeyDictionary()
+    _queues: ClassVar[weakref.WeakKeyDictionary[object, WriterQueue]] = weakref.WeakKeyDictionary()
 
     def __init__(
         self, session_factory: async_sessionmaker[AsyncSession], *, read_only: bool = False
