@@ -8,6 +8,7 @@ draft is therefore in the database after every step, and a restart resumes it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
@@ -126,6 +127,10 @@ class IntakePolicy:
     ref_prefix: str = "SMG"
     local_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Jakarta"))
     default_language: str = "id"
+
+
+Result = Outcome | Notice | None
+Change = Callable[[UnitOfWork, Citizen, Ticket], Awaitable[Result]]
 
 
 class IntakeService:
@@ -312,40 +317,56 @@ class IntakeService:
             return Outcome(citizen, draft, [Notice.STALE_BUTTON])
         return None
 
-    async def choose_group(self, actor: Actor, ticket_id: int, group: CategoryGroup) -> Outcome:
-        """Stores the tapped category group; single-category groups need no second tap."""
+    async def _apply(
+        self,
+        actor: Actor,
+        ticket_id: int | None,
+        steps: tuple[IntakeStep, ...],
+        change: Change,
+    ) -> Outcome:
+        """Runs one citizen action on their draft: load it, check that the action fits the
+        step (and the button's ticket), change it, then save it at its next step. ``change``
+        returns None (saved), a Notice (saved, and told) or an Outcome (refused, not saved).
+        """
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
-            if (
-                bad := await self._check(uow, citizen, draft, ticket_id, (IntakeStep.CATEGORY,))
-            ) or not draft:
+            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or draft is None:
                 return bad or Outcome(citizen)
+            result = await change(uow, citizen, draft)
+            if isinstance(result, Outcome):
+                return result
+            return await self._save(uow, citizen, draft, *([result] if result else []))
+
+    async def choose_group(self, actor: Actor, ticket_id: int, group: CategoryGroup) -> Outcome:
+        """Stores the tapped category group; single-category groups need no second tap."""
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             draft.category_group = group
             choices = CATEGORY_GROUPS[group]
             draft.category = choices[0] if len(choices) == 1 else None
-            return await self._save(uow, citizen, draft)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.CATEGORY,), change)
 
     async def choose_category(self, actor: Actor, ticket_id: int, category: Category) -> Outcome:
         """Stores the sub-category chosen within the group."""
-        steps = (IntakeStep.SUBCATEGORY,)
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             if draft.category_group and category not in CATEGORY_GROUPS[draft.category_group]:
                 return Outcome(citizen, draft, [Notice.STALE_BUTTON])
             draft.category = category
-            return await self._save(uow, citizen, draft)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.SUBCATEGORY,), change)
 
     async def back_to_groups(self, actor: Actor, ticket_id: int) -> Outcome:
         """Goes back from the sub-category menu to the group menu."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            steps = (IntakeStep.SUBCATEGORY,)
-            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             draft.category_group = None
-            return await self._save(uow, citizen, draft)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.SUBCATEGORY,), change)
 
     # -- location -------------------------------------------------------------------------
 
@@ -443,25 +464,22 @@ class IntakeService:
 
     async def use_typed_description(self, actor: Actor, ticket_id: int) -> Outcome:
         """Accepts the typed place description as it is when geocoding found nothing."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            steps = (IntakeStep.LOCATION, IntakeStep.INCIDENT_LOCATION)
-            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             if not draft.unresolved_address:
                 return Outcome(citizen, draft, [Notice.STALE_BUTTON])
             draft.location_note = draft.unresolved_address
             draft.unresolved_address = None
             await self._event(uow, draft, "location_text_only")
-            return await self._save(uow, citizen, draft)
+            return None
+
+        steps = (IntakeStep.LOCATION, IntakeStep.INCIDENT_LOCATION)
+        return await self._apply(actor, ticket_id, steps, change)
 
     async def confirm_location(self, actor: Actor, ticket_id: int) -> Outcome:
         """Accepts the shown pin as the incident location (and the reporter's, for GPS)."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            steps = (IntakeStep.LOCATION_CONFIRM,)
-            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             pending = draft.pending_location
             if pending is None:
                 return Outcome(citizen, draft, [Notice.STALE_BUTTON])
@@ -470,32 +488,32 @@ class IntakeService:
             draft.incident_location = pending
             draft.pending_location = None
             await self._event(uow, draft, "location_set", note=pending.source.value)
-            return await self._save(uow, citizen, draft)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.LOCATION_CONFIRM,), change)
 
     async def location_elsewhere(self, actor: Actor, ticket_id: int) -> Outcome:
         """Keeps the shared GPS as the reporter's location and asks where the incident is."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            steps = (IntakeStep.LOCATION_CONFIRM,)
-            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             pending = draft.pending_location
             if pending is not None and pending.source in (LocationSource.GPS, LocationSource.LIVE):
                 draft.reporter_location = pending
             draft.location_elsewhere = True
             draft.pending_location = None
             draft.incident_location = None
-            return await self._save(uow, citizen, draft)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.LOCATION_CONFIRM,), change)
 
     async def retry_location(self, actor: Actor, ticket_id: int) -> Outcome:
         """Discards the shown pin and asks for the location again."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            steps = (IntakeStep.LOCATION_CONFIRM,)
-            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             draft.pending_location = None
-            return await self._save(uow, citizen, draft)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.LOCATION_CONFIRM,), change)
 
     async def update_live_location(
         self, actor: Actor, lat: float, lon: float, accuracy_m: float | None
@@ -538,27 +556,27 @@ class IntakeService:
         self, actor: Actor, phone: str, contact_user_id: int | None, contact_name: str | None
     ) -> Outcome:
         """Stores the shared phone number; verified only when it is the sender's own."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            if (
-                bad := await self._check(uow, citizen, draft, None, (IntakeStep.PHONE,))
-            ) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             if contact_user_id != actor.telegram_id:
                 return Outcome(citizen, draft, [Notice.CONTACT_NOT_YOURS])
             e164 = normalise_phone(phone)
             if e164 is None:
                 return Outcome(citizen, draft, [Notice.INVALID_PHONE])
-            draft.caller_phone_e164 = e164
-            draft.caller_phone_verified = True
+            draft.caller_phone_e164, draft.caller_phone_verified = e164, True
             draft.caller_name = None
             citizen.phone_e164, citizen.phone_verified = e164, True
             citizen.name = citizen.name or clean_text(contact_name or "", MAX_NAME_CHARS) or None
-            citizen.updated_at = self._clock.now()
-            await uow.citizens.update(citizen)
-            outcome = await self._save(uow, citizen, draft)
-        outcome.suggestion = self._suggested_name(citizen, actor)
+            await self._update_citizen(uow, citizen)
+            return None
+
+        outcome = await self._apply(actor, None, (IntakeStep.PHONE,), change)
+        outcome.suggestion = self._suggested_name(outcome.citizen, actor)
         return outcome
+
+    async def _update_citizen(self, uow: UnitOfWork, citizen: Citizen) -> None:
+        citizen.updated_at = self._clock.now()
+        await uow.citizens.update(citizen)
 
     @staticmethod
     def _suggested_name(citizen: Citizen, actor: Actor) -> str | None:
@@ -566,12 +584,8 @@ class IntakeService:
 
     async def type_phone(self, actor: Actor, text: str) -> Outcome:
         """Accepts a typed number as unverified after validation (stored as E.164)."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            if (
-                bad := await self._check(uow, citizen, draft, None, (IntakeStep.PHONE,))
-            ) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             e164 = normalise_phone(text)
             if e164 is None:
                 return Outcome(citizen, draft, [Notice.INVALID_PHONE])
@@ -580,25 +594,25 @@ class IntakeService:
             draft.caller_name = None
             if not citizen.phone_verified:
                 citizen.phone_e164 = e164
-                citizen.updated_at = self._clock.now()
-                await uow.citizens.update(citizen)
-            outcome = await self._save(uow, citizen, draft)
-        outcome.suggestion = self._suggested_name(citizen, actor)
+                await self._update_citizen(uow, citizen)
+            return None
+
+        outcome = await self._apply(actor, None, (IntakeStep.PHONE,), change)
+        outcome.suggestion = self._suggested_name(outcome.citizen, actor)
         return outcome
 
     async def confirm_identity(self, actor: Actor, ticket_id: int) -> Outcome:
         """Reuses a returning citizen's name and number for this report."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            steps = (IntakeStep.PHONE,)
-            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             if not (citizen.phone_e164 and citizen.name):
                 return Outcome(citizen, draft, [Notice.STALE_BUTTON])
             draft.caller_phone_e164 = citizen.phone_e164
             draft.caller_phone_verified = citizen.phone_verified
             draft.caller_name = citizen.name
-            return await self._save(uow, citizen, draft)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.PHONE,), change)
 
     async def use_suggested_name(self, actor: Actor, ticket_id: int) -> Outcome:
         """Takes the prefilled name (from the shared contact, the profile or Telegram)."""
@@ -609,35 +623,25 @@ class IntakeService:
         return await self._set_name(actor, text, None)
 
     async def _set_name(self, actor: Actor, text: str | None, ticket_id: int | None) -> Outcome:
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            if (
-                bad := await self._check(uow, citizen, draft, ticket_id, (IntakeStep.NAME,))
-            ) or not draft:
-                return bad or Outcome(citizen)
-            if text is None:
-                text = self._suggested_name(citizen, actor) or ""
-            name = " ".join(clean_text(text, MAX_NAME_CHARS * 2).split())
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
+            typed = self._suggested_name(citizen, actor) if text is None else text
+            name = " ".join(clean_text(typed or "", MAX_NAME_CHARS * 2).split())
             if not (2 <= len(name) <= MAX_NAME_CHARS) or not any(ch.isalpha() for ch in name):
                 suggestion = self._suggested_name(citizen, actor)
                 return Outcome(citizen, draft, [Notice.INVALID_NAME], suggestion=suggestion)
-            draft.caller_name = name
-            citizen.name = name
-            citizen.updated_at = self._clock.now()
-            await uow.citizens.update(citizen)
-            return await self._save(uow, citizen, draft)
+            draft.caller_name = citizen.name = name
+            await self._update_citizen(uow, citizen)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.NAME,), change)
 
     # -- details --------------------------------------------------------------------------
 
     async def add_detail_text(self, actor: Actor, text: str) -> Outcome:
         """Appends a description to the report."""
         piece = clean_text(text, len(text))
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            if (
-                bad := await self._check(uow, citizen, draft, None, (IntakeStep.DETAILS,))
-            ) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             if not piece:
                 return Outcome(citizen, draft, [Notice.WRONG_INPUT])
             current = draft.details or ""
@@ -645,66 +649,60 @@ class IntakeService:
             if room <= 0:
                 return Outcome(citizen, draft, [Notice.DETAILS_FULL])
             draft.details = f"{current}\n{piece[:room]}" if current else piece[:room]
-            notice = Notice.DETAILS_FULL if len(piece) > room else Notice.DETAIL_ADDED
-            return await self._save(uow, citizen, draft, notice)
+            return Notice.DETAILS_FULL if len(piece) > room else Notice.DETAIL_ADDED
+
+        return await self._apply(actor, None, (IntakeStep.DETAILS,), change)
 
     async def add_media(
         self, actor: Actor, kind: MediaKind, file_id: str, caption: str | None
     ) -> Outcome:
         """Attaches a photo, voice note or video to the report (kept by Telegram file id)."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            if (
-                bad := await self._check(uow, citizen, draft, None, (IntakeStep.DETAILS,))
-            ) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             if len(draft.media) >= MAX_MEDIA:
                 return Outcome(citizen, draft, [Notice.MEDIA_FULL])
             text = clean_text(caption, MAX_DETAILS_CHARS) if caption else None
             draft.media = [*draft.media, Media(kind=kind, file_id=file_id, caption=text)]
-            return await self._save(uow, citizen, draft, Notice.DETAIL_ADDED)
+            return Notice.DETAIL_ADDED
+
+        return await self._apply(actor, None, (IntakeStep.DETAILS,), change)
 
     async def toggle_silent(self, actor: Actor, ticket_id: int) -> Outcome:
         """Switches "I cannot speak safely" on or off."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            steps = (IntakeStep.DETAILS,)
-            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             draft.silent = not draft.silent
             await self._event(uow, draft, "silent_on" if draft.silent else "silent_off")
-            return await self._save(uow, citizen, draft)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.DETAILS,), change)
 
     async def set_persons(self, actor: Actor, ticket_id: int, choice: str) -> Outcome:
         """Stores how many people are affected."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            steps = (IntakeStep.DETAILS,)
-            bad = await self._check(uow, citizen, draft, ticket_id, steps)
-            if bad or not draft or choice not in PERSONS_CHOICES:
-                return bad or Outcome(citizen, draft, [Notice.STALE_BUTTON])
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
+            if choice not in PERSONS_CHOICES:
+                return Outcome(citizen, draft, [Notice.STALE_BUTTON])
             draft.persons_affected = choice
-            return await self._save(uow, citizen, draft)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.DETAILS,), change)
 
     async def details_done(self, actor: Actor, ticket_id: int) -> Outcome:
         """Finishes the optional details and shows the summary."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            steps = (IntakeStep.DETAILS,)
-            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             draft.reviewed = True
-            return await self._save(uow, citizen, draft)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.DETAILS,), change)
 
     # -- summary, edit, submit, cancel ----------------------------------------------------
 
     async def edit(self, actor: Actor, ticket_id: int, part: str) -> Outcome:
         """Reopens one part of the report from the summary."""
-        async with self._uow_factory() as uow:
-            citizen, draft = await self._load(uow, actor)
-            steps = (IntakeStep.CONFIRM,)
-            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
-                return bad or Outcome(citizen)
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             if part == "category":
                 draft.category_group, draft.category = None, None
             elif part == "location":
@@ -717,7 +715,9 @@ class IntakeService:
                 draft.reviewed = False
             else:
                 return Outcome(citizen, draft, [Notice.STALE_BUTTON])
-            return await self._save(uow, citizen, draft)
+            return None
+
+        return await self._apply(actor, ticket_id, (IntakeStep.CONFIRM,), change)
 
     async def submit(self, actor: Actor, ticket_id: int) -> Outcome:
         """Turns the draft into a ticket with a reference and queues the operator card."""
