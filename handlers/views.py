@@ -256,64 +256,79 @@ class Views:
         screen.replies.extend(self._prompt(ticket, outcome, _, change_identity=change_identity))
         return screen
 
+    def _notice_text(  # noqa: PLR0912 - one case per notice reads best
+        self, notice: Notice, outcome: Outcome, _: Translate
+    ) -> str:
+        """The text of a notice (empty when the notice shows no message of its own)."""
+        match notice:
+            case Notice.RESUMED:
+                return _("You have a report in progress. Let's continue where you left off.")
+            case Notice.WRONG_INPUT:
+                return _("Sorry, I cannot use that here.")
+            case Notice.OUTSIDE_CITY:
+                return _(
+                    "📍 That place is outside Kota Semarang; Siaga112 serves Kota Semarang only. "
+                    "For an emergency elsewhere in Indonesia, call <b>{phone}</b> — it works "
+                    "everywhere. If the emergency is in Semarang, type its address or a landmark."
+                ).format(phone=escape(self.phone))
+            case Notice.ADDRESS_NOT_FOUND:
+                return _(
+                    "🔎 I could not find «{text}» on the map of Kota Semarang. Try a street with "
+                    "its kelurahan (e.g. «Jl. Pemuda, Sekayu»), a well-known landmark, or share "
+                    "your location. Or continue with your description as it is; an operator will "
+                    "ask you for more."
+                ).format(text=escape(outcome.suggestion or ""))
+            case Notice.APPROXIMATE:
+                return _(
+                    "ℹ️ I only found the area, not the exact place: the pin is the centre of the "
+                    "kelurahan. Confirm it if that is right, or type a street or landmark."
+                )
+            case Notice.CONTACT_NOT_YOURS:
+                return _(
+                    "That is someone else's contact. Tap «📱 Share my phone number» to share your "
+                    "own, or type the number the operator should call."
+                )
+            case Notice.INVALID_PHONE:
+                return _(
+                    "That does not look like a phone number. Type it like 0812 3456 7890 or "
+                    "+62 812 3456 7890, or tap «📱 Share my phone number»."
+                )
+            case Notice.INVALID_NAME:
+                return _("Please type your name (2 to 80 characters, with letters).")
+            case Notice.DETAIL_ADDED:
+                return _("✅ Added to your report.")
+            case Notice.DETAILS_FULL:
+                return _(
+                    "Your description has reached its maximum length and was shortened. You can "
+                    "still send photos or voice notes."
+                )
+            case Notice.MEDIA_FULL:
+                return _("You have attached the maximum of {count} files.").format(count=MAX_MEDIA)
+            case Notice.TOO_MANY_OPEN:
+                return _(
+                    "You have reached the limit of open reports ({refs}). The operators are "
+                    "working on them: write here and your message reaches them. If this is a new "
+                    "emergency, call <b>{phone}</b> now."
+                ).format(
+                    refs=", ".join(escape(t.ref or "—") for t in outcome.open_tickets),
+                    phone=escape(self.phone),
+                )
+            case Notice.FLOODING:
+                return _(
+                    "You are sending messages very fast; please wait a minute before the next "
+                    "one. If it is urgent, call <b>{phone}</b>."
+                ).format(phone=escape(self.phone))
+            case Notice.CANCELLED:
+                return _(
+                    "Your report was cancelled; nothing was sent to the operators. Tap «🆘 Report "
+                    "an emergency» to start again."
+                )
+            case Notice.NOTHING_TO_CANCEL:
+                return _("There is no report in progress to cancel.")
+            case _:
+                return ""
+
     def _notice(self, screen: Screen, notice: Notice, outcome: Outcome, _: Translate) -> None:
-        texts: dict[Notice, str] = {
-            Notice.RESUMED: _("You have a report in progress. Let's continue where you left off."),
-            Notice.WRONG_INPUT: _("Sorry, I cannot use that here."),
-            Notice.OUTSIDE_CITY: _(
-                "📍 That place is outside Kota Semarang; Siaga112 serves Kota Semarang only. "
-                "For an emergency elsewhere in Indonesia, call <b>{phone}</b> — it works "
-                "everywhere. If the emergency is in Semarang, type its address or a landmark."
-            ).format(phone=escape(self.phone)),
-            Notice.ADDRESS_NOT_FOUND: _(
-                "🔎 I could not find «{text}» on the map of Kota Semarang. Try a street with its "
-                "kelurahan (e.g. «Jl. Pemuda, Sekayu»), a well-known landmark, or share your "
-                "location. Or continue with your description as it is; an operator will ask "
-                "you for more."
-            ).format(text=escape(outcome.suggestion or "")),
-            Notice.APPROXIMATE: _(
-                "ℹ️ I only found the area, not the exact place: the pin is the centre of the "
-                "kelurahan. Confirm it if that is right, or type a street or landmark."
-            ),
-            Notice.CONTACT_NOT_YOURS: _(
-                "That is someone else's contact. Tap «📱 Share my phone number» to share your "
-                "own, or type the number the operator should call."
-            ),
-            Notice.INVALID_PHONE: _(
-                "That does not look like a phone number. Type it like 0812 3456 7890 or "
-                "+62 812 3456 7890, or tap «📱 Share my phone number»."
-            ),
-            Notice.INVALID_NAME: _("Please type your name (2 to 80 characters, with letters)."),
-            Notice.DETAIL_ADDED: _("✅ Added to your report."),
-            Notice.DETAILS_FULL: _(
-                "Your description has reached its maximum length and was shortened. You can "
-                "still send photos or voice notes."
-            ),
-            Notice.MEDIA_FULL: _("You have attached the maximum of {count} files.").format(
-                count=MAX_MEDIA
-            ),
-            Notice.TOO_MANY_OPEN: _(
-                "You have reached the limit of open reports ({refs}). The operators are working "
-                "on them: write here and your message reaches them. If this is a new emergency, "
-                "call <b>{phone}</b> now."
-            ).format(
-                refs=", ".join(escape(t.ref or "—") for t in outcome.open_tickets),
-                phone=escape(self.phone),
-            ),
-            Notice.FLOODING: _(
-                "You are sending messages very fast; please wait a minute before the next "
-                "one. If it is urgent, call <b>{phone}</b>."
-            ).format(phone=escape(self.phone)),
-            Notice.CANCELLED: _(
-                "Your report was cancelled; nothing was sent to the operators. Tap «🆘 Report "
-                "an emergency» to start again."
-            ),
-            Notice.NOTHING_TO_CANCEL: _("There is no report in progress to cancel."),
-            Notice.NO_REPORT: "",
-            Notice.STALE_BUTTON: "",
-            Notice.LOCATION_UPDATED: "",
-            Notice.RELAYED: "",
-        }
         if notice is Notice.SUBMITTED and outcome.ticket is not None:
             screen.replies.append(self._submitted(outcome.ticket, _))
             return
@@ -326,7 +341,7 @@ class Views:
         if notice is Notice.STALE_BUTTON:
             screen.alert = _("This button is no longer active.")
             return
-        text = texts[notice]
+        text = self._notice_text(notice, outcome, _)
         if not text:
             return
         if notice is Notice.CANCELLED or notice is Notice.NOTHING_TO_CANCEL:
