@@ -409,13 +409,8 @@ class Views:
                 "📍 <b>Where is the emergency?</b>\nTap «📍 Share my location» below, or type "
                 "the address or a landmark (e.g. «Jl. Pandanaran 10» or «Simpang Lima»)."
             )
-            keyboard = ReplyKeyboardMarkup(
-                [[KeyboardButton(_("📍 Share my location"), request_location=True)]],
-                resize_keyboard=True,
-                one_time_keyboard=True,
-                input_field_placeholder=_("Address or landmark"),
-            )
-            return [Text(text + "\n" + _("Send /cancel to stop."), keyboard)]
+            button = KeyboardButton(_("📍 Share my location"), request_location=True)
+            return [self._keyboard_prompt(text, button, _("Address or landmark"), _)]
         if step is IntakeStep.INCIDENT_LOCATION:
             text = _(
                 "📍 <b>Where is the emergency itself?</b>\nType its address or a landmark, or "
@@ -497,13 +492,17 @@ class Views:
             "📱 <b>Who are you?</b> Tap «📱 Share my phone number» below so the operator can "
             "call you back. You can also type your number (it will be marked as not verified)."
         )
+        button = KeyboardButton(_("📱 Share my phone number"), request_contact=True)
+        return [self._keyboard_prompt(text, button, _("Phone number"), _)]
+
+    @staticmethod
+    def _keyboard_prompt(text: str, button: KeyboardButton, placeholder: str, _: Translate) -> Text:
+        """A question answered by one tap on a reply-keyboard button (or by typing)."""
         keyboard = ReplyKeyboardMarkup(
-            [[KeyboardButton(_("📱 Share my phone number"), request_contact=True)]],
-            resize_keyboard=True,
-            one_time_keyboard=True,
-            input_field_placeholder=_("Phone number"),
-        )
-        return [Text(text + "\n" + _("Send /cancel to stop."), keyboard)]
+            [[button]], resize_keyboard=True, one_time_keyboard=True,
+            input_field_placeholder=placeholder,
+        )  # fmt: skip
+        return Text(text + "\n" + _("Send /cancel to stop."), keyboard)
 
     def _details_text(self, ticket: Ticket, _: Translate) -> str:
         text = _(

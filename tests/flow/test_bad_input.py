@@ -977,9 +977,8 @@ async def test_live_location_moves_the_draft_and_the_ticket_when_citizen_shares_
     assert pin.raw["location"]["latitude"] == pytest.approx(PLEBURAN_EAST[0], abs=1e-5)
 
 
-async def test_operators_get_at_most_one_location_update_a_minute_when_live_location_moves(
-    harness: Harness,
-) -> None:
+async def _submitted_with_live_location(harness: Harness) -> tuple[SimUser, JSON, str]:
+    """A citizen who shared a live location and sent the report; the card has arrived."""
     user = harness.telegram.add_user(language_code="en")
     await start_report(user)
     shared = await user.share_location(live_period=3600)
@@ -987,6 +986,13 @@ async def test_operators_get_at_most_one_location_update_a_minute_when_live_loca
     await own_contact_and_name(user)
     ref = await submit(user)
     await _operator_card(harness, ref)
+    return user, shared, ref
+
+
+async def test_operators_get_at_most_one_location_update_a_minute_when_live_location_moves(
+    harness: Harness,
+) -> None:
+    user, shared, ref = await _submitted_with_live_location(harness)
     lat, lon = SIMPANG_LIMA
     for seconds, expected in ((61, 1), (10, 1), (10, 1), (45, 2), (61, 3), (5, 3)):
         harness.clock.advance(timedelta(seconds=seconds))
@@ -1003,13 +1009,7 @@ async def test_operators_get_at_most_one_location_update_a_minute_when_live_loca
 async def test_operators_get_a_location_update_each_minute_when_live_location_moves_often(
     harness: Harness,
 ) -> None:
-    user = harness.telegram.add_user(language_code="en")
-    await start_report(user)
-    shared = await user.share_location(live_period=3600)
-    await tap(user, "locok")
-    await own_contact_and_name(user)
-    ref = await submit(user)
-    await _operator_card(harness, ref)
+    user, shared, ref = await _submitted_with_live_location(harness)
     lat, lon = SIMPANG_LIMA
     for _ in range(9):  # every 20 seconds for three minutes
         harness.clock.advance(timedelta(seconds=20))
