@@ -123,12 +123,14 @@ BUTTONS: dict[str, ButtonAction] = {
     "locretry": lambda s, a, t, _: s.retry_location(a, t),
     "note": lambda s, a, t, _: s.use_typed_description(a, t),
     "me": lambda s, a, t, _: s.confirm_identity(a, t),
+    "notme": lambda s, a, t, _: s.change_identity(a, t),
     "name": lambda s, a, t, _: s.use_suggested_name(a, t),
     "silent": lambda s, a, t, _: s.toggle_silent(a, t),
     "persons": lambda s, a, t, arg: s.set_persons(a, t, arg),
     "done": lambda s, a, t, _: s.details_done(a, t),
     "edit": lambda s, a, t, arg: s.edit(a, t, arg),
     "submit": lambda s, a, t, _: s.submit(a, t),
+    "cancel": lambda s, a, t, _: s.cancel(a, t),
 }
 
 
@@ -194,13 +196,7 @@ async def on_intake_button(update: Update, context: Context) -> None:
     intake = context.services.intake
     parts = query.data.split("|")
     action = BUTTONS.get(parts[2]) if len(parts) >= 3 and parts[1].isdigit() else None
-    change_identity = False
-    if parts[2:3] == ["cancel"] and parts[1].isdigit():
-        outcome = await intake.cancel(actor, int(parts[1]))
-    elif parts[2:3] == ["notme"] and parts[1].isdigit():
-        outcome = await intake.change_identity(actor, int(parts[1]))
-        change_identity = not outcome.notices
-    elif action is None:
+    if action is None:
         outcome = await intake.greet(actor)
         outcome.notices.append(Notice.STALE_BUTTON)
     else:
@@ -211,6 +207,7 @@ async def on_intake_button(update: Update, context: Context) -> None:
             outcome.notices.append(Notice.STALE_BUTTON)
     if Notice.SUBMITTED in outcome.notices:
         context.services.outbox.wake()  # before the reply: operators first
+    change_identity = parts[2:3] == ["notme"] and not outcome.notices
     screen = context.views.intake(outcome, change_identity=change_identity)
     await answer(query, screen)
     await send(context.bot, actor.chat_id, screen)
