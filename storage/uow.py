@@ -72,10 +72,17 @@ class SqlUnitOfWork:
             raise RuntimeError("this unit of work is already in progress")
         if self._writers is not None:
             await self._writers.acquire()
-        session = self._session_factory(
-            execution_options={SQLITE_BEGIN_OPTION: "DEFERRED" if self._read_only else "IMMEDIATE"},
-            close_resets_only=False,  # a repository kept past the block fails loudly
-        )
+        try:
+            session = self._session_factory(
+                execution_options={
+                    SQLITE_BEGIN_OPTION: "DEFERRED" if self._read_only else "IMMEDIATE"
+                },
+                close_resets_only=False,  # a repository kept past the block fails loudly
+            )
+        except BaseException:
+            if self._writers is not None:  # never keep the turn of a writer that did not start
+                self._writers.release()
+            raise
         self._session = session
         self.citizens = SqlCitizenRepository(session)
         self.tickets = SqlTicketRepository(session)
