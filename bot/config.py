@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 LANGUAGES = ("id", "en")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///siaga112.db"
+#: The OSM Foundation's public server (at most 1 request/second, see its usage policy).
 PUBLIC_NOMINATIM_URL = "https://nominatim.openstreetmap.org"
 
 

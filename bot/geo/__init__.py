@@ -27,11 +27,11 @@ ranking), ``nominatim`` (the geopy adapter), ``gazetteer`` (polygons and names, 
 
 from typing import TYPE_CHECKING
 
+from bot.config import PUBLIC_NOMINATIM_URL
 from bot.geo.cache import InMemoryGeocodeCache
 from bot.geo.composite import CompositeGeocoder
 from bot.geo.factory import GEOCODER_MODES, build_geocoder
 from bot.geo.gazetteer import Gazetteer, load_gazetteer
-from bot.geo.nominatim import PUBLIC_NOMINATIM_URL
 
 if TYPE_CHECKING:
     from bot.services.ports import Geocoder

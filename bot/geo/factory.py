@@ -7,12 +7,12 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from bot.config import PUBLIC_NOMINATIM_URL
 from bot.geo.cache import InMemoryGeocodeCache
 from bot.geo.composite import DEFAULT_CACHE_TTL, CompositeGeocoder
 from bot.geo.gazetteer import Gazetteer, load_gazetteer
 from bot.geo.nominatim import (
     PUBLIC_MIN_INTERVAL,
-    PUBLIC_NOMINATIM_URL,
     NominatimClient,
     is_public_server,
 )

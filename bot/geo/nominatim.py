@@ -25,8 +25,6 @@ from bot.geo.ratelimit import AsyncRateLimiter, Monotonic
 
 logger = logging.getLogger(__name__)
 
-#: The OSM Foundation's public server (at most 1 request/second, see its usage policy).
-PUBLIC_NOMINATIM_URL = "https://nominatim.openstreetmap.org"
 PUBLIC_NOMINATIM_HOST = "nominatim.openstreetmap.org"
 #: The public server's minimum interval between requests, in seconds.
 PUBLIC_MIN_INTERVAL = 1.0

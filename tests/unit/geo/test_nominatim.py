@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bot.config import PUBLIC_NOMINATIM_URL
 from bot.domain.model import GeocodeCandidate
 from bot.geo import CompositeGeocoder, Gazetteer, InMemoryGeocodeCache, build_geocoder
 from bot.geo.gazetteer import GAZETTEER_SOURCE, KELURAHAN_CONFIDENCE
-from bot.geo.nominatim import NOMINATIM_SOURCE, PUBLIC_NOMINATIM_URL
+from bot.geo.nominatim import NOMINATIM_SOURCE
 from tests.unit.geo.conftest import USER_AGENT, FakeClock, FakeTime
 from tests.unit.geo.fake_nominatim import (
     JALAN_PANDANARAN,
