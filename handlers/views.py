@@ -35,7 +35,7 @@ from bot.domain.rules import MAX_MEDIA
 from bot.i18n import N_, Translate, gettext_for
 from bot.services.intake import Notice, Outcome
 
-CARD_DETAILS = 1500  # characters of details on a card: with the rest it stays < 4096 units
+DETAILS_SHOWN = 1500  # characters of details in a summary or card: the whole stays < 4096
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
 
@@ -477,9 +477,10 @@ class Views:
         citizen, ticket = outcome.citizen, outcome.ticket
         tid = ticket.id if ticket else 0
         if citizen.phone_e164 and citizen.name and not change_identity:
-            verified = _("verified") if citizen.phone_verified else _("not verified")
             text = _("👤 <b>Are you still {name}</b>, phone {phone} ({verified})?").format(
-                name=escape(citizen.name), phone=escape(citizen.phone_e164), verified=verified
+                name=escape(citizen.name),
+                phone=escape(citizen.phone_e164),
+                verified=_verified(citizen.phone_verified, _),
             )
             markup = InlineKeyboardMarkup(
                 [
@@ -558,24 +559,14 @@ class Views:
                 _("<b>What:</b> {category}").format(category=_(CATEGORY_LABELS[ticket.category]))
             )
         lines.append(_("<b>Where:</b> {place}").format(place=self._place(ticket, _)))
-        phone_state = _("verified") if ticket.caller_phone_verified else _("not verified")
         lines.append(
             _("<b>Who:</b> {name}, {phone} ({verified})").format(
                 name=escape(ticket.caller_name or "—"),
                 phone=escape(ticket.caller_phone_e164 or "—"),
-                verified=phone_state,
+                verified=_verified(ticket.caller_phone_verified, _),
             )
         )
-        if ticket.persons_affected:
-            lines.append(
-                _("<b>People affected:</b> {persons}").format(
-                    persons=_(PERSONS_LABELS[ticket.persons_affected])
-                )
-            )
-        if ticket.details:
-            lines.append(
-                _("<b>Details:</b> {details}").format(details=escape(_cut(ticket.details, 1500)))
-            )
+        lines.extend(_persons_and_details(ticket, _))
         if ticket.media:
             lines.append(_("<b>Attachments:</b> {count}").format(count=len(ticket.media)))
         if ticket.silent:
@@ -665,10 +656,10 @@ class Views:
             )
         )
         if ticket.caller_phone_e164:
-            state = _("verified") if ticket.caller_phone_verified else _("not verified")
             lines.append(
                 _("<b>Phone:</b> {phone} ({verified})").format(
-                    phone=escape(ticket.caller_phone_e164), verified=state
+                    phone=escape(ticket.caller_phone_e164),
+                    verified=_verified(ticket.caller_phone_verified, _),
                 )
             )
         lines.extend(self._operator_location(_("<b>Incident:</b>"), ticket.incident_location, _))
@@ -684,20 +675,9 @@ class Views:
             lines.extend(
                 self._operator_location(_("<b>Caller is at:</b>"), ticket.reporter_location, _)
             )
-        if ticket.persons_affected:
-            lines.append(
-                _("<b>People affected:</b> {persons}").format(
-                    persons=_(PERSONS_LABELS[ticket.persons_affected])
-                )
-            )
-        if ticket.details:
-            lines.append(
-                _("<b>Details:</b> {details}").format(
-                    details=escape(_cut(ticket.details, CARD_DETAILS))
-                )
-            )
-            if len(ticket.details) > CARD_DETAILS:
-                lines.append(_("(shortened; the full text is kept with the ticket)"))
+        lines.extend(_persons_and_details(ticket, _))
+        if ticket.details and len(ticket.details) > DETAILS_SHOWN:
+            lines.append(_("(shortened; the full text is kept with the ticket)"))
         if ticket.media:
             lines.append(
                 _("<b>Attachments:</b> {count} (follow below)").format(count=len(ticket.media))
@@ -751,6 +731,22 @@ class Views:
         """Announces a live-location update of a ticket."""
         _ = gettext_for(self.operator_language)
         return _("📍 <b>{ref}</b>: live location updated.").format(ref=escape(ticket.ref or ""))
+
+
+def _verified(verified: bool, _: Translate) -> str:
+    return _("verified") if verified else _("not verified")
+
+
+def _persons_and_details(ticket: Ticket, _: Translate) -> list[str]:
+    """The lines the citizen's summary and the operator card share about the incident."""
+    lines = []
+    if ticket.persons_affected:
+        persons = _(PERSONS_LABELS[ticket.persons_affected])
+        lines.append(_("<b>People affected:</b> {persons}").format(persons=persons))
+    if ticket.details:
+        details = escape(_cut(ticket.details, DETAILS_SHOWN))
+        lines.append(_("<b>Details:</b> {details}").format(details=details))
+    return lines
 
 
 def _cut(text: str, limit: int) -> str:

@@ -175,10 +175,15 @@ class IntakeService:
     async def greet(self, actor: Actor) -> Outcome:
         """Registers the citizen (language from Telegram) and returns their state."""
         async with self._uow_factory() as uow:
-            citizen = await self._citizen(uow, actor)
-            draft = await uow.tickets.active_draft(citizen.id or 0)
-            open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
+            outcome = await self._state(uow, await self._citizen(uow, actor), actor)
             await uow.commit()
+        return outcome
+
+    async def _state(self, uow: UnitOfWork, citizen: Citizen, actor: Actor) -> Outcome:
+        """The citizen's draft (with the name to suggest at its name step), or else their
+        open tickets."""
+        draft = await uow.tickets.active_draft(citizen.id or 0)
+        open_tickets = [] if draft else await uow.tickets.open_tickets(citizen.id or 0)
         outcome = Outcome(citizen, draft, open_tickets=open_tickets)
         if draft is not None and draft.step is IntakeStep.NAME:
             outcome.suggestion = self._suggested_name(citizen, actor)
@@ -203,12 +208,7 @@ class IntakeService:
                 and citizen.username == actor.username
                 and not citizen.blocked_bot
             ):
-                draft = await uow.tickets.active_draft(citizen.id or 0)
-                open_tickets = [] if draft else await uow.tickets.open_tickets(citizen.id or 0)
-                outcome = Outcome(citizen, draft, open_tickets=open_tickets)
-                if draft is not None and draft.step is IntakeStep.NAME:
-                    outcome.suggestion = self._suggested_name(citizen, actor)
-                return outcome
+                return await self._state(uow, citizen, actor)
         return await self.greet(actor)
 
     async def set_language(self, actor: Actor, language: str) -> Outcome:
