@@ -22,16 +22,9 @@ from bot.geo import build_geocoder
 from bot.i18n import gettext_for
 from bot.services import Services
 from bot.services.clock import SystemClock
-from bot.services.intake import (
-    OPERATOR_CARD,
-    OPERATOR_LOCATION_UPDATE,
-    OPERATOR_MEDIA,
-    OPERATOR_PIN,
-    OPERATOR_RELAY,
-    IntakePolicy,
-    IntakeService,
-)
+from bot.services.intake import IntakePolicy, IntakeService
 from bot.services.outbox import OutboxWorker
+from bot.services.outbox_kinds import KINDS
 from bot.services.ports import Clock, Geocoder
 from bot.services.queries import TicketQueries
 from handlers.context import SERVICES_KEY, VIEWS_KEY, Context, SiagaApplication
@@ -45,9 +38,7 @@ from storage.uow import SqlUnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-#: Operator-bound deliveries are never given up and keep their order.
-OPERATOR_KINDS = (OPERATOR_CARD, OPERATOR_PIN, OPERATOR_MEDIA, OPERATOR_RELAY,
-                  OPERATOR_LOCATION_UPDATE)  # fmt: skip
+MUST_DELIVER = [kind.name for kind in KINDS.values() if kind.must_deliver]
 SWEEP_INTERVAL = timedelta(seconds=30)
 GEOCODER_TIMEOUT = 5.0
 
@@ -104,7 +95,7 @@ def build_application(
             application.bot, queries, intake, views, settings.operator_chat_id
         )
         worker = OutboxWorker(
-            uow_factory, deliverer, clock, must_deliver=OPERATOR_KINDS,
+            uow_factory, deliverer, clock, must_deliver=MUST_DELIVER,
             poll_interval=outbox_poll_interval, read_uow_factory=read_uow_factory,
         )  # fmt: skip
         application.bot_data[SERVICES_KEY] = Services(settings, intake, queries, worker)

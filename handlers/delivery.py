@@ -9,16 +9,16 @@ from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.domain.model import Citizen, Location, MediaKind, OutboxMessage, Ticket
-from bot.services.intake import (
+from bot.services.intake import IntakeService
+from bot.services.outbox_kinds import (
     CITIZEN_NOTICE,
     OPERATOR_CARD,
     OPERATOR_LOCATION_UPDATE,
     OPERATOR_MEDIA,
     OPERATOR_PIN,
     OPERATOR_RELAY,
-    IntakeService,
 )
-from bot.services.ports import DeliveryError
+from bot.services.ports import DeliveryError, Fault
 from bot.services.queries import TicketQueries
 from handlers.views import Views
 
@@ -55,20 +55,24 @@ class TelegramDeliverer:
         ticket_id = message.payload.get("ticket_id")
         detail = await self._queries.detail(int(str(ticket_id))) if ticket_id else None
         if detail is None:
-            raise DeliveryError("ticket not found", permanent=True)
+            raise DeliveryError("ticket not found", fault=Fault.REJECTED)
         try:
             if message.kind == CITIZEN_NOTICE:
                 await self._citizen_notice(detail.ticket, detail.citizen)
             else:
                 await self._to_operators(message, detail.ticket, detail.citizen)
         except RetryAfter as exc:
-            raise DeliveryError("rate limited", retry_after=_seconds(exc.retry_after)) from exc
+            raise DeliveryError(
+                "rate limited", fault=Fault.RATE_LIMITED, retry_after=_seconds(exc.retry_after)
+            ) from exc
         except Forbidden as exc:
             if message.kind == CITIZEN_NOTICE and detail.citizen is not None:
                 await self._intake.mark_blocked(detail.citizen.telegram_id)
-            raise DeliveryError(f"forbidden: {exc.message}", permanent=True) from exc
+            fault = Fault.RECIPIENT_GONE if message.kind == CITIZEN_NOTICE else Fault.DESTINATION
+            raise DeliveryError(f"forbidden: {exc.message}", fault=fault) from exc
         except BadRequest as exc:
-            raise DeliveryError(f"bad request: {exc.message}", permanent=True) from exc
+            fault = Fault.REJECTED if message.kind == CITIZEN_NOTICE else Fault.DESTINATION
+            raise DeliveryError(f"bad request: {exc.message}", fault=fault) from exc
         except (NetworkError, TelegramError) as exc:  # includes TimedOut
             raise DeliveryError(f"{type(exc).__name__}: {exc.message}") from exc
 
@@ -104,7 +108,7 @@ class TelegramDeliverer:
             if location is not None:
                 await self._pin(chat, location)
         else:
-            raise DeliveryError(f"unknown outbox kind {message.kind}", permanent=True)
+            raise DeliveryError(f"unknown outbox kind {message.kind}", fault=Fault.REJECTED)
 
     async def _pin(self, chat: int, location: Location) -> None:
         accuracy = min(location.accuracy_m, MAX_ACCURACY) if location.accuracy_m else None
@@ -139,7 +143,7 @@ class TelegramDeliverer:
 
     async def _citizen_notice(self, ticket: Ticket, citizen: Citizen | None) -> None:
         if citizen is None:
-            raise DeliveryError("citizen not found", permanent=True)
+            raise DeliveryError("citizen not found", fault=Fault.REJECTED)
         text = self._views.abandoned(citizen)
         await self._bot.send_message(ticket.chat_id, text.text, reply_markup=text.markup)
 

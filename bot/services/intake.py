@@ -46,6 +46,15 @@ from bot.domain.rules import (
     priority_for,
     resolve_language,
 )
+from bot.services.outbox_kinds import (
+    CITIZEN_NOTICE,
+    OPERATOR_CARD,
+    OPERATOR_LOCATION_UPDATE,
+    OPERATOR_MEDIA,
+    OPERATOR_PIN,
+    OPERATOR_RELAY,
+    kind_of,
+)
 from bot.services.ports import Clock, Geocoder, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -55,14 +64,6 @@ LIVE_NOTIFY_EVERY = timedelta(minutes=1)
 LOCATION_STEPS = (IntakeStep.LOCATION, IntakeStep.INCIDENT_LOCATION, IntakeStep.LOCATION_CONFIRM)
 CITIZEN = "citizen"
 SYSTEM = "system"
-
-#: Outbox kinds (the Telegram deliverer in handlers/ knows how to send each).
-OPERATOR_CARD = "operator_card"
-OPERATOR_PIN = "operator_pin"
-OPERATOR_MEDIA = "operator_media"
-OPERATOR_RELAY = "operator_relay"
-OPERATOR_LOCATION_UPDATE = "operator_location_update"
-CITIZEN_NOTICE = "citizen_notice"
 
 
 class Notice(StrEnum):
@@ -763,6 +764,7 @@ class IntakeService:
                 created_at=now,
                 next_attempt_at=now,
                 ticket_id=ticket.id,
+                lane=kind_of(outbox_kind).lane.value,
             )
         )
 

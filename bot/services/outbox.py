@@ -14,7 +14,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from bot.domain.model import OutboxMessage
-from bot.services.ports import Clock, Deliverer, DeliveryError, UnitOfWorkFactory
+from bot.services.ports import Clock, Deliverer, DeliveryError, Fault, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class OutboxWorker:
                             exc.reason[:200])  # fmt: skip
             else:
                 wait = backoff(message.attempts)
-                if exc.permanent:  # an operator card is never given up: retry slowly
+                if exc.permanent or exc.fault is Fault.DESTINATION:  # never given up: retry slowly
                     wait = MAX_BACKOFF
                 if exc.retry_after is not None:
                     wait = max(wait, timedelta(seconds=exc.retry_after))

@@ -7,7 +7,9 @@ Adapters live in ``storage/`` (persistence), ``bot/geo/`` (geocoding) and ``hand
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -215,21 +217,70 @@ class UnitOfWork(Protocol):
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
+class Fault(StrEnum):
+    """Why a delivery failed; the outbox worker decides from it what to do next."""
+
+    RATE_LIMITED = "rate_limited"
+    """429: wait ``retry_after`` and send the same call again."""
+    TRANSIENT = "transient"
+    """5xx, time-outs, network errors: back off (capped at 30 s on the emergency lane)."""
+    DESTINATION = "destination"
+    """403/400 on the operators' or an agency's chat (not found, bot not a member): a
+    configuration fault, retried with a short cap while admins are alerted."""
+    RECIPIENT_GONE = "recipient_gone"
+    """A citizen blocked the bot (403): final for that row."""
+    REJECTED = "rejected"
+    """Telegram refused this very message (400 to a citizen, unknown kind): retrying the same
+    call cannot help."""
+
+
 class DeliveryError(Exception):
-    """A delivery failed. ``permanent`` means retrying cannot help (e.g. bot blocked)."""
+    """A delivery failed, with the ``fault`` that decides what happens next."""
 
     def __init__(
-        self, reason: str, *, permanent: bool = False, retry_after: float | None = None
+        self,
+        reason: str,
+        *,
+        fault: Fault = Fault.TRANSIENT,
+        retry_after: float | None = None,
+        migrated_to: int | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.permanent = permanent
+        self.fault = fault
         self.retry_after = retry_after
+        self.migrated_to = migrated_to
+        """The new id of a group that became a supergroup (Telegram's ``migrate_to_chat_id``)."""
+
+    @property
+    def permanent(self) -> bool:
+        """Whether sending the same row again cannot help."""
+        return self.fault in (Fault.RECIPIENT_GONE, Fault.REJECTED)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What the destination answered: stored on the outbox row, and by a kind's ``record``
+    hook wherever the services need it (a ticket's topic id, its card's message id)."""
+
+    chat_id: int | None = None
+    message_id: int | None = None
+    thread_id: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON form kept on the outbox row."""
+        return {
+            "chat_id": self.chat_id,
+            "message_id": self.message_id,
+            "thread_id": self.thread_id,
+            **({"extra": self.extra} if self.extra else {}),
+        }
 
 
 class Deliverer(Protocol):
     """Sends one outbox message to its destination (Telegram, webhook…)."""
 
-    async def deliver(self, message: OutboxMessage) -> None:
-        """Deliver or raise DeliveryError."""
+    async def deliver(self, message: OutboxMessage) -> DeliveryResult | None:
+        """Deliver and return what the destination answered, or raise DeliveryError."""
         ...

@@ -8,7 +8,7 @@ import pytest
 
 from bot.domain.model import Citizen, OutboxMessage, Ticket, TicketStatus
 from bot.services.outbox import MAX_BACKOFF, OutboxWorker, backoff
-from bot.services.ports import DeliveryError
+from bot.services.ports import DeliveryError, Fault
 from tests.fakes.memory_uow import InMemoryUnitOfWorkFactory
 
 T0 = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
@@ -118,7 +118,7 @@ async def test_backoff_grows_and_is_capped_when_failures_repeat() -> None:
 async def test_operator_card_is_never_given_up_when_the_error_looks_permanent(
     uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
 ) -> None:
-    deliverer = Deliverer(DeliveryError("chat not found", permanent=True))
+    deliverer = Deliverer(DeliveryError("chat not found", fault=Fault.DESTINATION))
     first = await _ticket(uow_factory, 1)
     await _enqueue(uow_factory, clock, "card", "pin", ticket=first)
     await _enqueue(uow_factory, clock, "other", ticket=await _ticket(uow_factory, 2))
@@ -138,7 +138,7 @@ async def test_operator_card_is_never_given_up_when_the_error_looks_permanent(
 async def test_citizen_notice_is_dropped_when_the_citizen_blocked_the_bot(
     uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
 ) -> None:
-    deliverer = Deliverer(DeliveryError("blocked", permanent=True))
+    deliverer = Deliverer(DeliveryError("blocked", fault=Fault.RECIPIENT_GONE))
     await _enqueue(uow_factory, clock, "notice", kind="citizen_notice")
     worker = OutboxWorker(uow_factory, deliverer, clock, must_deliver={"operator_card"})
     assert await worker.run_once() == 0

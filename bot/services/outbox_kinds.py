@@ -1,0 +1,135 @@
+"""Every outbox kind, registered in this one place: its lane, audience and priority class.
+
+A unit of work enqueues a row of a registered kind; the outbox worker serves rows lane by
+lane (emergency before agency before broadcast) and asks the kind's policy what a failure
+means; the Telegram deliverer in ``handlers/delivery.py`` keeps one send function per kind
+(a test fails when a registered kind has none). An optional ``record`` hook stores what
+Telegram answered (a topic id, a card's message id) on the ticket, in the same unit of
+work that marks the row sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.domain.model import OutboxMessage
+    from bot.services.ports import DeliveryResult, UnitOfWork
+
+
+class Lane(StrEnum):
+    """Outbox lanes, served in this order (within a lane, oldest first)."""
+
+    EMERGENCY = "emergency"
+    AGENCY = "agency"
+    BROADCAST = "broadcast"
+
+    @property
+    def rank(self) -> int:
+        """0 for the lane served first."""
+        return LANE_ORDER.index(self)
+
+
+LANE_ORDER: tuple[Lane, ...] = (Lane.EMERGENCY, Lane.AGENCY, Lane.BROADCAST)
+
+
+class Priority(IntEnum):
+    """Classes of the rate governor, highest (1) first: a call never waits behind a lower one."""
+
+    CITIZEN_REPLY = 1
+    """Replies and callback answers to a citizen in a conversation."""
+    RELAY = 2
+    """Messages relayed between operators and citizens."""
+    OPERATOR = 3
+    """Operator cards, topics, pins, board and card updates."""
+    AGENCY = 4
+    """Agency cards and updates."""
+    BROADCAST = 5
+    """Advisories and other bulk sends."""
+
+
+class Audience(StrEnum):
+    """Who receives a kind: decides what a 403/400 means (see ``DeliveryError.fault``)."""
+
+    CITIZEN = "citizen"
+    OPERATORS = "operators"
+    AGENCY = "agency"
+    ADMIN = "admin"
+
+
+Recorder = Callable[["UnitOfWork", "OutboxMessage", "DeliveryResult"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxKind:
+    """The delivery policy of one kind of outbox row."""
+
+    name: str
+    lane: Lane
+    audience: Audience
+    priority: Priority
+    must_deliver: bool
+    """Never given up (an operator card): a destination fault is retried with a short cap.
+    Later rows of the same ticket wait behind it so operators read them in order."""
+    record: Recorder | None = None
+
+
+KINDS: dict[str, OutboxKind] = {}
+
+
+def register(
+    name: str,
+    *,
+    lane: Lane,
+    audience: Audience,
+    priority: Priority,
+    must_deliver: bool,
+    record: Recorder | None = None,
+) -> str:
+    """Registers a kind and returns its name (the constant the services enqueue)."""
+    if name in KINDS:
+        raise ValueError(f"outbox kind {name!r} registered twice")
+    KINDS[name] = OutboxKind(name, lane, audience, priority, must_deliver, record)
+    return name
+
+
+def kind_of(name: str) -> OutboxKind:
+    """Return the policy of a registered kind (KeyError for an unknown one)."""
+    return KINDS[name]
+
+
+def set_recorder(name: str, record: Recorder) -> None:
+    """Attaches the hook that stores a delivery's result (services that own the data call it)."""
+    current = KINDS[name]
+    KINDS[name] = OutboxKind(
+        current.name, current.lane, current.audience, current.priority, current.must_deliver,
+        record,
+    )  # fmt: skip
+
+
+# -- the kinds ---------------------------------------------------------------------------------
+
+
+def _to_operators(name: str, priority: Priority) -> str:
+    return register(
+        name, lane=Lane.EMERGENCY, audience=Audience.OPERATORS, priority=priority,
+        must_deliver=True,
+    )  # fmt: skip
+
+
+OPERATOR_CARD = _to_operators("operator_card", Priority.OPERATOR)
+OPERATOR_PIN = _to_operators("operator_pin", Priority.OPERATOR)
+OPERATOR_MEDIA = _to_operators("operator_media", Priority.RELAY)
+OPERATOR_RELAY = _to_operators("operator_relay", Priority.RELAY)
+OPERATOR_LOCATION_UPDATE = _to_operators("operator_location_update", Priority.RELAY)
+CITIZEN_NOTICE = register(
+    "citizen_notice", lane=Lane.EMERGENCY, audience=Audience.CITIZEN,
+    priority=Priority.CITIZEN_REPLY, must_deliver=False,
+)  # fmt: skip
+ADMIN_ALERT = register(
+    "admin_alert", lane=Lane.EMERGENCY, audience=Audience.ADMIN, priority=Priority.OPERATOR,
+    must_deliver=False,
+)  # fmt: skip
