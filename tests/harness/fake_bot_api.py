@@ -176,7 +176,8 @@ class FakeBotApi(SimulatedTelegram):
         self.latency = latency
         """Seconds added before answering each method (long polls excepted)."""
         self.poll_count = 0
-        """How many ``getUpdates`` answers were served."""
+        """How many ``getUpdates`` requests have started (counted on arrival, so a test can
+        wait for "polling again" without waiting for a long poll to end)."""
         self._runner: web.AppRunner | None = None
         self._closing = False
         self._poll_generation = 0
@@ -311,12 +312,13 @@ class FakeBotApi(SimulatedTelegram):
     async def _get_updates(self, params: JSON) -> web.Response:
         """Long polling: answers as soon as there is an update, or after ``timeout``. A newer
         ``getUpdates`` ends an older one with 409, as on Telegram."""
+        self.poll_count += 1
+        self.model.notify()
         error = self.model.take_injected_failure("getUpdates")
         if error is not None:
             return _json_response(error.to_json(), error.status)
         self._poll_generation += 1
         generation = self._poll_generation
-        self.model.notify()
         timeout = min(max(float(params.get("timeout") or 0), 0.0), MAX_LONG_POLL_SECONDS)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -330,7 +332,6 @@ class FakeBotApi(SimulatedTelegram):
                 return _json_response(failure.to_json(), failure.status)
             remaining = deadline - loop.time()
             if updates or self._closing or remaining <= 0:
-                self.poll_count += 1
                 return _json_response({"ok": True, "result": updates})
             await self.model.changed(remaining)
 

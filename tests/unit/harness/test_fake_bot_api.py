@@ -370,6 +370,19 @@ async def test_long_poll_waits_for_an_update_when_none_is_pending(
     assert fake_bot_api.pending_updates == []
 
 
+async def test_poll_is_counted_when_it_starts_while_the_long_poll_still_waits(
+    fake_bot_api: FakeBotApi, bot: Bot
+) -> None:
+    waiting = asyncio.create_task(bot.get_updates(timeout=10))
+    started = time.monotonic()
+    await fake_bot_api.wait_for(lambda: fake_bot_api.poll_count == 1, timeout=2)
+    assert time.monotonic() - started < 1.0
+    assert not waiting.done()
+    await fake_bot_api.add_user().send_text("ada banjir")
+    assert len(await waiting) == 1
+    assert fake_bot_api.poll_count == 1
+
+
 async def test_string_parameters_stay_strings_when_posted_as_form_fields(
     fake_bot_api: FakeBotApi, bot: Bot
 ) -> None:
