@@ -252,6 +252,8 @@ class ChatState:
     topics: dict[int, Topic] = field(default_factory=dict)
     members: dict[int, str] = field(default_factory=dict)
     reply_keyboard: JSON | None = None
+    pinned: list[int] = field(default_factory=list)
+    """Pinned message ids, the most recently pinned last."""
 
     @property
     def id(self) -> int:
@@ -1136,6 +1138,25 @@ class BotApiModel:
         if message is None or message.deleted:
             raise bad_request("message to delete not found")
         message.deleted = True
+        return True
+
+    def _api_pinchatmessage(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        chat = self._chat(params)
+        message_id = _require_int(params, "message_id")
+        message = chat.messages.get(message_id)
+        if message is None or message.deleted:
+            raise bad_request("message to pin not found")
+        if message_id in chat.pinned:
+            chat.pinned.remove(message_id)
+        chat.pinned.append(message_id)
+        return True
+
+    def _api_unpinchatmessage(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        chat = self._chat(params)
+        message_id = _int(params, "message_id") or (chat.pinned[-1] if chat.pinned else None)
+        if message_id is None or message_id not in chat.pinned:
+            raise bad_request("message to unpin not found")
+        chat.pinned.remove(message_id)
         return True
 
     def _api_answercallbackquery(self, params: JSON, files: dict[str, UploadedFile]) -> bool:

@@ -449,3 +449,23 @@ async def test_test_double_bug_is_reported_as_such_when_the_model_crashes(
     fake_bot_api.set_result("getChat", crash)
     with pytest.raises(NetworkError, match="test double crashed"):
         await bot.get_chat(1)
+
+
+async def test_pinned_messages_are_kept_in_order_when_pinned_and_unpinned(
+    fake_bot_api: FakeBotApi,
+) -> None:
+    fake_bot_api.register_forum(OPERATORS, "Operator 112")
+    async with Bot(fake_bot_api.token, base_url=fake_bot_api.base_url) as bot:
+        first = await bot.send_message(OPERATORS, "board")
+        second = await bot.send_message(OPERATORS, "other")
+        assert await bot.pin_chat_message(OPERATORS, first.message_id)
+        assert await bot.pin_chat_message(OPERATORS, second.message_id)
+        assert await bot.pin_chat_message(OPERATORS, first.message_id)  # pinned again: last
+        chat = fake_bot_api.model.chats[OPERATORS]
+        assert chat.pinned == [second.message_id, first.message_id]
+        assert await bot.unpin_chat_message(OPERATORS, second.message_id)
+        assert chat.pinned == [first.message_id]
+        with pytest.raises(BadRequest, match="(?i)message to pin not found"):
+            await bot.pin_chat_message(OPERATORS, 9999)
+        with pytest.raises(BadRequest, match="(?i)message to unpin not found"):
+            await bot.unpin_chat_message(OPERATORS, second.message_id)
