@@ -465,7 +465,7 @@ async def test_pinned_messages_are_kept_in_order_when_pinned_and_unpinned(
         assert chat.pinned == [second.message_id, first.message_id]
         assert await bot.unpin_chat_message(OPERATORS, second.message_id)
         assert chat.pinned == [first.message_id]
-        with pytest.raises(BadRequest, match="(?i)message to pin not found"):
+        with pytest.raises(BadRequest, match=r"(?i)message to pin not found"):
             await bot.pin_chat_message(OPERATORS, 9999)
-        with pytest.raises(BadRequest, match="(?i)message to unpin not found"):
+        with pytest.raises(BadRequest, match=r"(?i)message to unpin not found"):
             await bot.unpin_chat_message(OPERATORS, second.message_id)
