@@ -90,24 +90,28 @@ class CompositeGeocoder:
 
         Order: when the text names a landmark exactly and no street or house number, the
         gazetteer's answers only (no request). Otherwise Nominatim answers inside the city
-        (Nominatim's order) followed by the landmarks named in the text, or, only when
-        Nominatim has none inside, the gazetteer's answers (landmarks, kelurahan/kecamatan
-        centroids, roads); then Nominatim answers outside the city. The typed RT/RW is on
-        every candidate's ``rt_rw``.
+        (Nominatim's order) followed by the landmarks named exactly in the text, or, only
+        when Nominatim has none inside, the gazetteer's answers (landmarks, kelurahan/
+        kecamatan centroids, roads); then Nominatim answers outside the city. The typed
+        RT/RW is on every candidate's ``rt_rw``.
         """
         parsed = parse_address(text)
         if not parsed.key:
             return []
-        offline = self.gazetteer.match(parsed)
-        if self._nominatim is None or offline.decisive:
+        if self._nominatim is None:
+            return self.gazetteer.candidates(parsed)
+        # Most addresses name no landmark: then the full offline reading waits for a fallback.
+        offline = self.gazetteer.match(parsed) if self.gazetteer.mentions_landmark(parsed) else None
+        if offline is not None and offline.decisive:
             return offline.candidates
         found = await self._cached(f"search:{language}:{parsed.key}", parsed.query, language)
-        if found is None:
-            return offline.candidates
-        inside = [c for c in found if c.area is not None]
-        outside = [c for c in found if c.area is None]
-        ranked = [*inside, *offline.landmarks] if inside else offline.candidates
-        ranked = [*ranked, *outside]
+        inside = [c for c in found or () if c.area is not None]
+        outside = [c for c in found or () if c.area is None]
+        if inside:
+            named = [c for c in offline.landmarks if not c.fuzzy] if offline else []
+            ranked = [*inside, *named, *outside]
+        else:
+            ranked = [*(offline or self.gazetteer.match(parsed)).candidates, *outside]
         if parsed.rt_rw is None:
             return ranked
         return [dataclasses.replace(c, rt_rw=parsed.rt_rw) for c in ranked]

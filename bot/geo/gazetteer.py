@@ -101,6 +101,9 @@ _STREET_WORDS = frozenset({"jalan", "gang", "lorong", "perumahan", "kompleks", "
 # Landmark names shorter than this are matched exactly only: a typo of "Johar" is "Johan",
 # a man's name, and one of "Tawang" is "tawan" (captive).
 _FUZZY_LANDMARK_MIN_LETTERS = 7
+# Everyday words one letter from a name, never read as its typo: "sekarang" (now) is
+# "Sekaran" (a kelurahan) plus a letter, and "Semarang" with one changed.
+_EVERYDAY_WORDS = frozenset({"sekarang"})
 
 AreaKind = Literal["kelurahan", "kecamatan"]
 Kind = Literal["kelurahan", "kecamatan", "landmark", "road"]
@@ -135,6 +138,7 @@ class Road:
 
     row: RoadRow
     landmark: Landmark
+    landmark_index: int  # in ``Gazetteer.landmarks``
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +368,13 @@ class Gazetteer:
             return match.landmarks[0]
         return next((c for c in match.candidates if c.source == ROAD_SOURCE), None)
 
+    def mentions_landmark(self, parsed: ParsedAddress) -> bool:
+        """Whether a landmark's exact name or alias occurs in the text (a quick key scan).
+
+        False means ``match`` would find no exactly named landmark: callers may skip it.
+        """
+        return any(r.name.kind == "landmark" for r in self._exact_readings(parsed.query))
+
     def landmark_mismatches(self) -> list[Landmark]:
         """The landmarks whose CSV kelurahan/kecamatan differ from the polygons' (expect none)."""
         return [landmark for landmark in self.landmarks if not landmark.matches_listed_area]
@@ -408,10 +419,9 @@ class Gazetteer:
             scored.append((group, -candidate.confidence, reading.start, candidate))
         for reading in (r for r in readings if r.name.kind == "road"):
             road = self.roads[reading.name.index]
-            landmark_index = self.landmarks.index(road.landmark)
-            if landmark_index in named:
+            if road.landmark_index in named:
                 continue
-            named.add(landmark_index)
+            named.add(road.landmark_index)
             scored.append((1, -ROAD_CONFIDENCE, reading.start, self._road_candidate(road)))
         scored.sort(key=lambda item: item[:3])
         ranked = [(group, _with_rt_rw(c, parsed.rt_rw)) for group, _, _, c in scored]
@@ -553,7 +563,10 @@ class Gazetteer:
             edits = int(distances[span_index, name_index])
             if name.kind == "landmark" and edits == 0:
                 continue  # exact landmark names are read by key, with the words between
-            if edits and not _plausible_typo(typed, name.compact, edits):
+            if edits and (
+                not _plausible_typo(typed, name.compact, edits)
+                or not _EVERYDAY_WORDS.isdisjoint(words[start:end])
+            ):
                 continue
             first = offsets[start][0] if name.kind == "landmark" else offsets[start][2]
             found.append(_Reading(first, offsets[end - 1][1], name, edits, hints[start]))
@@ -577,11 +590,13 @@ class Gazetteer:
         """The names read with typos: areas, and landmark names of 7+ letters in 1-3 words.
 
         A landmark alias spelled like an area is left to the area: a typo of "Tanjung Mas"
-        is a typo of the kelurahan.
+        is a typo of the kelurahan. Names ending in the city's name ("Pasar Johar Semarang")
+        are read exactly only: "di pasar johar sekarang" would read as a typo of them.
         """
         names = [_Name(_compact(k.name), "kelurahan", i) for i, k in enumerate(self.kelurahan)]
         names += [_Name(_compact(k.name), "kecamatan", i) for i, k in enumerate(self.kecamatan)]
         area_keys = self._area_keys()
+        city_words = _LETTERS.findall(self.city_name.casefold())[-1:]
         seen: set[tuple[str, int]] = set()
         for index, landmark in enumerate(self.landmarks):
             for text in landmark.row.names:
@@ -589,6 +604,7 @@ class Gazetteer:
                 compact = "".join(words)
                 if (
                     len(words) <= _MAX_SPAN_WORDS
+                    and words[-len(city_words) :] != city_words
                     and compact == name_key(text)  # letters only, no abbreviation
                     and len(compact) >= _FUZZY_LANDMARK_MIN_LETTERS
                     and compact not in area_keys
@@ -651,16 +667,16 @@ class Gazetteer:
         return tuple(placed)
 
     def _place_roads(self, rows: Sequence[RoadRow]) -> tuple[Road, ...]:
-        by_name = {landmark.name.casefold(): landmark for landmark in self.landmarks}
+        by_name = {lm.name.casefold(): i for i, lm in enumerate(self.landmarks)}
         roads: list[Road] = []
         for row in rows:
-            landmark = by_name.get(row.landmark.casefold())
-            if landmark is None:
+            index = by_name.get(row.landmark.casefold())
+            if index is None:
                 logger.warning(
                     "Road %r names no known landmark %r; left out", row.road, row.landmark
                 )
                 continue
-            roads.append(Road(row, landmark))
+            roads.append(Road(row, self.landmarks[index], index))
         return tuple(roads)
 
     def _build_grid(self) -> None:

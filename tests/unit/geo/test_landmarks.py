@@ -21,6 +21,7 @@ from bot.geo.landmarks import (
     landmark_rows,
     name_key,
     quality_of,
+    road_rows,
 )
 from bot.geo.nominatim import NOMINATIM_SOURCE
 from tests.unit.geo.conftest import FakeClock, FakeTime
@@ -145,9 +146,16 @@ def test_polygon_kelurahan_answered_and_mismatch_listed_when_csv_row_is_wrong(
             resources.files("bot.geo").joinpath("data", "semarang_boundaries.geojson").read_text()
         ),
         landmarks=landmark_rows([row, outside]),
+        roads=road_rows(
+            [
+                {"road": "Jalan Pemuda", "landmark": "Lawang Sewu", "relation": "end"},
+                {"road": "Jalan Medan Merdeka", "landmark": "Monas", "relation": "end"},
+            ]
+        ),
     )
 
     [landmark] = built.landmarks  # Monas is in Jakarta: left out
+    assert [road.row.road for road in built.roads] == ["Jalan Pemuda"]
     assert landmark.area.kelurahan_name == "Sekayu"
     assert built.landmark_mismatches() == [landmark]
     assert built.find_landmark("Lawang Sewu") is not None
@@ -218,6 +226,9 @@ async def test_landmark_answered_offline_when_a_well_known_place_is_typed(
         ("banjir setinggi lutut dekat stasiun tawang, kereta berhenti", "Stasiun Semarang Tawang"),
         ("there is a fire near Lawang Sewu", "Lawang Sewu"),
         ("ada orang tenggelam di pantai marina rt 3 rw 2", "Pantai Marina"),
+        ("kebakaran di pasar johar sekarang", "Pasar Johar"),  # not "Pasar Johar Semarang"
+        ("tolong ke kota lama sekarang juga", "Kota Lama Semarang"),
+        ("kebakaran di pasar johar semarng", "Pasar Johar"),  # a typo in the city's name
     ],
 )
 async def test_landmark_found_when_named_inside_a_sentence(
@@ -231,6 +242,12 @@ async def test_landmark_found_when_named_inside_a_sentence(
     assert at_landmark(found, row_named(name))
     assert not found.fuzzy
     assert best.display_address == name
+
+
+async def test_everyday_word_not_read_as_a_typo_when_it_is_one_letter_from_a_name(
+    offline: CompositeGeocoder,
+) -> None:
+    assert await offline.geocode("tolong datang sekarang") == []  # not Kelurahan Sekaran
 
 
 @pytest.mark.parametrize(
@@ -386,8 +403,8 @@ async def test_no_rate_limit_wait_when_a_surge_names_landmarks(
 
     for row, text in TYPED:
         if text not in AREA_NAMED_ALIASES:
-            [best, *_] = await geocoder.geocode(f"tolong ada kebakaran di {text}")
-            assert at_landmark(best, row)
+            [best, *_] = await geocoder.geocode(f"tolong ada kebakaran di {text} sekarang")
+            assert at_landmark(best, row), text
 
     assert nominatim.requests == []
     assert fake_time.sleeps == []
