@@ -144,6 +144,9 @@ class GeocodeCandidate:
     source: str
     area: Area | None = None
     rt_rw: str | None = None
+    fuzzy: bool = False
+    """True when the answer matched a name with typos ("Bandungan" read as Bendungan): a guess
+    to offer ("did you mean …?"), never to accept without the citizen's tap."""
 
 
 @dataclass(frozen=True, slots=True)

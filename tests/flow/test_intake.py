@@ -113,7 +113,7 @@ async def test_reporter_and_incident_locations_are_kept_apart_when_emergency_is_
     await start_report(user, "ACCIDENT")
     await user.share_location()
     await tap(user, "elsewhere")
-    await user.send_text("Lawang Sewu")  # a landmark the gazetteer does not know
+    await user.send_text("Tugu Muda")  # a landmark the offline data does not know (yet)
     await wait_button(user, "note")
     await user.send_text("Sekayu")
     await tap(user, "locok")
