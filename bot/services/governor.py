@@ -40,7 +40,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 from bot.services.outbox_kinds import Priority
 
@@ -159,7 +159,7 @@ class GovernorStats:
     max_wait: dict[Priority, float]
     """The longest single wait per class, in seconds."""
     rate_limited: int
-    """429s seen (each one paused a chat or everything)."""
+    """429s seen (with the governor on, each one paused a chat or everything)."""
     queued: int
     """Calls waiting for a grant right now."""
     in_flight: int
@@ -251,19 +251,65 @@ class _Bucket:
         return self.tokens >= self.burst - _EPSILON
 
 
-_Entry = tuple[tuple[int, int, int], Call]
+_Order = tuple[int, int, int]
+
+
+class _Lane(IntEnum):
+    """The shared budgets a waiting call needs; one ready heap per lane."""
+
+    NORMAL = 0
+    """Classes 1-4: the overall budget."""
+    BROADCAST = 1
+    """Class 5: the overall budget and the broadcast cap."""
+    PAID = 2
+    """Paid broadcasts: their own budget."""
+
+
+class _Where(IntEnum):
+    """Where a chat queue waits for its own chat's budget."""
+
+    NOWHERE = 0
+    READY = 1
+    """Its chat has budget: it waits only for the shared budgets (a ready heap)."""
+    TIMED = 2
+    """Its chat's budget or pause frees at a known time (the timed heap)."""
+    RELEASE = 3
+    """Its group's window is full of calls in flight: it waits for an answer."""
+
+
+@dataclass(eq=False, slots=True)
+class _Queue:
+    """The calls waiting for one target, best first."""
+
+    target: Target
+    calls: list[tuple[_Order, Call]] = field(default_factory=list)
+    where: _Where = _Where.NOWHERE
+    token: int = -1
+    """The token of this queue's one live heap entry (older entries are stale)."""
+
+    def head(self) -> Call | None:
+        while self.calls and self.calls[0][1].cancelled:
+            heapq.heappop(self.calls)
+        return self.calls[0][1] if self.calls else None
 
 
 class Scheduler:
     """The pure core: submit calls, grant them at a given time, release them when answered.
 
     Nothing here sleeps or reads a clock; every method takes ``now`` (monotonic seconds).
+    Each chat's queue waits in one place: a ready heap per lane (ordered by its best call),
+    the timed heap (its chat's budget frees at a known time) or a group's release list, so
+    granting and planning the next wake-up cost O(log n) per call, not a scan of every chat.
     """
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits = limits or Limits()
         self._seq = itertools.count()
-        self._pending: dict[Target, list[_Entry]] = {}
+        self._tokens = itertools.count()
+        self._queues: dict[Target, _Queue] = {}
+        self._ready: dict[_Lane, list[tuple[_Order, int, Target]]] = {lane: [] for lane in _Lane}
+        self._timed: list[tuple[float, int, Target]] = []
+        self._awaiting_release: dict[ChatId, set[Target]] = {}
         self._groups: dict[ChatId, _Window] = {}
         self._privates: dict[ChatId, _Bucket] = {}
         self._overall = _Window(limits.overall_calls, limits.overall_window)
@@ -303,8 +349,13 @@ class Scheduler:
             paid=paid and self._paid is not None,
             submitted_at=now,
         )
-        heapq.heappush(self._pending.setdefault(target, []), (call.order, call))
+        queue = self._queues.get(target)
+        if queue is None:
+            queue = self._queues[target] = _Queue(target)
+        heapq.heappush(queue.calls, (call.order, call))
         self._queued += 1
+        if queue.where is _Where.NOWHERE or (queue.where is _Where.READY and queue.head() is call):
+            self._place(queue, now)  # a new best call moves the queue up its ready heap
         return call
 
     def cancel(self, call: Call) -> None:
@@ -313,14 +364,35 @@ class Scheduler:
             call.cancelled = True
             self._queued -= 1
 
-    def _head(self, target: Target) -> Call | None:
-        queue = self._pending.get(target)
-        while queue and queue[0][1].cancelled:
-            heapq.heappop(queue)
-        if not queue:
-            self._pending.pop(target, None)
-            return None
-        return queue[0][1]
+    def _place(self, queue: _Queue, now: float) -> None:
+        """Puts a queue where it waits now (its chat's budget decides), with a fresh token."""
+        queue.token = token = next(self._tokens)
+        head = queue.head()
+        if head is None:
+            queue.where = _Where.NOWHERE
+            del self._queues[queue.target]
+            return
+        target = queue.target
+        free = self._chat_free_at(target, now)
+        if free is None:
+            queue.where = _Where.RELEASE
+            assert target.chat_id is not None  # noqa: S101 - only a group waits for a release
+            self._awaiting_release.setdefault(target.chat_id, set()).add(target)
+        elif free <= now:
+            queue.where = _Where.READY
+            heapq.heappush(self._ready[self._lane(head)], (head.order, token, target))
+        else:
+            queue.where = _Where.TIMED
+            heapq.heappush(self._timed, (free, token, target))
+
+    def _lane(self, call: Call) -> _Lane:
+        if call.paid:
+            return _Lane.PAID
+        return _Lane.BROADCAST if call.priority is Priority.BROADCAST else _Lane.NORMAL
+
+    def _live(self, token: int, target: Target) -> _Queue | None:
+        queue = self._queues.get(target)
+        return queue if queue is not None and queue.token == token else None
 
     # -- budgets ---------------------------------------------------------------------------------
     def _group(self, chat_id: ChatId) -> _Window:
@@ -341,70 +413,95 @@ class Scheduler:
 
     def _chat_free_at(self, target: Target, now: float) -> float | None:
         """When the target's own budget and pause allow a call (None: only a release)."""
-        pause = self._paused.get(target.chat_id, -math.inf) if target.chat_id is not None else now
+        if target.chat_id is None:
+            return now
         free: float | None = now
-        if target.chat_id is not None and target.kind is TargetKind.GROUP:
+        if target.kind is TargetKind.GROUP:
             free = self._group(target.chat_id).free_at(now)
-        elif target.chat_id is not None and target.kind is TargetKind.PRIVATE:
+        elif target.kind is TargetKind.PRIVATE:
             free = self._private(target.chat_id, now).free_at(now)
+        pause = self._paused.get(target.chat_id, now)
         return None if free is None else max(free, pause, now)
 
-    def _budget_free_at(self, call: Call, now: float) -> float | None:
-        """When the shared budgets allow this call (None: only a release)."""
-        if call.paid and self._paid is not None:
+    def _shared_windows(self, lane: _Lane, now: float) -> list[_Window] | None:
+        """The shared windows a call of the lane would hold, or None when one is full."""
+        if lane is _Lane.PAID:
+            assert self._paid is not None  # noqa: S101 - only paid budgets fill this lane
+            return [self._paid] if self._paid.has_room(now) else None
+        if not self._overall.has_room(now):
+            return None
+        if lane is _Lane.BROADCAST:
+            return [self._overall, self._broadcast] if self._broadcast.has_room(now) else None
+        return [self._overall]
+
+    def _shared_free_at(self, lane: _Lane, now: float) -> float | None:
+        """When the lane's shared budgets allow a call (None: only a release)."""
+        if lane is _Lane.PAID:
+            assert self._paid is not None  # noqa: S101 - only paid budgets fill this lane
             return self._paid.free_at(now)
         free = self._overall.free_at(now)
-        if free is not None and call.priority is Priority.BROADCAST:
+        if free is not None and lane is _Lane.BROADCAST:
             broadcast = self._broadcast.free_at(now)
             free = None if broadcast is None else max(free, broadcast)
         return free
 
-    def _shared_windows(self, call: Call, now: float) -> list[_Window] | None:
-        """The shared windows the call would hold, or None when one of them is full."""
-        if call.paid and self._paid is not None:
-            return [self._paid] if self._paid.has_room(now) else None
-        if not self._overall.has_room(now):
-            return None
-        if call.priority is Priority.BROADCAST:
-            return [self._overall, self._broadcast] if self._broadcast.has_room(now) else None
-        return [self._overall]
-
     # -- granting --------------------------------------------------------------------------------
+    def _wake_timed(self, now: float) -> None:
+        while self._timed and self._timed[0][0] <= now:
+            _, token, target = heapq.heappop(self._timed)
+            queue = self._live(token, target)
+            if queue is not None:
+                self._place(queue, now)
+
+    def _top(self, lane: _Lane, now: float) -> tuple[_Queue, Call] | None:
+        """The lane's best queue whose chat may take a call now (others are re-placed)."""
+        heap = self._ready[lane]
+        while heap:
+            order, token, target = heap[0]
+            queue = self._live(token, target)
+            if queue is None:
+                heapq.heappop(heap)
+                continue
+            head = queue.head()
+            if head is None or head.order != order or self._chat_free_at(target, now) != now:
+                heapq.heappop(heap)  # cancelled, overtaken or paused meanwhile: wait elsewhere
+                self._place(queue, now)
+                continue
+            return queue, head
+        return None
+
     def grant(self, now: float) -> list[Call]:
         """Grants every call that may go at ``now``, best first; the caller sends them."""
         if now < self._paused_all:
             return []
-        candidates: list[tuple[tuple[int, int, int], Target]] = []
-        for target in list(self._pending):
-            head = self._head(target)
-            if head is not None and self._chat_free_at(target, now) == now:
-                candidates.append((head.order, target))
-        heapq.heapify(candidates)
+        self._wake_timed(now)
         granted: list[Call] = []
-        overall_full = False
-        while candidates:
-            _, target = heapq.heappop(candidates)
-            call = self._head(target)
-            assert call is not None  # noqa: S101 - a candidate's queue is not empty
-            if overall_full and not call.paid:
+        open_lanes = set(_Lane)
+        while open_lanes:
+            best: tuple[_Order, _Lane, _Queue, Call] | None = None
+            for lane in sorted(open_lanes):
+                top = self._top(lane, now)
+                if top is not None and (best is None or top[1].order < best[0]):
+                    best = (top[1].order, lane, *top)
+            if best is None:
+                break
+            _, lane, queue, call = best
+            windows = self._shared_windows(lane, now)
+            if windows is None:  # every call of this lane needs the budget that is full
+                open_lanes.discard(lane)
+                if lane is not _Lane.PAID and not self._overall.has_room(now):
+                    open_lanes -= {_Lane.NORMAL, _Lane.BROADCAST}
                 continue
-            windows = self._shared_windows(call, now)
-            if windows is None:
-                if not call.paid and not self._overall.has_room(now):
-                    overall_full = True  # nobody else fits either, except paid broadcasts
-                    if self._paid is None:
-                        break
-                continue  # the broadcast cap: this chat's later calls are broadcasts too
-            self._take(target, call, windows, now)
+            heapq.heappop(self._ready[lane])
+            self._take(queue, call, windows, now)
+            self._place(queue, now)
             granted.append(call)
-            following = self._head(target)
-            if following is not None and self._chat_free_at(target, now) == now:
-                heapq.heappush(candidates, (following.order, target))
         self._prune(now)
         return granted
 
-    def _take(self, target: Target, call: Call, windows: list[_Window], now: float) -> None:
-        heapq.heappop(self._pending[target])
+    def _take(self, queue: _Queue, call: Call, windows: list[_Window], now: float) -> None:
+        heapq.heappop(queue.calls)
+        target = queue.target
         if target.chat_id is not None and target.kind is TargetKind.GROUP:
             windows = [*windows, self._group(target.chat_id)]
         elif target.chat_id is not None and target.kind is TargetKind.PRIVATE:
@@ -428,6 +525,12 @@ class Scheduler:
         self._in_flight -= 1
         for window in call.windows:
             window.done(now)
+        chat_id = call.target.chat_id
+        if call.target.kind is TargetKind.GROUP and chat_id is not None:
+            for target in self._awaiting_release.pop(chat_id, ()):
+                queue = self._queues.get(target)
+                if queue is not None and queue.where is _Where.RELEASE:
+                    self._place(queue, now)
 
     def penalise(self, target: Target, until: float) -> None:
         """A 429: nothing more goes to the target's chat (or at all, without one) until then."""
@@ -442,28 +545,32 @@ class Scheduler:
         self._rate_limited += 1
 
     def next_wakeup(self, now: float) -> float | None:
-        """The earliest time a waiting call could be granted (None: nothing waits on time)."""
-        if now < self._paused_all and self._queued:
+        """The earliest time a waiting call could be granted (None: nothing waits on time).
+
+        Call it after :meth:`grant` at the same ``now``; it may be early, never late.
+        """
+        if not self._queued:
+            return None
+        if now < self._paused_all:
             return self._paused_all
-        earliest: float | None = None
-        for target in list(self._pending):
-            head = self._head(target)
-            if head is None:
-                continue
-            chat = self._chat_free_at(target, now)
-            shared = self._budget_free_at(head, now)
-            if chat is None or shared is None:
-                continue
-            at = max(chat, shared)
-            earliest = at if earliest is None else min(earliest, at)
-        return earliest
+        while self._timed and self._live(self._timed[0][1], self._timed[0][2]) is None:
+            heapq.heappop(self._timed)
+        times = [self._timed[0][0]] if self._timed else []
+        for lane, heap in self._ready.items():
+            while heap and self._live(heap[0][1], heap[0][2]) is None:
+                heapq.heappop(heap)
+            if heap:
+                free = self._shared_free_at(lane, now)
+                if free is not None:
+                    times.append(free)
+        return min(times) if times else None
 
     # -- house-keeping ---------------------------------------------------------------------------
     def _prune(self, now: float) -> None:
         """Forgets idle chats once there are many (a broadcast touches thousands)."""
         if len(self._groups) + len(self._privates) + len(self._paused) <= self._prune_at:
             return
-        waiting = {t.chat_id for t in self._pending}
+        waiting = {t.chat_id for t in self._queues}
         for chats in (self._groups, self._privates):
             for chat_id in [c for c, b in chats.items() if c not in waiting and b.idle(now)]:
                 del chats[chat_id]

@@ -6,6 +6,11 @@ The scheduler is driven with explicit times; the async governor runs on ``Virtua
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import math
+import random
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -16,6 +21,7 @@ from bot.services.governor import (
     RateGovernor,
     Scheduler,
     Target,
+    TargetKind,
 )
 from bot.services.outbox_kinds import Priority
 from tests.fakes.virtual_time import VirtualTime
@@ -351,3 +357,96 @@ def test_counters_add_up_when_calls_wait() -> None:
 def test_limits_refuse_a_non_positive_value_when_built(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         Limits(**{field: 0})
+
+
+# -- randomized workloads ------------------------------------------------------------------------
+@dataclass
+class Replay:
+    """A random workload played through a scheduler: what was granted, answered and paused."""
+
+    limits: Limits
+    calls: list[Call] = field(default_factory=list)
+    released_at: dict[int, float] = field(default_factory=dict)
+    pauses: list[tuple[Target, float, float]] = field(default_factory=list)
+
+    def holding(self, selected: list[Call], at: float, window: float) -> int:
+        """How many of ``selected`` hold a window slot at ``at`` (granted, not yet expired)."""
+        return sum(
+            1
+            for c in selected
+            if c.granted_at is not None
+            and c.granted_at <= at
+            and self.released_at.get(id(c), math.inf) + window > at
+        )
+
+
+def replay_random_traffic(seed: int) -> Replay:
+    rng = random.Random(seed)  # noqa: S311 - a seeded workload, not cryptography
+    limits = Limits(
+        overall_calls=rng.choice([3, 5, 30]),
+        group_calls=rng.choice([2, 4, 20]),
+        group_window=rng.choice([5.0, 60.0]),
+        private_burst=rng.choice([1, 3]),
+        private_per_second=rng.choice([0.5, 1.0, 2.0]),
+        broadcast_per_second=rng.choice([1, 3]),
+    )
+    replay, scheduler = Replay(limits), Scheduler(limits)
+    targets = [Target.group(-1), Target.group(-2), private(1), private(2), private(3)]
+    targets += [NO_CHAT, Target.unmetered(-1)]
+    submits = sorted(
+        (rng.uniform(0, 30), rng.choice(list(Priority)), rng.choice(targets), rng.randint(0, 3))
+        for _ in range(rng.randint(20, 150))
+    )
+    penalties = sorted(
+        (rng.uniform(0, 30), rng.choice(targets), rng.uniform(0.5, 5)) for _ in range(3)
+    )
+    releases: list[tuple[float, int, Call]] = []
+    now, tie = 0.0, itertools.count()
+    while True:
+        while submits and submits[0][0] <= now:
+            _, priority, target, rank = submits.pop(0)
+            replay.calls.append(scheduler.submit(priority, target, now, rank=rank))
+        while penalties and penalties[0][0] <= now:
+            _, target, seconds = penalties.pop(0)
+            scheduler.penalise(target, now + seconds)
+            replay.pauses.append((target, now, now + seconds))
+        while releases and releases[0][0] <= now:
+            _, _, call = heapq.heappop(releases)
+            scheduler.release(call, now)
+            replay.released_at[id(call)] = now
+        for call in scheduler.grant(now):
+            heapq.heappush(releases, (now + rng.choice([0.0, 0.01, 0.3, 2.0]), next(tie), call))
+        upcoming = [scheduler.next_wakeup(now)]
+        upcoming += [submits[0][0] if submits else None, penalties[0][0] if penalties else None]
+        upcoming += [releases[0][0] if releases else None]
+        nxt = min((t for t in upcoming if t is not None), default=None)
+        if nxt is None:
+            assert not scheduler.stats().queued, "calls wait with nothing to wake them"
+            return replay
+        assert nxt >= now
+        now = nxt if nxt > now else now + 1e-6  # same-time events are already handled
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_call_is_granted_within_all_budgets_when_traffic_is_random(seed: int) -> None:
+    replay = replay_random_traffic(seed)
+    limits, calls = replay.limits, replay.calls
+
+    assert all(c.granted_at is not None for c in calls)  # nothing starves, nothing deadlocks
+    broadcasts = [c for c in calls if c.priority is Priority.BROADCAST]
+    for call in calls:
+        at = call.granted_at or 0.0
+        assert replay.holding(calls, at, limits.overall_window) <= limits.overall_calls
+        if call.priority is Priority.BROADCAST:
+            assert replay.holding(broadcasts, at, 1.0) <= limits.broadcast_per_second
+        same_chat = [c for c in calls if c.target == call.target]
+        if call.target.kind is TargetKind.GROUP:
+            assert replay.holding(same_chat, at, limits.group_window) <= limits.group_calls
+        if call.target.kind is TargetKind.PRIVATE:
+            sent = sorted(t for c in same_chat if (t := c.granted_at or 0.0) <= at)
+            for start in sent:
+                allowed = limits.private_burst + (at - start) * limits.private_per_second
+                assert sum(1 for t in sent if t >= start) <= allowed + 1e-6
+        for target, start, end in replay.pauses:
+            if target.chat_id is None or target.chat_id == call.target.chat_id:
+                assert not start < at < end, f"granted at {at} inside a pause {start}..{end}"
