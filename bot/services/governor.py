@@ -705,7 +705,9 @@ class RateGovernor:
             if not granted:  # budgets are full: let the rest go unpaced
                 for call in leftover:
                     self.scheduler.cancel(call)
-                    self._waiting.pop(call).set_result(None)
+                    future = self._waiting.pop(call)
+                    if not future.done():
+                        future.set_result(None)
                 return
 
     def _resolve(self, call: Call) -> None:
