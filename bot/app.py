@@ -22,6 +22,7 @@ from bot.geo import build_geocoder
 from bot.i18n import gettext_for
 from bot.services import Services
 from bot.services.clock import SystemClock
+from bot.services.governor import Limits, RateGovernor
 from bot.services.intake import IntakePolicy, IntakeService
 from bot.services.outbox import OutboxWorker
 from bot.services.outbox_kinds import KINDS
@@ -30,6 +31,7 @@ from bot.services.queries import TicketQueries
 from handlers.context import SERVICES_KEY, VIEWS_KEY, Context, SiagaApplication
 from handlers.delivery import TelegramDeliverer
 from handlers.processing import PerChatUpdateProcessor
+from handlers.ratelimit import GovernedRateLimiter
 from handlers.views import Views
 from storage.db import create_engine, session_factory
 from storage.geocode_cache import SqlGeocodeCache
@@ -56,6 +58,7 @@ def build_application(
     clock: Clock | None = None,
     geocoder: Geocoder | None = None,
     outbox_poll_interval: float = 1.0,
+    rate_limiter: GovernedRateLimiter | None = None,
 ) -> SiagaApplication:
     """Build the bot; nothing is opened until the application initialises."""
     clock = clock or SystemClock()
@@ -127,6 +130,7 @@ def build_application(
         .defaults(defaults)
         .context_types(ContextTypes(context=Context))
         .concurrent_updates(PerChatUpdateProcessor(64))
+        .rate_limiter(rate_limiter or build_rate_limiter(settings))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .connect_timeout(10)
@@ -139,6 +143,18 @@ def build_application(
     application: SiagaApplication = builder.build()
     handlers.register(application)
     return application
+
+
+def build_rate_limiter(settings: Settings) -> GovernedRateLimiter:
+    """One rate governor for every Bot API call, with the ``TELEGRAM_RATE_*`` budgets."""
+    limits = Limits(
+        overall_calls=settings.rate_overall_per_second,
+        group_calls=settings.rate_group_per_minute,
+        private_burst=settings.rate_private_burst,
+        private_per_second=settings.rate_private_per_second,
+        broadcast_per_second=settings.rate_broadcast_per_second,
+    )
+    return GovernedRateLimiter(RateGovernor(limits), enabled=settings.rate_governor)
 
 
 async def _set_commands(application: SiagaApplication) -> None:

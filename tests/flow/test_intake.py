@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -433,15 +434,15 @@ async def test_operator_pin_waits_for_retry_after_when_telegram_rate_limits_the_
     harness: Harness,
 ) -> None:
     user = harness.telegram.add_user(language_code="en")
-    harness.telegram.fail_next("sendLocation", 429, retry_after=30, count=1)
+    harness.telegram.fail_next("sendLocation", 429, retry_after=1, count=1)
     ref = await full_gps_report(user)
     card = await _operator_card(harness, ref)
     await harness.telegram.wait_for(lambda: harness.telegram.calls_to("sendLocation"))
-    services = harness.app.bot_data[SERVICES_KEY]
-    services.outbox.wake()
+    refused_at = asyncio.get_running_loop().time()
     assert not any("location" in m.raw for m in harness.operator_messages())
-    harness.clock.advance(timedelta(seconds=31))
-    services.outbox.wake()
+    # the rate governor pauses the group for retry_after and sends the same pin again
     await harness.telegram.wait_for_message(
         OPERATOR_CHAT, lambda m: "location" in m.raw, after=card.message_id
     )
+    assert asyncio.get_running_loop().time() - refused_at >= 0.9
+    assert [c.ok for c in harness.telegram.calls_to("sendLocation")] == [False, True]
