@@ -789,6 +789,18 @@ class SqlOutboxRepository(_SqlRepository):
         await self._flush()
         return ours
 
+    async def expire_leases(self, owner: str, now: datetime) -> int:
+        """End every lease not held by ``owner`` at ``now`` (one process per database)."""
+        now = ensure_utc(now)
+        result = await self._session.execute(
+            update(OutboxRow)
+            .where(*_OWED, OutboxRow.claimed_by.is_not(None), OutboxRow.claimed_by != owner)
+            .where(OutboxRow.claimed_until > now)
+            .values(claimed_until=now)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
+
     async def exists_since(self, dedup_key: str, since: datetime) -> bool:
         """Whether a row with ``dedup_key`` was enqueued at or after ``since`` (the key stays
         locked on PostgreSQL until the unit of work ends)."""

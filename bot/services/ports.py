@@ -225,6 +225,13 @@ class OutboxRepository(Protocol):
         a success always is (the row went out)."""
         ...
 
+    async def expire_leases(self, owner: str, now: datetime) -> int:
+        """End every lease not held by ``owner`` at ``now``; return how many rows it freed.
+
+        Only for a database one process uses (SQLite), at start: the previous process is
+        dead, its rows need not wait for their leases (they come back as repeats)."""
+        ...
+
     async def exists_since(self, dedup_key: str, since: datetime) -> bool:
         """Whether a row with ``dedup_key`` was enqueued at or after ``since``.
 

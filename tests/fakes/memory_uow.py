@@ -535,6 +535,15 @@ class InMemoryOutboxRepository(_Repository):
         self._tx.outbox[message_id] = changed
         return ours
 
+    async def expire_leases(self, owner: str, now: datetime) -> int:
+        """End every lease not held by ``owner`` at ``now`` (one process per database)."""
+        now = _require_aware(now).astimezone(UTC)
+        rows: dict[int, OutboxMessage] = self._tx.view("outbox")
+        live = [m for m in rows.values() if _owed(m) and _leased_by_other(m, owner, now)]
+        for m in live:
+            self._tx.outbox[m.id or 0] = dataclasses.replace(m, claimed_until=now)
+        return len(live)
+
     async def exists_since(self, dedup_key: str, since: datetime) -> bool:
         """Whether a row with ``dedup_key`` was enqueued at or after ``since`` (the key stays
         locked until the unit of work ends, like PostgreSQL's advisory lock)."""

@@ -121,6 +121,20 @@ async def test_claim_takes_over_rows_as_repeats_when_the_owners_lease_expired(
     assert (await get(uow_factory, stored.id or 0)).repeat  # stays a possible duplicate
 
 
+async def test_expire_leases_frees_other_owners_rows_when_a_sole_process_restarts(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    dead, mine, free = await add_rows(uow_factory, row(), row(), row())
+    await claim(uow_factory, "dead", limit=1)
+    await claim(uow_factory, "me", limit=1)
+    async with uow_factory() as uow:
+        assert await uow.outbox.expire_leases("me", NOW) == 1
+        await uow.commit()
+    assert await claim(uow_factory, "me") == [dead.id, free.id]
+    assert (await get(uow_factory, dead.id or 0)).repeat
+    assert (await get(uow_factory, mine.id or 0)).claimed_by == "me"
+
+
 async def test_release_hands_unattempted_rows_back_when_the_pass_ends(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
