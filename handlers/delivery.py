@@ -118,6 +118,11 @@ def sends(*kinds: str) -> Callable[[Sender], Sender]:
     return register
 
 
+def missing_senders() -> set[str]:
+    """The registered outbox kinds that have no send function (must be none)."""
+    return set(KINDS) - set(SENDERS)
+
+
 class TelegramDeliverer:
     """Sends each outbox row with the send function of its kind."""
 
