@@ -4,10 +4,10 @@ Runs the real ``OutboxWorker`` on the real SQL store of ``--url`` with a deliver
 records each send in the table ``test_sends`` (committed before it returns, as a message
 sent to Telegram is out before the worker can mark its row). With ``--hang-after N`` the
 N-th send is recorded and then never returns (the process hangs mid-batch, its leases still
-prolonged) and ``--marker`` is written: the test then kills the process with SIGKILL.
+prolonged): the test then kills the process with SIGKILL.
 Exits 0 once the outbox owes nothing, 3 when ``--deadline`` passes first.
 
-    python -m tests.integration.outbox_process --url URL --owner a [--hang-after 60 --marker F]
+    python -m tests.integration.outbox_process --url URL --owner a [--hang-after 60]
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import sys
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,12 +41,10 @@ CREATE TABLE IF NOT EXISTS test_sends (
 class RecordingDeliverer:
     """Records every send in ``test_sends``; optionally hangs forever on the N-th."""
 
-    def __init__(self, engine: AsyncEngine, owner: str, hang_after: int, marker: Path | None,
-                 delay: float) -> None:  # fmt: skip
+    def __init__(self, engine: AsyncEngine, owner: str, hang_after: int, delay: float) -> None:
         self.engine = engine
         self.owner = owner
         self.hang_after = hang_after
-        self.marker = marker
         self.delay = delay
         self.sent = 0
 
@@ -60,8 +57,6 @@ class RecordingDeliverer:
             )
         self.sent += 1
         if self.sent == self.hang_after:
-            if self.marker is not None:
-                self.marker.write_text(str(message.id))
             await asyncio.sleep(3600)  # sent, but the worker never hears back: killed here
         return DeliveryResult(chat_id=-100, message_id=message.id)
 
@@ -70,7 +65,7 @@ async def main(args: argparse.Namespace) -> int:
     engine = create_engine(args.url)
     try:
         uow_factory = SqlUnitOfWorkFactory(session_factory(engine))
-        deliverer = RecordingDeliverer(engine, args.owner, args.hang_after, args.marker, args.delay)
+        deliverer = RecordingDeliverer(engine, args.owner, args.hang_after, args.delay)
         lease = timedelta(seconds=args.lease)
         worker = OutboxWorker(
             uow_factory, deliverer, SystemClock(), owner=args.owner, lease=lease,
@@ -99,7 +94,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--delay", type=float, default=0.002)
     parser.add_argument("--hang-after", type=int, default=0)
-    parser.add_argument("--marker", type=Path, default=None)
     parser.add_argument("--deadline", type=float, default=30.0)
     return parser.parse_args(argv)
 

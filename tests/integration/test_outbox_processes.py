@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TICKETS = 150
 PER_TICKET = (OPERATOR_CARD, OPERATOR_PIN, OPERATOR_MEDIA, OPERATOR_MEDIA, OPERATOR_RELAY,
               OPERATOR_RELAY)  # fmt: skip
+SUBMITTED = TicketStatus.SUBMITTED
 ALONE = 100  # rows of no ticket (admin alerts)
 LEASE = 1.5
 HANG_AFTER = 60
@@ -86,17 +87,25 @@ async def spawn(url: str, owner: str, *extra: str) -> asyncio.subprocess.Process
     )  # fmt: skip
 
 
-async def wait_for(path: Path, process: asyncio.subprocess.Process, within: float) -> None:
-    deadline = time.monotonic() + within
-    while not path.exists():
+async def hung_row(engine: AsyncEngine, process: asyncio.subprocess.Process) -> int:
+    """Waits until ``b`` made its last send (it hangs after it); returns that row's id."""
+    deadline = time.monotonic() + 15
+    query = text(
+        "SELECT outbox_id FROM test_sends WHERE owner = 'b' ORDER BY seq OFFSET :n LIMIT 1"
+    )
+    while True:
         assert process.returncode is None, "the process ended before hanging"
         assert time.monotonic() < deadline, "the process never reached its hang"
+        async with engine.connect() as connection:
+            found = await connection.scalar(query, {"n": HANG_AFTER - 1})
+        if found is not None:
+            return int(found)
         await asyncio.sleep(0.02)
 
 
 @only_postgresql
 async def test_no_row_is_lost_or_silently_doubled_when_one_of_two_workers_is_killed(
-    engine: AsyncEngine, database_url: str, tmp_path: Path
+    engine: AsyncEngine, database_url: str
 ) -> None:
     started = time.monotonic()
     async with engine.begin() as connection:
@@ -104,13 +113,10 @@ async def test_no_row_is_lost_or_silently_doubled_when_one_of_two_workers_is_kil
         await connection.exec_driver_sql(SENDS_TABLE)
     rows = await seed(engine)
     assert len(rows) == 1000
-    marker = tmp_path / "hung"
     a = await spawn(database_url, "a")
-    b_ = await spawn(database_url, "b", "--hang-after", str(HANG_AFTER), "--marker", str(marker),
-                     "--delay", "0.01")  # fmt: skip
+    b_ = await spawn(database_url, "b", "--hang-after", str(HANG_AFTER), "--delay", "0.01")
     try:
-        await wait_for(marker, b_, within=15)
-        hung_row = int(marker.read_text())
+        hung = await hung_row(engine, b_)
         await asyncio.sleep(2 * LEASE)  # b lives (hung), its leases are prolonged
         async with engine.connect() as connection:
             held = set(
@@ -140,11 +146,11 @@ async def test_no_row_is_lost_or_silently_doubled_when_one_of_two_workers_is_kil
     counts = Counter(outbox_id for _, outbox_id, _, _ in sends)
     assert set(counts) == set(rows)  # nothing lost
     assert {owner for _, _, owner, _ in sends} == {"a", "b"}  # both really worked
-    assert hung_row in held  # b died holding rows
+    assert hung in held  # b died holding rows
     before_kill = Counter(outbox_id for seq, outbox_id, _, _ in sends if seq <= kill_seq)
     assert max(before_kill.values()) == 1  # never twice while both lived
     doubled = {outbox_id for outbox_id, count in counts.items() if count > 1}
-    assert hung_row in doubled  # sent by b just before it died, then again by a
+    assert hung in doubled  # sent by b just before it died, then again by a
     assert doubled <= held  # only rows the killed process had claimed
     for seq, outbox_id, owner, repeat in sends:
         if outbox_id in held and seq > kill_seq:
