@@ -334,9 +334,14 @@ class Views:
             screen.replies.append(self._submitted(outcome.ticket, _, queued=queued))
             return
         if notice is Notice.RELAYED and outcome.ticket is not None:
-            text = _("✓ Sent to the operator (report {ref}).").format(
-                ref=escape(outcome.ticket.ref or "")
-            )
+            if outcome.operators_reachable:
+                text = _("✓ Sent to the operator (report {ref}).")
+            else:
+                text = _(
+                    "✓ Added to your report {ref}; the operators see it as soon as the "
+                    "connection is back."
+                )
+            text = text.format(ref=escape(outcome.ticket.ref or ""))
             screen.replies.append(Text(text))
             return
         if notice is Notice.STALE_BUTTON:

@@ -749,8 +749,12 @@ class IntakeService:
             )  # fmt: skip
             await self._enqueue_card(uow, draft)
             await uow.commit()
-        reachable = self._health is None or self._health.operators_reachable
+        reachable = self._operators_reachable()
         return Outcome(citizen, draft, [Notice.SUBMITTED], operators_reachable=reachable)
+
+    def _operators_reachable(self) -> bool:
+        """Whether operator cards get through now, as far as this process knows."""
+        return self._health is None or self._health.operators_reachable
 
     async def _enqueue_card(self, uow: UnitOfWork, ticket: Ticket) -> None:
         """Queues the operator card, then the pin, then each attachment, in that order."""
@@ -862,7 +866,10 @@ class IntakeService:
                 kind=kind, text=clean_text(text, 4096) if text else None,
             )  # fmt: skip
             await uow.commit()
-        return Outcome(citizen, ticket, [Notice.RELAYED], open_tickets=open_tickets)
+        return Outcome(
+            citizen, ticket, [Notice.RELAYED], open_tickets=open_tickets,
+            operators_reachable=self._operators_reachable(),
+        )  # fmt: skip
 
     async def mark_blocked(self, telegram_id: int) -> None:
         """Remembers that the citizen blocked the bot (their draft stays as it is)."""

@@ -128,6 +128,9 @@ async def test_cards_recover_within_30_s_and_admins_hear_once_when_the_bot_was_r
     assert "queued" in confirmation
     assert "call 112 now" in confirmation
     assert "reads it now" not in confirmation
+    await second.send_text("please hurry")
+    relayed = await second.wait_reply()
+    assert "as soon as the connection is back" in (relayed.text or "")
 
     chat.error = None  # the bot is added back
     await wake(harness, 30)  # the next attempt is at most 30 s away
