@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS test_sends (
     outbox_id BIGINT NOT NULL,
     owner TEXT NOT NULL,
     repeat BOOLEAN NOT NULL,
+    hung BOOLEAN NOT NULL,
     at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 )
 """
@@ -49,14 +50,18 @@ class RecordingDeliverer:
         self.sent = 0
 
     async def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        self.sent += 1
+        hang = self.sent == self.hang_after
         await asyncio.sleep(self.delay)  # the Bot API's round trip
         async with self.engine.begin() as connection:
             await connection.execute(
-                text("INSERT INTO test_sends (outbox_id, owner, repeat) VALUES (:id, :o, :r)"),
-                {"id": message.id, "o": self.owner, "r": message.repeat},
+                text(
+                    "INSERT INTO test_sends (outbox_id, owner, repeat, hung)"
+                    " VALUES (:id, :o, :r, :h)"
+                ),
+                {"id": message.id, "o": self.owner, "r": message.repeat, "h": hang},
             )
-        self.sent += 1
-        if self.sent == self.hang_after:
+        if hang:
             await asyncio.sleep(3600)  # sent, but the worker never hears back: killed here
         return DeliveryResult(chat_id=-100, message_id=message.id)
 

@@ -88,16 +88,14 @@ async def spawn(url: str, owner: str, *extra: str) -> asyncio.subprocess.Process
 
 
 async def hung_row(engine: AsyncEngine, process: asyncio.subprocess.Process) -> int:
-    """Waits until ``b`` made its last send (it hangs after it); returns that row's id."""
+    """Waits until ``b`` made the send it hangs after; returns that row's id."""
     deadline = time.monotonic() + 15
-    query = text(
-        "SELECT outbox_id FROM test_sends WHERE owner = 'b' ORDER BY seq OFFSET :n LIMIT 1"
-    )
+    query = text("SELECT outbox_id FROM test_sends WHERE hung")
     while True:
         assert process.returncode is None, "the process ended before hanging"
         assert time.monotonic() < deadline, "the process never reached its hang"
         async with engine.connect() as connection:
-            found = await connection.scalar(query, {"n": HANG_AFTER - 1})
+            found = await connection.scalar(query)
         if found is not None:
             return int(found)
         await asyncio.sleep(0.02)
