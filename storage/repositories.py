@@ -670,7 +670,11 @@ class SqlOutboxRepository(_SqlRepository):
                 *_OWED,
                 row.next_attempt_at <= now,
                 or_(row.claimed_by.is_(None), row.claimed_until <= now),
-                ~held,
+                # Inside an OR, PostgreSQL keeps NOT EXISTS a per-row probe of the
+                # (ticket_id, lane, id) index instead of an anti-join; with the statistics
+                # of a young table that join was planned as a nested loop over every owed
+                # row (13 s for a backlog of 10,000 rows; 40 ms this way).
+                or_(row.ticket_id.is_(None), ~held),
             )
             .order_by(_LANE_RANK, row.rank, row.id)
             .limit(limit)
