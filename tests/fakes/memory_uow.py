@@ -10,7 +10,10 @@ Same contract as ``storage.uow.SqlUnitOfWork``, proven by the contract suite in
 * the same constraints: one citizen per Telegram id, one draft per citizen, unique ticket
   references, existing referenced rows (``ValueError``), updates of unknown ids
   (``LookupError``), aware datetimes only (``ValueError``), JSON payloads (``TypeError``);
-* the same orderings, and ``next_ref_number`` never hands out a number twice.
+* the same orderings, and ``next_ref_number`` never hands out a number twice;
+* the same outbox leases: a claim locks its rows until its unit of work ends and skips rows
+  another open unit of work is claiming (PostgreSQL's ``FOR UPDATE SKIP LOCKED``), and
+  ``exists_since`` holds its key like PostgreSQL's advisory lock.
 
 Usage::
 
