@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from telegram import BotCommand, LinkPreviewOptions
+from telegram import Bot, BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
+from telegram.error import ChatMigrated, TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
@@ -21,15 +22,18 @@ from bot.config import Settings
 from bot.geo import build_geocoder
 from bot.i18n import gettext_for
 from bot.services import Services
+from bot.services.alerts import AdminAlerts
+from bot.services.chats import ChatDirectory
 from bot.services.clock import SystemClock
 from bot.services.governor import Limits, RateGovernor
+from bot.services.health import DeliveryHealth
 from bot.services.intake import IntakePolicy, IntakeService
 from bot.services.outbox import OutboxWorker
-from bot.services.outbox_kinds import KINDS
+from bot.services.outbox_kinds import Audience
 from bot.services.ports import Clock, Geocoder
 from bot.services.queries import TicketQueries
 from handlers.context import SERVICES_KEY, VIEWS_KEY, Context, SiagaApplication
-from handlers.delivery import TelegramDeliverer
+from handlers.delivery import TelegramDeliverer, telegram_reason
 from handlers.processing import PerChatUpdateProcessor
 from handlers.ratelimit import GovernedRateLimiter
 from handlers.views import Views
@@ -40,7 +44,6 @@ from storage.uow import SqlUnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-MUST_DELIVER = [kind.name for kind in KINDS.values() if kind.must_deliver]
 SWEEP_INTERVAL = timedelta(seconds=30)
 GEOCODER_TIMEOUT = 5.0
 
@@ -91,16 +94,24 @@ def build_application(
             local_zone=settings.timezone,
             default_language=settings.default_language,
         )
-        intake = IntakeService(uow_factory, geo, clock, policy, read_uow_factory=read_uow_factory)
+        health = DeliveryHealth()
+        chats = ChatDirectory(uow_factory, clock, read_uow_factory=read_uow_factory)
+        alerts = AdminAlerts(uow_factory, clock, sorted(settings.admin_user_ids))
+        intake = IntakeService(
+            uow_factory, geo, clock, policy, read_uow_factory=read_uow_factory, health=health
+        )
         queries = TicketQueries(read_uow_factory)
         views = Views(settings)
         deliverer = TelegramDeliverer(
-            application.bot, queries, intake, views, settings.operator_chat_id
+            application.bot, queries, intake, views, settings.operator_chat_id, chats=chats
         )
         worker = OutboxWorker(
-            uow_factory, deliverer, clock, must_deliver=MUST_DELIVER,
-            poll_interval=outbox_poll_interval, read_uow_factory=read_uow_factory,
+            uow_factory, deliverer, clock, poll_interval=outbox_poll_interval, health=health,
+            alerts=alerts, chats=chats,
+            # One process per SQLite database: a previous run's leases are a dead process's.
+            take_over_on_start=engine.dialect.name == "sqlite",
         )  # fmt: skip
+        alerts.on_enqueue(worker.wake)
         application.bot_data[SERVICES_KEY] = Services(settings, intake, queries, worker)
         application.bot_data[VIEWS_KEY] = views
         resources.closers[:] = [worker.stop, geo.aclose, engine.dispose]
@@ -111,6 +122,11 @@ def build_application(
             )  # fmt: skip
         if settings.operator_chat_id is None:
             log.warning("OPERATOR_CHAT_ID is not set: operator cards wait in the outbox")
+        else:
+            await _check_operators_chat(
+                application, settings.operator_chat_id, chats=chats, health=health,
+                alerts=alerts, clock=clock,
+            )  # fmt: skip
         await _set_commands(application)
         worker.start()
         worker.wake()  # deliver whatever a previous run left behind
@@ -155,6 +171,40 @@ def build_rate_limiter(settings: Settings) -> GovernedRateLimiter:
         broadcast_per_second=settings.rate_broadcast_per_second,
     )
     return GovernedRateLimiter(RateGovernor(limits), enabled=settings.rate_governor)
+
+
+async def _check_operators_chat(
+    application: SiagaApplication,
+    chat_id: int,
+    *,
+    chats: ChatDirectory,
+    health: DeliveryHealth,
+    alerts: AdminAlerts,
+    clock: Clock,
+) -> None:
+    """Asks Telegram for the operators' chat (``getChat``) before taking reports.
+
+    On failure: one error line naming Telegram's reason, an admin alert, and the citizens'
+    confirmations say the report is queued (not that an operator reads it) until a card
+    gets through. A group that became a supergroup is followed."""
+    try:
+        target = await chats.resolve(chat_id)
+        try:
+            await application.bot.get_chat(target)
+        except ChatMigrated as exc:
+            await chats.moved(target, exc.new_chat_id)
+            await application.bot.get_chat(exc.new_chat_id)
+    except Exception as exc:
+        reason = telegram_reason(exc)
+        log.error(
+            "the operators' chat %s cannot be reached: %s. Operator cards wait in the outbox "
+            "until it can; admins are alerted.", chat_id, reason,
+        )  # fmt: skip
+        health.down(Audience.OPERATORS, chat_id, reason, clock.now())
+        try:
+            await alerts.destination_down(Audience.OPERATORS, chat_id, reason)
+        except Exception as alert_error:
+            log.warning("queueing the admin alert failed: %s", type(alert_error).__name__)
 
 
 async def _set_commands(application: SiagaApplication) -> None:
@@ -219,12 +269,33 @@ async def check_deployment(settings: Settings) -> list[tuple[bool, str]]:
             if settings.operator_chat_id is None:
                 results.append((False, "OPERATOR_CHAT_ID is not set"))
             else:
-                chat = await application.bot.get_chat(settings.operator_chat_id)
-                member = await application.bot.get_chat_member(chat.id, me.id)
-                topics = bool(getattr(member, "can_manage_topics", False))
-                results.append((True, f"operators' chat reachable ({chat.type})"))
-                results.append((bool(chat.is_forum), "operators' chat is a forum (topics on)"))
-                results.append((topics, "bot may manage topics in the operators' chat"))
+                results.extend(await _check_chat(application.bot, settings.operator_chat_id, me.id))
     except Exception as exc:
-        results.append((False, f"Telegram: {type(exc).__name__}"))
+        results.append((False, f"Telegram: {_said(exc, settings)}"))
     return results
+
+
+async def _check_chat(bot: Bot, chat_id: int, bot_id: int) -> list[tuple[bool, str]]:
+    """The operators' chat: reachable (or Telegram's reason why not), a forum, topic rights."""
+    try:
+        chat = await bot.get_chat(chat_id)
+        member = await bot.get_chat_member(chat.id, bot_id)
+    except ChatMigrated as exc:
+        return [(False, f"operators' chat {chat_id} became a supergroup: set OPERATOR_CHAT_ID="
+                        f"{exc.new_chat_id} (the bot follows it meanwhile)")]  # fmt: skip
+    except TelegramError as exc:
+        return [(False, f"operators' chat {chat_id} unreachable: Telegram says "
+                        f"\"{telegram_reason(exc)}\" ({type(exc).__name__})")]  # fmt: skip
+    topics = bool(getattr(member, "can_manage_topics", False))
+    return [
+        (True, f"operators' chat reachable ({chat.type})"),
+        (bool(chat.is_forum), "operators' chat is a forum (topics on)"),
+        (topics, "bot may manage topics in the operators' chat"),
+    ]
+
+
+def _said(error: BaseException, settings: Settings) -> str:
+    """Telegram's reason and the error class, never the token."""
+    said = f"{telegram_reason(error)} ({type(error).__name__})"
+    token = settings.telegram_bot_token.value
+    return said.replace(token, "<token>") if token else said

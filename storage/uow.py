@@ -29,6 +29,7 @@ from typing import ClassVar, Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.ports import (
+    ChatAliasRepository,
     CitizenRepository,
     EventRepository,
     MessageRepository,
@@ -37,6 +38,7 @@ from bot.services.ports import (
 )
 from storage.db import SQLITE_BEGIN_OPTION
 from storage.repositories import (
+    SqlChatAliasRepository,
     SqlCitizenRepository,
     SqlEventRepository,
     SqlMessageRepository,
@@ -53,6 +55,7 @@ class SqlUnitOfWork:
     events: EventRepository
     messages: MessageRepository
     outbox: OutboxRepository
+    chat_aliases: ChatAliasRepository
 
     def __init__(
         self,
@@ -89,6 +92,7 @@ class SqlUnitOfWork:
         self.events = SqlEventRepository(session)
         self.messages = SqlMessageRepository(session)
         self.outbox = SqlOutboxRepository(session)
+        self.chat_aliases = SqlChatAliasRepository(session)
         return self
 
     async def __aexit__(

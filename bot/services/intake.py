@@ -46,6 +46,7 @@ from bot.domain.rules import (
     priority_for,
     resolve_language,
 )
+from bot.services.health import DeliveryHealth
 from bot.services.outbox_kinds import (
     CITIZEN_NOTICE,
     OPERATOR_CARD,
@@ -111,6 +112,9 @@ class Outcome:
     notices: list[Notice] = field(default_factory=list)
     open_tickets: list[Ticket] = field(default_factory=list)
     suggestion: str | None = None
+    operators_reachable: bool = True
+    """False while operator cards cannot be delivered: the report waits in the outbox, and
+    the citizen must not be told that an operator is reading it."""
 
     @property
     def step(self) -> IntakeStep | None:
@@ -145,9 +149,11 @@ class IntakeService:
         policy: IntakePolicy,
         *,
         read_uow_factory: UnitOfWorkFactory | None = None,
+        health: DeliveryHealth | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._read_uow_factory = read_uow_factory or uow_factory
+        self._health = health
         self._geocoder = geocoder
         self._clock = clock
         self._policy = policy
@@ -743,7 +749,12 @@ class IntakeService:
             )  # fmt: skip
             await self._enqueue_card(uow, draft)
             await uow.commit()
-        return Outcome(citizen, draft, [Notice.SUBMITTED])
+        reachable = self._operators_reachable()
+        return Outcome(citizen, draft, [Notice.SUBMITTED], operators_reachable=reachable)
+
+    def _operators_reachable(self) -> bool:
+        """Whether operator cards get through now, as far as this process knows."""
+        return self._health is None or self._health.operators_reachable
 
     async def _enqueue_card(self, uow: UnitOfWork, ticket: Ticket) -> None:
         """Queues the operator card, then the pin, then each attachment, in that order."""
@@ -765,6 +776,7 @@ class IntakeService:
                 next_attempt_at=now,
                 ticket_id=ticket.id,
                 lane=kind_of(outbox_kind).lane.value,
+                rank=min(max(ticket.priority, 1), 3),
             )
         )
 
@@ -854,7 +866,10 @@ class IntakeService:
                 kind=kind, text=clean_text(text, 4096) if text else None,
             )  # fmt: skip
             await uow.commit()
-        return Outcome(citizen, ticket, [Notice.RELAYED], open_tickets=open_tickets)
+        return Outcome(
+            citizen, ticket, [Notice.RELAYED], open_tickets=open_tickets,
+            operators_reachable=self._operators_reachable(),
+        )  # fmt: skip
 
     async def mark_blocked(self, telegram_id: int) -> None:
         """Remembers that the citizen blocked the bot (their draft stays as it is)."""
