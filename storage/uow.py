@@ -29,17 +29,23 @@ from typing import ClassVar, Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.ports import (
+    AssignmentRepository,
+    AuditRepository,
     CitizenRepository,
     EventRepository,
     MessageRepository,
+    OperatorRepository,
     OutboxRepository,
     TicketRepository,
 )
 from storage.db import SQLITE_BEGIN_OPTION
 from storage.repositories import (
+    SqlAssignmentRepository,
+    SqlAuditRepository,
     SqlCitizenRepository,
     SqlEventRepository,
     SqlMessageRepository,
+    SqlOperatorRepository,
     SqlOutboxRepository,
     SqlTicketRepository,
 )
@@ -53,6 +59,9 @@ class SqlUnitOfWork:
     events: EventRepository
     messages: MessageRepository
     outbox: OutboxRepository
+    operators: OperatorRepository
+    assignments: AssignmentRepository
+    audit: AuditRepository
 
     def __init__(
         self,
@@ -89,6 +98,9 @@ class SqlUnitOfWork:
         self.events = SqlEventRepository(session)
         self.messages = SqlMessageRepository(session)
         self.outbox = SqlOutboxRepository(session)
+        self.operators = SqlOperatorRepository(session)
+        self.assignments = SqlAssignmentRepository(session)
+        self.audit = SqlAuditRepository(session)
         return self
 
     async def __aexit__(

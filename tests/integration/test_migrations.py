@@ -25,6 +25,9 @@ TABLES = {
     "outbox",
     "ref_counters",
     "geocode_cache",
+    "assignments",
+    "operators",
+    "audit_log",
 }
 
 
