@@ -91,6 +91,10 @@ class Settings:
     max_open_tickets: int
     flood_limit_per_minute: int
     log_level: str
+    sla_realert_seconds: int = 60
+    sla_escalate_seconds: int = 180
+    sla_idle_claim_minutes: int = 10
+    reopen_window_minutes: int = 30
 
     def require_token(self) -> str:
         """Return the bot token or raise SettingsError naming TELEGRAM_BOT_TOKEN."""
@@ -268,4 +272,16 @@ def load_settings(
             "FLOOD_LIMIT_PER_MINUTE", get("FLOOD_LIMIT_PER_MINUTE", "20"), int, 1
         ),
         log_level=log_level,
+        sla_realert_seconds=_number(
+            "SLA_REALERT_SECONDS", get("SLA_REALERT_SECONDS", "60"), int, 1
+        ),
+        sla_escalate_seconds=_number(
+            "SLA_ESCALATE_SECONDS", get("SLA_ESCALATE_SECONDS", "180"), int, 1
+        ),
+        sla_idle_claim_minutes=_number(
+            "SLA_IDLE_CLAIM_MINUTES", get("SLA_IDLE_CLAIM_MINUTES", "10"), int, 1
+        ),
+        reopen_window_minutes=_number(
+            "REOPEN_WINDOW_MINUTES", get("REOPEN_WINDOW_MINUTES", "30"), int, 0
+        ),
     )
