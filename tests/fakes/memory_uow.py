@@ -274,9 +274,11 @@ class InMemoryTicketRepository(_Repository):
     """Tickets, drafts included."""
 
     async def get(self, ticket_id: int) -> Ticket | None:
-        """Return a ticket by id."""
-        ticket: Ticket | None = self._tx.view("tickets").get(ticket_id)
-        return copy.deepcopy(ticket)
+        """Return a ticket by id as it was when asked; other tasks run before the answer
+        arrives, as while SQL waits on I/O (so read-then-write races happen here too)."""
+        ticket: Ticket | None = copy.deepcopy(self._tx.view("tickets").get(ticket_id))
+        await asyncio.sleep(0)
+        return ticket
 
     async def get_by_ref(self, ref: str) -> Ticket | None:
         """Return a ticket by its human reference."""

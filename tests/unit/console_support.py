@@ -120,3 +120,12 @@ def rows(uow_factory: InMemoryUnitOfWorkFactory, kind: str | None = None) -> lis
 
 def kinds(uow_factory: InMemoryUnitOfWorkFactory) -> list[str]:
     return [m.kind for m in rows(uow_factory)]
+
+
+async def deliver_all(uow_factory: InMemoryUnitOfWorkFactory, at: datetime = T0) -> None:
+    """Marks every owed row sent, as the outbox worker would."""
+    async with uow_factory() as uow:
+        for message in await uow.outbox.owed(10_000):
+            message.sent_at = at
+            await uow.outbox.update(message)
+        await uow.commit()
