@@ -25,13 +25,18 @@ from bot.services import Services
 from bot.services.alerts import AdminAlerts
 from bot.services.chats import ChatDirectory
 from bot.services.clock import SystemClock
+from bot.services.console import ConsolePolicy, ConsoleService
 from bot.services.governor import Limits, RateGovernor
 from bot.services.health import DeliveryHealth
 from bot.services.intake import IntakePolicy, IntakeService
 from bot.services.outbox import OutboxWorker
 from bot.services.outbox_kinds import Audience
-from bot.services.ports import Clock, Geocoder
+from bot.services.ports import Clock, Geocoder, UnitOfWorkFactory
 from bot.services.queries import TicketQueries
+from bot.services.queue import QueueService
+from bot.services.relay import RelayPolicy, RelayService
+from bot.services.roster import RosterService
+from bot.services.sla import SlaPolicy, SlaService
 from handlers.context import SERVICES_KEY, VIEWS_KEY, Context, SiagaApplication
 from handlers.delivery import TelegramDeliverer, telegram_reason
 from handlers.processing import PerChatUpdateProcessor
@@ -45,6 +50,7 @@ from storage.uow import SqlUnitOfWorkFactory
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = timedelta(seconds=30)
+SLA_INTERVAL = timedelta(seconds=5)
 GEOCODER_TIMEOUT = 5.0
 
 
@@ -93,6 +99,7 @@ def build_application(
             flood_limit_per_minute=settings.flood_limit_per_minute,
             local_zone=settings.timezone,
             default_language=settings.default_language,
+            operator_chat_id=settings.operator_chat_id,
         )
         health = DeliveryHealth()
         chats = ChatDirectory(uow_factory, clock, read_uow_factory=read_uow_factory)
@@ -101,6 +108,8 @@ def build_application(
             uow_factory, geo, clock, policy, read_uow_factory=read_uow_factory, health=health
         )
         queries = TicketQueries(read_uow_factory)
+        roster = RosterService(uow_factory, clock, read_uow_factory=read_uow_factory)
+        await roster.seed(settings.operator_user_ids, settings.admin_user_ids)
         views = Views(settings)
         deliverer = TelegramDeliverer(
             application.bot, queries, intake, views, settings.operator_chat_id, chats=chats
@@ -112,13 +121,22 @@ def build_application(
             take_over_on_start=engine.dialect.name == "sqlite",
         )  # fmt: skip
         alerts.on_enqueue(worker.wake)
-        application.bot_data[SERVICES_KEY] = Services(settings, intake, queries, worker)
+        application.bot_data[SERVICES_KEY] = Services(
+            settings, intake, queries, worker, roster,
+            *_console_services(
+                settings, uow_factory, read_uow_factory, geo, clock, health=health
+            ),
+        )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
         resources.closers[:] = [worker.stop, geo.aclose, engine.dispose]
         if application.job_queue is not None:
             application.job_queue.run_repeating(
                 handlers.jobs.close_idle_drafts, interval=SWEEP_INTERVAL, first=5,
                 name="close-idle-drafts",
+            )  # fmt: skip
+            application.job_queue.run_repeating(
+                handlers.jobs.sla_sweep, interval=SLA_INTERVAL, first=SLA_INTERVAL,
+                name="sla-sweep",
             )  # fmt: skip
         if settings.operator_chat_id is None:
             log.warning("OPERATOR_CHAT_ID is not set: operator cards wait in the outbox")
@@ -205,6 +223,39 @@ async def _check_operators_chat(
             await alerts.destination_down(Audience.OPERATORS, chat_id, reason)
         except Exception as alert_error:
             log.warning("queueing the admin alert failed: %s", type(alert_error).__name__)
+
+
+def _console_services(
+    settings: Settings,
+    uow_factory: UnitOfWorkFactory,
+    read_uow_factory: UnitOfWorkFactory,
+    geocoder: Geocoder,
+    clock: Clock,
+    *,
+    health: DeliveryHealth,
+) -> tuple[ConsoleService, RelayService, QueueService, SlaService]:
+    """The operator side: console actions, relay both ways, the queue board, SLA timers."""
+    chat = settings.operator_chat_id
+    agencies = {agency.code: agency.name for agency in settings.agencies}
+    console = ConsoleService(
+        uow_factory, geocoder, clock, ConsolePolicy(agencies, chat),
+        read_uow_factory=read_uow_factory,
+    )  # fmt: skip
+    relay = RelayService(
+        uow_factory, clock, RelayPolicy(
+            flood_limit_per_minute=settings.flood_limit_per_minute,
+            reopen_window=timedelta(minutes=settings.reopen_window_minutes),
+            default_language=settings.default_language, operator_chat_id=chat,
+        ), health=health,
+    )  # fmt: skip
+    sla = SlaService(
+        uow_factory, clock, SlaPolicy(
+            realert_after=timedelta(seconds=settings.sla_realert_seconds),
+            escalate_after=timedelta(seconds=settings.sla_escalate_seconds),
+            idle_claim=timedelta(minutes=settings.sla_idle_claim_minutes), operator_chat_id=chat,
+        ),
+    )  # fmt: skip
+    return console, relay, QueueService(read_uow_factory, clock), sla
 
 
 async def _set_commands(application: SiagaApplication) -> None:

@@ -99,6 +99,10 @@ class Settings:
     rate_private_per_second: float
     rate_private_burst: int
     rate_broadcast_per_second: int
+    sla_realert_seconds: int = 60
+    sla_escalate_seconds: int = 180
+    sla_idle_claim_minutes: int = 10
+    reopen_window_minutes: int = 30
 
     def require_token(self) -> str:
         """Return the bot token or raise SettingsError naming TELEGRAM_BOT_TOKEN."""
@@ -316,4 +320,16 @@ def load_settings(
             "TELEGRAM_RATE_PRIVATE_BURST", get("TELEGRAM_RATE_PRIVATE_BURST", "3"), int, 1
         ),
         rate_broadcast_per_second=broadcast,
+        sla_realert_seconds=_number(
+            "SLA_REALERT_SECONDS", get("SLA_REALERT_SECONDS", "60"), int, 1
+        ),
+        sla_escalate_seconds=_number(
+            "SLA_ESCALATE_SECONDS", get("SLA_ESCALATE_SECONDS", "180"), int, 1
+        ),
+        sla_idle_claim_minutes=_number(
+            "SLA_IDLE_CLAIM_MINUTES", get("SLA_IDLE_CLAIM_MINUTES", "10"), int, 1
+        ),
+        reopen_window_minutes=_number(
+            "REOPEN_WINDOW_MINUTES", get("REOPEN_WINDOW_MINUTES", "30"), int, 0
+        ),
     )

@@ -143,11 +143,8 @@ async def on_private_message(update: Update, context: Context) -> None:
     intake = context.services.intake
     state = await intake.peek(actor)
     kind = classify(message)
-    if state.step is None:
-        if state.open_tickets:
-            await relay(update, context, actor, kind)
-            return
-        await send(context.bot, actor.chat_id, context.views.no_report(state.citizen))
+    if state.step is None:  # after submit the chat belongs to the ticket (or its close rule)
+        await relay(update, context, actor, kind)
         return
     action = STATES[state.step].get(kind)
     if action is None:
@@ -159,17 +156,20 @@ async def on_private_message(update: Update, context: Context) -> None:
 
 
 async def relay(update: Update, context: Context, actor: Actor, kind: Input) -> None:
-    """Hands a message of a citizen with an open ticket to the operators."""
+    """Hands a message of a citizen without a draft to the operators of their ticket."""
     message = update.effective_message
     assert message is not None  # noqa: S101 - checked by the caller
     media = _media(message)
-    outcome = await context.services.intake.relay_from_citizen(
+    outcome = await context.services.relay.from_citizen(
         actor,
         kind=media[0].value if media else kind.value,
         message_id=message.message_id,
         text=message.text or message.caption,
         file_id=media[1] if media else None,
     )
+    if Notice.NO_REPORT in outcome.notices:
+        await send(context.bot, actor.chat_id, context.views.no_report(outcome.citizen))
+        return
     context.services.outbox.wake()  # before the reply: operators first
     await send(context.bot, actor.chat_id, context.views.intake(outcome))
 

@@ -1,4 +1,4 @@
-"""Timers: idle drafts are closed (and kept for the operators as abandoned)."""
+"""Timers: idle drafts are closed (and kept for the operators as abandoned); SLA timers."""
 
 from __future__ import annotations
 
@@ -14,4 +14,11 @@ async def close_idle_drafts(context: Context) -> None:
     closed = await context.services.intake.abandon_idle_drafts()
     if closed:
         log.info("closed %d idle drafts", closed)
+        context.services.outbox.wake()
+
+
+async def sla_sweep(context: Context) -> None:
+    """Fires the due SLA timers (re-alert, escalation, idle claims) and wakes the outbox."""
+    report = await context.services.sla.sweep()
+    if report.fired:
         context.services.outbox.wake()

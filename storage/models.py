@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     false,
     func,
     text,
@@ -142,6 +143,16 @@ class TicketRow(Base):
     __table_args__ = (
         Index("ix_tickets_citizen_id_status", "citizen_id", "status"),
         Index("ix_tickets_status_updated_at", "status", "updated_at"),
+        Index(
+            "ix_tickets_operator_chat_id_operator_thread_id",
+            "operator_chat_id",
+            "operator_thread_id",
+        ),
+        Index(
+            "ix_tickets_operator_chat_id_operator_card_message_id",
+            "operator_chat_id",
+            "operator_card_message_id",
+        ),
         # At most one draft per citizen, even when two updates race to start one.
         Index(
             "uq_tickets_citizen_id_draft",
@@ -220,6 +231,27 @@ class TicketRow(Base):
     live_notified_at: Mapped[datetime | None]
     """When operators were last shown a live-location update (one a minute at most)."""
 
+    # The operator console (migration 0003).
+    queued_at: Mapped[datetime | None]
+    operator_chat_id: Mapped[TelegramId | None]
+    operator_thread_id: Mapped[TelegramId | None]
+    operator_card_message_id: Mapped[TelegramId | None]
+    claimed_by: Mapped[TelegramId | None]
+    claimed_by_name: Mapped[FreeText | None]
+    claimed_at: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    en_route_at: Mapped[datetime | None]
+    eta_minutes: Mapped[int | None]
+    on_scene_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    last_operator_message_at: Mapped[datetime | None]
+    sla_realerted_at: Mapped[datetime | None]
+    sla_escalated_at: Mapped[datetime | None]
+    reopened_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    version: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    """Bumped by every write; compare-and-set writes (claims, SLA markers) check it."""
+
 
 class TicketEventRow(Base):
     """One row of a ticket's timeline (append-only)."""
@@ -257,6 +289,54 @@ class MessageRow(Base):
     file_id: Mapped[FreeText | None]
     telegram_chat_id: Mapped[TelegramId | None]
     telegram_message_id: Mapped[TelegramId | None]
+    edited: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class AssignmentRow(Base):
+    """A ticket handed to one agency, with that agency's progress (one row per pair)."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("ticket_id", "agency_code"),)
+
+    id: Mapped[IntPK]
+    ticket_id: Mapped[int] = mapped_column(BigId, ForeignKey("tickets.id"))
+    agency_code: Mapped[Code]
+    channel: Mapped[Code]
+    by: Mapped[Label]
+    dispatched_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    en_route_at: Mapped[datetime | None]
+    eta_minutes: Mapped[int | None]
+    on_scene_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+
+class OperatorRow(Base):
+    """A member of the operator roster (removed members stay, inactive, for the record)."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[IntPK]
+    telegram_id: Mapped[TelegramId] = mapped_column(unique=True)
+    display_name: Mapped[FreeText | None]
+    is_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    added_by: Mapped[Label]
+    added_at: Mapped[datetime]
+
+
+class AuditLogRow(Base):
+    """Staff actions that concern no ticket (roster changes); ticket actions are events."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[IntPK]
+    at: Mapped[datetime]
+    actor: Mapped[Label]
+    kind: Mapped[Label]
+    subject: Mapped[Label]
+    note: Mapped[FreeText | None]
 
 
 class OutboxRow(Base):

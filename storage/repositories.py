@@ -28,6 +28,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from bot.domain.model import (
     OPEN_STATUSES,
     Area,
+    Assignment,
+    AssignmentChannel,
+    AuditEntry,
     Category,
     CategoryGroup,
     Citizen,
@@ -36,6 +39,7 @@ from bot.domain.model import (
     IntakeStep,
     Location,
     LocationSource,
+    Operator,
     OutboxMessage,
     RelayMessage,
     Ticket,
@@ -52,9 +56,12 @@ from storage.codec import (
     media_to_json,
 )
 from storage.models import (
+    AssignmentRow,
+    AuditLogRow,
     ChatAliasRow,
     CitizenRow,
     MessageRow,
+    OperatorRow,
     OutboxRow,
     RefCounterRow,
     TicketEventRow,
@@ -262,6 +269,23 @@ def _ticket_columns(ticket: Ticket) -> dict[str, Any]:
         "submitted_at": ensure_utc_or_none(ticket.submitted_at),
         "closed_at": ensure_utc_or_none(ticket.closed_at),
         "live_notified_at": ensure_utc_or_none(ticket.live_notified_at),
+        "queued_at": ensure_utc_or_none(ticket.queued_at),
+        "operator_chat_id": ticket.operator_chat_id,
+        "operator_thread_id": ticket.operator_thread_id,
+        "operator_card_message_id": ticket.operator_card_message_id,
+        "claimed_by": ticket.claimed_by,
+        "claimed_by_name": ticket.claimed_by_name,
+        "claimed_at": ensure_utc_or_none(ticket.claimed_at),
+        "dispatched_at": ensure_utc_or_none(ticket.dispatched_at),
+        "acknowledged_at": ensure_utc_or_none(ticket.acknowledged_at),
+        "en_route_at": ensure_utc_or_none(ticket.en_route_at),
+        "eta_minutes": ticket.eta_minutes,
+        "on_scene_at": ensure_utc_or_none(ticket.on_scene_at),
+        "resolved_at": ensure_utc_or_none(ticket.resolved_at),
+        "last_operator_message_at": ensure_utc_or_none(ticket.last_operator_message_at),
+        "sla_realerted_at": ensure_utc_or_none(ticket.sla_realerted_at),
+        "sla_escalated_at": ensure_utc_or_none(ticket.sla_escalated_at),
+        "reopened_count": ticket.reopened_count,
     }
 
 
@@ -297,10 +321,35 @@ def _ticket_from_row(row: TicketRow) -> Ticket:
         submitted_at=row.submitted_at,
         closed_at=row.closed_at,
         live_notified_at=row.live_notified_at,
+        queued_at=row.queued_at,
+        operator_chat_id=row.operator_chat_id,
+        operator_thread_id=row.operator_thread_id,
+        operator_card_message_id=row.operator_card_message_id,
+        claimed_by=row.claimed_by,
+        claimed_by_name=row.claimed_by_name,
+        claimed_at=row.claimed_at,
+        dispatched_at=row.dispatched_at,
+        acknowledged_at=row.acknowledged_at,
+        en_route_at=row.en_route_at,
+        eta_minutes=row.eta_minutes,
+        on_scene_at=row.on_scene_at,
+        resolved_at=row.resolved_at,
+        last_operator_message_at=row.last_operator_message_at,
+        sla_realerted_at=row.sla_realerted_at,
+        sla_escalated_at=row.sla_escalated_at,
+        reopened_count=row.reopened_count,
+        version=row.version,
     )
 
 
 _NEWEST_FIRST = (TicketRow.created_at.desc(), TicketRow.id.desc())
+#: ``lifecycle.queue_key``: priority 1 first, then the oldest submission.
+_QUEUE_ORDER = (
+    TicketRow.priority,
+    func.coalesce(TicketRow.submitted_at, TicketRow.created_at),
+    TicketRow.id,
+)
+_OPEN = sorted(status.value for status in OPEN_STATUSES)
 
 
 class SqlTicketRepository(_SqlRepository):
@@ -356,18 +405,98 @@ class SqlTicketRepository(_SqlRepository):
         ValueError when the citizen already has a draft, the reference is taken or the
         citizen does not exist.
         """
-        row = TicketRow(**_ticket_columns(ticket))
+        row = TicketRow(**_ticket_columns(ticket), version=ticket.version)
         await self._add_in_savepoint(row)
         return _ticket_from_row(row)
 
     async def update(self, ticket: Ticket) -> None:
-        """Persist all fields of an existing ticket."""
+        """Persist all fields of an existing ticket (its stored version goes up by one)."""
         row = await self._session.get(TicketRow, _require_id(ticket.id, "ticket"))
         if row is None:
             raise LookupError("ticket not found")
         for name, value in _ticket_columns(ticket).items():
             setattr(row, name, value)
+        row.version = row.version + 1
         await self._flush()
+
+    async def update_if_unchanged(self, ticket: Ticket) -> bool:
+        """Compare-and-set on ``version``: one ``UPDATE … WHERE id = ? AND version = ?``."""
+        ticket_id = _require_id(ticket.id, "ticket")
+        statement = (
+            update(TicketRow)
+            .where(TicketRow.id == ticket_id, TicketRow.version == ticket.version)
+            .values(**_ticket_columns(ticket), version=ticket.version + 1)
+            .returning(TicketRow.id)
+            .execution_options(synchronize_session=False)
+        )
+        try:
+            won = (await self._session.execute(statement)).first() is not None
+        except IntegrityError as err:
+            raise constraint_error(err, self._table) from None
+        loaded = self._session.identity_map.get(self._session.identity_key(TicketRow, ticket_id))
+        if loaded is not None:
+            self._session.expire(loaded)  # the next get() reads what was just written
+        if not won and await self._session.get(TicketRow, ticket_id) is None:
+            raise LookupError("ticket not found")
+        return won
+
+    async def by_operator_thread(self, chat_id: int, thread_id: int) -> Ticket | None:
+        """Return the ticket whose forum topic is ``thread_id`` in the operators' chat."""
+        return await self._one(
+            TicketRow.operator_chat_id == chat_id, TicketRow.operator_thread_id == thread_id
+        )
+
+    async def by_operator_card(self, chat_id: int, message_id: int) -> Ticket | None:
+        """Return the ticket whose operator card is message ``message_id`` of ``chat_id``."""
+        return await self._one(
+            TicketRow.operator_chat_id == chat_id,
+            TicketRow.operator_card_message_id == message_id,
+        )
+
+    async def queue(self) -> list[Ticket]:
+        """Return every open ticket in queue order (priority 1 first, then the oldest)."""
+        return await self._queue(TicketRow.status.in_(_OPEN))
+
+    async def unclaimed_since(self, queued_before: datetime) -> list[Ticket]:
+        """Return unclaimed tickets queued by ``queued_before`` with an SLA marker unset."""
+        return await self._queue(
+            TicketRow.status == TicketStatus.SUBMITTED.value,
+            func.coalesce(TicketRow.queued_at, TicketRow.submitted_at) <= ensure_utc(queued_before),
+            or_(TicketRow.sla_realerted_at.is_(None), TicketRow.sla_escalated_at.is_(None)),
+        )
+
+    async def idle_claims(self, active_before: datetime) -> list[Ticket]:
+        """Return claimed tickets with no operator message (nor claim) since the cutoff."""
+        last_activity = case(
+            (
+                TicketRow.last_operator_message_at > TicketRow.claimed_at,
+                TicketRow.last_operator_message_at,
+            ),
+            else_=TicketRow.claimed_at,
+        )
+        return await self._queue(
+            TicketRow.status == TicketStatus.CLAIMED.value,
+            last_activity <= ensure_utc(active_before),
+        )
+
+    async def last_closed(self, citizen_id: int) -> Ticket | None:
+        """Return the citizen's most recently closed (resolved or closed) ticket."""
+        row = await self._session.scalar(
+            select(TicketRow)
+            .where(
+                TicketRow.citizen_id == citizen_id,
+                TicketRow.status.in_([TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value]),
+            )
+            .order_by(TicketRow.closed_at.desc().nulls_last(), TicketRow.id.desc())
+            .limit(1)
+        )
+        return None if row is None else _ticket_from_row(row)
+
+    async def _queue(self, *criteria: ColumnElement[bool]) -> list[Ticket]:
+        rows = await self._session.scalars(
+            select(TicketRow).where(*criteria).order_by(*_QUEUE_ORDER)
+        )
+        return [_ticket_from_row(row) for row in rows]
 
     async def next_ref_number(self, day: date) -> int:
         """Allocate the next per-day sequence number (1, 2, …) atomically.
@@ -476,6 +605,7 @@ class SqlMessageRepository(_SqlRepository):
             file_id=message.file_id,
             telegram_chat_id=message.telegram_chat_id,
             telegram_message_id=message.telegram_message_id,
+            edited=message.edited,
         )
         try:
             await self._session.execute(statement)
@@ -500,6 +630,7 @@ class SqlMessageRepository(_SqlRepository):
                 file_id=row.file_id,
                 telegram_chat_id=row.telegram_chat_id,
                 telegram_message_id=row.telegram_message_id,
+                edited=row.edited,
             )
             for row in rows
         ]
@@ -629,6 +760,13 @@ class SqlOutboxRepository(_SqlRepository):
             select(func.count()).select_from(OutboxRow).where(*_OWED)
         )
         return int(count or 0)
+
+    async def owed_of_kind(self, kind: str) -> list[OutboxMessage]:
+        """Return unsent, unfailed rows of one kind, oldest first."""
+        rows = await self._session.scalars(
+            select(OutboxRow).where(*_OWED, OutboxRow.kind == kind).order_by(OutboxRow.id)
+        )
+        return [_outbox_from_row(row) for row in rows]
 
     async def claim(
         self,
@@ -863,6 +1001,164 @@ class SqlChatAliasRepository(_SqlRepository):
             )
         )
         await self._session.execute(statement)
+
+
+# --- the console: roster, assignments, audit ----------------------------------------------
+
+
+def _operator_from_row(row: OperatorRow) -> Operator:
+    return Operator(
+        id=row.id,
+        telegram_id=row.telegram_id,
+        display_name=row.display_name,
+        is_admin=row.is_admin,
+        active=row.active,
+        added_by=row.added_by,
+        added_at=row.added_at,
+    )
+
+
+class SqlOperatorRepository(_SqlRepository):
+    """The operator roster, by Telegram user id."""
+
+    _table = "operators"
+
+    async def get(self, telegram_id: int) -> Operator | None:
+        """Return the roster entry of a Telegram user (active or not)."""
+        row = await self._session.scalar(
+            select(OperatorRow).where(OperatorRow.telegram_id == telegram_id)
+        )
+        return None if row is None else _operator_from_row(row)
+
+    async def list(self, *, include_inactive: bool = False) -> list[Operator]:
+        """Return roster entries, oldest first."""
+        statement = select(OperatorRow).order_by(OperatorRow.added_at, OperatorRow.id)
+        if not include_inactive:
+            statement = statement.where(OperatorRow.active.is_(True))
+        return [_operator_from_row(row) for row in await self._session.scalars(statement)]
+
+    async def add(self, operator: Operator) -> Operator:
+        """Insert an entry (ValueError when the Telegram user is already on the roster)."""
+        row = OperatorRow(
+            telegram_id=operator.telegram_id,
+            display_name=operator.display_name,
+            is_admin=operator.is_admin,
+            active=operator.active,
+            added_by=operator.added_by,
+            added_at=ensure_utc(operator.added_at),
+        )
+        await self._add_in_savepoint(row)
+        return _operator_from_row(row)
+
+    async def update(self, operator: Operator) -> None:
+        """Persist all fields of an existing entry."""
+        row = await self._session.get(OperatorRow, _require_id(operator.id, "operator"))
+        if row is None:
+            raise LookupError("operator not found")
+        row.telegram_id = operator.telegram_id
+        row.display_name = operator.display_name
+        row.is_admin = operator.is_admin
+        row.active = operator.active
+        row.added_by = operator.added_by
+        row.added_at = ensure_utc(operator.added_at)
+        await self._flush()
+
+
+_ASSIGNMENT_PROGRESS = ("acknowledged_at", "en_route_at", "on_scene_at", "completed_at")
+
+
+def _assignment_from_row(row: AssignmentRow) -> Assignment:
+    return Assignment(
+        id=row.id,
+        ticket_id=row.ticket_id,
+        agency_code=row.agency_code,
+        channel=AssignmentChannel(row.channel),
+        by=row.by,
+        dispatched_at=row.dispatched_at,
+        acknowledged_at=row.acknowledged_at,
+        en_route_at=row.en_route_at,
+        eta_minutes=row.eta_minutes,
+        on_scene_at=row.on_scene_at,
+        completed_at=row.completed_at,
+    )
+
+
+class SqlAssignmentRepository(_SqlRepository):
+    """Tickets handed to agencies."""
+
+    _table = "assignments"
+
+    async def add(self, assignment: Assignment) -> Assignment:
+        """Insert (ValueError for a second row of the same ticket and agency)."""
+        row = AssignmentRow(
+            ticket_id=assignment.ticket_id,
+            agency_code=assignment.agency_code,
+            channel=assignment.channel.value,
+            by=assignment.by,
+            dispatched_at=ensure_utc(assignment.dispatched_at),
+            eta_minutes=assignment.eta_minutes,
+            **{
+                name: ensure_utc_or_none(getattr(assignment, name)) for name in _ASSIGNMENT_PROGRESS
+            },
+        )
+        await self._add_in_savepoint(row)
+        return _assignment_from_row(row)
+
+    async def for_ticket(self, ticket_id: int) -> list[Assignment]:
+        """Return a ticket's assignments in dispatch order."""
+        rows = await self._session.scalars(
+            select(AssignmentRow)
+            .where(AssignmentRow.ticket_id == ticket_id)
+            .order_by(AssignmentRow.dispatched_at, AssignmentRow.id)
+        )
+        return [_assignment_from_row(row) for row in rows]
+
+    async def update(self, assignment: Assignment) -> None:
+        """Persist the progress fields (times, ETA, channel) of an existing assignment."""
+        row = await self._session.get(AssignmentRow, _require_id(assignment.id, "assignment"))
+        if row is None:
+            raise LookupError("assignment not found")
+        row.channel = assignment.channel.value
+        row.eta_minutes = assignment.eta_minutes
+        for name in _ASSIGNMENT_PROGRESS:
+            setattr(row, name, ensure_utc_or_none(getattr(assignment, name)))
+        await self._flush()
+
+
+class SqlAuditRepository(_SqlRepository):
+    """Staff actions that concern no ticket, append-only."""
+
+    _table = "audit_log"
+
+    async def add(self, entry: AuditEntry) -> None:
+        """Append an entry."""
+        self._session.add(
+            AuditLogRow(
+                at=ensure_utc(entry.at),
+                actor=entry.actor,
+                kind=entry.kind,
+                subject=entry.subject,
+                note=entry.note,
+            )
+        )
+        await self._flush()
+
+    async def recent(self, limit: int) -> list[AuditEntry]:
+        """Return the latest entries, newest first."""
+        rows = await self._session.scalars(
+            select(AuditLogRow).order_by(AuditLogRow.at.desc(), AuditLogRow.id.desc()).limit(limit)
+        )
+        return [
+            AuditEntry(
+                id=row.id,
+                at=row.at,
+                actor=row.actor,
+                kind=row.kind,
+                subject=row.subject,
+                note=row.note,
+            )
+            for row in rows
+        ]
 
 
 def _require_id(value: int | None, what: str) -> int:

@@ -29,19 +29,25 @@ from typing import ClassVar, Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.ports import (
+    AssignmentRepository,
+    AuditRepository,
     ChatAliasRepository,
     CitizenRepository,
     EventRepository,
     MessageRepository,
+    OperatorRepository,
     OutboxRepository,
     TicketRepository,
 )
 from storage.db import SQLITE_BEGIN_OPTION
 from storage.repositories import (
+    SqlAssignmentRepository,
+    SqlAuditRepository,
     SqlChatAliasRepository,
     SqlCitizenRepository,
     SqlEventRepository,
     SqlMessageRepository,
+    SqlOperatorRepository,
     SqlOutboxRepository,
     SqlTicketRepository,
 )
@@ -56,6 +62,9 @@ class SqlUnitOfWork:
     messages: MessageRepository
     outbox: OutboxRepository
     chat_aliases: ChatAliasRepository
+    operators: OperatorRepository
+    assignments: AssignmentRepository
+    audit: AuditRepository
 
     def __init__(
         self,
@@ -93,6 +102,9 @@ class SqlUnitOfWork:
         self.messages = SqlMessageRepository(session)
         self.outbox = SqlOutboxRepository(session)
         self.chat_aliases = SqlChatAliasRepository(session)
+        self.operators = SqlOperatorRepository(session)
+        self.assignments = SqlAssignmentRepository(session)
+        self.audit = SqlAuditRepository(session)
         return self
 
     async def __aexit__(

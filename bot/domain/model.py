@@ -234,6 +234,29 @@ class Ticket:
     submitted_at: datetime | None = None
     closed_at: datetime | None = None
     live_notified_at: datetime | None = None
+    # -- the operator console (see bot/domain/lifecycle.py for who sets what) --
+    queued_at: datetime | None = None
+    """When the ticket last entered the queue (submit, release, reopen): SLA timers start here."""
+    operator_chat_id: int | None = None
+    operator_thread_id: int | None = None
+    """The forum topic of the ticket (None: not created yet, or the chat is not a forum)."""
+    operator_card_message_id: int | None = None
+    claimed_by: int | None = None
+    """The Telegram user id of the operator who holds the ticket."""
+    claimed_by_name: str | None = None
+    claimed_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    en_route_at: datetime | None = None
+    eta_minutes: int | None = None
+    on_scene_at: datetime | None = None
+    resolved_at: datetime | None = None
+    last_operator_message_at: datetime | None = None
+    sla_realerted_at: datetime | None = None
+    sla_escalated_at: datetime | None = None
+    reopened_count: int = 0
+    version: int = 0
+    """How many times the stored row was written; compare-and-set writes check it."""
     id: int | None = None
 
     @property
@@ -275,6 +298,60 @@ class RelayMessage:
     file_id: str | None = None
     telegram_chat_id: int | None = None
     telegram_message_id: int | None = None
+    edited: bool = False
+    """An edit of a message relayed earlier (relayed again as a marked copy)."""
+    id: int | None = None
+
+
+class AssignmentChannel(StrEnum):
+    """How an agency was handed a ticket."""
+
+    PHONE = "phone"
+    TELEGRAM = "telegram"
+    WEBHOOK = "webhook"
+
+
+@dataclass(slots=True)
+class Assignment:
+    """A ticket handed to one agency, with that agency's progress."""
+
+    ticket_id: int
+    agency_code: str
+    dispatched_at: datetime
+    channel: AssignmentChannel
+    by: str
+    """Who dispatched it (an actor string like ``operator:42``)."""
+    acknowledged_at: datetime | None = None
+    en_route_at: datetime | None = None
+    eta_minutes: int | None = None
+    on_scene_at: datetime | None = None
+    completed_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class Operator:
+    """A member of the operator roster, known by their Telegram user id."""
+
+    telegram_id: int
+    display_name: str | None
+    is_admin: bool
+    active: bool
+    added_by: str
+    """An actor string: ``settings`` for seeded members, ``operator:<id>`` otherwise."""
+    added_at: datetime
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A staff action that concerns no ticket (roster changes): who, what, on whom, when."""
+
+    at: datetime
+    actor: str
+    kind: str
+    subject: str
+    note: str | None = None
     id: int | None = None
 
 

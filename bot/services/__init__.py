@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Settings
+from bot.services.console import ConsoleService
 from bot.services.intake import IntakeService
 from bot.services.outbox import OutboxWorker
 from bot.services.queries import TicketQueries
+from bot.services.queue import QueueService
+from bot.services.relay import RelayService
+from bot.services.roster import RosterService
+from bot.services.sla import SlaService
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,3 +23,8 @@ class Services:
     intake: IntakeService
     queries: TicketQueries
     outbox: OutboxWorker
+    roster: RosterService
+    console: ConsoleService
+    relay: RelayService
+    queue: QueueService
+    sla: SlaService

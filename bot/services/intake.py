@@ -11,7 +11,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -21,15 +20,12 @@ from bot.domain.model import (
     Category,
     CategoryGroup,
     Citizen,
-    Direction,
     GeocodeCandidate,
     IntakeStep,
     Location,
     LocationSource,
     Media,
     MediaKind,
-    OutboxMessage,
-    RelayMessage,
     Ticket,
     TicketEvent,
     TicketStatus,
@@ -44,8 +40,8 @@ from bot.domain.rules import (
     format_ref,
     next_step,
     priority_for,
-    resolve_language,
 )
+from bot.services.citizens import Actor, Notice, Outcome, citizen_for
 from bot.services.health import DeliveryHealth
 from bot.services.outbox_kinds import (
     CITIZEN_NOTICE,
@@ -53,10 +49,13 @@ from bot.services.outbox_kinds import (
     OPERATOR_LOCATION_UPDATE,
     OPERATOR_MEDIA,
     OPERATOR_PIN,
-    OPERATOR_RELAY,
-    kind_of,
+    OPERATOR_TOPIC,
 )
 from bot.services.ports import Clock, Geocoder, UnitOfWork, UnitOfWorkFactory
+from bot.services.queue import request_board
+from bot.services.rows import enqueue
+
+__all__ = ["Actor", "IntakePolicy", "IntakeService", "Notice", "Outcome", "normalise_phone"]
 
 log = logging.getLogger(__name__)
 
@@ -65,61 +64,6 @@ LIVE_NOTIFY_EVERY = timedelta(minutes=1)
 LOCATION_STEPS = (IntakeStep.LOCATION, IntakeStep.INCIDENT_LOCATION, IntakeStep.LOCATION_CONFIRM)
 CITIZEN = "citizen"
 SYSTEM = "system"
-
-
-class Notice(StrEnum):
-    """What the citizen should be told besides the prompt of the current step."""
-
-    RESUMED = "resumed"
-    STALE_BUTTON = "stale_button"
-    WRONG_INPUT = "wrong_input"
-    OUTSIDE_CITY = "outside_city"
-    ADDRESS_NOT_FOUND = "address_not_found"
-    APPROXIMATE = "approximate"
-    CONTACT_NOT_YOURS = "contact_not_yours"
-    INVALID_PHONE = "invalid_phone"
-    INVALID_NAME = "invalid_name"
-    DETAIL_ADDED = "detail_added"
-    DETAILS_FULL = "details_full"
-    MEDIA_FULL = "media_full"
-    TOO_MANY_OPEN = "too_many_open"
-    FLOODING = "flooding"
-    CANCELLED = "cancelled"
-    NOTHING_TO_CANCEL = "nothing_to_cancel"
-    SUBMITTED = "submitted"
-    RELAYED = "relayed"
-    LOCATION_UPDATED = "location_updated"
-    NO_REPORT = "no_report"
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who acts: the Telegram identity as opaque plain data."""
-
-    telegram_id: int
-    chat_id: int
-    language_code: str | None = None
-    username: str | None = None
-    display_name: str | None = None
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What happened, for the edge to render: the draft (if any) and notices."""
-
-    citizen: Citizen
-    ticket: Ticket | None = None
-    notices: list[Notice] = field(default_factory=list)
-    open_tickets: list[Ticket] = field(default_factory=list)
-    suggestion: str | None = None
-    operators_reachable: bool = True
-    """False while operator cards cannot be delivered: the report waits in the outbox, and
-    the citizen must not be told that an operator is reading it."""
-
-    @property
-    def step(self) -> IntakeStep | None:
-        """The step the draft waits at, or None when there is no draft."""
-        return self.ticket.step if self.ticket and self.ticket.is_draft else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +76,11 @@ class IntakePolicy:
     ref_prefix: str = "SMG"
     local_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Jakarta"))
     default_language: str = "id"
+    operator_chat_id: int | None = None
+    """The operators' chat, whose queue board a submit updates."""
+    separate_pin: bool = True
+    """Queue the location pin as its own row after the card; False when the edge's card
+    carries the location itself (the pin merged into the card)."""
 
 
 Result = Outcome | Notice | None
@@ -161,23 +110,7 @@ class IntakeService:
     # -- citizens -------------------------------------------------------------------------
 
     async def _citizen(self, uow: UnitOfWork, actor: Actor) -> Citizen:
-        citizen = await uow.citizens.get_by_telegram_id(actor.telegram_id)
-        now = self._clock.now()
-        if citizen is None:
-            citizen = Citizen(
-                telegram_id=actor.telegram_id,
-                language=resolve_language(actor.language_code, self._policy.default_language),
-                username=actor.username,
-                created_at=now,
-                updated_at=now,
-            )
-            return await uow.citizens.add(citizen)
-        if citizen.blocked_bot or citizen.username != actor.username:
-            citizen.blocked_bot = False
-            citizen.username = actor.username
-            citizen.updated_at = now
-            await uow.citizens.update(citizen)
-        return citizen
+        return await citizen_for(uow, actor, self._clock.now(), self._policy.default_language)
 
     async def greet(self, actor: Actor) -> Outcome:
         """Registers the citizen (language from Telegram) and returns their state."""
@@ -553,7 +486,10 @@ class IntakeService:
             if not target.is_draft and (last is None or now - last >= LIVE_NOTIFY_EVERY):
                 target.live_notified_at = now
                 await self._enqueue(uow, target, OPERATOR_LOCATION_UPDATE)
-            await uow.tickets.update(target)
+            # Compare-and-set: an operator's change made meanwhile is never overwritten
+            # (this update is dropped instead; the next one follows within seconds).
+            if not await uow.tickets.update_if_unchanged(target):
+                return Outcome(citizen, draft)
             await uow.commit()
         return Outcome(citizen, draft, [Notice.LOCATION_UPDATED])
 
@@ -739,7 +675,7 @@ class IntakeService:
             draft.ref = format_ref(self._policy.ref_prefix, day, number)
             draft.status = TicketStatus.SUBMITTED
             draft.step = None
-            draft.submitted_at = now
+            draft.submitted_at = draft.queued_at = now
             draft.updated_at = now
             draft.priority = priority_for(draft)
             await uow.tickets.update(draft)
@@ -747,7 +683,7 @@ class IntakeService:
                 uow, draft, "submitted", from_status=TicketStatus.DRAFT,
                 to_status=TicketStatus.SUBMITTED,
             )  # fmt: skip
-            await self._enqueue_card(uow, draft)
+            await self._enqueue_card(uow, draft, queued=True)
             await uow.commit()
         reachable = self._operators_reachable()
         return Outcome(citizen, draft, [Notice.SUBMITTED], operators_reachable=reachable)
@@ -756,29 +692,25 @@ class IntakeService:
         """Whether operator cards get through now, as far as this process knows."""
         return self._health is None or self._health.operators_reachable
 
-    async def _enqueue_card(self, uow: UnitOfWork, ticket: Ticket) -> None:
-        """Queues the operator card, then the pin, then each attachment, in that order."""
+    async def _enqueue_card(self, uow: UnitOfWork, ticket: Ticket, *, queued: bool) -> None:
+        """Queues, in order: the ticket's forum topic (only for the queue: not for abandoned
+        drafts), its operator card, the pin (unless merged into the card), each attachment,
+        and the queue board update."""
+        if queued:
+            await self._enqueue(uow, ticket, OPERATOR_TOPIC)
         await self._enqueue(uow, ticket, OPERATOR_CARD)
-        if ticket.incident_location is not None or ticket.reporter_location is not None:
+        located = ticket.incident_location is not None or ticket.reporter_location is not None
+        if located and self._policy.separate_pin:
             await self._enqueue(uow, ticket, OPERATOR_PIN)
         for index in range(len(ticket.media)):
             await self._enqueue(uow, ticket, OPERATOR_MEDIA, index=index)
+        if queued:
+            await request_board(uow, self._clock.now(), self._policy.operator_chat_id)
 
     async def _enqueue(
         self, uow: UnitOfWork, ticket: Ticket, outbox_kind: str, **payload: object
     ) -> None:
-        now = self._clock.now()
-        await uow.outbox.add(
-            OutboxMessage(
-                kind=outbox_kind,
-                payload={"ticket_id": ticket.id, **payload},
-                created_at=now,
-                next_attempt_at=now,
-                ticket_id=ticket.id,
-                lane=kind_of(outbox_kind).lane.value,
-                rank=min(max(ticket.priority, 1), 3),
-            )
-        )
+        await enqueue(uow, outbox_kind, self._clock.now(), payload, ticket=ticket)
 
     async def cancel(self, actor: Actor, ticket_id: int | None = None) -> Outcome:
         """Cancels the draft in progress (submitted tickets are cancelled by operators).
@@ -819,57 +751,10 @@ class IntakeService:
                     to_status=TicketStatus.ABANDONED,
                 )  # fmt: skip
                 if draft.category is not None:
-                    await self._enqueue_card(uow, draft)
+                    await self._enqueue_card(uow, draft, queued=False)
                 await self._enqueue(uow, draft, CITIZEN_NOTICE, notice="abandoned")
             await uow.commit()
         return len(drafts)
-
-    # -- after submit: the chat belongs to the open ticket --------------------------------
-
-    async def relay_from_citizen(
-        self,
-        actor: Actor,
-        kind: str,
-        message_id: int,
-        text: str | None,
-        file_id: str | None,
-    ) -> Outcome:
-        """Logs a citizen's message on their open ticket and queues it for the operators."""
-        now = self._clock.now()
-        async with self._uow_factory() as uow:
-            citizen = await self._citizen(uow, actor)
-            open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
-            if not open_tickets:
-                await uow.commit()
-                return Outcome(citizen, None, [Notice.NO_REPORT])
-            ticket = open_tickets[0]
-            recent = await uow.messages.count_from_citizen_since(
-                citizen.id or 0, now - timedelta(minutes=1)
-            )
-            if recent >= self._policy.flood_limit_per_minute:
-                await uow.commit()
-                return Outcome(citizen, ticket, [Notice.FLOODING], open_tickets=open_tickets)
-            await uow.messages.add(
-                RelayMessage(
-                    ticket_id=ticket.id or 0,
-                    direction=Direction.FROM_CITIZEN,
-                    at=now,
-                    kind=kind,
-                    text=clean_text(text, 4096) if text else None,
-                    file_id=file_id,
-                    telegram_chat_id=actor.chat_id,
-                    telegram_message_id=message_id,
-                )
-            )
-            await self._enqueue(
-                uow, ticket, OPERATOR_RELAY, from_chat_id=actor.chat_id, message_id=message_id,
-                kind=kind, text=clean_text(text, 4096) if text else None,
-            )  # fmt: skip
-            await uow.commit()
-        return Outcome(
-            citizen, ticket, [Notice.RELAYED], open_tickets=open_tickets,
-            operators_reachable=self._operators_reachable(),
-        )  # fmt: skip
 
     async def mark_blocked(self, telegram_id: int) -> None:
         """Remembers that the citizen blocked the bot (their draft stays as it is)."""

@@ -133,3 +133,50 @@ ADMIN_ALERT = register(
     "admin_alert", lane=Lane.EMERGENCY, audience=Audience.ADMIN, priority=Priority.OPERATOR,
     must_deliver=False,
 )  # fmt: skip
+
+# -- the operator console (issue 8) ------------------------------------------------------------
+# Every payload carries ``ticket_id`` when the row is about a ticket; the deliverer renders
+# from the ticket as it is when the row is sent (a card edit shows the latest state).
+
+OPERATOR_TOPIC = register(
+    "operator_topic", lane=Lane.EMERGENCY, audience=Audience.OPERATORS,
+    priority=Priority.OPERATOR, must_deliver=False,
+)  # fmt: skip
+"""Create the ticket's forum topic; its ``record`` hook stores ``operator_thread_id``. In a
+chat that is not a forum the send function returns no thread id and the ticket's messages
+reply to its card. Not must-deliver (yet): a deliverer without a send function for it must
+not hold the card behind it; once the edge sends it, make it must-deliver so the card waits
+for its topic."""
+OPERATOR_CARD_EDIT = register(
+    "operator_card_edit", lane=Lane.EMERGENCY, audience=Audience.OPERATORS,
+    priority=Priority.OPERATOR, must_deliver=False,
+)  # fmt: skip
+"""Edit the card in place to the ticket's current state (status, claimer, agencies, times)."""
+QUEUE_BOARD = register(
+    "queue_board", lane=Lane.EMERGENCY, audience=Audience.OPERATORS,
+    priority=Priority.OPERATOR, must_deliver=False,
+)  # fmt: skip
+"""Edit (or post and pin) the queue board in the General topic, rendered fresh when sent
+(``QueueService.board``). Payload ``{"chat_id": …}``; at most one unsent row per chat."""
+OPERATOR_NOTICE = register(
+    "operator_notice", lane=Lane.EMERGENCY, audience=Audience.OPERATORS,
+    priority=Priority.OPERATOR, must_deliver=False,
+)  # fmt: skip
+"""A system notice into the ticket's topic (or General): payload ``{"notice": …}`` with
+``unclaimed`` (SLA re-alert, ``waited_seconds``), ``released_idle`` (``operator_id``),
+``reopened`` (``reopen_topic``: reopen the closed forum topic first)."""
+CITIZEN_STATUS = register(
+    "citizen_status", lane=Lane.EMERGENCY, audience=Audience.CITIZEN,
+    priority=Priority.RELAY, must_deliver=False,
+)  # fmt: skip
+"""A progress notice to the citizen, in their language, with the reference and 112: payload
+``{"status": "claimed" | "dispatched" | "en_route" | "on_scene" | "resolved", …}`` plus
+``agencies`` (names) for dispatched, ``eta_minutes`` for en_route, ``disposition`` for
+resolved (which also invites a new report)."""
+CITIZEN_RELAY = register(
+    "citizen_relay", lane=Lane.EMERGENCY, audience=Audience.CITIZEN,
+    priority=Priority.RELAY, must_deliver=False,
+)  # fmt: skip
+"""An operator's message copied to the citizen under the role header («👮 Operator 112»),
+never as the operator's own account: payload ``{"from_chat_id", "message_id", "kind",
+"text", "edited"}`` (``edited``: an edit, sent again as a marked copy)."""

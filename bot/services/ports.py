@@ -15,8 +15,11 @@ from typing import Protocol, Self
 
 from bot.domain.model import (
     Area,
+    Assignment,
+    AuditEntry,
     Citizen,
     GeocodeCandidate,
+    Operator,
     OutboxMessage,
     RelayMessage,
     Ticket,
@@ -130,6 +133,43 @@ class TicketRepository(Protocol):
         """Return how many tickets are in each status."""
         ...
 
+    async def update_if_unchanged(self, ticket: Ticket) -> bool:
+        """Compare-and-set: persist all fields only if the stored ``version`` still equals
+        ``ticket.version`` (nobody wrote the ticket since it was read); return whether it did.
+
+        Of two units of work that read the same version, exactly one wins (on PostgreSQL the
+        loser waits for the winner's commit, then finds the version changed). Every write
+        (``update`` too) bumps the stored version.
+        """
+        ...
+
+    async def by_operator_thread(self, chat_id: int, thread_id: int) -> Ticket | None:
+        """Return the ticket whose forum topic is ``thread_id`` in the operators' chat."""
+        ...
+
+    async def by_operator_card(self, chat_id: int, message_id: int) -> Ticket | None:
+        """Return the ticket whose operator card is message ``message_id`` of ``chat_id``."""
+        ...
+
+    async def queue(self) -> list[Ticket]:
+        """Return every open ticket (submitted … on scene) in queue order: priority 1 first,
+        then the oldest submission (``lifecycle.queue_key``)."""
+        ...
+
+    async def unclaimed_since(self, queued_before: datetime) -> list[Ticket]:
+        """Return submitted (unclaimed) tickets queued at or before ``queued_before`` with an
+        SLA marker (re-alert or escalation) still unset, in queue order."""
+        ...
+
+    async def idle_claims(self, active_before: datetime) -> list[Ticket]:
+        """Return claimed tickets whose last operator message (or, without one, the claim) is
+        at or before ``active_before``, in queue order."""
+        ...
+
+    async def last_closed(self, citizen_id: int) -> Ticket | None:
+        """Return the citizen's most recently closed (resolved or closed) ticket."""
+        ...
+
 
 class EventRepository(Protocol):
     """The append-only ticket timeline."""
@@ -159,6 +199,54 @@ class MessageRepository(Protocol):
         ...
 
 
+class OperatorRepository(Protocol):
+    """The operator roster, by Telegram user id."""
+
+    async def get(self, telegram_id: int) -> Operator | None:
+        """Return the roster entry of a Telegram user (active or not)."""
+        ...
+
+    async def list(self, *, include_inactive: bool = False) -> list[Operator]:
+        """Return roster entries, oldest first."""
+        ...
+
+    async def add(self, operator: Operator) -> Operator:
+        """Insert an entry and return it with its id (ValueError if the user is known)."""
+        ...
+
+    async def update(self, operator: Operator) -> None:
+        """Persist all fields of an existing entry (LookupError if unknown)."""
+        ...
+
+
+class AssignmentRepository(Protocol):
+    """Tickets handed to agencies (one row per ticket and agency)."""
+
+    async def add(self, assignment: Assignment) -> Assignment:
+        """Insert and return with its id (ValueError for a second row of the same pair)."""
+        ...
+
+    async def for_ticket(self, ticket_id: int) -> list[Assignment]:
+        """Return a ticket's assignments in dispatch order."""
+        ...
+
+    async def update(self, assignment: Assignment) -> None:
+        """Persist the progress fields of an existing assignment (LookupError if unknown)."""
+        ...
+
+
+class AuditRepository(Protocol):
+    """Staff actions that concern no ticket (roster changes), append-only."""
+
+    async def add(self, entry: AuditEntry) -> None:
+        """Append an entry."""
+        ...
+
+    async def recent(self, limit: int) -> list[AuditEntry]:
+        """Return the latest entries, newest first."""
+        ...
+
+
 class OutboxRepository(Protocol):
     """The transactional outbox: rows committed with the change that caused them."""
 
@@ -185,6 +273,10 @@ class OutboxRepository(Protocol):
 
     async def pending_count(self) -> int:
         """Return how many deliveries are still owed."""
+        ...
+
+    async def owed_of_kind(self, kind: str) -> list[OutboxMessage]:
+        """Return unsent, unfailed rows of one kind, oldest first (to coalesce updates)."""
         ...
 
     async def claim(
@@ -261,6 +353,9 @@ class UnitOfWork(Protocol):
     messages: MessageRepository
     outbox: OutboxRepository
     chat_aliases: ChatAliasRepository
+    operators: OperatorRepository
+    assignments: AssignmentRepository
+    audit: AuditRepository
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.domain.model import Citizen, Ticket
+from bot.domain.model import Assignment, Citizen, Ticket
 from bot.services.ports import UnitOfWorkFactory
 
 
 @dataclass(frozen=True, slots=True)
 class TicketDetail:
-    """A ticket with its caller, as an operator card needs it."""
+    """A ticket with its caller and agencies, as an operator card needs it."""
 
     ticket: Ticket
     citizen: Citizen | None
+    assignments: tuple[Assignment, ...] = ()
 
 
 class TicketQueries:
@@ -29,7 +30,8 @@ class TicketQueries:
             if ticket is None:
                 return None
             citizen = await uow.citizens.get(ticket.citizen_id)
-        return TicketDetail(ticket, citizen)
+            assignments = tuple(await uow.assignments.for_ticket(ticket_id))
+        return TicketDetail(ticket, citizen, assignments)
 
     async def language_of(self, telegram_id: int) -> str | None:
         """Return the language a citizen chose, or None when unknown."""

@@ -14,6 +14,9 @@ Same contract as ``storage.uow.SqlUnitOfWork``, proven by the contract suite in
 * the same outbox leases: a claim locks its rows until its unit of work ends and skips rows
   another open unit of work is claiming (PostgreSQL's ``FOR UPDATE SKIP LOCKED``), and
   ``exists_since`` holds its key like PostgreSQL's advisory lock.
+* row locks like PostgreSQL's: a ticket written by one unit of work makes another unit of
+  work that writes it wait until the first ends, so ``update_if_unchanged`` (the
+  compare-and-set of claims and SLA markers) lets exactly one of two racing units win.
 
 Usage::
 
@@ -35,10 +38,14 @@ from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from bot.domain.lifecycle import queue_key
 from bot.domain.model import (
     OPEN_STATUSES,
+    Assignment,
+    AuditEntry,
     Citizen,
     Direction,
+    Operator,
     OutboxMessage,
     RelayMessage,
     Ticket,
@@ -48,17 +55,30 @@ from bot.domain.model import (
 from bot.services.clock import SystemClock
 from bot.services.outbox_kinds import LANE_ORDER
 from bot.services.ports import (
+    AssignmentRepository,
+    AuditRepository,
     ChatAliasRepository,
     CitizenRepository,
     Clock,
     EventRepository,
     MessageRepository,
+    OperatorRepository,
     OutboxRepository,
     TicketRepository,
 )
 
 T = TypeVar("T")
-TABLES = ("citizens", "tickets", "events", "messages", "outbox", "chat_aliases")
+TABLES = (
+    "citizens",
+    "tickets",
+    "events",
+    "messages",
+    "outbox",
+    "operators",
+    "assignments",
+    "audit",
+    "chat_aliases",
+)
 
 
 class InMemoryStore:
@@ -73,6 +93,9 @@ class InMemoryStore:
         self.messages: dict[int, RelayMessage] = {}
         self.outbox: dict[int, OutboxMessage] = {}
         self.chat_aliases: dict[int, tuple[int, datetime]] = {}
+        self.operators: dict[int, Operator] = {}
+        self.assignments: dict[int, Assignment] = {}
+        self.audit: dict[int, AuditEntry] = {}
         self.ref_counters: dict[date, int] = {}
         #: Row locks (``FOR UPDATE``) and key locks (advisory) held by open transactions.
         self.row_locks: dict[int, _Transaction] = {}
@@ -80,6 +103,8 @@ class InMemoryStore:
         self._released = asyncio.Event()
         self._refs_in_flight: dict[date, set[int]] = {}
         self._ids: dict[str, itertools.count[int]] = {}
+        #: Row locks (``("tickets", id)``) held until the writing transaction ends.
+        self.locks: dict[tuple[str, int], tuple[_Transaction, asyncio.Event]] = {}
 
     def locks_released(self) -> None:
         """Wakes the transactions waiting for a lock (a transaction ended)."""
@@ -106,7 +131,29 @@ class _Transaction:
         self.messages: dict[int, RelayMessage] = {}
         self.outbox: dict[int, OutboxMessage] = {}
         self.chat_aliases: dict[int, tuple[int, datetime]] = {}
+        self.operators: dict[int, Operator] = {}
+        self.assignments: dict[int, Assignment] = {}
+        self.audit: dict[int, AuditEntry] = {}
         self.refs: dict[date, list[int]] = {}
+        self.task = asyncio.current_task()
+        self.held: list[tuple[str, int]] = []
+
+    async def lock(self, table: str, row_id: int) -> None:
+        """Waits until no other transaction holds the row, then holds it until the end."""
+        key = (table, row_id)
+        while (holder := self.store.locks.get(key)) is not None and holder[0] is not self:
+            if holder[0].task is self.task and self.task is not None:
+                raise RuntimeError("a unit of work waits for a row its own task holds")
+            await holder[1].wait()
+        if key not in self.store.locks:
+            self.store.locks[key] = (self, asyncio.Event())
+            self.held.append(key)
+
+    def unlock(self) -> None:
+        for key in self.held:
+            _, released = self.store.locks.pop(key)
+            released.set()
+        self.held.clear()
 
     def view(self, table: str) -> dict[int, Any]:
         committed: dict[int, Any] = getattr(self.store, table)
@@ -120,6 +167,9 @@ class _Transaction:
         tickets = self.view("tickets")
         for ticket in self.tickets.values():
             _check_ticket_unique(ticket, tickets)
+        operators = self.view("operators")
+        for operator in self.operators.values():
+            _check_operator_unique(operator, operators)
         for table in TABLES:
             getattr(self.store, table).update(getattr(self, table))
         for day, numbers in self.refs.items():
@@ -131,6 +181,7 @@ class _Transaction:
             self.store._refs_in_flight.get(day, set()).difference_update(numbers)
         for table in (*TABLES, "refs"):
             getattr(self, table).clear()
+        self.unlock()
         for row_id in [i for i, holder in self.store.row_locks.items() if holder is self]:
             del self.store.row_locks[row_id]
         for key in [k for k, holder in self.store.key_locks.items() if holder is self]:
@@ -176,6 +227,13 @@ def _check_ticket_unique(ticket: Ticket, existing: dict[int, Ticket]) -> None:
             raise ValueError("tickets: the write violates a unique constraint")
         if ticket.is_draft and other.is_draft and other.citizen_id == ticket.citizen_id:
             raise ValueError("tickets: the write violates a unique constraint")
+
+
+def _check_operator_unique(operator: Operator, existing: dict[int, Operator]) -> None:
+    if any(
+        o.telegram_id == operator.telegram_id and o.id != operator.id for o in existing.values()
+    ):
+        raise ValueError("operators: the write violates a unique constraint")
 
 
 def _require(value: int | None, rows: dict[int, Any], what: str) -> int:
@@ -246,9 +304,11 @@ class InMemoryTicketRepository(_Repository):
     """Tickets, drafts included."""
 
     async def get(self, ticket_id: int) -> Ticket | None:
-        """Return a ticket by id."""
-        ticket: Ticket | None = self._tx.view("tickets").get(ticket_id)
-        return copy.deepcopy(ticket)
+        """Return a ticket by id as it was when asked; other tasks run before the answer
+        arrives, as while SQL waits on I/O (so read-then-write races happen here too)."""
+        ticket: Ticket | None = copy.deepcopy(self._tx.view("tickets").get(ticket_id))
+        await asyncio.sleep(0)
+        return ticket
 
     async def get_by_ref(self, ref: str) -> Ticket | None:
         """Return a ticket by its human reference."""
@@ -287,11 +347,89 @@ class InMemoryTicketRepository(_Repository):
         return copy.deepcopy(stored)
 
     async def update(self, ticket: Ticket) -> None:
-        """Persist all fields of an existing ticket."""
+        """Persist all fields of an existing ticket (its stored version goes up by one)."""
         ticket_id = _require(ticket.id, self._tx.view("tickets"), "ticket")
         ticket = _utc(ticket)
         self._validate(ticket)
-        self._tx.tickets[ticket_id] = ticket
+        await self._tx.lock("tickets", ticket_id)
+        current: Ticket = self._tx.view("tickets")[ticket_id]
+        self._tx.tickets[ticket_id] = dataclasses.replace(ticket, version=current.version + 1)
+
+    async def update_if_unchanged(self, ticket: Ticket) -> bool:
+        """Compare-and-set on ``version`` (waits for another writer of the row, like SQL)."""
+        ticket_id = _require(ticket.id, self._tx.view("tickets"), "ticket")
+        ticket = _utc(ticket)
+        self._validate(ticket)
+        await self._tx.lock("tickets", ticket_id)
+        current: Ticket = self._tx.view("tickets")[ticket_id]
+        if current.version != ticket.version:
+            return False
+        self._tx.tickets[ticket_id] = dataclasses.replace(ticket, version=ticket.version + 1)
+        return True
+
+    async def by_operator_thread(self, chat_id: int, thread_id: int) -> Ticket | None:
+        """Return the ticket whose forum topic is ``thread_id`` in the operators' chat."""
+        found = self._select(
+            lambda t: t.operator_chat_id == chat_id and t.operator_thread_id == thread_id
+        )
+        return found[0] if found else None
+
+    async def by_operator_card(self, chat_id: int, message_id: int) -> Ticket | None:
+        """Return the ticket whose operator card is message ``message_id`` of ``chat_id``."""
+        found = self._select(
+            lambda t: t.operator_chat_id == chat_id and t.operator_card_message_id == message_id
+        )
+        return found[0] if found else None
+
+    async def queue(self) -> list[Ticket]:
+        """Return every open ticket in queue order (priority 1 first, then the oldest)."""
+        return self._queue(lambda t: t.status in OPEN_STATUSES)
+
+    async def unclaimed_since(self, queued_before: datetime) -> list[Ticket]:
+        """Return unclaimed tickets queued by ``queued_before`` with an SLA marker unset."""
+        _require_aware(queued_before)
+
+        def due(t: Ticket) -> bool:
+            queued = t.queued_at or t.submitted_at
+            unset = t.sla_realerted_at is None or t.sla_escalated_at is None
+            waiting = queued is not None and queued <= queued_before
+            return t.status is TicketStatus.SUBMITTED and unset and waiting
+
+        return self._queue(due)
+
+    async def idle_claims(self, active_before: datetime) -> list[Ticket]:
+        """Return claimed tickets with no operator message (nor claim) since the cutoff."""
+        _require_aware(active_before)
+
+        def idle(t: Ticket) -> bool:
+            last, claimed = t.last_operator_message_at, t.claimed_at
+            activity = last if last and claimed and last > claimed else claimed
+            stale = activity is not None and activity <= active_before
+            return t.status is TicketStatus.CLAIMED and stale
+
+        return self._queue(idle)
+
+    async def last_closed(self, citizen_id: int) -> Ticket | None:
+        """Return the citizen's most recently closed (resolved or closed) ticket."""
+        closed = [
+            t
+            for t in self._tx.view("tickets").values()
+            if t.citizen_id == citizen_id
+            and t.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+        ]
+        if not closed:
+            return None
+        dated = [t for t in closed if t.closed_at is not None]
+        newest = (
+            max(dated, key=lambda t: (t.closed_at, t.id))
+            if dated
+            else max(closed, key=lambda t: t.id or 0)
+        )
+        return copy.deepcopy(newest)
+
+    def _queue(self, predicate: Callable[[Ticket], bool]) -> list[Ticket]:
+        matching = [t for t in self._tx.view("tickets").values() if predicate(t)]
+        return _copies(matching, key=queue_key)
 
     async def next_ref_number(self, day: date) -> int:
         """Allocate the next per-day sequence number (1, 2, …); never returns one twice."""
@@ -560,6 +698,97 @@ class InMemoryOutboxRepository(_Repository):
             for m in self._tx.view("outbox").values()
         )
 
+    async def owed_of_kind(self, kind: str) -> list[OutboxMessage]:
+        """Return unsent, unfailed rows of one kind, oldest first."""
+        return [m for m in await self.owed(10**9) if m.kind == kind]
+
+
+class InMemoryOperatorRepository(_Repository):
+    """The operator roster, by Telegram user id."""
+
+    async def get(self, telegram_id: int) -> Operator | None:
+        """Return the roster entry of a Telegram user (active or not)."""
+        operators: dict[int, Operator] = self._tx.view("operators")
+        found = [o for o in operators.values() if o.telegram_id == telegram_id]
+        return copy.deepcopy(found[0]) if found else None
+
+    async def list(self, *, include_inactive: bool = False) -> list[Operator]:
+        """Return roster entries, oldest first."""
+        operators: dict[int, Operator] = self._tx.view("operators")
+        kept = [o for o in operators.values() if include_inactive or o.active]
+        return _copies(kept, key=lambda o: (o.added_at, o.id))
+
+    async def add(self, operator: Operator) -> Operator:
+        """Insert an entry (ValueError when the Telegram user is already on the roster)."""
+        operator = _utc(operator)
+        _check_operator_unique(operator, self._tx.view("operators"))
+        stored = dataclasses.replace(operator, id=self._tx.store.next_id("operators"))
+        self._tx.operators[stored.id or 0] = stored
+        return copy.deepcopy(stored)
+
+    async def update(self, operator: Operator) -> None:
+        """Persist all fields of an existing entry."""
+        operator = _utc(operator)
+        rows = self._tx.view("operators")
+        operator_id = _require(operator.id, rows, "operator")
+        _check_operator_unique(operator, rows)
+        self._tx.operators[operator_id] = operator
+
+
+class InMemoryAssignmentRepository(_Repository):
+    """Tickets handed to agencies."""
+
+    async def add(self, assignment: Assignment) -> Assignment:
+        """Insert (ValueError for a second row of the same ticket and agency)."""
+        assignment = _utc(assignment)
+        if assignment.ticket_id not in self._tx.view("tickets"):
+            raise ValueError("assignments: the write violates a foreign key")
+        rows: dict[int, Assignment] = self._tx.view("assignments")
+        if any(
+            a.ticket_id == assignment.ticket_id and a.agency_code == assignment.agency_code
+            for a in rows.values()
+        ):
+            raise ValueError("assignments: the write violates a unique constraint")
+        stored = dataclasses.replace(assignment, id=self._tx.store.next_id("assignments"))
+        self._tx.assignments[stored.id or 0] = stored
+        return copy.deepcopy(stored)
+
+    async def for_ticket(self, ticket_id: int) -> list[Assignment]:
+        """Return a ticket's assignments in dispatch order."""
+        rows: dict[int, Assignment] = self._tx.view("assignments")
+        mine = [a for a in rows.values() if a.ticket_id == ticket_id]
+        return _copies(mine, key=lambda a: (a.dispatched_at, a.id))
+
+    async def update(self, assignment: Assignment) -> None:
+        """Persist the progress fields (times, ETA, channel) of an existing assignment."""
+        assignment = _utc(assignment)
+        rows: dict[int, Assignment] = self._tx.view("assignments")
+        assignment_id = _require(assignment.id, rows, "assignment")
+        self._tx.assignments[assignment_id] = dataclasses.replace(
+            rows[assignment_id],
+            channel=assignment.channel,
+            eta_minutes=assignment.eta_minutes,
+            acknowledged_at=assignment.acknowledged_at,
+            en_route_at=assignment.en_route_at,
+            on_scene_at=assignment.on_scene_at,
+            completed_at=assignment.completed_at,
+        )
+
+
+class InMemoryAuditRepository(_Repository):
+    """Staff actions that concern no ticket, append-only."""
+
+    async def add(self, entry: AuditEntry) -> None:
+        """Append an entry."""
+        entry = _utc(entry)
+        entry_id = self._tx.store.next_id("audit")
+        self._tx.audit[entry_id] = dataclasses.replace(entry, id=entry_id)
+
+    async def recent(self, limit: int) -> list[AuditEntry]:
+        """Return the latest entries, newest first."""
+        rows: dict[int, AuditEntry] = self._tx.view("audit")
+        return _copies(rows.values(), key=lambda e: (e.at, e.id), reverse=True)[:limit]
+
 
 _LANE_RANKS = {lane.value: lane.rank for lane in LANE_ORDER}
 
@@ -604,6 +833,9 @@ class InMemoryUnitOfWork:
     messages: MessageRepository
     outbox: OutboxRepository
     chat_aliases: ChatAliasRepository
+    operators: OperatorRepository
+    assignments: AssignmentRepository
+    audit: AuditRepository
 
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
@@ -614,6 +846,9 @@ class InMemoryUnitOfWork:
         self.messages = InMemoryMessageRepository(self)
         self.outbox = InMemoryOutboxRepository(self)
         self.chat_aliases = InMemoryChatAliasRepository(self)
+        self.operators = InMemoryOperatorRepository(self)
+        self.assignments = InMemoryAssignmentRepository(self)
+        self.audit = InMemoryAuditRepository(self)
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

@@ -8,6 +8,9 @@ from typing import Any
 
 from bot.domain.model import (
     Area,
+    Assignment,
+    AssignmentChannel,
+    AuditEntry,
     Category,
     CategoryGroup,
     Citizen,
@@ -19,6 +22,7 @@ from bot.domain.model import (
     LocationSource,
     Media,
     MediaKind,
+    Operator,
     OutboxMessage,
     RelayMessage,
     Ticket,
@@ -116,6 +120,24 @@ def ticket(citizen_id: int, **changes: Any) -> Ticket:
         ],
         submitted_at=at(2),
         closed_at=at(90).astimezone(WIB),
+        queued_at=at(2),
+        operator_chat_id=-1_001_234_567_890,
+        operator_thread_id=77,
+        operator_card_message_id=78,
+        claimed_by=4_200_000_042,
+        claimed_by_name="Dewi (operator)",
+        claimed_at=at(3),
+        dispatched_at=at(4),
+        acknowledged_at=at(4.5),
+        en_route_at=at(5).astimezone(WIB),
+        eta_minutes=7,
+        on_scene_at=at(12),
+        resolved_at=at(60),
+        last_operator_message_at=at(11),
+        sla_realerted_at=at(3),
+        sla_escalated_at=at(5),
+        reopened_count=2,
+        version=4,
     )
     return dataclasses.replace(full, **changes)
 
@@ -157,6 +179,7 @@ def message(ticket_id: int, minutes: float = 0.0, **changes: Any) -> RelayMessag
         file_id="AgACAgUAAxkBAAID",
         telegram_chat_id=-1_002_000_000_999,
         telegram_message_id=4242,
+        edited=True,
     )
     return dataclasses.replace(full, **changes)
 
@@ -172,6 +195,48 @@ def outbox(ticket_id: int | None = None, minutes: float = 0.0, **changes: Any) -
         last_error="TimedOut",
         ticket_id=ticket_id,
         lane="emergency",
+    )
+    return dataclasses.replace(full, **changes)
+
+
+def operator(telegram_id: int = 4_200_000_042, **changes: Any) -> Operator:
+    """A roster entry with every field set (no id yet)."""
+    full = Operator(
+        telegram_id=telegram_id,
+        display_name="Dewi Lestari",
+        is_admin=True,
+        active=False,
+        added_by="operator:4200000001",
+        added_at=at(-5).astimezone(WIB),
+    )
+    return dataclasses.replace(full, **changes)
+
+
+def assignment(ticket_id: int, agency_code: str = "DAMKAR", **changes: Any) -> Assignment:
+    """An agency assignment with every field set (no id yet)."""
+    full = Assignment(
+        ticket_id=ticket_id,
+        agency_code=agency_code,
+        dispatched_at=at(4).astimezone(WIB),
+        channel=AssignmentChannel.TELEGRAM,
+        by="operator:4200000042",
+        acknowledged_at=at(5),
+        en_route_at=at(6),
+        eta_minutes=9,
+        on_scene_at=at(14),
+        completed_at=at(50),
+    )
+    return dataclasses.replace(full, **changes)
+
+
+def audit(minutes: float = 0.0, **changes: Any) -> AuditEntry:
+    """An audit entry with every field set."""
+    full = AuditEntry(
+        at=at(minutes),
+        actor="operator:4200000001",
+        kind="operator_added",
+        subject="operator:4200000042",
+        note="admin",
     )
     return dataclasses.replace(full, **changes)
 

@@ -26,6 +26,9 @@ TABLES = {
     "ref_counters",
     "geocode_cache",
     "chat_aliases",
+    "assignments",
+    "operators",
+    "audit_log",
 }
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from bot.domain.model import (
     OPEN_STATUSES,
+    AssignmentChannel,
     Citizen,
     Direction,
     OutboxMessage,
@@ -23,6 +24,7 @@ from bot.domain.model import (
     TicketStatus,
 )
 from bot.services.ports import UnitOfWork, UnitOfWorkFactory
+from tests.fakes.memory_uow import InMemoryUnitOfWorkFactory
 from tests.integration import builders as b
 
 
@@ -213,14 +215,14 @@ async def test_ticket_update_persists_every_field_when_committed(
     async with uow_factory() as uow:
         await uow.tickets.update(full)
         await uow.commit()
-    async with uow_factory() as uow:
-        assert await uow.tickets.get(stored.id or 0) == full
+    async with uow_factory() as uow:  # every write bumps the stored version, whatever was given
+        assert await uow.tickets.get(stored.id or 0) == dataclasses.replace(full, version=1)
     emptied = b.draft(citizen_id, id=stored.id, status=TicketStatus.ABANDONED)
     async with uow_factory() as uow:
         await uow.tickets.update(emptied)
         await uow.commit()
     async with uow_factory() as uow:
-        assert await uow.tickets.get(stored.id or 0) == emptied
+        assert await uow.tickets.get(stored.id or 0) == dataclasses.replace(emptied, version=2)
 
 
 async def test_returned_ticket_is_a_copy_when_mutated_without_update(
@@ -716,3 +718,323 @@ async def test_outbox_owed_lists_rows_due_or_not_in_written_order_when_some_wait
         assert await uow.outbox.owed(10) == [later, due_now]
         assert await uow.outbox.owed(1) == [later]
         assert await uow.outbox.due(b.at(0), 10) == [due_now]
+
+
+# --- the console: compare-and-set, lookups, queue, SLA candidates ---------------------------
+
+
+async def test_update_if_unchanged_lets_exactly_one_of_two_stale_writers_win_when_they_race(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    stored = await add_ticket(
+        uow_factory, b.ticket(citizen_id, status=TicketStatus.SUBMITTED, claimed_by=None)
+    )
+    first = dataclasses.replace(stored, status=TicketStatus.CLAIMED, claimed_by=1)
+    second = dataclasses.replace(stored, status=TicketStatus.CLAIMED, claimed_by=2)
+    async with uow_factory() as uow:
+        assert await uow.tickets.update_if_unchanged(first) is True
+        await uow.commit()
+    async with uow_factory() as uow:  # read before the first write: its version is stale
+        assert await uow.tickets.update_if_unchanged(second) is False
+        await uow.commit()
+    async with uow_factory() as uow:
+        now = await uow.tickets.get(stored.id or 0)
+    assert now == dataclasses.replace(first, version=stored.version + 1)
+
+
+async def test_update_if_unchanged_wins_once_when_two_units_read_then_write_concurrently(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    stored = await add_ticket(uow_factory, b.ticket(citizen_id, status=TicketStatus.SUBMITTED))
+    both_read = asyncio.Barrier(2)
+
+    async def claim(operator: int) -> bool:
+        async with uow_factory() as uow:
+            ticket = await uow.tickets.get(stored.id or 0)
+            assert ticket is not None
+            if isinstance(uow_factory, InMemoryUnitOfWorkFactory) or _is_postgres(uow_factory):
+                await both_read.wait()  # SQLite serialises writers before their first read
+            if ticket.status is not TicketStatus.SUBMITTED:
+                return False  # read after the winner's commit (SQLite queues writers)
+            ticket.status, ticket.claimed_by = TicketStatus.CLAIMED, operator
+            won = await uow.tickets.update_if_unchanged(ticket)
+            await uow.commit()
+            return won
+
+    results = await asyncio.gather(claim(1), claim(2))
+    assert sorted(results) == [False, True]
+    async with uow_factory() as uow:
+        final = await uow.tickets.get(stored.id or 0)
+    assert final is not None
+    assert final.claimed_by == (1 if results[0] else 2)
+    assert final.version == stored.version + 1
+
+
+def _is_postgres(uow_factory: UnitOfWorkFactory) -> bool:
+    sessions = getattr(uow_factory, "_session_factory", None)
+    engine = sessions.kw.get("bind") if sessions is not None else None
+    return engine is not None and engine.dialect.name == "postgresql"
+
+
+async def test_update_if_unchanged_raises_lookup_error_when_ticket_is_unknown(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    async with uow_factory() as uow:
+        with pytest.raises(LookupError):
+            await uow.tickets.update_if_unchanged(b.ticket(citizen_id, id=999_999))
+
+
+async def test_update_if_unchanged_is_seen_by_the_same_unit_when_read_back(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    stored = await add_ticket(uow_factory, b.ticket(citizen_id))
+    async with uow_factory() as uow:
+        loaded = await uow.tickets.get(stored.id or 0)
+        assert loaded is not None
+        loaded.eta_minutes = 3
+        assert await uow.tickets.update_if_unchanged(loaded)
+        again = await uow.tickets.get(stored.id or 0)
+        assert again is not None
+        assert (again.eta_minutes, again.version) == (3, stored.version + 1)
+        assert not await uow.tickets.update_if_unchanged(loaded)  # now stale
+        await uow.commit()
+
+
+async def test_tickets_are_found_by_topic_and_card_when_the_operators_chat_matches(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    stored = await add_ticket(uow_factory, b.ticket(citizen_id))
+    chat = stored.operator_chat_id or 0
+    async with uow_factory() as uow:
+        assert await uow.tickets.by_operator_thread(chat, 77) == stored
+        assert await uow.tickets.by_operator_card(chat, 78) == stored
+        assert await uow.tickets.by_operator_thread(chat, 78) is None
+        assert await uow.tickets.by_operator_card(-100, 78) is None
+
+
+async def test_queue_lists_open_tickets_priority_first_then_oldest_when_mixed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    specs = [
+        ("A", TicketStatus.SUBMITTED, 3, 0),
+        ("B", TicketStatus.CLAIMED, 1, 5),
+        ("C", TicketStatus.ON_SCENE, 1, 2),
+        ("D", TicketStatus.RESOLVED, 1, 1),
+        ("E", TicketStatus.DRAFT, 1, 1),
+        ("F", TicketStatus.EN_ROUTE, 2, 1),
+        ("G", TicketStatus.SUBMITTED, 1, 5),
+    ]
+    for ref, status, priority, minute in specs:
+        await add_ticket(
+            uow_factory,
+            b.ticket(
+                citizen_id, ref=ref, status=status, priority=priority, submitted_at=b.at(minute)
+            ),
+        )
+    async with uow_factory() as uow:
+        queue = await uow.tickets.queue()
+    assert [t.ref for t in queue] == ["C", "B", "G", "F", "A"]
+
+
+async def test_unclaimed_since_lists_waiting_tickets_with_a_marker_unset_when_mixed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    unset = {"sla_realerted_at": None, "sla_escalated_at": None, "status": TicketStatus.SUBMITTED}
+    for ref, minute, changes in [
+        ("due", 0, unset),
+        ("due-escalation", 0, {**unset, "sla_realerted_at": b.at(1)}),
+        ("both-done", 0, {**unset, "sla_realerted_at": b.at(1), "sla_escalated_at": b.at(3)}),
+        ("fresh", 9, unset),
+        ("claimed", 0, {**unset, "status": TicketStatus.CLAIMED}),
+        ("requeued", 9, {**unset, "submitted_at": b.at(-30)}),  # queued_at counts
+        ("old-submit-no-queue", 0, {**unset, "queued_at": None, "submitted_at": b.at(1)}),
+    ]:
+        await add_ticket(
+            uow_factory, b.ticket(citizen_id, ref=ref, **{"queued_at": b.at(minute), **changes})
+        )
+    async with uow_factory() as uow:
+        due = await uow.tickets.unclaimed_since(b.at(2))
+    assert [t.ref for t in due] == ["old-submit-no-queue", "due", "due-escalation"]  # queue order
+
+
+async def test_idle_claims_measures_from_the_later_of_claim_and_last_message_when_listing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    claimed = {"status": TicketStatus.CLAIMED, "last_operator_message_at": None}
+    for ref, changes in [
+        ("claimed-long-ago", {**claimed, "claimed_at": b.at(0)}),
+        ("claimed-recently", {**claimed, "claimed_at": b.at(8)}),
+        ("wrote-recently", {**claimed, "claimed_at": b.at(0), "last_operator_message_at": b.at(8)}),
+        (
+            "wrote-before-reclaim",
+            {**claimed, "claimed_at": b.at(9), "last_operator_message_at": b.at(1)},
+        ),
+        ("wrote-long-ago", {**claimed, "claimed_at": b.at(0), "last_operator_message_at": b.at(2)}),
+        ("dispatched", {**claimed, "claimed_at": b.at(0), "status": TicketStatus.DISPATCHED}),
+    ]:
+        await add_ticket(uow_factory, b.ticket(citizen_id, ref=ref, **changes))
+    async with uow_factory() as uow:
+        idle = await uow.tickets.idle_claims(b.at(5))
+    assert sorted(t.ref or "" for t in idle) == ["claimed-long-ago", "wrote-long-ago"]
+
+
+async def test_last_closed_is_the_latest_resolved_or_closed_ticket_of_the_citizen(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    other_id = await add_citizen(uow_factory, 99)
+    async with uow_factory() as uow:
+        assert await uow.tickets.last_closed(citizen_id) is None
+    for ref, status, closed, owner in [
+        ("old", TicketStatus.RESOLVED, 10, citizen_id),
+        ("newest", TicketStatus.CLOSED, 30, citizen_id),
+        ("cancelled", TicketStatus.CANCELLED, 40, citizen_id),
+        ("open", TicketStatus.CLAIMED, 50, citizen_id),
+        ("others", TicketStatus.RESOLVED, 60, other_id),
+    ]:
+        await add_ticket(
+            uow_factory, b.ticket(owner, ref=ref, status=status, closed_at=b.at(closed))
+        )
+    async with uow_factory() as uow:
+        last = await uow.tickets.last_closed(citizen_id)
+    assert last is not None
+    assert last.ref == "newest"
+
+
+# --- roster, assignments, audit ------------------------------------------------------------
+
+
+async def test_operator_round_trips_and_updates_when_added_and_changed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    original = b.operator()
+    assert b.unset_fields(original) == []
+    async with uow_factory() as uow:
+        stored = await uow.operators.add(original)
+        await uow.commit()
+    assert stored == dataclasses.replace(original, id=stored.id, added_at=original.added_at)
+    async with uow_factory() as uow:
+        loaded = await uow.operators.get(original.telegram_id)
+        assert loaded == stored
+        assert loaded is not None
+        assert_utc(loaded.added_at)
+        changed = dataclasses.replace(loaded, display_name="Dewi L.", is_admin=False, active=True)
+        await uow.operators.update(changed)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.operators.get(original.telegram_id) == changed
+        assert await uow.operators.get(1) is None
+        with pytest.raises(LookupError):
+            await uow.operators.update(b.operator(id=999_999))
+
+
+async def test_operator_add_refuses_a_second_entry_when_the_user_is_on_the_roster(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        await uow.operators.add(b.operator(7))
+        await uow.commit()
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError, match="unique"):
+            await uow.operators.add(b.operator(7, display_name="again"))
+        await uow.operators.add(b.operator(8))  # the unit of work stays usable
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert [o.telegram_id for o in await uow.operators.list(include_inactive=True)] == [7, 8]
+
+
+async def test_operator_list_hides_inactive_entries_oldest_first_when_not_asked_for_them(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        await uow.operators.add(b.operator(3, active=True, added_at=b.at(5)))
+        await uow.operators.add(b.operator(1, active=True, added_at=b.at(1)))
+        await uow.operators.add(b.operator(2, active=False, added_at=b.at(0)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert [o.telegram_id for o in await uow.operators.list()] == [1, 3]
+        everyone = await uow.operators.list(include_inactive=True)
+    assert [o.telegram_id for o in everyone] == [2, 1, 3]
+
+
+async def test_assignments_round_trip_in_dispatch_order_and_refuse_a_duplicate_pair(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    ticket_id = (await add_ticket(uow_factory, b.ticket(citizen_id))).id or 0
+    late = b.assignment(ticket_id, "DINKES", dispatched_at=b.at(9))
+    early = b.assignment(ticket_id, "DAMKAR")
+    assert b.unset_fields(early) == []
+    async with uow_factory() as uow:
+        await uow.assignments.add(late)
+        stored = await uow.assignments.add(early)
+        await uow.commit()
+    assert stored == dataclasses.replace(early, id=stored.id)
+    async with uow_factory() as uow:
+        listed = await uow.assignments.for_ticket(ticket_id)
+        assert [a.agency_code for a in listed] == ["DAMKAR", "DINKES"]
+        assert listed[0] == stored
+        with pytest.raises(ValueError, match="unique"):
+            await uow.assignments.add(b.assignment(ticket_id, "DAMKAR"))
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError, match="foreign key"):
+            await uow.assignments.add(b.assignment(999_999))
+
+
+async def test_assignment_update_persists_progress_when_the_agency_moves(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    ticket_id = (await add_ticket(uow_factory, b.ticket(citizen_id))).id or 0
+    bare = b.assignment(
+        ticket_id, acknowledged_at=None, en_route_at=None, eta_minutes=None, on_scene_at=None,
+        completed_at=None, channel=AssignmentChannel.PHONE,
+    )  # fmt: skip
+    async with uow_factory() as uow:
+        stored = await uow.assignments.add(bare)
+        await uow.commit()
+    moved = dataclasses.replace(stored, en_route_at=b.at(6), eta_minutes=8)
+    async with uow_factory() as uow:
+        await uow.assignments.update(moved)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.assignments.for_ticket(ticket_id) == [moved]
+        with pytest.raises(LookupError):
+            await uow.assignments.update(b.assignment(ticket_id, id=999_999))
+
+
+async def test_audit_entries_come_back_newest_first_when_limited(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    first, second, third = b.audit(1), b.audit(3, kind="operator_removed"), b.audit(2, note=None)
+    assert b.unset_fields(first) == []
+    async with uow_factory() as uow:
+        for entry in (first, second, third):
+            await uow.audit.add(entry)
+        await uow.commit()
+    async with uow_factory() as uow:
+        recent = await uow.audit.recent(2)
+    assert [dataclasses.replace(e, id=None) for e in recent] == [second, third]
+    assert all(e.id is not None for e in recent)
+
+
+async def test_outbox_owed_of_kind_lists_only_unsent_rows_of_that_kind_oldest_first(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        await uow.outbox.add(b.outbox(kind="queue_board", payload={"n": 1}))
+        await uow.outbox.add(b.outbox(kind="operator_card", payload={"n": 2}))
+        await uow.outbox.add(b.outbox(kind="queue_board", payload={"n": 3}, sent_at=b.at(1)))
+        await uow.outbox.add(b.outbox(kind="queue_board", payload={"n": 4}))
+        await uow.commit()
+    async with uow_factory() as uow:
+        owed = await uow.outbox.owed_of_kind("queue_board")
+    assert [m.payload["n"] for m in owed] == [1, 4]
