@@ -123,10 +123,12 @@ class CitizenRow(Base):
     language: Mapped[Code]
     strikes: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     blocked_bot: Mapped[bool] = mapped_column(default=False, server_default=false())
-    # For advisories (targeting, opt-out); not yet part of the domain Citizen, so the
-    # repositories leave them at their defaults.
     last_kelurahan_code: Mapped[Code | None]
-    subscribed: Mapped[bool] = mapped_column(default=True, server_default=true())
+    """Unused (from 0001); the area of the last report is read from the tickets."""
+    # Advisories (migration 0005): consent with its time; no kecamatan = the whole city.
+    subscribed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    subscription_kecamatan_code: Mapped[Code | None]
+    subscribed_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[CreatedAt]
 
@@ -373,6 +375,47 @@ class OutboxRow(Base):
     claimed_by: Mapped[Label | None]
     claimed_until: Mapped[datetime | None]
     repeat: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class AdvisoryRow(Base):
+    """An advisory composed by an admin (or drafted from a CAP alert) and its sending."""
+
+    __tablename__ = "advisories"
+    __table_args__ = (Index("ix_advisories_status_created_at", "status", "created_at"),)
+
+    id: Mapped[IntPK]
+    created_by: Mapped[TelegramId]
+    created_at: Mapped[datetime]
+    status: Mapped[Code]
+    recipients: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # Declared after ``recipients``: from here on ``text`` names the column, not sql's text().
+    text: Mapped[FreeText]
+    photo_file_id: Mapped[FreeText | None]
+    target: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    source: Mapped[FreeText | None]
+    confirmed_by: Mapped[TelegramId | None]
+    confirmed_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    progress_chat_id: Mapped[TelegramId | None]
+    progress_message_id: Mapped[TelegramId | None]
+
+
+class AdvisoryDeliveryRow(Base):
+    """One recipient of an advisory (its outbox row carries ``delivery_id``)."""
+
+    __tablename__ = "advisory_deliveries"
+    __table_args__ = (
+        UniqueConstraint("advisory_id", "citizen_id"),
+        Index("ix_advisory_deliveries_advisory_id_outcome", "advisory_id", "outcome"),
+    )
+
+    id: Mapped[IntPK]
+    advisory_id: Mapped[int] = mapped_column(BigId, ForeignKey("advisories.id"))
+    citizen_id: Mapped[int] = mapped_column(BigId, ForeignKey("citizens.id"))
+    chat_id: Mapped[TelegramId]
+    outcome: Mapped[Code | None]
+    at: Mapped[datetime | None]
+    message_id: Mapped[TelegramId | None]
 
 
 class ChatAliasRow(Base):

@@ -14,7 +14,7 @@ a new draft) run in a savepoint, so the unit of work stays usable after such a
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -25,6 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.domain.advisory import (
+    Advisory,
+    AdvisoryStatus,
+    DeliveryOutcome,
+    Progress,
+    Recipient,
+    Target,
+)
 from bot.domain.model import (
     OPEN_STATUSES,
     Area,
@@ -56,6 +64,8 @@ from storage.codec import (
     media_to_json,
 )
 from storage.models import (
+    AdvisoryDeliveryRow,
+    AdvisoryRow,
     AssignmentRow,
     AuditLogRow,
     ChatAliasRow,
@@ -123,6 +133,9 @@ def _citizen_columns(citizen: Citizen) -> dict[str, Any]:
         "language": citizen.language,
         "strikes": citizen.strikes,
         "blocked_bot": citizen.blocked_bot,
+        "subscribed": citizen.subscribed,
+        "subscription_kecamatan_code": citizen.subscription_kecamatan_code,
+        "subscribed_at": ensure_utc_or_none(citizen.subscribed_at),
     }
     # Timestamps come from the service's clock; a missing one is filled by the database's.
     columns["created_at"] = ensure_utc_or_none(citizen.created_at)
@@ -141,6 +154,9 @@ def _citizen_from_row(row: CitizenRow) -> Citizen:
         phone_verified=row.phone_verified,
         strikes=row.strikes,
         blocked_bot=row.blocked_bot,
+        subscribed=row.subscribed,
+        subscription_kecamatan_code=row.subscription_kecamatan_code,
+        subscribed_at=row.subscribed_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -182,6 +198,22 @@ class SqlCitizenRepository(_SqlRepository):
         for name, value in columns.items():
             setattr(row, name, value)
         await self._flush()
+
+    async def subscribers(self, kecamatan_codes: Collection[str] | None) -> list[Recipient]:
+        """Return subscribed, unblocked citizens: all, or the city-wide ones plus those of
+        ``kecamatan_codes``; by id."""
+        statement = select(CitizenRow.id, CitizenRow.telegram_id, CitizenRow.language).where(
+            CitizenRow.subscribed.is_(True), CitizenRow.blocked_bot.is_(False)
+        )
+        if kecamatan_codes is not None:
+            statement = statement.where(
+                or_(
+                    CitizenRow.subscription_kecamatan_code.is_(None),
+                    CitizenRow.subscription_kecamatan_code.in_(list(kecamatan_codes)),
+                )
+            )
+        rows = await self._session.execute(statement.order_by(CitizenRow.id))
+        return [Recipient(row.id, row.telegram_id, row.language) for row in rows]
 
 
 # --- tickets ------------------------------------------------------------------------------
@@ -1159,6 +1191,218 @@ class SqlAuditRepository(_SqlRepository):
             )
             for row in rows
         ]
+
+
+# --- advisories ---------------------------------------------------------------------------
+
+
+def _advisory_columns(advisory: Advisory) -> dict[str, Any]:
+    return {
+        "created_by": advisory.created_by,
+        "created_at": ensure_utc(advisory.created_at),
+        "status": advisory.status.value,
+        "text": advisory.text,
+        "photo_file_id": advisory.photo_file_id,
+        "target": None if advisory.target is None else advisory.target.to_json(),
+        "source": advisory.source,
+        "recipients": advisory.recipients,
+        "confirmed_by": advisory.confirmed_by,
+        "confirmed_at": ensure_utc_or_none(advisory.confirmed_at),
+        "finished_at": ensure_utc_or_none(advisory.finished_at),
+        "progress_chat_id": advisory.progress_chat_id,
+        "progress_message_id": advisory.progress_message_id,
+    }
+
+
+def _advisory_from_row(row: AdvisoryRow) -> Advisory:
+    return Advisory(
+        id=row.id,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        status=AdvisoryStatus(row.status),
+        text=row.text,
+        photo_file_id=row.photo_file_id,
+        target=None if row.target is None else Target.from_json(row.target),
+        source=row.source,
+        recipients=row.recipients,
+        confirmed_by=row.confirmed_by,
+        confirmed_at=row.confirmed_at,
+        finished_at=row.finished_at,
+        progress_chat_id=row.progress_chat_id,
+        progress_message_id=row.progress_message_id,
+    )
+
+
+def advisory_key(advisory_id: int) -> str:
+    """The ``dedup_key`` of an advisory's outbox rows (they are found by it)."""
+    return f"advisory:{advisory_id}"
+
+
+class SqlAdvisoryRepository(_SqlRepository):
+    """Advisories and their deliveries (each copy an outbox row)."""
+
+    _table = "advisories"
+
+    async def add(self, advisory: Advisory) -> Advisory:
+        """Insert an advisory and return it with its id."""
+        row = AdvisoryRow(**_advisory_columns(advisory))
+        self._session.add(row)
+        await self._flush()
+        return _advisory_from_row(row)
+
+    async def get(self, advisory_id: int) -> Advisory | None:
+        """Return an advisory by id."""
+        row = await self._session.get(AdvisoryRow, advisory_id, populate_existing=True)
+        return None if row is None else _advisory_from_row(row)
+
+    async def update(self, advisory: Advisory) -> None:
+        """Persist all fields of an existing advisory."""
+        row = await self._session.get(AdvisoryRow, _require_id(advisory.id, "advisory"))
+        if row is None:
+            raise LookupError("advisory not found")
+        for name, value in _advisory_columns(advisory).items():
+            setattr(row, name, value)
+        await self._flush()
+
+    async def sending(self) -> list[Advisory]:
+        """Return the advisories being sent, oldest first."""
+        rows = await self._session.scalars(
+            select(AdvisoryRow)
+            .where(AdvisoryRow.status == AdvisoryStatus.SENDING.value)
+            .order_by(AdvisoryRow.id)
+            .execution_options(populate_existing=True)
+        )
+        return [_advisory_from_row(row) for row in rows]
+
+    async def drafts(self, source_prefix: str) -> list[Advisory]:
+        """Return the drafts whose source starts with ``source_prefix``, oldest first."""
+        rows = await self._session.scalars(
+            select(AdvisoryRow)
+            .where(
+                AdvisoryRow.status == AdvisoryStatus.DRAFT.value,
+                AdvisoryRow.source.startswith(source_prefix, autoescape=True),
+            )
+            .order_by(AdvisoryRow.id)
+        )
+        return [_advisory_from_row(row) for row in rows]
+
+    async def enqueue(
+        self,
+        advisory_id: int,
+        recipients: Sequence[Recipient],
+        now: datetime,
+        *,
+        kind: str,
+        lane: str,
+        rank: int,
+    ) -> int:
+        """Write a delivery row and an outbox row per recipient not yet given one."""
+        now = ensure_utc(now)
+        known = set(
+            await self._session.scalars(
+                select(AdvisoryDeliveryRow.citizen_id).where(
+                    AdvisoryDeliveryRow.advisory_id == advisory_id
+                )
+            )
+        )
+        fresh = [r for r in recipients if r.citizen_id not in known]
+        if not fresh:
+            return 0
+        result = await self._session.execute(
+            insert(AdvisoryDeliveryRow).returning(
+                AdvisoryDeliveryRow.id, AdvisoryDeliveryRow.chat_id, sort_by_parameter_order=True
+            ),
+            [
+                {"advisory_id": advisory_id, "citizen_id": r.citizen_id, "chat_id": r.telegram_id}
+                for r in fresh
+            ],
+        )
+        key = advisory_key(advisory_id)
+        outbox = [
+            {
+                "kind": kind,
+                "payload": {
+                    "advisory_id": advisory_id,
+                    "delivery_id": row.id,
+                    "chat_id": row.chat_id,
+                },
+                "lane": lane,
+                "rank": rank,
+                "created_at": now,
+                "next_attempt_at": now,
+                "dedup_key": key,
+            }
+            for row in result
+        ]
+        await self._session.execute(insert(OutboxRow), outbox)
+        return len(outbox)
+
+    async def record(
+        self,
+        delivery_id: int,
+        outcome: DeliveryOutcome,
+        at: datetime,
+        message_id: int | None = None,
+    ) -> None:
+        """Store what became of one recipient's copy."""
+        await self._session.execute(
+            update(AdvisoryDeliveryRow)
+            .where(AdvisoryDeliveryRow.id == delivery_id)
+            .values(outcome=outcome.value, at=ensure_utc(at), message_id=message_id)
+        )
+
+    async def outcome(self, delivery_id: int) -> DeliveryOutcome | None:
+        """Return what became of one copy so far (None: owed)."""
+        value = await self._session.scalar(
+            select(AdvisoryDeliveryRow.outcome).where(AdvisoryDeliveryRow.id == delivery_id)
+        )
+        return None if value is None else DeliveryOutcome(value)
+
+    async def progress(self, advisory_id: int) -> Progress:
+        """Count the outcomes and the owed outbox rows of an advisory."""
+        rows = await self._session.execute(
+            select(AdvisoryDeliveryRow.outcome, func.count())
+            .where(AdvisoryDeliveryRow.advisory_id == advisory_id)
+            .group_by(AdvisoryDeliveryRow.outcome)
+        )
+        counts = {outcome: int(count) for outcome, count in rows}
+        owed = await self._session.scalar(
+            select(func.count())
+            .select_from(OutboxRow)
+            .where(OutboxRow.dedup_key == advisory_key(advisory_id), *_OWED)
+        )
+        return Progress(
+            recipients=sum(counts.values()),
+            sent=counts.get(DeliveryOutcome.SENT.value, 0),
+            blocked=counts.get(DeliveryOutcome.BLOCKED.value, 0),
+            failed=counts.get(DeliveryOutcome.FAILED.value, 0),
+            cancelled=counts.get(DeliveryOutcome.CANCELLED.value, 0),
+            owed=int(owed or 0),
+        )
+
+    async def cancel_owed(self, advisory_id: int, now: datetime) -> int:
+        """Fail the owed rows no worker holds; mark copies without an outcome cancelled."""
+        now = ensure_utc(now)
+        result = await self._session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.dedup_key == advisory_key(advisory_id),
+                *_OWED,
+                or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until <= now),
+            )
+            .values(failed_at=now, last_error="cancelled", claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        await self._session.execute(
+            update(AdvisoryDeliveryRow)
+            .where(
+                AdvisoryDeliveryRow.advisory_id == advisory_id,
+                AdvisoryDeliveryRow.outcome.is_(None),
+            )
+            .values(outcome=DeliveryOutcome.CANCELLED.value, at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
 
 
 def _require_id(value: int | None, what: str) -> int:

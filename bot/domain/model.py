@@ -177,6 +177,11 @@ class Citizen:
     phone_verified: bool = False
     strikes: int = 0
     blocked_bot: bool = False
+    subscribed: bool = False
+    """Whether the citizen asked for advisories (consent, given at ``subscribed_at``)."""
+    subscription_kecamatan_code: str | None = None
+    """The kecamatan they subscribed to; None with ``subscribed``: the whole city."""
+    subscribed_at: datetime | None = None
     id: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -333,6 +333,46 @@ class Gazetteer:
             distance_m=round(best[0], 1),
         )
 
+    # -- shapes -> areas (advisory targets, CAP alert areas) --------------------------------
+
+    def kecamatan_within(self, lat: float, lon: float, radius_m: float) -> tuple[str, ...]:
+        """Codes of the kecamatan whose ground is within ``radius_m`` of a point, sorted."""
+        x = (lon - self._lon0) * self._kx
+        y = (lat - self._lat0) * self._ky
+        circle = shapely.Point(x, y).buffer(radius_m, quad_segs=16)
+        return self._kecamatan_touching(circle)
+
+    def kecamatan_in_polygons(
+        self, polygons: Sequence[Sequence[tuple[float, float]]]
+    ) -> tuple[str, ...]:
+        """Codes of the kecamatan any of ``polygons`` (rings of ``(lat, lon)``) overlaps."""
+        shapes = []
+        for ring in polygons:
+            points = [((lon - self._lon0) * self._kx, (lat - self._lat0) * self._ky)
+                      for lat, lon in ring]  # fmt: skip
+            if len(points) >= 3:  # a polygon needs three corners
+                shapes.append(shapely.make_valid(shapely.Polygon(points)))
+        if not shapes:
+            return ()
+        return self._kecamatan_touching(shapely.union_all(shapes))
+
+    def _kecamatan_touching(self, shape: Any) -> tuple[str, ...]:
+        found = self._tree.query(shape, predicate="intersects")
+        return tuple(sorted({self._areas[int(i)].kecamatan_code for i in found.tolist()}))
+
+    def kecamatan_named(self, name: str) -> Kecamatan | None:
+        """The kecamatan called ``name`` (case and spacing ignored), if any."""
+        wanted = " ".join(name.lower().replace("kecamatan", " ").split())
+        for kecamatan in self.kecamatan:
+            if kecamatan.name.lower() == wanted:
+                return kecamatan
+        return None
+
+    def kelurahan_named(self, name: str) -> list[Kelurahan]:
+        """The kelurahan called ``name`` (case and spacing ignored; some names repeat)."""
+        wanted = " ".join(name.lower().replace("kelurahan", " ").split())
+        return [k for k in self.kelurahan if k.name.lower() == wanted]
+
     def address_of(self, area: Area) -> str:
         """Returns "Kelurahan X, Kecamatan Y, Kota Semarang" for an area."""
         return f"Kelurahan {area.kelurahan_name}, Kecamatan {area.kecamatan_name}, {self.city_name}"

@@ -54,6 +54,7 @@ from bot.services.outbox_kinds import (
 from bot.services.ports import Clock, Geocoder, UnitOfWork, UnitOfWorkFactory
 from bot.services.queue import request_board
 from bot.services.rows import enqueue
+from bot.services.subscriptions import mark_blocked
 
 __all__ = ["Actor", "IntakePolicy", "IntakeService", "Notice", "Outcome", "normalise_phone"]
 
@@ -757,14 +758,11 @@ class IntakeService:
         return len(drafts)
 
     async def mark_blocked(self, telegram_id: int) -> None:
-        """Remembers that the citizen blocked the bot (their draft stays as it is)."""
+        """Remembers that the citizen blocked the bot (their draft stays as it is); it ends
+        their advisory subscription, so after unblocking they start unsubscribed."""
         async with self._uow_factory() as uow:
-            citizen = await uow.citizens.get_by_telegram_id(telegram_id)
-            if citizen is not None and not citizen.blocked_bot:
-                citizen.blocked_bot = True
-                citizen.updated_at = self._clock.now()
-                await uow.citizens.update(citizen)
-                await uow.commit()
+            await mark_blocked(uow, telegram_id, self._clock)
+            await uow.commit()
 
 
 def normalise_phone(text: str) -> str | None:

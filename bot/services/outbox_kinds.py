@@ -180,3 +180,21 @@ CITIZEN_RELAY = register(
 """An operator's message copied to the citizen under the role header («👮 Operator 112»),
 never as the operator's own account: payload ``{"from_chat_id", "message_id", "kind",
 "text", "edited"}`` (``edited``: an edit, sent again as a marked copy)."""
+
+# -- advisories (issue 12) ---------------------------------------------------------------------
+
+ADVISORY = register(
+    "advisory", lane=Lane.BROADCAST, audience=Audience.CITIZEN, priority=Priority.BROADCAST,
+    must_deliver=False,
+)  # fmt: skip
+"""One recipient's copy of an advisory: payload ``{"advisory_id", "delivery_id", "chat_id"}``
+(``dedup_key`` ``advisory:<id>``); the text and photo are read from the advisory when sent.
+Its ``record`` hook (set by ``AdvisoryService``) stores the outcome on the delivery row."""
+ADVISORY_PROGRESS = register(
+    "advisory_progress", lane=Lane.EMERGENCY, audience=Audience.ADMIN,
+    priority=Priority.AGENCY, must_deliver=False,
+)  # fmt: skip
+"""The admin's progress message of a broadcast, rendered fresh when sent: posted once, then
+edited (payload ``{"advisory_id"}``); ``"final": true`` sends the final report. Claimed
+after the emergency rows (rank 9) and paced above broadcasts, so it is never stuck behind
+the copies it reports on."""

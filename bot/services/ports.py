@@ -13,6 +13,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
+from bot.domain.advisory import Advisory, DeliveryOutcome, Progress, Recipient
 from bot.domain.model import (
     Area,
     Assignment,
@@ -56,6 +57,20 @@ class Geocoder(Protocol):
         ...
 
 
+class AreaIndex(Protocol):
+    """The city's kecamatan and kelurahan and their shapes (advisory targets, CAP areas)."""
+
+    def kecamatan_within(self, lat: float, lon: float, radius_m: float) -> tuple[str, ...]:
+        """Codes of the kecamatan whose ground is within ``radius_m`` of a point."""
+        ...
+
+    def kecamatan_in_polygons(
+        self, polygons: Sequence[Sequence[tuple[float, float]]]
+    ) -> tuple[str, ...]:
+        """Codes of the kecamatan any of ``polygons`` (rings of ``(lat, lon)``) overlaps."""
+        ...
+
+
 class GeocodeCache(Protocol):
     """A durable cache of normalised query -> geocoding candidates."""
 
@@ -87,6 +102,12 @@ class CitizenRepository(Protocol):
 
     async def update(self, citizen: Citizen) -> None:
         """Persist changed fields of an existing citizen."""
+        ...
+
+    async def subscribers(self, kecamatan_codes: Collection[str] | None) -> list[Recipient]:
+        """Return the subscribed citizens who have not blocked the bot, by id: all of them
+        (``None``), or those of the whole city plus those subscribed to one of
+        ``kecamatan_codes``."""
         ...
 
 
@@ -332,6 +353,69 @@ class OutboxRepository(Protocol):
         ...
 
 
+class AdvisoryRepository(Protocol):
+    """Advisories and one delivery row per recipient (whose copy is an outbox row)."""
+
+    async def add(self, advisory: Advisory) -> Advisory:
+        """Insert an advisory and return it with its id."""
+        ...
+
+    async def get(self, advisory_id: int) -> Advisory | None:
+        """Return an advisory by id."""
+        ...
+
+    async def update(self, advisory: Advisory) -> None:
+        """Persist all fields of an existing advisory (LookupError if unknown)."""
+        ...
+
+    async def sending(self) -> list[Advisory]:
+        """Return the advisories being sent, oldest first."""
+        ...
+
+    async def drafts(self, source_prefix: str) -> list[Advisory]:
+        """Return the drafts whose ``source`` starts with ``source_prefix``, oldest first."""
+        ...
+
+    async def enqueue(
+        self,
+        advisory_id: int,
+        recipients: Sequence[Recipient],
+        now: datetime,
+        *,
+        kind: str,
+        lane: str,
+        rank: int,
+    ) -> int:
+        """Write a delivery row and an owed outbox row of ``kind`` for each recipient not yet
+        given one (payload ``advisory_id``, ``delivery_id``, ``chat_id``; ``dedup_key``
+        ``advisory:<id>``); return how many were written."""
+        ...
+
+    async def record(
+        self,
+        delivery_id: int,
+        outcome: DeliveryOutcome,
+        at: datetime,
+        message_id: int | None = None,
+    ) -> None:
+        """Store what became of one recipient's copy."""
+        ...
+
+    async def outcome(self, delivery_id: int) -> DeliveryOutcome | None:
+        """Return what became of one copy so far (None: owed)."""
+        ...
+
+    async def progress(self, advisory_id: int) -> Progress:
+        """Count the outcomes and the owed outbox rows of an advisory."""
+        ...
+
+    async def cancel_owed(self, advisory_id: int, now: datetime) -> int:
+        """Fail the advisory's owed outbox rows no worker holds (``last_error`` "cancelled")
+        and mark every copy without an outcome cancelled; return how many rows stopped. A
+        copy being sent at that moment still goes out and records its outcome."""
+        ...
+
+
 class ChatAliasRepository(Protocol):
     """Telegram chats that moved: a group that became a supergroup has a new id."""
 
@@ -356,6 +440,7 @@ class UnitOfWork(Protocol):
     operators: OperatorRepository
     assignments: AssignmentRepository
     audit: AuditRepository
+    advisories: AdvisoryRepository
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

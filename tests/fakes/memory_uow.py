@@ -33,11 +33,18 @@ import copy
 import dataclasses
 import itertools
 import json
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from bot.domain.advisory import (
+    Advisory,
+    AdvisoryStatus,
+    DeliveryOutcome,
+    Progress,
+    Recipient,
+)
 from bot.domain.lifecycle import queue_key
 from bot.domain.model import (
     OPEN_STATUSES,
@@ -55,6 +62,7 @@ from bot.domain.model import (
 from bot.services.clock import SystemClock
 from bot.services.outbox_kinds import LANE_ORDER
 from bot.services.ports import (
+    AdvisoryRepository,
     AssignmentRepository,
     AuditRepository,
     ChatAliasRepository,
@@ -78,6 +86,8 @@ TABLES = (
     "assignments",
     "audit",
     "chat_aliases",
+    "advisories",
+    "advisory_deliveries",
 )
 
 
@@ -96,6 +106,8 @@ class InMemoryStore:
         self.operators: dict[int, Operator] = {}
         self.assignments: dict[int, Assignment] = {}
         self.audit: dict[int, AuditEntry] = {}
+        self.advisories: dict[int, Advisory] = {}
+        self.advisory_deliveries: dict[int, _Delivery] = {}
         self.ref_counters: dict[date, int] = {}
         #: Row locks (``FOR UPDATE``) and key locks (advisory) held by open transactions.
         self.row_locks: dict[int, _Transaction] = {}
@@ -134,6 +146,8 @@ class _Transaction:
         self.operators: dict[int, Operator] = {}
         self.assignments: dict[int, Assignment] = {}
         self.audit: dict[int, AuditEntry] = {}
+        self.advisories: dict[int, Advisory] = {}
+        self.advisory_deliveries: dict[int, _Delivery] = {}
         self.refs: dict[date, list[int]] = {}
         self.task = asyncio.current_task()
         self.held: list[tuple[str, int]] = []
@@ -298,6 +312,21 @@ class InMemoryCitizenRepository(_Repository):
             created_at=rows[citizen_id].created_at,
             updated_at=citizen.updated_at or self._tx.store.clock.now().astimezone(UTC),
         )
+
+    async def subscribers(self, kecamatan_codes: Collection[str] | None) -> list[Recipient]:
+        """Return subscribed, unblocked citizens: all, or city-wide plus ``kecamatan_codes``."""
+        citizens: dict[int, Citizen] = self._tx.view("citizens")
+        return [
+            Recipient(c.id or 0, c.telegram_id, c.language)
+            for c in sorted(citizens.values(), key=lambda c: c.id or 0)
+            if c.subscribed
+            and not c.blocked_bot
+            and (
+                kecamatan_codes is None
+                or c.subscription_kecamatan_code is None
+                or c.subscription_kecamatan_code in kecamatan_codes
+            )
+        ]
 
 
 class InMemoryTicketRepository(_Repository):
@@ -811,6 +840,142 @@ def _with_delivery_state(row: OutboxMessage, message: OutboxMessage) -> OutboxMe
     )
 
 
+@dataclasses.dataclass(slots=True)
+class _Delivery:
+    advisory_id: int
+    citizen_id: int
+    chat_id: int
+    outcome: DeliveryOutcome | None = None
+    at: datetime | None = None
+    message_id: int | None = None
+
+
+class InMemoryAdvisoryRepository(_Repository):
+    """Advisories and their deliveries (each copy an outbox row)."""
+
+    async def add(self, advisory: Advisory) -> Advisory:
+        """Insert an advisory and return it with its id."""
+        stored = dataclasses.replace(_utc(advisory), id=self._tx.store.next_id("advisories"))
+        self._tx.advisories[stored.id or 0] = stored
+        return copy.deepcopy(stored)
+
+    async def get(self, advisory_id: int) -> Advisory | None:
+        """Return an advisory by id."""
+        found: Advisory | None = self._tx.view("advisories").get(advisory_id)
+        return copy.deepcopy(found)
+
+    async def update(self, advisory: Advisory) -> None:
+        """Persist all fields of an existing advisory."""
+        advisory_id = _require(advisory.id, self._tx.view("advisories"), "advisory")
+        self._tx.advisories[advisory_id] = _utc(advisory)
+
+    async def sending(self) -> list[Advisory]:
+        """Return the advisories being sent, oldest first."""
+        rows: dict[int, Advisory] = self._tx.view("advisories")
+        found = [a for a in rows.values() if a.status is AdvisoryStatus.SENDING]
+        return _copies(found, key=lambda a: a.id)
+
+    async def drafts(self, source_prefix: str) -> list[Advisory]:
+        """Return the drafts whose source starts with ``source_prefix``, oldest first."""
+        rows: dict[int, Advisory] = self._tx.view("advisories")
+        found = [
+            a
+            for a in rows.values()
+            if a.status is AdvisoryStatus.DRAFT and (a.source or "").startswith(source_prefix)
+        ]
+        return _copies(found, key=lambda a: a.id)
+
+    async def enqueue(
+        self,
+        advisory_id: int,
+        recipients: Sequence[Recipient],
+        now: datetime,
+        *,
+        kind: str,
+        lane: str,
+        rank: int,
+    ) -> int:
+        """Write a delivery row and an outbox row per recipient not yet given one."""
+        _require(advisory_id, self._tx.view("advisories"), "advisory")
+        deliveries: dict[int, _Delivery] = self._tx.view("advisory_deliveries")
+        known = {d.citizen_id for d in deliveries.values() if d.advisory_id == advisory_id}
+        written = 0
+        for recipient in recipients:
+            if recipient.citizen_id in known:
+                continue
+            known.add(recipient.citizen_id)
+            delivery_id = self._tx.store.next_id("advisory_deliveries")
+            self._tx.advisory_deliveries[delivery_id] = _Delivery(
+                advisory_id, recipient.citizen_id, recipient.telegram_id
+            )
+            await self._uow.outbox.add(
+                OutboxMessage(
+                    kind=kind, lane=lane, rank=rank, created_at=now, next_attempt_at=now,
+                    payload={"advisory_id": advisory_id, "delivery_id": delivery_id,
+                             "chat_id": recipient.telegram_id},
+                    dedup_key=f"advisory:{advisory_id}",
+                )
+            )  # fmt: skip
+            written += 1
+        return written
+
+    async def record(
+        self,
+        delivery_id: int,
+        outcome: DeliveryOutcome,
+        at: datetime,
+        message_id: int | None = None,
+    ) -> None:
+        """Store what became of one recipient's copy."""
+        rows: dict[int, _Delivery] = self._tx.view("advisory_deliveries")
+        if delivery_id in rows:
+            self._tx.advisory_deliveries[delivery_id] = dataclasses.replace(
+                rows[delivery_id], outcome=outcome, at=_require_aware(at), message_id=message_id
+            )
+
+    async def outcome(self, delivery_id: int) -> DeliveryOutcome | None:
+        """Return what became of one copy so far (None: owed)."""
+        found: _Delivery | None = self._tx.view("advisory_deliveries").get(delivery_id)
+        return None if found is None else found.outcome
+
+    async def progress(self, advisory_id: int) -> Progress:
+        """Count the outcomes and the owed outbox rows of an advisory."""
+        rows: dict[int, _Delivery] = self._tx.view("advisory_deliveries")
+        mine = [d.outcome for d in rows.values() if d.advisory_id == advisory_id]
+        key = f"advisory:{advisory_id}"
+        owed = [m for m in await self._uow.outbox.owed(10**9) if m.dedup_key == key]
+        return Progress(
+            recipients=len(mine),
+            sent=mine.count(DeliveryOutcome.SENT),
+            blocked=mine.count(DeliveryOutcome.BLOCKED),
+            failed=mine.count(DeliveryOutcome.FAILED),
+            cancelled=mine.count(DeliveryOutcome.CANCELLED),
+            owed=len(owed),
+        )
+
+    async def cancel_owed(self, advisory_id: int, now: datetime) -> int:
+        """Fail the owed rows no worker holds; mark copies without an outcome cancelled."""
+        key = f"advisory:{advisory_id}"
+        stopped = 0
+        for message in await self._uow.outbox.owed(10**9):
+            leased = message.claimed_until is not None and message.claimed_until > now
+            if message.dedup_key != key or leased or self._tx.locked_by_other(message.id or 0):
+                continue
+            rows = self._tx.view("outbox")
+            self._tx.outbox[message.id or 0] = dataclasses.replace(
+                rows[message.id or 0], failed_at=_require_aware(now), last_error="cancelled",
+                claimed_by=None, claimed_until=None,
+            )  # fmt: skip
+            stopped += 1
+        rows_d: dict[int, _Delivery] = self._tx.view("advisory_deliveries")
+        for delivery_id, delivery in rows_d.items():
+            if delivery.advisory_id == advisory_id and delivery.outcome is None:
+                self._tx.advisory_deliveries[delivery_id] = dataclasses.replace(
+                    delivery, outcome=DeliveryOutcome.CANCELLED, at=now
+                )
+        return stopped
+
+
 class InMemoryChatAliasRepository(_Repository):
     """Chats that moved to a new id."""
 
@@ -836,6 +1001,7 @@ class InMemoryUnitOfWork:
     operators: OperatorRepository
     assignments: AssignmentRepository
     audit: AuditRepository
+    advisories: AdvisoryRepository
 
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
@@ -849,6 +1015,7 @@ class InMemoryUnitOfWork:
         self.operators = InMemoryOperatorRepository(self)
         self.assignments = InMemoryAssignmentRepository(self)
         self.audit = InMemoryAuditRepository(self)
+        self.advisories = InMemoryAdvisoryRepository(self)
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

@@ -79,6 +79,9 @@ def citizen(telegram_id: int = 7_000_000_001, **changes: Any) -> Citizen:
         phone_verified=True,
         strikes=2,
         blocked_bot=True,
+        subscribed=True,
+        subscription_kecamatan_code="33.74.11",
+        subscribed_at=at(-45),
         created_at=at(-60),
         updated_at=at(-30),
     )

@@ -29,6 +29,8 @@ TABLES = {
     "assignments",
     "operators",
     "audit_log",
+    "advisories",
+    "advisory_deliveries",
 }
 
 
