@@ -19,9 +19,10 @@ from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 import handlers
 import handlers.jobs
 from bot.config import Settings
-from bot.geo import build_geocoder
+from bot.geo import build_geocoder, load_gazetteer
 from bot.i18n import gettext_for
 from bot.services import Services
+from bot.services.advisories import AdvisoryService
 from bot.services.alerts import AdminAlerts
 from bot.services.chats import ChatDirectory
 from bot.services.clock import SystemClock
@@ -37,7 +38,15 @@ from bot.services.queue import QueueService
 from bot.services.relay import RelayPolicy, RelayService
 from bot.services.roster import RosterService
 from bot.services.sla import SlaPolicy, SlaService
-from handlers.context import SERVICES_KEY, VIEWS_KEY, Context, SiagaApplication
+from bot.services.subscriptions import SubscriptionService
+from handlers.advisory_views import AdvisoryViews
+from handlers.context import (
+    ADVISORY_VIEWS_KEY,
+    SERVICES_KEY,
+    VIEWS_KEY,
+    Context,
+    SiagaApplication,
+)
 from handlers.delivery import TelegramDeliverer, telegram_reason
 from handlers.processing import PerChatUpdateProcessor
 from handlers.ratelimit import GovernedRateLimiter
@@ -51,6 +60,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = timedelta(seconds=30)
 SLA_INTERVAL = timedelta(seconds=5)
+ADVISORY_INTERVAL = timedelta(seconds=2)
 GEOCODER_TIMEOUT = 5.0
 
 
@@ -111,9 +121,13 @@ def build_application(
         roster = RosterService(uow_factory, clock, read_uow_factory=read_uow_factory)
         await roster.seed(settings.operator_user_ids, settings.admin_user_ids)
         views = Views(settings)
-        deliverer = TelegramDeliverer(
-            application.bot, queries, intake, views, settings.operator_chat_id, chats=chats
+        subscriptions, advisories, advisory_views = _advisory_services(
+            settings, uow_factory, clock, roster, views
         )
+        deliverer = TelegramDeliverer(
+            application.bot, queries, intake, views, settings.operator_chat_id, chats=chats,
+            advisories=advisories, advisory_views=advisory_views,
+        )  # fmt: skip
         worker = OutboxWorker(
             uow_factory, deliverer, clock, poll_interval=outbox_poll_interval, health=health,
             alerts=alerts, chats=chats,
@@ -126,8 +140,10 @@ def build_application(
             *_console_services(
                 settings, uow_factory, read_uow_factory, geo, clock, health=health
             ),
+            subscriptions, advisories,
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
+        application.bot_data[ADVISORY_VIEWS_KEY] = advisory_views
         resources.closers[:] = [worker.stop, geo.aclose, engine.dispose]
         if application.job_queue is not None:
             application.job_queue.run_repeating(
@@ -137,6 +153,10 @@ def build_application(
             application.job_queue.run_repeating(
                 handlers.jobs.sla_sweep, interval=SLA_INTERVAL, first=SLA_INTERVAL,
                 name="sla-sweep",
+            )  # fmt: skip
+            application.job_queue.run_repeating(
+                handlers.jobs.advisory_progress, interval=ADVISORY_INTERVAL,
+                first=ADVISORY_INTERVAL, name="advisory-progress",
             )  # fmt: skip
         if settings.operator_chat_id is None:
             log.warning("OPERATOR_CHAT_ID is not set: operator cards wait in the outbox")
@@ -187,6 +207,7 @@ def build_rate_limiter(settings: Settings) -> GovernedRateLimiter:
         private_burst=settings.rate_private_burst,
         private_per_second=settings.rate_private_per_second,
         broadcast_per_second=settings.rate_broadcast_per_second,
+        paid_broadcast_per_second=settings.rate_paid_broadcast_per_second,
     )
     return GovernedRateLimiter(RateGovernor(limits), enabled=settings.rate_governor)
 
@@ -223,6 +244,27 @@ async def _check_operators_chat(
             await alerts.destination_down(Audience.OPERATORS, chat_id, reason)
         except Exception as alert_error:
             log.warning("queueing the admin alert failed: %s", type(alert_error).__name__)
+
+
+def _advisory_services(
+    settings: Settings,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    roster: RosterService,
+    views: Views,
+) -> tuple[SubscriptionService, AdvisoryService, AdvisoryViews]:
+    """Subscriptions and advisories, over the city's kecamatan and kelurahan."""
+    gazetteer = load_gazetteer()
+    kecamatan = {k.code: k.name for k in gazetteer.kecamatan}
+    subscriptions = SubscriptionService(
+        uow_factory, clock, kecamatan, default_language=settings.default_language
+    )
+    advisories = AdvisoryService(
+        uow_factory, clock, gazetteer, roster, kecamatan=kecamatan,
+        kelurahan={k.code: k.name for k in gazetteer.kelurahan},
+        paid=settings.rate_paid_broadcast_per_second is not None,
+    )  # fmt: skip
+    return subscriptions, advisories, AdvisoryViews(views, kecamatan)
 
 
 def _console_services(

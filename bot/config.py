@@ -27,6 +27,8 @@ LANGUAGES = ("id", "en")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///siaga112.db"
 #: The OSM Foundation's public server (at most 1 request/second, see its usage policy).
 PUBLIC_NOMINATIM_URL = "https://nominatim.openstreetmap.org"
+PAID_BROADCAST_MAX = 1000
+"""Telegram's ceiling for paid broadcasts (``allow_paid_broadcast``) per second."""
 
 
 class SettingsError(Exception):
@@ -103,6 +105,9 @@ class Settings:
     sla_escalate_seconds: int = 180
     sla_idle_claim_minutes: int = 10
     reopen_window_minutes: int = 30
+    rate_paid_broadcast_per_second: int | None = None
+    """Paid broadcasting (``allow_paid_broadcast``, up to 1000/s, billed in Stars): advisory
+    copies are sent as paid broadcasts at this rate; None: off (the broadcast cap applies)."""
 
     def require_token(self) -> str:
         """Return the bot token or raise SettingsError naming TELEGRAM_BOT_TOKEN."""
@@ -274,6 +279,15 @@ def load_settings(
             "TELEGRAM_RATE_BROADCAST_PER_SECOND",
             f"must not exceed TELEGRAM_RATE_OVERALL_PER_SECOND ({overall})",
         )
+    raw_paid = get("TELEGRAM_RATE_PAID_BROADCAST_PER_SECOND")
+    paid = (
+        _number("TELEGRAM_RATE_PAID_BROADCAST_PER_SECOND", raw_paid, int, 1) if raw_paid else None
+    )
+    if paid is not None and paid > PAID_BROADCAST_MAX:
+        raise SettingsError(
+            "TELEGRAM_RATE_PAID_BROADCAST_PER_SECOND",
+            f"must not exceed Telegram's {PAID_BROADCAST_MAX} paid broadcasts a second",
+        )
 
     return Settings(
         telegram_bot_token=Secret(get("TELEGRAM_BOT_TOKEN")),
@@ -332,4 +346,5 @@ def load_settings(
         reopen_window_minutes=_number(
             "REOPEN_WINDOW_MINUTES", get("REOPEN_WINDOW_MINUTES", "30"), int, 0
         ),
+        rate_paid_broadcast_per_second=paid,
     )

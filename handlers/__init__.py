@@ -9,7 +9,7 @@ from telegram.ext import (
     filters,
 )
 
-from handlers import common, intake
+from handlers import advisories, common, intake
 from handlers.context import SiagaApplication
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -17,6 +17,12 @@ PRIVATE = filters.ChatType.PRIVATE
 
 def register(application: SiagaApplication) -> None:
     """Adds every handler; the order matters, see the comments."""
+    # The admins' broadcast composer first: while an admin composes, its states take their
+    # messages and /cancel; otherwise it lets every update through to the handlers below.
+    application.add_handler(advisories.broadcast_conversation())
+    application.add_handler(
+        CommandHandler("broadcast_cancel", advisories.broadcast_cancel, filters=PRIVATE)
+    )
     # Commands first: they work in every state of the conversation (/cancel above all).
     for name, callback in (
         ("start", common.start),
@@ -33,6 +39,9 @@ def register(application: SiagaApplication) -> None:
     application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, common.unknown_command))
     # Buttons: the conversation's and the menu's; anything else is answered as stale.
     application.add_handler(CallbackQueryHandler(intake.on_intake_button, pattern=r"^i\|"))
+    application.add_handler(
+        CallbackQueryHandler(advisories.on_subscription_button, pattern=r"^m\|(advisories$|sub\|)")
+    )
     application.add_handler(CallbackQueryHandler(common.on_menu_button, pattern=r"^m\|"))
     application.add_handler(CallbackQueryHandler(intake.on_intake_button))  # unknown: stale
     # Live-location updates arrive as edited messages; they must not reach the router below.

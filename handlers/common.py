@@ -81,8 +81,6 @@ async def on_menu_button(update: Update, context: Context) -> None:
         screen = views.intake(outcome)
     elif action == "status":
         screen = views.status(await intake.status(actor))
-    elif action == "advisories":
-        screen = views.advisories((await intake.greet(actor)).citizen)
     elif action == "language" and len(parts) == 2:
         screen = views.language_menu((await intake.greet(actor)).citizen)
     elif action == "lang" and len(parts) == 3 and parts[2] in SUPPORTED_LANGUAGES:

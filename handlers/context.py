@@ -9,11 +9,13 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.services import Services
 from bot.services.intake import Actor
+from handlers.advisory_views import AdvisoryViews
 from handlers.ratelimit import RateLimitArgs
 from handlers.views import Views
 
 SERVICES_KEY = "services"
 VIEWS_KEY = "views"
+ADVISORY_VIEWS_KEY = "advisory_views"
 
 SiagaBot = ExtBot[RateLimitArgs]
 """The bot: every call passes the rate governor (``rate_limit_args`` see handlers/ratelimit)."""
@@ -32,6 +34,12 @@ class Context(CallbackContext[SiagaBot, dict[Any, Any], dict[Any, Any], dict[Any
     def views(self) -> Views:
         """The renderer of this deployment."""
         views: Views = self.bot_data[VIEWS_KEY]
+        return views
+
+    @property
+    def advisory_views(self) -> AdvisoryViews:
+        """The renderer of subscriptions and the broadcast composer."""
+        views: AdvisoryViews = self.bot_data[ADVISORY_VIEWS_KEY]
         return views
 
 

@@ -27,10 +27,13 @@ from telegram.error import (
 )
 
 from bot.domain.model import Citizen, Location, MediaKind, OutboxMessage, Ticket
+from bot.services.advisories import AdvisoryService
 from bot.services.chats import ChatDirectory
 from bot.services.intake import IntakeService
 from bot.services.outbox_kinds import (
     ADMIN_ALERT,
+    ADVISORY,
+    ADVISORY_PROGRESS,
     CITIZEN_NOTICE,
     KINDS,
     OPERATOR_CARD,
@@ -43,6 +46,7 @@ from bot.services.outbox_kinds import (
 )
 from bot.services.ports import DeliveryError, DeliveryResult, Fault
 from bot.services.queries import TicketDetail, TicketQueries
+from handlers.advisory_views import AdvisoryViews
 from handlers.views import Views
 
 #: Relayed kinds whose copy can carry our header as its caption.
@@ -135,8 +139,12 @@ class TelegramDeliverer:
         operator_chat_id: int | None,
         *,
         chats: ChatDirectory | None = None,
+        advisories: AdvisoryService | None = None,
+        advisory_views: AdvisoryViews | None = None,
     ) -> None:
         self.bot = bot
+        self.advisories = advisories
+        self.advisory_views = advisory_views
         self._queries = queries
         self._intake = intake
         self.views = views
@@ -202,6 +210,12 @@ class TelegramDeliverer:
             chat = await self._chats.resolve(chat)
         delivery.chat_id = chat
         return chat
+
+    def advisory_parts(self) -> tuple[AdvisoryService, AdvisoryViews]:
+        """The advisory service and views (a deliverer built without them refuses rows)."""
+        if self.advisories is None or self.advisory_views is None:
+            raise DeliveryError("advisories are not wired", fault=Fault.TRANSIENT)
+        return self.advisories, self.advisory_views
 
     def limits(self, delivery: Delivery) -> dict[str, Any]:
         """The rate governor's arguments for this row's calls (none without a governor)."""
@@ -341,6 +355,66 @@ async def _admin_alert(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResu
     delivery.chat_id = admin
     text = d.views.admin_alert(delivery.message.payload)
     return result_of(await d.bot.send_message(admin, text, **d.limits(delivery)))
+
+
+@sends(ADVISORY)
+async def _advisory(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
+    """One citizen's copy of an advisory (a repeat already recorded as sent is skipped)."""
+    service, views = d.advisory_parts()
+    message = delivery.message
+    payload = message.payload
+    chat = int(str(payload["chat_id"]))
+    delivery.chat_id = chat
+    advisory_id = int(str(payload["advisory_id"]))
+    if service.is_cancelled(advisory_id):
+        await service.skipped(message)
+        return DeliveryResult(chat_id=chat, extra={"skipped": "cancelled"})
+    if not await service.owed(message):
+        return DeliveryResult(chat_id=chat, extra={"skipped": "recorded before"})
+    advisory = await service.content(advisory_id)
+    if advisory is None:
+        raise DeliveryError("advisory not found", fault=Fault.REJECTED, chat_id=chat)
+    text = views.copy(advisory, str(payload.get("language") or views.language))
+    extra: dict[str, Any] = {"allow_paid_broadcast": True} if service.paid else {}
+    extra.update(d.limits(delivery))
+    try:
+        if advisory.photo_file_id:
+            sent = await d.bot.send_photo(chat, advisory.photo_file_id, caption=text, **extra)
+        else:
+            sent = await d.bot.send_message(chat, text, **extra)
+    except Forbidden:
+        await service.refused(message, chat, blocked=True)
+        raise
+    except BadRequest:
+        await service.refused(message, chat, blocked=False)
+        raise
+    return result_of(sent)
+
+
+@sends(ADVISORY_PROGRESS)
+async def _advisory_progress(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
+    """The admin's progress message (posted, then edited) or the final report."""
+    service, views = d.advisory_parts()
+    payload = delivery.message.payload
+    found = await service.progress(int(str(payload["advisory_id"])))
+    if found is None or found[0].progress_chat_id is None:
+        return None
+    advisory, progress = found
+    chat = advisory.progress_chat_id or 0
+    delivery.chat_id = chat
+    final = bool(payload.get("final"))
+    text = views.progress(advisory, progress, final=final)
+    limits = d.limits(delivery)
+    if final or advisory.progress_message_id is None:
+        return result_of(await d.bot.send_message(chat, text, **limits))
+    try:
+        await d.bot.edit_message_text(
+            text, chat_id=chat, message_id=advisory.progress_message_id, **limits
+        )
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            raise
+    return DeliveryResult(chat_id=chat, message_id=advisory.progress_message_id)
 
 
 def result_of(message: Message) -> DeliveryResult:

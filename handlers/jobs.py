@@ -1,4 +1,4 @@
-"""Timers: idle drafts are closed (and kept for the operators as abandoned); SLA timers."""
+"""Timers: idle drafts closed (kept for the operators as abandoned); SLA; advisory progress."""
 
 from __future__ import annotations
 
@@ -21,4 +21,10 @@ async def sla_sweep(context: Context) -> None:
     """Fires the due SLA timers (re-alert, escalation, idle claims) and wakes the outbox."""
     report = await context.services.sla.sweep()
     if report.fired:
+        context.services.outbox.wake()
+
+
+async def advisory_progress(context: Context) -> None:
+    """Updates the progress of advisories being sent; finishes those with nothing owed."""
+    if await context.services.advisories.tick():
         context.services.outbox.wake()

@@ -198,15 +198,6 @@ class Views:
         _ = gettext_for(citizen.language)
         return Screen([Text(_("✅ I will talk to you in English."), self.menu(_))])
 
-    def advisories(self, citizen: Citizen) -> Screen:
-        """Explains advisories (broadcasts arrive in this chat)."""
-        _ = gettext_for(citizen.language)
-        text = _(
-            "📢 Warnings and advisories of Kota Semarang (floods, storms, landslides) are sent "
-            "to you in this chat when there are any."
-        )
-        return Screen([Text(text + "\n\n" + self.fallback(_), self.menu(_))])
-
     def status(self, outcome: Outcome) -> Screen:
         """Lists the citizen's latest reports with their status."""
         _ = gettext_for(outcome.citizen.language)

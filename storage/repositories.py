@@ -1308,6 +1308,7 @@ class SqlAdvisoryRepository(_SqlRepository):
         fresh = [r for r in recipients if r.citizen_id not in known]
         if not fresh:
             return 0
+        language = {r.telegram_id: r.language for r in fresh}
         result = await self._session.execute(
             insert(AdvisoryDeliveryRow).returning(
                 AdvisoryDeliveryRow.id, AdvisoryDeliveryRow.chat_id, sort_by_parameter_order=True
@@ -1325,6 +1326,7 @@ class SqlAdvisoryRepository(_SqlRepository):
                     "advisory_id": advisory_id,
                     "delivery_id": row.id,
                     "chat_id": row.chat_id,
+                    "language": language[row.chat_id],
                 },
                 "lane": lane,
                 "rank": rank,

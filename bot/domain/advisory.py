@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-#: Telegram's limits: a message text and a photo caption.
-MAX_TEXT = 4096
-MAX_CAPTION = 1024
+#: An advisory's text and photo caption: Telegram allows 4096 and 1024; the header and the
+#: 112 line added to every copy need the rest.
+MAX_TEXT = 3500
+MAX_CAPTION = 800
 #: The radius a shared location may be given, in metres.
 MIN_RADIUS_M = 100.0
 MAX_RADIUS_M = 20_000.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Settings
+from bot.services.advisories import AdvisoryService
 from bot.services.console import ConsoleService
 from bot.services.intake import IntakeService
 from bot.services.outbox import OutboxWorker
@@ -13,6 +14,7 @@ from bot.services.queue import QueueService
 from bot.services.relay import RelayService
 from bot.services.roster import RosterService
 from bot.services.sla import SlaService
+from bot.services.subscriptions import SubscriptionService
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,3 +30,5 @@ class Services:
     relay: RelayService
     queue: QueueService
     sla: SlaService
+    subscriptions: SubscriptionService
+    advisories: AdvisoryService

@@ -151,6 +151,15 @@ class AdvisoryService:
                 raise InvalidInput("radius")
         return replace(target, codes=tuple(dict.fromkeys(target.codes)))
 
+    def kelurahan_named(self, name: str) -> list[tuple[str, str, str]]:
+        """Kelurahan called ``name`` (case and spacing ignored): (code, name, kecamatan)."""
+        wanted = " ".join(name.lower().replace("kelurahan", " ").split())
+        return [
+            (code, label, self.kecamatan.get(code[:8], code[:8]))
+            for code, label in sorted(self.kelurahan.items())
+            if label.lower() == wanted
+        ]
+
     def kecamatan_of(self, target: Target) -> tuple[str, ...] | None:
         """The kecamatan a target touches (None: the whole city)."""
         if target.kind is TargetKind.ALL:

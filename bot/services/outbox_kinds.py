@@ -187,7 +187,8 @@ ADVISORY = register(
     "advisory", lane=Lane.BROADCAST, audience=Audience.CITIZEN, priority=Priority.BROADCAST,
     must_deliver=False,
 )  # fmt: skip
-"""One recipient's copy of an advisory: payload ``{"advisory_id", "delivery_id", "chat_id"}``
+"""One recipient's copy of an advisory: payload ``{"advisory_id", "delivery_id", "chat_id",
+"language"}``
 (``dedup_key`` ``advisory:<id>``); the text and photo are read from the advisory when sent.
 Its ``record`` hook (set by ``AdvisoryService``) stores the outcome on the delivery row."""
 ADVISORY_PROGRESS = register(

@@ -387,8 +387,8 @@ class AdvisoryRepository(Protocol):
         rank: int,
     ) -> int:
         """Write a delivery row and an owed outbox row of ``kind`` for each recipient not yet
-        given one (payload ``advisory_id``, ``delivery_id``, ``chat_id``; ``dedup_key``
-        ``advisory:<id>``); return how many were written."""
+        given one (payload ``advisory_id``, ``delivery_id``, ``chat_id``, ``language``;
+        ``dedup_key`` ``advisory:<id>``); return how many were written."""
         ...
 
     async def record(

@@ -912,7 +912,8 @@ class InMemoryAdvisoryRepository(_Repository):
                 OutboxMessage(
                     kind=kind, lane=lane, rank=rank, created_at=now, next_attempt_at=now,
                     payload={"advisory_id": advisory_id, "delivery_id": delivery_id,
-                             "chat_id": recipient.telegram_id},
+                             "chat_id": recipient.telegram_id,
+                             "language": recipient.language},
                     dedup_key=f"advisory:{advisory_id}",
                 )
             )  # fmt: skip
