@@ -359,7 +359,7 @@ async def _admin_alert(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResu
 
 @sends(ADVISORY)
 async def _advisory(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
-    """One citizen's copy of an advisory (a repeat already recorded as sent is skipped)."""
+    """One citizen's copy of an advisory (none once the advisory was cancelled here)."""
     service, views = d.advisory_parts()
     message = delivery.message
     payload = message.payload
@@ -368,9 +368,7 @@ async def _advisory(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult 
     advisory_id = int(str(payload["advisory_id"]))
     if service.is_cancelled(advisory_id):
         await service.skipped(message)
-        return DeliveryResult(chat_id=chat, extra={"skipped": "cancelled"})
-    if not await service.owed(message):
-        return DeliveryResult(chat_id=chat, extra={"skipped": "recorded before"})
+        raise DeliveryError("advisory cancelled", fault=Fault.REJECTED, chat_id=chat)
     advisory = await service.content(advisory_id)
     if advisory is None:
         raise DeliveryError("advisory not found", fault=Fault.REJECTED, chat_id=chat)

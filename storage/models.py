@@ -414,8 +414,8 @@ class AdvisoryDeliveryRow(Base):
     citizen_id: Mapped[int] = mapped_column(BigId, ForeignKey("citizens.id"))
     chat_id: Mapped[TelegramId]
     outcome: Mapped[Code | None]
+    """None while owed or once sent (its outbox row tells which); else why not."""
     at: Mapped[datetime | None]
-    message_id: Mapped[TelegramId | None]
 
 
 class ChatAliasRow(Base):

@@ -963,6 +963,33 @@ class SqlOutboxRepository(_SqlRepository):
         await self._flush()
         return ours
 
+    async def finish_sent(self, messages: Sequence[OutboxMessage], owner: str) -> None:
+        """Persist many sent rows in two statements (state by primary key, then leases)."""
+        if not messages:
+            return
+        await self._session.execute(
+            update(OutboxRow).execution_options(synchronize_session=False),
+            [
+                {
+                    "id": _require_id(m.id, "outbox message"),
+                    "attempts": m.attempts,
+                    "next_attempt_at": ensure_utc(m.next_attempt_at),
+                    "sent_at": ensure_utc(m.sent_at or m.next_attempt_at),
+                    "failed_at": ensure_utc_or_none(m.failed_at),
+                    "last_error": m.last_error,
+                    "result": _json_or_none(m.result),
+                    "repeat": m.repeat,
+                }
+                for m in messages
+            ],
+        )
+        await self._session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_([m.id for m in messages]), OutboxRow.claimed_by == owner)
+            .values(claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
     async def expire_leases(self, owner: str, now: datetime) -> int:
         """End every lease not held by ``owner`` at ``now`` (one process per database)."""
         now = ensure_utc(now)
@@ -1339,26 +1366,13 @@ class SqlAdvisoryRepository(_SqlRepository):
         await self._session.execute(insert(OutboxRow), outbox)
         return len(outbox)
 
-    async def record(
-        self,
-        delivery_id: int,
-        outcome: DeliveryOutcome,
-        at: datetime,
-        message_id: int | None = None,
-    ) -> None:
-        """Store what became of one recipient's copy."""
+    async def record(self, delivery_id: int, outcome: DeliveryOutcome, at: datetime) -> None:
+        """Store that one recipient's copy was refused for good or stopped."""
         await self._session.execute(
             update(AdvisoryDeliveryRow)
             .where(AdvisoryDeliveryRow.id == delivery_id)
-            .values(outcome=outcome.value, at=ensure_utc(at), message_id=message_id)
+            .values(outcome=outcome.value, at=ensure_utc(at))
         )
-
-    async def outcome(self, delivery_id: int) -> DeliveryOutcome | None:
-        """Return what became of one copy so far (None: owed)."""
-        value = await self._session.scalar(
-            select(AdvisoryDeliveryRow.outcome).where(AdvisoryDeliveryRow.id == delivery_id)
-        )
-        return None if value is None else DeliveryOutcome(value)
 
     async def progress(self, advisory_id: int) -> Progress:
         """Count the outcomes and the owed outbox rows of an advisory."""
@@ -1368,43 +1382,51 @@ class SqlAdvisoryRepository(_SqlRepository):
             .group_by(AdvisoryDeliveryRow.outcome)
         )
         counts = {outcome: int(count) for outcome, count in rows}
-        owed = await self._session.scalar(
-            select(func.count())
-            .select_from(OutboxRow)
-            .where(OutboxRow.dedup_key == advisory_key(advisory_id), *_OWED)
+        states = await self._session.execute(
+            select(OutboxRow.sent_at.is_not(None), OutboxRow.failed_at.is_not(None), func.count())
+            .where(OutboxRow.dedup_key == advisory_key(advisory_id))
+            .group_by(OutboxRow.sent_at.is_not(None), OutboxRow.failed_at.is_not(None))
         )
+        by_state = {(bool(sent), bool(failed)): int(n) for sent, failed, n in states}
         return Progress(
             recipients=sum(counts.values()),
-            sent=counts.get(DeliveryOutcome.SENT.value, 0),
+            sent=sum(n for (sent, _), n in by_state.items() if sent),
             blocked=counts.get(DeliveryOutcome.BLOCKED.value, 0),
             failed=counts.get(DeliveryOutcome.FAILED.value, 0),
             cancelled=counts.get(DeliveryOutcome.CANCELLED.value, 0),
-            owed=int(owed or 0),
+            owed=by_state.get((False, False), 0),
         )
 
     async def cancel_owed(self, advisory_id: int, now: datetime) -> int:
-        """Fail the owed rows no worker holds; mark copies without an outcome cancelled."""
+        """Fail the owed rows no worker holds and mark their copies cancelled."""
         now = ensure_utc(now)
-        result = await self._session.execute(
-            update(OutboxRow)
-            .where(
-                OutboxRow.dedup_key == advisory_key(advisory_id),
-                *_OWED,
-                or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until <= now),
+        rows = (
+            await self._session.execute(
+                select(OutboxRow.id, OutboxRow.payload).where(
+                    OutboxRow.dedup_key == advisory_key(advisory_id),
+                    *_OWED,
+                    or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until <= now),
+                )
             )
+        ).all()
+        if not rows:
+            return 0
+        await self._session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_([row.id for row in rows]))
             .values(failed_at=now, last_error="cancelled", claimed_by=None, claimed_until=None)
             .execution_options(synchronize_session=False)
         )
         await self._session.execute(
             update(AdvisoryDeliveryRow)
             .where(
-                AdvisoryDeliveryRow.advisory_id == advisory_id,
+                AdvisoryDeliveryRow.id.in_([int(row.payload["delivery_id"]) for row in rows]),
                 AdvisoryDeliveryRow.outcome.is_(None),
             )
             .values(outcome=DeliveryOutcome.CANCELLED.value, at=now)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(result)
+        return len(rows)
 
 
 def _require_id(value: int | None, what: str) -> int:

@@ -75,9 +75,9 @@ class AdvisoryStatus(StrEnum):
 
 
 class DeliveryOutcome(StrEnum):
-    """What became of one recipient's copy (None while it is owed)."""
+    """What Telegram refused for good, or a cancel stopped (a copy sent is known from its
+    outbox row)."""
 
-    SENT = "sent"
     BLOCKED = "blocked"
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -336,14 +336,6 @@ class AdvisoryService:
         """Whether this process cancelled the advisory (copies in flight stop)."""
         return advisory_id in self._cancelled
 
-    async def owed(self, message: OutboxMessage) -> bool:
-        """Whether a copy still has to go out: a repeat (its worker died) is checked against
-        the stored outcome, so a copy recorded as sent is never sent again."""
-        if not message.repeat:
-            return True
-        async with self._uow_factory() as uow:
-            return await uow.advisories.outcome(_delivery_id(message)) is None
-
     async def refused(self, message: OutboxMessage, telegram_id: int, *, blocked: bool) -> None:
         """Records a copy Telegram refused for good: the citizen blocked the bot (marked
         and unsubscribed) or the message was rejected."""
@@ -399,15 +391,6 @@ def _delivery_id(message: OutboxMessage) -> int:
     return int(str(message.payload["delivery_id"]))
 
 
-async def record_sent(uow: UnitOfWork, message: OutboxMessage, result: DeliveryResult) -> None:
-    """Stores that a copy went out (in the unit of work that marks its row sent)."""
-    if result.extra.get("skipped") or message.sent_at is None:
-        return
-    await uow.advisories.record(
-        _delivery_id(message), DeliveryOutcome.SENT, message.sent_at, result.message_id
-    )
-
-
 async def record_progress(uow: UnitOfWork, message: OutboxMessage, result: DeliveryResult) -> None:
     """Stores the id of the progress message posted, so later updates edit it."""
     if message.payload.get("final") or result.message_id is None:
@@ -418,5 +401,4 @@ async def record_progress(uow: UnitOfWork, message: OutboxMessage, result: Deliv
         await uow.advisories.update(advisory)
 
 
-set_recorder(ADVISORY, record_sent)
 set_recorder(ADVISORY_PROGRESS, record_progress)

@@ -113,6 +113,7 @@ class OutboxWorker:
         self._chats = chats
         self._take_over = take_over_on_start
         self._held: set[int] = set()
+        self._finished: list[tuple[OutboxMessage, OutboxKind, DeliveryResult]] = []
         self._stopping = False
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -157,6 +158,7 @@ class OutboxWorker:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            await self._store_finished()
             await self._release()
         sent = 0
         for outcome in outcomes:
@@ -233,9 +235,12 @@ class OutboxWorker:
         return await self._failed(message, kind, error, started)
 
     async def _sent(self, message: OutboxMessage, kind: OutboxKind, result: DeliveryResult) -> bool:
-        self._held.discard(message.id or 0)  # from now on the lease only lapses
         message.sent_at = self._clock.now()
         message.result = result.to_json()
+        if kind.batched:  # stored with the pass's others; the lease is kept until then
+            self._finished.append((message, kind, result))
+            return True
+        self._held.discard(message.id or 0)  # from now on the lease only lapses
         try:
             async with self._uow_factory() as uow:
                 await uow.outbox.finish(message, self.owner)
@@ -260,6 +265,25 @@ class OutboxWorker:
                     chat = ended.chat_id if ended.chat_id is not None else result.chat_id
                     await self._quietly(self._alerts.destination_recovered(kind.audience, chat))
         return True
+
+    async def _store_finished(self) -> None:
+        """Stores the sent rows of batched kinds (and their results) in one unit of work."""
+        finished, self._finished = self._finished, []
+        if not finished:
+            return
+        try:
+            async with self._uow_factory() as uow:
+                await uow.outbox.finish_sent([message for message, _, _ in finished], self.owner)
+                for message, kind, result in finished:
+                    if kind.record is not None:
+                        await kind.record(uow, message, result)
+                await uow.commit()
+        except Exception as exc:  # they went out: their leases lapse and they are repeats
+            log.exception("outbox: storing %d sent rows failed: %s", len(finished),
+                          type(exc).__name__)  # fmt: skip
+        finally:
+            for message, _, _ in finished:
+                self._held.discard(message.id or 0)
 
     async def _failed(
         self,

@@ -75,6 +75,10 @@ class OutboxKind:
     """Never given up (an operator card): a destination fault is retried with a short cap.
     Later rows of the same ticket wait behind it so operators read them in order."""
     record: Recorder | None = None
+    batched: bool = False
+    """Bulk rows (broadcast copies): the worker stores their results once per pass, in one
+    unit of work, instead of one per row. A crash before that store sends the pass's copies
+    again; at most one batch (50 rows), the price of not writing the database per copy."""
 
 
 KINDS: dict[str, OutboxKind] = {}
@@ -88,11 +92,12 @@ def register(
     priority: Priority,
     must_deliver: bool,
     record: Recorder | None = None,
+    batched: bool = False,
 ) -> str:
     """Registers a kind and returns its name (the constant the services enqueue)."""
     if name in KINDS:
         raise ValueError(f"outbox kind {name!r} registered twice")
-    KINDS[name] = OutboxKind(name, lane, audience, priority, must_deliver, record)
+    KINDS[name] = OutboxKind(name, lane, audience, priority, must_deliver, record, batched)
     return name
 
 
@@ -106,7 +111,7 @@ def set_recorder(name: str, record: Recorder) -> None:
     current = KINDS[name]
     KINDS[name] = OutboxKind(
         current.name, current.lane, current.audience, current.priority, current.must_deliver,
-        record,
+        record, current.batched,
     )  # fmt: skip
 
 
@@ -185,7 +190,7 @@ never as the operator's own account: payload ``{"from_chat_id", "message_id", "k
 
 ADVISORY = register(
     "advisory", lane=Lane.BROADCAST, audience=Audience.CITIZEN, priority=Priority.BROADCAST,
-    must_deliver=False,
+    must_deliver=False, batched=True,
 )  # fmt: skip
 """One recipient's copy of an advisory: payload ``{"advisory_id", "delivery_id", "chat_id",
 "language"}``

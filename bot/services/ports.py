@@ -338,6 +338,11 @@ class OutboxRepository(Protocol):
         a success always is (the row went out)."""
         ...
 
+    async def finish_sent(self, messages: Sequence[OutboxMessage], owner: str) -> None:
+        """Persist many sent rows at once (as ``finish`` does for a success: the delivery
+        state is written, ``owner``'s leases end); for bulk kinds, one statement a batch."""
+        ...
+
     async def expire_leases(self, owner: str, now: datetime) -> int:
         """End every lease not held by ``owner`` at ``now``; return how many rows it freed.
 
@@ -391,28 +396,18 @@ class AdvisoryRepository(Protocol):
         ``dedup_key`` ``advisory:<id>``); return how many were written."""
         ...
 
-    async def record(
-        self,
-        delivery_id: int,
-        outcome: DeliveryOutcome,
-        at: datetime,
-        message_id: int | None = None,
-    ) -> None:
-        """Store what became of one recipient's copy."""
-        ...
-
-    async def outcome(self, delivery_id: int) -> DeliveryOutcome | None:
-        """Return what became of one copy so far (None: owed)."""
+    async def record(self, delivery_id: int, outcome: DeliveryOutcome, at: datetime) -> None:
+        """Store that one recipient's copy was refused for good or stopped."""
         ...
 
     async def progress(self, advisory_id: int) -> Progress:
-        """Count the outcomes and the owed outbox rows of an advisory."""
+        """Count the copies: sent and owed (their outbox rows), blocked, failed, cancelled."""
         ...
 
     async def cancel_owed(self, advisory_id: int, now: datetime) -> int:
         """Fail the advisory's owed outbox rows no worker holds (``last_error`` "cancelled")
-        and mark every copy without an outcome cancelled; return how many rows stopped. A
-        copy being sent at that moment still goes out and records its outcome."""
+        and mark their copies cancelled; return how many stopped. A copy being sent at that
+        moment still goes out."""
         ...
 
 

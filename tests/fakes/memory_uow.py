@@ -705,6 +705,11 @@ class InMemoryOutboxRepository(_Repository):
         self._tx.outbox[message_id] = changed
         return ours
 
+    async def finish_sent(self, messages: Sequence[OutboxMessage], owner: str) -> None:
+        """Persist many sent rows at once (each as ``finish`` does a success)."""
+        for message in messages:
+            await self.finish(message, owner)
+
     async def expire_leases(self, owner: str, now: datetime) -> int:
         """End every lease not held by ``owner`` at ``now`` (one process per database)."""
         now = _require_aware(now).astimezone(UTC)
@@ -847,7 +852,6 @@ class _Delivery:
     chat_id: int
     outcome: DeliveryOutcome | None = None
     at: datetime | None = None
-    message_id: int | None = None
 
 
 class InMemoryAdvisoryRepository(_Repository):
@@ -920,42 +924,32 @@ class InMemoryAdvisoryRepository(_Repository):
             written += 1
         return written
 
-    async def record(
-        self,
-        delivery_id: int,
-        outcome: DeliveryOutcome,
-        at: datetime,
-        message_id: int | None = None,
-    ) -> None:
-        """Store what became of one recipient's copy."""
+    async def record(self, delivery_id: int, outcome: DeliveryOutcome, at: datetime) -> None:
+        """Store that one recipient's copy was refused for good or stopped."""
         rows: dict[int, _Delivery] = self._tx.view("advisory_deliveries")
         if delivery_id in rows:
             self._tx.advisory_deliveries[delivery_id] = dataclasses.replace(
-                rows[delivery_id], outcome=outcome, at=_require_aware(at), message_id=message_id
+                rows[delivery_id], outcome=outcome, at=_require_aware(at)
             )
-
-    async def outcome(self, delivery_id: int) -> DeliveryOutcome | None:
-        """Return what became of one copy so far (None: owed)."""
-        found: _Delivery | None = self._tx.view("advisory_deliveries").get(delivery_id)
-        return None if found is None else found.outcome
 
     async def progress(self, advisory_id: int) -> Progress:
         """Count the outcomes and the owed outbox rows of an advisory."""
         rows: dict[int, _Delivery] = self._tx.view("advisory_deliveries")
         mine = [d.outcome for d in rows.values() if d.advisory_id == advisory_id]
         key = f"advisory:{advisory_id}"
-        owed = [m for m in await self._uow.outbox.owed(10**9) if m.dedup_key == key]
+        outbox: dict[int, OutboxMessage] = self._tx.view("outbox")
+        copies = [m for m in outbox.values() if m.dedup_key == key]
         return Progress(
             recipients=len(mine),
-            sent=mine.count(DeliveryOutcome.SENT),
+            sent=sum(1 for m in copies if m.sent_at is not None),
             blocked=mine.count(DeliveryOutcome.BLOCKED),
             failed=mine.count(DeliveryOutcome.FAILED),
             cancelled=mine.count(DeliveryOutcome.CANCELLED),
-            owed=len(owed),
+            owed=sum(1 for m in copies if _owed(m)),
         )
 
     async def cancel_owed(self, advisory_id: int, now: datetime) -> int:
-        """Fail the owed rows no worker holds; mark copies without an outcome cancelled."""
+        """Fail the owed rows no worker holds and mark their copies cancelled."""
         key = f"advisory:{advisory_id}"
         stopped = 0
         for message in await self._uow.outbox.owed(10**9):
@@ -967,13 +961,13 @@ class InMemoryAdvisoryRepository(_Repository):
                 rows[message.id or 0], failed_at=_require_aware(now), last_error="cancelled",
                 claimed_by=None, claimed_until=None,
             )  # fmt: skip
-            stopped += 1
-        rows_d: dict[int, _Delivery] = self._tx.view("advisory_deliveries")
-        for delivery_id, delivery in rows_d.items():
-            if delivery.advisory_id == advisory_id and delivery.outcome is None:
+            delivery_id = int(str(message.payload["delivery_id"]))
+            deliveries: dict[int, _Delivery] = self._tx.view("advisory_deliveries")
+            if deliveries[delivery_id].outcome is None:
                 self._tx.advisory_deliveries[delivery_id] = dataclasses.replace(
-                    delivery, outcome=DeliveryOutcome.CANCELLED, at=now
+                    deliveries[delivery_id], outcome=DeliveryOutcome.CANCELLED, at=now
                 )
+            stopped += 1
         return stopped
 
 

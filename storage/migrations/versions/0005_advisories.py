@@ -76,7 +76,6 @@ def upgrade() -> None:
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
         sa.Column("outcome", sa.String(length=32), nullable=True),
         sa.Column("at", _timestamp(), nullable=True),
-        sa.Column("message_id", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["advisory_id"], ["advisories.id"],
             name=op.f("fk_advisory_deliveries_advisory_id_advisories"),
