@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check", help="validate settings and the database (and Telegram, with a token)"
     )
+    cap = commands.add_parser("cap", help="CAP 1.2 alerts (BMKG warnings) as advisory drafts")
+    cap_commands = cap.add_subparsers(dest="cap_command", metavar="ACTION", required=True)
+    cap_import = cap_commands.add_parser(
+        "import", help="read an alert (file or http(s) URL) and offer the admins a draft"
+    )
+    cap_import.add_argument("source", metavar="FILE|URL")
     return parser
 
 
@@ -98,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_upgrade(settings))
             print("database is up to date")
             return 0
+        if args.command == "cap":
+            return asyncio.run(_cap_import(settings, args.source))
         return asyncio.run(_check(settings))
     except SettingsError as exc:
         print(f"siaga112: {exc.variable}: {exc.problem}", file=sys.stderr)
@@ -136,6 +144,23 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             allowed_updates=["message", "edited_message", "callback_query"],
             close_loop=False,
         )
+    return 0
+
+
+async def _cap_import(settings: Settings, source: str) -> int:
+    from bot.advisory_import import import_cap  # noqa: PLC0415 - keeps --help fast
+
+    result = await import_cap(settings, source)
+    if result.advisory is not None:
+        where = "the whole city" if result.kecamatan is None else (
+            f"{len(result.kecamatan)} kecamatan"
+        )  # fmt: skip
+        print(
+            f"draft advisory {result.advisory.id} for {where} offered to the admins "
+            f"(CAP {result.alert.identifier}); nothing is sent before an admin confirms"
+        )
+    else:
+        print(f"CAP {result.alert.identifier} skipped: {result.skipped}")
     return 0
 
 

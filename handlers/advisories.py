@@ -94,6 +94,26 @@ async def start(update: Update, context: Context) -> int:
     return Step.TEXT
 
 
+async def take(update: Update, context: Context) -> int:
+    """Takes a draft made from a CAP alert (``b|take|id``) and shows its preview."""
+    actor = actor_of(update)
+    views = context.advisory_views
+    advisory_id = int((await _pressed(update)).removeprefix("take|"))
+    service = context.services.advisories
+    try:
+        await service.take_draft(actor.telegram_id, advisory_id)
+        preview = await service.preview(actor.telegram_id, advisory_id)
+    except NotAllowed:
+        await _reply(context, actor.chat_id, views.not_admin())
+        return ConversationHandler.END
+    except InvalidInput as exc:
+        await _reply(context, actor.chat_id, views.invalid(exc.reason))
+        return ConversationHandler.END
+    _user_data(context)[DRAFT_KEY] = advisory_id
+    await send(context.bot, actor.chat_id, views.preview(preview, service.kelurahan))
+    return Step.PREVIEW
+
+
 async def on_text(update: Update, context: Context) -> int:
     """Stores the text (or photo and caption) and asks for the target."""
     message = update.effective_message
@@ -274,7 +294,10 @@ def broadcast_conversation() -> ConversationHandler[Context]:
 
 def _conversation(text: filters.BaseFilter) -> ConversationHandler[Context]:
     return ConversationHandler(
-        entry_points=[CommandHandler("broadcast", start, filters=PRIVATE)],
+        entry_points=[
+            CommandHandler("broadcast", start, filters=PRIVATE),
+            CallbackQueryHandler(take, pattern=r"^b\|take\|\d+$"),
+        ],
         states={
             Step.TEXT: [MessageHandler(PRIVATE & (filters.PHOTO | filters.TEXT) & ~filters.COMMAND,
                                        on_text)],

@@ -21,6 +21,7 @@ from bot.domain.advisory import (
     MAX_TEXT,
     Advisory,
     AdvisoryStatus,
+    AudienceCount,
     Progress,
     Target,
     TargetKind,
@@ -132,6 +133,7 @@ class AdvisoryViews:
             "unknown_kelurahan": _("No kelurahan of the city has that name. Type it again."),
             "radius": _("Choose a radius between 100 m and 20 km."),
             "no_location": _("Share a location first (📎 → Location)."),
+            "not_a_draft": _("This advisory was already sent or discarded."),
         }
         return Text("⚠️ " + texts.get(reason, _("That did not work. Try again.")))
 
@@ -233,6 +235,22 @@ class AdvisoryViews:
         ]
         sample = Text(self.copy(advisory, self.language))
         return Screen([sample, Text("\n".join(lines), InlineKeyboardMarkup(rows))])
+
+    def draft_offer(self, advisory: Advisory, audience: AudienceCount) -> Text:
+        """A draft made from a CAP alert, offered to an admin to review and send."""
+        _ = self._
+        lines = [
+            _("📥 <b>Draft advisory #{id}</b> from an official alert — nothing is sent before "
+              "you confirm.").format(id=advisory.id),
+            _("🎯 Target: {where}").format(where=self.target_label(advisory.target)),
+            _("👥 Recipients now: <b>{total}</b> ({city} for the whole city, {area} for the "
+              "kecamatan touched)").format(
+                total=audience.total, city=audience.city_wide, area=audience.by_area
+            ),
+            f"<blockquote>{escape(advisory.text)}</blockquote>",
+        ]  # fmt: skip
+        markup = InlineKeyboardMarkup([[_button(_("✍️ Review and send"), f"b|take|{advisory.id}")]])
+        return Text("\n".join(lines), markup)
 
     def confirmed(self, advisory: Advisory) -> Text:
         """Confirms the start of sending."""

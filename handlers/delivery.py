@@ -26,6 +26,7 @@ from telegram.error import (
     TelegramError,
 )
 
+from bot.domain.advisory import AdvisoryStatus
 from bot.domain.model import Citizen, Location, MediaKind, OutboxMessage, Ticket
 from bot.services.advisories import AdvisoryService
 from bot.services.chats import ChatDirectory
@@ -33,6 +34,7 @@ from bot.services.intake import IntakeService
 from bot.services.outbox_kinds import (
     ADMIN_ALERT,
     ADVISORY,
+    ADVISORY_DRAFT,
     ADVISORY_PROGRESS,
     CITIZEN_NOTICE,
     KINDS,
@@ -386,6 +388,23 @@ async def _advisory(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult 
     except BadRequest:
         await service.refused(message, chat, blocked=False)
         raise
+    return result_of(sent)
+
+
+@sends(ADVISORY_DRAFT)
+async def _advisory_draft(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
+    """Offers an admin a draft made from a CAP alert (gone once taken, sent or discarded)."""
+    service, views = d.advisory_parts()
+    payload = delivery.message.payload
+    admin = int(str(payload["admin_id"]))
+    delivery.chat_id = admin
+    advisory = await service.get(int(str(payload["advisory_id"])))
+    if advisory is None or advisory.status is not AdvisoryStatus.DRAFT or advisory.target is None:
+        return None
+    offer = views.draft_offer(advisory, await service.audience(advisory.target))
+    sent = await d.bot.send_message(
+        admin, offer.text, reply_markup=offer.markup, **d.limits(delivery)
+    )
     return result_of(sent)
 
 

@@ -1301,15 +1301,10 @@ class SqlAdvisoryRepository(_SqlRepository):
         )
         return [_advisory_from_row(row) for row in rows]
 
-    async def drafts(self, source_prefix: str) -> list[Advisory]:
-        """Return the drafts whose source starts with ``source_prefix``, oldest first."""
+    async def with_source(self, source: str) -> list[Advisory]:
+        """Return the advisories drafted from ``source``, oldest first."""
         rows = await self._session.scalars(
-            select(AdvisoryRow)
-            .where(
-                AdvisoryRow.status == AdvisoryStatus.DRAFT.value,
-                AdvisoryRow.source.startswith(source_prefix, autoescape=True),
-            )
-            .order_by(AdvisoryRow.id)
+            select(AdvisoryRow).where(AdvisoryRow.source == source).order_by(AdvisoryRow.id)
         )
         return [_advisory_from_row(row) for row in rows]
 

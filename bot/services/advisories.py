@@ -311,6 +311,11 @@ class AdvisoryService:
             await uow.commit()
         return queued
 
+    async def get(self, advisory_id: int) -> Advisory | None:
+        """An advisory by id, whatever its state."""
+        async with self._uow_factory() as uow:
+            return await uow.advisories.get(advisory_id)
+
     async def progress(self, advisory_id: int) -> tuple[Advisory, Progress] | None:
         """The advisory and how far its delivery is."""
         async with self._uow_factory() as uow:

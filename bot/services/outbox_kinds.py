@@ -196,6 +196,12 @@ ADVISORY = register(
 "language"}``
 (``dedup_key`` ``advisory:<id>``); the text and photo are read from the advisory when sent.
 Its ``record`` hook (set by ``AdvisoryService``) stores the outcome on the delivery row."""
+ADVISORY_DRAFT = register(
+    "advisory_draft", lane=Lane.EMERGENCY, audience=Audience.ADMIN, priority=Priority.AGENCY,
+    must_deliver=False,
+)  # fmt: skip
+"""A draft from a CAP alert offered to one admin: payload ``{"advisory_id", "admin_id"}``;
+the message shows the draft, its target and a button to review and send it."""
 ADVISORY_PROGRESS = register(
     "advisory_progress", lane=Lane.EMERGENCY, audience=Audience.ADMIN,
     priority=Priority.AGENCY, must_deliver=False,

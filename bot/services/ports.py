@@ -377,8 +377,8 @@ class AdvisoryRepository(Protocol):
         """Return the advisories being sent, oldest first."""
         ...
 
-    async def drafts(self, source_prefix: str) -> list[Advisory]:
-        """Return the drafts whose ``source`` starts with ``source_prefix``, oldest first."""
+    async def with_source(self, source: str) -> list[Advisory]:
+        """Return the advisories drafted from ``source`` (a CAP alert), oldest first."""
         ...
 
     async def enqueue(

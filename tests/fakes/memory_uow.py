@@ -879,15 +879,10 @@ class InMemoryAdvisoryRepository(_Repository):
         found = [a for a in rows.values() if a.status is AdvisoryStatus.SENDING]
         return _copies(found, key=lambda a: a.id)
 
-    async def drafts(self, source_prefix: str) -> list[Advisory]:
-        """Return the drafts whose source starts with ``source_prefix``, oldest first."""
+    async def with_source(self, source: str) -> list[Advisory]:
+        """Return the advisories drafted from ``source``, oldest first."""
         rows: dict[int, Advisory] = self._tx.view("advisories")
-        found = [
-            a
-            for a in rows.values()
-            if a.status is AdvisoryStatus.DRAFT and (a.source or "").startswith(source_prefix)
-        ]
-        return _copies(found, key=lambda a: a.id)
+        return _copies([a for a in rows.values() if a.source == source], key=lambda a: a.id)
 
     async def enqueue(
         self,

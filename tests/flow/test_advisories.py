@@ -3,17 +3,25 @@ the menu, an admin composes, previews and confirms; the copy and the report arri
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
 
 import pytest_asyncio
 
 from bot.config import Settings
+from handlers.context import SERVICES_KEY
 from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
 from tests.flow.steps import tap
 from tests.harness.fake_bot_api import FakeBotApi
 from tests.harness.simulated import SimUser
 
 ADMIN = 9001
+ROOT = Path(__file__).resolve().parents[2]
+CAP = ROOT / "tests" / "fixtures" / "cap"
 
 
 @pytest_asyncio.fixture
@@ -108,3 +116,59 @@ async def test_non_admin_is_refused_and_keeps_the_citizen_menu_when_sending_broa
     assert "Hanya admin" in (refused.text or "")
     assert "Hanya admin" in (again.text or "")
     assert "Hanya admin" not in (after.text or "")
+
+
+async def cap_import(harness: Harness, fixture: str) -> tuple[int, str]:
+    """``siaga112 cap import`` in its own process, on the running bot's database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+    env.update(
+        PYTHONPATH=str(ROOT), DATABASE_URL=harness.settings.database_url, GEOCODER="offline",
+        ADMIN_USER_IDS=str(ADMIN),
+    )  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "cap", "import", str(CAP / fixture), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode() + err.decode()
+
+
+async def test_admin_sends_a_cap_draft_after_review_when_an_alert_touches_the_city(
+    with_admin: tuple[Harness, SimUser],
+) -> None:
+    harness, admin = with_admin
+    await admin.send_command("start")  # the admin's chat with the bot is open
+    await admin.wait_reply()
+    tugu = harness.telegram.add_user()
+    await tugu.send_command("start")
+    await tugu.wait_reply()
+    await tap(tugu, "advisories")
+    await tap(tugu, "sub|pick")
+    await tap(tugu, "sub|kec|33.74.16")  # Tugu
+
+    code, output = await cap_import(harness, "inside.xml")
+    assert code == 0, output
+    harness.clock.advance(timedelta(minutes=1))  # the import's rows are due on the real clock
+    harness.app.bot_data[SERVICES_KEY].outbox.wake()
+    offer = await admin.wait_reply(lambda m: "Draf imbauan" in (m.text or ""), timeout=10)
+    assert not [m for m in tugu.messages if "Imbauan dari" in (m.text or "")]
+    await tap(admin, f"take|{offer.inline_buttons[0]['callback_data'].split('|')[-1]}")
+    await admin.wait_reply(lambda m: "Pratinjau" in (m.text or ""))
+    await tap(admin, "ok")
+    copy = await tugu.wait_reply(lambda m: "Imbauan dari" in (m.text or ""), timeout=10)
+
+    assert "offered to the admins" in output
+    assert "Peringatan Dini Cuaca Jawa Tengah" in (copy.text or "")
+
+
+async def test_cap_import_skips_the_alert_with_a_line_when_it_is_outside_the_city(
+    with_admin: tuple[Harness, SimUser],
+) -> None:
+    harness, _admin = with_admin
+
+    code, output = await cap_import(harness, "outside.xml")
+
+    assert code == 0, output
+    assert "skipped: its areas do not touch the city" in output
+    assert "CJH20261129163000 skipped: outside" in output

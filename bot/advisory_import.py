@@ -1,0 +1,60 @@
+"""``siaga112 cap import FILE|URL``: reads a CAP alert and offers the admins a draft.
+
+Wiring only (the composition root of the command): the document is read from a file or
+fetched over http(s) (10 s timeout, 1 MB at most, a real User-Agent), then
+:class:`bot.services.cap.CapImporter` matches it to the city and stores the draft; the
+running bot's outbox worker delivers the offers to the admins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bot import __version__
+from bot.config import Settings
+from bot.geo import load_gazetteer
+from bot.services.cap import MAX_BYTES, CapImporter, ImportResult, parse_cap
+from bot.services.clock import SystemClock
+from storage.db import create_engine, session_factory
+from storage.migrate import upgrade
+from storage.uow import SqlUnitOfWorkFactory
+
+FETCH_TIMEOUT = 10.0
+
+
+def _fetch(url: str) -> bytes:
+    request = urllib.request.Request(url, headers={"User-Agent": f"siaga112/{__version__}"})  # noqa: S310 - http(s) only, checked by the caller
+    with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:  # noqa: S310
+        data: bytes = response.read(MAX_BYTES + 1)
+    return data
+
+
+async def read_source(source: str) -> bytes:
+    """The document at ``source``: an http(s) URL or a file path."""
+    if urlsplit(source).scheme in ("http", "https"):
+        return await asyncio.to_thread(_fetch, source)
+    return await asyncio.to_thread(Path(source).read_bytes)
+
+
+async def import_cap(settings: Settings, source: str) -> ImportResult:
+    """Reads, matches and stores one alert; the admins of the settings and the roster are
+    offered the draft."""
+    alert = parse_cap(await read_source(source))
+    await upgrade(settings.database_url)
+    engine = create_engine(settings.database_url)
+    try:
+        uow_factory = SqlUnitOfWorkFactory(session_factory(engine))
+        async with uow_factory() as uow:
+            roster = await uow.operators.list()
+        admins = set(settings.admin_user_ids) | {o.telegram_id for o in roster if o.is_admin}
+        gazetteer = load_gazetteer()
+        importer = CapImporter(
+            uow_factory, SystemClock(), gazetteer,
+            {k.code: k.name for k in gazetteer.kecamatan}, zone=settings.timezone,
+        )  # fmt: skip
+        return await importer.import_alert(alert, admins)
+    finally:
+        await engine.dispose()
