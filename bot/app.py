@@ -38,6 +38,7 @@ from bot.services.queue import QueueService
 from bot.services.relay import RelayPolicy, RelayService
 from bot.services.roster import RosterService
 from bot.services.sla import SlaPolicy, SlaService
+from bot.services.stats import StatsService
 from bot.services.subscriptions import SubscriptionService
 from handlers.advisory_views import AdvisoryViews
 from handlers.context import (
@@ -140,7 +141,7 @@ def build_application(
             *_console_services(
                 settings, uow_factory, read_uow_factory, geo, clock, health=health
             ),
-            subscriptions, advisories,
+            subscriptions, advisories, StatsService(read_uow_factory, clock, roster),
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
         application.bot_data[ADVISORY_VIEWS_KEY] = advisory_views

@@ -9,7 +9,7 @@ from telegram.ext import (
     filters,
 )
 
-from handlers import advisories, common, intake
+from handlers import advisories, common, intake, stats
 from handlers.context import SiagaApplication
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -23,6 +23,7 @@ def register(application: SiagaApplication) -> None:
     application.add_handler(
         CommandHandler("broadcast_cancel", advisories.broadcast_cancel, filters=PRIVATE)
     )
+    application.add_handler(CommandHandler("stats", stats.stats, filters=PRIVATE))
     # Commands first: they work in every state of the conversation (/cancel above all).
     for name, callback in (
         ("start", common.start),

@@ -26,6 +26,7 @@ from bot.domain.advisory import (
     Target,
     TargetKind,
 )
+from bot.domain.stats import Stats
 from bot.i18n import Translate, gettext_for
 from bot.services.advisories import Preview
 from bot.services.subscriptions import SubscriptionView
@@ -293,3 +294,66 @@ class AdvisoryViews:
         filled = round(PROGRESS_BAR * progress.done / total)
         bar = "▓" * filled + "░" * (PROGRESS_BAR - filled)
         return f"{title}\n{bar} {progress.done}/{progress.recipients}\n{counts}"
+
+    # -- statistics (admins) ----------------------------------------------------------------
+
+    def milestone_labels(self) -> dict[str, str]:
+        """Names of the milestones (chart and text)."""
+        _ = self._
+        return {
+            "claim": _("claimed"), "dispatch": _("dispatched"), "ack": _("acknowledged"),
+            "on_scene": _("on scene"),
+        }  # fmt: skip
+
+    def chart_titles(self) -> tuple[str, str]:
+        """Titles of the chart's two panels."""
+        return self._("From report to … (minutes)"), self._("Reports by category")
+
+    def stats(self, stats: Stats) -> str:
+        """The statistics of a period as text."""
+        _ = self._
+        lines = [
+            _("📊 <b>Statistics</b> {since} – {until}").format(
+                since=self.views.local_time(stats.since), until=self.views.local_time(stats.until)
+            ),
+            _("Reports: <b>{n}</b>").format(n=stats.total),
+            _("By category: {list}").format(list=_listing(stats.by_category)),
+            _("By kecamatan: {list}").format(list=_listing(stats.by_kecamatan[:8])),
+            _("By disposition: {list}").format(list=_listing(stats.by_disposition)),
+            _("⏱️ From report to (p50 / p90, count):"),
+        ]
+        for name, label in self.milestone_labels().items():
+            interval = stats.intervals[name]
+            lines.append(
+                f"• {label}: {_duration(interval.p50)} / {_duration(interval.p90)} "
+                f"({interval.count})"
+            )
+        share = stats.within_target_share
+        lines.append(
+            _("🎯 Help on scene within 10 minutes: {share} ({n} of {total} arrivals)").format(
+                share=_percent(share), n=stats.on_scene_within_target, total=stats.on_scene_count
+            )
+        )
+        lines.append(
+            _("🚫 Prank {prank} · ghost {ghost} (of {n} with a disposition)").format(
+                prank=_percent(stats.prank_rate),
+                ghost=_percent(stats.ghost_rate),
+                n=stats.with_disposition,
+            )
+        )
+        return "\n".join(lines)
+
+
+def _listing(items: list[tuple[str, int]]) -> str:
+    return " · ".join(f"{escape(name)} {count}" for name, count in items) or "—"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{100 * share:.0f} %"

@@ -564,6 +564,18 @@ class SqlTicketRepository(_SqlRepository):
         found = await self._many(*criteria, limit=1)
         return found[0] if found else None
 
+    async def submitted_between(self, since: datetime, until: datetime) -> list[Ticket]:
+        """Return the tickets submitted in ``[since, until)``, in submission order."""
+        rows = await self._session.scalars(
+            select(TicketRow)
+            .where(
+                TicketRow.submitted_at >= ensure_utc(since),
+                TicketRow.submitted_at < ensure_utc(until),
+            )
+            .order_by(TicketRow.submitted_at, TicketRow.id)
+        )
+        return [_ticket_from_row(row) for row in rows]
+
     async def _many(self, *criteria: ColumnElement[bool], limit: int | None = None) -> list[Ticket]:
         statement = select(TicketRow).where(*criteria).order_by(*_NEWEST_FIRST)
         if limit is not None:
@@ -1171,6 +1183,19 @@ class SqlAssignmentRepository(_SqlRepository):
             .order_by(AssignmentRow.dispatched_at, AssignmentRow.id)
         )
         return [_assignment_from_row(row) for row in rows]
+
+    async def for_tickets(self, ticket_ids: Collection[int]) -> list[Assignment]:
+        """Return the assignments of many tickets, by ticket then dispatch order."""
+        found: list[Assignment] = []
+        ids = sorted(ticket_ids)
+        for start in range(0, len(ids), 500):  # bounded IN lists
+            rows = await self._session.scalars(
+                select(AssignmentRow)
+                .where(AssignmentRow.ticket_id.in_(ids[start : start + 500]))
+                .order_by(AssignmentRow.ticket_id, AssignmentRow.dispatched_at, AssignmentRow.id)
+            )
+            found.extend(_assignment_from_row(row) for row in rows)
+        return found
 
     async def update(self, assignment: Assignment) -> None:
         """Persist the progress fields (times, ETA, channel) of an existing assignment."""

@@ -14,6 +14,7 @@ from bot.services.queue import QueueService
 from bot.services.relay import RelayService
 from bot.services.roster import RosterService
 from bot.services.sla import SlaService
+from bot.services.stats import StatsService
 from bot.services.subscriptions import SubscriptionService
 
 
@@ -32,3 +33,4 @@ class Services:
     sla: SlaService
     subscriptions: SubscriptionService
     advisories: AdvisoryService
+    stats: StatsService

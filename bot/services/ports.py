@@ -191,6 +191,11 @@ class TicketRepository(Protocol):
         """Return the citizen's most recently closed (resolved or closed) ticket."""
         ...
 
+    async def submitted_between(self, since: datetime, until: datetime) -> list[Ticket]:
+        """Return the tickets submitted at or after ``since`` and before ``until``, in
+        submission order (statistics and exports)."""
+        ...
+
 
 class EventRepository(Protocol):
     """The append-only ticket timeline."""
@@ -249,6 +254,10 @@ class AssignmentRepository(Protocol):
 
     async def for_ticket(self, ticket_id: int) -> list[Assignment]:
         """Return a ticket's assignments in dispatch order."""
+        ...
+
+    async def for_tickets(self, ticket_ids: Collection[int]) -> list[Assignment]:
+        """Return the assignments of many tickets, by ticket then dispatch order."""
         ...
 
     async def update(self, assignment: Assignment) -> None:

@@ -438,6 +438,17 @@ class InMemoryTicketRepository(_Repository):
 
         return self._queue(idle)
 
+    async def submitted_between(self, since: datetime, until: datetime) -> list[Ticket]:
+        """Return the tickets submitted in ``[since, until)``, in submission order."""
+        _require_aware(since)
+        _require_aware(until)
+        tickets: dict[int, Ticket] = self._tx.view("tickets")
+        found = [
+            t for t in tickets.values()
+            if t.submitted_at is not None and since <= t.submitted_at < until
+        ]  # fmt: skip
+        return _copies(found, key=lambda t: (t.submitted_at, t.id))
+
     async def last_closed(self, citizen_id: int) -> Ticket | None:
         """Return the citizen's most recently closed (resolved or closed) ticket."""
         closed = [
@@ -792,6 +803,12 @@ class InMemoryAssignmentRepository(_Repository):
         rows: dict[int, Assignment] = self._tx.view("assignments")
         mine = [a for a in rows.values() if a.ticket_id == ticket_id]
         return _copies(mine, key=lambda a: (a.dispatched_at, a.id))
+
+    async def for_tickets(self, ticket_ids: Collection[int]) -> list[Assignment]:
+        """Return the assignments of many tickets, by ticket then dispatch order."""
+        rows: dict[int, Assignment] = self._tx.view("assignments")
+        mine = [a for a in rows.values() if a.ticket_id in set(ticket_ids)]
+        return _copies(mine, key=lambda a: (a.ticket_id, a.dispatched_at, a.id))
 
     async def update(self, assignment: Assignment) -> None:
         """Persist the progress fields (times, ETA, channel) of an existing assignment."""

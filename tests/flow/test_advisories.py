@@ -172,3 +172,18 @@ async def test_cap_import_skips_the_alert_with_a_line_when_it_is_outside_the_cit
     assert code == 0, output
     assert "skipped: its areas do not touch the city" in output
     assert "CJH20261129163000 skipped: outside" in output
+
+
+async def test_admin_gets_statistics_as_text_and_a_chart_when_asking_for_stats(
+    with_admin: tuple[Harness, SimUser],
+) -> None:
+    harness, admin = with_admin
+
+    await admin.send_command("stats", "30")
+    text = await admin.wait_reply()
+    await harness.telegram.wait_for(lambda: harness.telegram.calls_to("sendPhoto"))
+
+    assert "Statistik" in (text.text or "")
+    assert "Laporan: 0" in (text.text or "")
+    photo = harness.telegram.calls_to("sendPhoto")[-1]
+    assert photo.ok
