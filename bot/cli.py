@@ -7,6 +7,8 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime, time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot import __version__
@@ -83,7 +85,23 @@ def _parser() -> argparse.ArgumentParser:
         "import", help="read an alert (file or http(s) URL) and offer the admins a draft"
     )
     cap_import.add_argument("source", metavar="FILE|URL")
+    export = commands.add_parser(
+        "export", help="tickets since a date as CSV, one row per ticket with its milestones"
+    )
+    export.add_argument("--since", required=True, type=_date, help="YYYY-MM-DD (local date)")
+    export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    export.add_argument(
+        "--with-personal-data", action="store_true",
+        help="add names, phone numbers and locations (recorded in the audit log)",
+    )  # fmt: skip
     return parser
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a date like 2026-11-01") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "cap":
             return asyncio.run(_cap_import(settings, args.source))
+        if args.command == "export":
+            return _export(settings, args)
         return asyncio.run(_check(settings))
     except SettingsError as exc:
         print(f"siaga112: {exc.variable}: {exc.problem}", file=sys.stderr)
@@ -148,7 +168,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _cap_import(settings: Settings, source: str) -> int:
-    from bot.advisory_import import import_cap  # noqa: PLC0415 - keeps --help fast
+    from bot.commands import import_cap  # noqa: PLC0415 - keeps --help fast
 
     result = await import_cap(settings, source)
     if result.advisory is not None:
@@ -161,6 +181,19 @@ async def _cap_import(settings: Settings, source: str) -> int:
         )
     else:
         print(f"CAP {result.alert.identifier} skipped: {result.skipped}")
+    return 0
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.commands import export_csv  # noqa: PLC0415 - keeps --help fast
+
+    since = datetime.combine(args.since, time.min, tzinfo=settings.timezone)
+    text = asyncio.run(export_csv(settings, since, personal=args.with_personal_data))
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"{text.count(chr(10)) - 1} tickets written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -187,3 +187,34 @@ async def test_admin_gets_statistics_as_text_and_a_chart_when_asking_for_stats(
     assert "Laporan: 0" in (text.text or "")
     photo = harness.telegram.calls_to("sendPhoto")[-1]
     assert photo.ok
+
+
+async def siaga(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+    env.update(PYTHONPATH=str(ROOT), DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+               GEOCODER="offline")  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_export_writes_the_csv_header_and_personal_columns_only_when_asked(
+    tmp_path: Path,
+) -> None:
+    code, plain, _ = await siaga(tmp_path, "export", "--since", "2026-11-01")
+    code_personal, _, err = await siaga(
+        tmp_path, "export", "--since", "2026-11-01", "--with-personal-data", "-o", "out.csv"
+    )
+    bad, _, bad_err = await siaga(tmp_path, "export", "--since", "yesterday")
+
+    assert code == 0
+    assert plain.splitlines()[0].startswith("ref,status,category,")
+    assert "caller_phone" not in plain
+    assert code_personal == 0
+    assert "caller_phone" in (tmp_path / "out.csv").read_text().splitlines()[0]
+    assert "0 tickets written" in err
+    assert bad == 2
+    assert "must be a date" in bad_err

@@ -13,6 +13,7 @@ from bot.domain.advisory import (
     Target,
     TargetKind,
 )
+from bot.domain.model import Assignment, AssignmentChannel
 from bot.services.ports import UnitOfWorkFactory
 from tests.integration import builders as b
 
@@ -161,3 +162,23 @@ async def test_cancel_leaves_a_leased_copy_alone_when_a_worker_holds_it(
         owed = await uow.outbox.owed(100)
     assert stopped == 2
     assert [m.id for m in owed] == [claimed[0].id]
+
+
+async def test_period_queries_return_submitted_tickets_and_their_assignments_when_asked(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        citizen = await uow.citizens.add(b.citizen())
+        inside = await uow.tickets.add(
+            b.ticket(citizen.id or 0, ref="SMG-1", submitted_at=b.at(10))
+        )
+        await uow.tickets.add(b.ticket(citizen.id or 0, ref="SMG-2", submitted_at=b.at(-10)))
+        await uow.assignments.add(
+            Assignment(inside.id or 0, "BPBD", b.at(11), AssignmentChannel.PHONE, "operator:1")
+        )
+        await uow.commit()
+    async with uow_factory() as uow:
+        found = await uow.tickets.submitted_between(b.at(0), b.at(60))
+        assignments = await uow.assignments.for_tickets([inside.id or 0])
+    assert [t.ref for t in found] == ["SMG-1"]
+    assert [a.agency_code for a in assignments] == ["BPBD"]

@@ -19,7 +19,7 @@ from bot.domain.model import (
 )
 from bot.domain.stats import compute, percentile
 from bot.services.advisories import NotAllowed
-from bot.services.stats import StatsService
+from bot.services.stats import EXPORT_COLUMNS, PERSONAL_COLUMNS, ExportService, StatsService
 from handlers.stats_chart import render_png
 from tests.fakes.memory_uow import InMemoryUnitOfWorkFactory
 from tests.unit.advisory_support import ADMIN, Admins
@@ -130,3 +130,40 @@ def test_chart_is_a_png_when_rendered_for_a_period() -> None:
 
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 5_000
+
+
+async def test_export_has_one_row_per_ticket_without_personal_data_when_not_asked() -> None:
+    uow_factory = InMemoryUnitOfWorkFactory()
+    await known_set(uow_factory)
+    clock = Clock()
+    clock.advance(hours=1)
+    service = ExportService(StatsService(uow_factory, clock, Admins()), uow_factory, clock)
+
+    rows = await service.rows(T0 - timedelta(days=1))
+
+    assert len(rows) == 6
+    first = rows[0]
+    assert set(first) == set(EXPORT_COLUMNS)
+    assert (first["claim_s"], first["dispatch_s"], first["ack_s"], first["on_scene_s"]) == (
+        30, 60, 90, 480
+    )  # fmt: skip
+    assert first["on_scene_within_10_min"] is True
+    assert rows[2]["on_scene_within_10_min"] is False
+    assert first["agencies"] == "BPBD"
+    assert first["kecamatan"] == "Tugu"
+    assert uow_factory.store.audit == {}
+
+
+async def test_personal_data_export_is_recorded_in_the_audit_log_when_asked() -> None:
+    uow_factory = InMemoryUnitOfWorkFactory()
+    await known_set(uow_factory)
+    clock = Clock()
+    clock.advance(hours=1)
+    service = ExportService(StatsService(uow_factory, clock, Admins()), uow_factory, clock)
+
+    rows = await service.rows(T0 - timedelta(days=1), personal=True, actor="cli")
+
+    assert set(rows[0]) == {*EXPORT_COLUMNS, *PERSONAL_COLUMNS}
+    (entry,) = uow_factory.store.audit.values()
+    assert (entry.kind, entry.actor, entry.at) == ("export_personal_data", "cli", clock.now())
+    assert "6 tickets" in (entry.note or "")

@@ -1,15 +1,19 @@
-"""``siaga112 cap import FILE|URL``: reads a CAP alert and offers the admins a draft.
+"""The admins' console commands: ``siaga112 cap import FILE|URL`` and ``siaga112 export``.
 
-Wiring only (the composition root of the command): the document is read from a file or
-fetched over http(s) (10 s timeout, 1 MB at most, a real User-Agent), then
+Wiring only (the composition root of each command). ``cap import``: the document is read
+from a file or fetched over http(s) (10 s timeout, 1 MB at most, a real User-Agent), then
 :class:`bot.services.cap.CapImporter` matches it to the city and stores the draft; the
-running bot's outbox worker delivers the offers to the admins.
+running bot's outbox worker delivers the offers to the admins. ``export``: one CSV row per
+ticket with its milestones (:class:`bot.services.stats.ExportService`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,6 +22,7 @@ from bot.config import Settings
 from bot.geo import load_gazetteer
 from bot.services.cap import MAX_BYTES, CapImporter, ImportResult, parse_cap
 from bot.services.clock import SystemClock
+from bot.services.stats import EXPORT_COLUMNS, PERSONAL_COLUMNS, ExportService, StatsService
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
@@ -58,3 +63,31 @@ async def import_cap(settings: Settings, source: str) -> ImportResult:
         return await importer.import_alert(alert, admins)
     finally:
         await engine.dispose()
+
+
+class _Everyone:
+    """The command line is run by the deployment's operators: no roster check."""
+
+    async def is_admin(self, telegram_id: int) -> bool:
+        return True
+
+
+async def export_csv(settings: Settings, since: datetime, *, personal: bool) -> str:
+    """The CSV of the tickets submitted since ``since`` (UTC times, milestones in seconds)."""
+    await upgrade(settings.database_url)
+    engine = create_engine(settings.database_url)
+    try:
+        uow_factory = SqlUnitOfWorkFactory(session_factory(engine))
+        clock = SystemClock()
+        service = ExportService(StatsService(uow_factory, clock, _Everyone()), uow_factory, clock)
+        rows = await service.rows(since, personal=personal)
+    finally:
+        await engine.dispose()
+    out = io.StringIO()
+    writer = csv.DictWriter(
+        out, fieldnames=[*EXPORT_COLUMNS, *(PERSONAL_COLUMNS if personal else ())],
+        lineterminator="\n",
+    )  # fmt: skip
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
