@@ -32,8 +32,15 @@ from bot.services.queue import QueueService
 from bot.services.relay import RelayPolicy, RelayService
 from bot.services.roster import RosterService
 from bot.services.sla import SlaPolicy, SlaService
-from handlers.context import SERVICES_KEY, VIEWS_KEY, Context, SiagaApplication
+from handlers.context import (
+    OPERATOR_VIEWS_KEY,
+    SERVICES_KEY,
+    VIEWS_KEY,
+    Context,
+    SiagaApplication,
+)
 from handlers.delivery import TelegramDeliverer
+from handlers.operator_views import OperatorViews
 from handlers.processing import PerChatUpdateProcessor
 from handlers.views import Views
 from storage.db import create_engine, session_factory
@@ -112,6 +119,7 @@ def build_application(
             *_console_services(settings, uow_factory, read_uow_factory, geo, clock),
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
+        application.bot_data[OPERATOR_VIEWS_KEY] = OperatorViews(settings)
         resources.closers[:] = [worker.stop, geo.aclose, engine.dispose]
         if application.job_queue is not None:
             application.job_queue.run_repeating(
@@ -153,7 +161,7 @@ def build_application(
         .get_updates_read_timeout(40)
     )
     application: SiagaApplication = builder.build()
-    handlers.register(application)
+    handlers.register(application, settings.operator_chat_id)
     return application
 
 

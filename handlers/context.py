@@ -9,10 +9,12 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.services import Services
 from bot.services.intake import Actor
+from handlers.operator_views import OperatorViews
 from handlers.views import Views
 
 SERVICES_KEY = "services"
 VIEWS_KEY = "views"
+OPERATOR_VIEWS_KEY = "operator_views"
 
 
 class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
@@ -28,6 +30,12 @@ class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict
     def views(self) -> Views:
         """The renderer of this deployment."""
         views: Views = self.bot_data[VIEWS_KEY]
+        return views
+
+    @property
+    def operator_views(self) -> OperatorViews:
+        """The renderer of the operators' chat."""
+        views: OperatorViews = self.bot_data[OPERATOR_VIEWS_KEY]
         return views
 
 

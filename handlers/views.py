@@ -6,6 +6,7 @@ ASCII codes ``i|<ticket id>|<action>[|<arg>]`` (``m|<action>`` for the menu), ne
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
@@ -611,6 +612,59 @@ class Views:
             "sent so far is saved; please try again in a moment."
         ).format(reference=escape(reference))
         return Text(text + "\n\n" + self.fallback(_))
+
+    # -- the conversation with the operators after submit ---------------------------------
+
+    def citizen_status(
+        self, citizen: Citizen, ticket: Ticket, payload: Mapping[str, object]
+    ) -> Text:
+        """A progress notice (being handled, dispatched, en route, on scene, resolved), in
+        the citizen's language, with the reference and the voice number."""
+        _ = gettext_for(citizen.language)
+        ref = escape(ticket.ref or "")
+        step = payload.get("status")
+        markup = None
+        if step == "claimed":
+            text = _(
+                "👮 An operator of Call Center 112 is now handling your report <b>{ref}</b>. "
+                "You can write here to talk to them."
+            ).format(ref=ref)
+        elif step == "dispatched":
+            names = payload.get("agencies")
+            agencies = ", ".join(map(str, names)) if isinstance(names, list) else ""
+            text = _("🚒 Help has been requested for your report <b>{ref}</b>: {agencies}.").format(
+                ref=ref, agencies=escape(agencies or "—")
+            )
+        elif step == "en_route":
+            eta = payload.get("eta_minutes")
+            if isinstance(eta, int) and eta > 0:
+                text = _(
+                    "🚨 Help is on the way for your report <b>{ref}</b>, in about {minutes} "
+                    "minutes."
+                ).format(ref=ref, minutes=eta)
+            else:
+                text = _("🚨 Help is on the way for your report <b>{ref}</b>.").format(ref=ref)
+        elif step == "on_scene":
+            text = _("📍 Help has arrived at the place of your report <b>{ref}</b>.").format(
+                ref=ref
+            )
+        elif step == "resolved":
+            text = _(
+                "✅ Your report <b>{ref}</b> has been closed by Call Center 112. Thank you. "
+                "If you need help again, tap «🆘 Report an emergency» to send a new report."
+            ).format(ref=ref)
+            markup = self.menu(_)
+        else:
+            text = _("ℹ️ There is news about your report <b>{ref}</b>.").format(ref=ref)
+        return Text(text + "\n\n" + self.fallback(_), markup)
+
+    def citizen_relay_header(
+        self, citizen: Citizen, ticket: Ticket, *, edited: bool = False
+    ) -> str:
+        """The role header of an operator's message (never the operator's own name)."""
+        _ = gettext_for(citizen.language)
+        header = _("👮 <b>Operator 112</b> · {ref}").format(ref=escape(ticket.ref or ""))
+        return header + (" " + _("(corrected)") if edited else "")
 
     # -- operators ----------------------------------------------------------------------
 
