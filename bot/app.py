@@ -264,6 +264,12 @@ async def check_deployment(settings: Settings) -> list[tuple[bool, str]]:
                 results.append((True, f"operators' chat reachable ({chat.type})"))
                 results.append((bool(chat.is_forum), "operators' chat is a forum (topics on)"))
                 results.append((topics, "bot may manage topics in the operators' chat"))
+                mode = (
+                    "console mode: one forum topic per ticket"
+                    if chat.is_forum and topics
+                    else "console mode: no topics, a ticket's messages reply to its card"
+                )
+                results.append((True, mode))
     except Exception as exc:
         results.append((False, f"Telegram: {type(exc).__name__}"))
     return results
