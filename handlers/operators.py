@@ -257,11 +257,15 @@ async def timeline(update: Update, context: Context) -> None:
     result = await services.console.timeline(_staff(update), ticket.id)
     if not result.ok or result.ticket is None:
         return  # not a roster member: nothing to show
+    ticket = result.ticket
     names = {
-        m.telegram_id: m.display_name or str(m.telegram_id)
+        m.telegram_id: m.display_name
         for m in await services.roster.members(include_inactive=True)
+        if m.display_name
     }
-    await message.reply_text(views.timeline(result.ticket, result.events, names))
+    if ticket.claimed_by is not None and ticket.claimed_by_name:
+        names.setdefault(ticket.claimed_by, ticket.claimed_by_name)
+    await message.reply_text(views.timeline(ticket, result.events, names))
 
 
 async def operator(update: Update, context: Context) -> None:

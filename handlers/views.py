@@ -339,6 +339,20 @@ class Views:
             )
             screen.replies.append(Text(text))
             return
+        if notice is Notice.REOPENED and outcome.ticket is not None:
+            text = _(
+                "🔁 Your report {ref} was reopened: your message went to the operators, who "
+                "will answer here."
+            ).format(ref=escape(outcome.ticket.ref or ""))
+            screen.replies.append(Text(f"{text}\n\n{self.fallback(_)}"))
+            return
+        if notice is Notice.CLOSED_NEW_REPORT and outcome.ticket is not None:
+            text = _(
+                "Your report {ref} is closed, so this message was not passed on. If you need "
+                "help again, tap «🆘 Report an emergency» to send a new report."
+            ).format(ref=escape(outcome.ticket.ref or ""))
+            screen.replies.append(Text(f"{text}\n\n{self.fallback(_)}", self.menu(_)))
+            return
         if notice is Notice.STALE_BUTTON:
             screen.alert = _("This button is no longer active.")
             return
