@@ -119,7 +119,7 @@ def build_application(
             *_console_services(settings, uow_factory, read_uow_factory, geo, clock),
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
-        application.bot_data[OPERATOR_VIEWS_KEY] = OperatorViews(settings)
+        application.bot_data[OPERATOR_VIEWS_KEY] = OperatorViews.from_settings(settings)
         resources.closers[:] = [worker.stop, geo.aclose, engine.dispose]
         if application.job_queue is not None:
             application.job_queue.run_repeating(

@@ -166,14 +166,29 @@ class Card:
 class OperatorViews:
     """Renders the console for the operators' chat of one deployment."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.zone: ZoneInfo = settings.timezone
-        self.phone = settings.emergency_phone
-        self.language = settings.default_language
-        self.agencies: tuple[tuple[str, str], ...] = tuple(
-            (agency.code, agency.name) for agency in settings.agencies
-        )
+    def __init__(
+        self,
+        zone: ZoneInfo,
+        phone: str,
+        language: str,
+        agencies: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self.zone = zone
+        self.phone = phone
+        self.language = language
+        self.agencies: tuple[tuple[str, str], ...] = tuple(agencies)
+        """(code, name) of every agency, in the agencies file's order (the picker's bits)."""
         self._agency_names = dict(self.agencies)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OperatorViews:
+        """The console of a deployment: its time zone, number, language and agencies."""
+        return cls(
+            settings.timezone,
+            settings.emergency_phone,
+            settings.default_language,
+            [(agency.code, agency.name) for agency in settings.agencies],
+        )
 
     @property
     def _(self) -> Translate:

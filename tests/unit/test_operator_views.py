@@ -42,7 +42,9 @@ EVIL = '<script>alert("x")</script> & <b>'
 
 @pytest.fixture
 def views() -> OperatorViews:
-    return OperatorViews(load_settings({"DATABASE_URL": "sqlite+aiosqlite://"}, env_file=None))
+    return OperatorViews.from_settings(
+        load_settings({"DATABASE_URL": "sqlite+aiosqlite://"}, env_file=None)
+    )
 
 
 @pytest.fixture
