@@ -1,14 +1,17 @@
-"""Geocoding benchmark: ``locate_area`` throughput and cached ``geocode`` latency.
+"""Geocoding benchmark: ``locate_area`` throughput, cached ``geocode`` latency, landmarks.
 
 Run: ``.venv/bin/python bench/geocode.py [--points 200000] [--seed 112]``. One core, no
 network (Nominatim is a stub answering from memory). Targets: locate_area >= 20,000
-points/s; cached geocode p95 <= 1 ms.
+points/s; cached geocode p95 <= 1 ms. The landmark part types every name and alias of
+``bot/geo/data/semarang_landmarks.csv`` alone and inside a sentence, offline, and counts
+what a surge of such reports costs a rate-limited Nominatim (1 request/s, simulated time).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import random
 import statistics
 import sys
@@ -19,6 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 CACHED_QUERIES = 500
 CACHED_CALLS = 20_000
+LANDMARKS_CSV = Path(__file__).resolve().parents[1] / "bot/geo/data/semarang_landmarks.csv"
+SENTENCES = (
+    "tolong ada kebakaran di {} sekarang",
+    "kecelakaan motor depan {}!!",
+    "ada orang pingsan dekat {}, cepat",
+)
+PROMPT_EXAMPLES = ("Simpang Lima", "Jl. Pandanaran 10")
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -127,14 +137,108 @@ async def bench_cached_geocode() -> None:
     )
 
 
+async def bench_landmarks() -> None:
+    """Types every landmark name and alias (alone, in sentences) into the offline geocoder."""
+    from bot.geo import CompositeGeocoder, load_gazetteer
+    from bot.geo.nominatim import NominatimPlace
+    from bot.geo.ratelimit import AsyncRateLimiter
+    from bot.services.clock import SystemClock
+
+    with LANDMARKS_CSV.open(encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    typed = [
+        (text, row)
+        for row in rows
+        for text in dict.fromkeys([row["name"], *row["aliases"].split(";")])
+        if text
+    ]
+    offline = CompositeGeocoder(load_gazetteer(), nominatim=None, cache=None, clock=SystemClock())
+
+    async def score(texts: list[tuple[str, dict[str, str]]]) -> tuple[int, int, list[float]]:
+        in_kelurahan = at_point = 0
+        samples: list[float] = []
+        for text, row in texts:
+            started = time.perf_counter_ns()
+            candidates = await offline.geocode(text)
+            samples.append((time.perf_counter_ns() - started) / 1000)
+            best = candidates[0] if candidates else None
+            if best is not None and best.area is not None:
+                in_kelurahan += best.area.kelurahan_name == row["kelurahan"]
+                at_point += (best.lat, best.lon) == (float(row["lat"]), float(row["lon"]))
+        return in_kelurahan, at_point, samples
+
+    for label, texts in (
+        ("typed alone", typed),
+        (
+            "inside a sentence",
+            [(s.format(text), row) for text, row in typed for s in SENTENCES[:1]]
+            + [(s.format(row["name"]), row) for row in rows for s in SENTENCES[1:]],
+        ),
+    ):
+        kelurahan, point, samples = await score(texts)
+        print(
+            f"landmarks {label}: {len(texts)} texts, first answer in the landmark's kelurahan "
+            f"{kelurahan} ({kelurahan / len(texts):.0%}), at its point {point} "
+            f"({point / len(texts):.0%}); p50 {statistics.median(samples):.1f} us, "
+            f"p95 {percentile(samples, 95):.1f} us"
+        )
+    for example in PROMPT_EXAMPLES:
+        found = await offline.geocode(example)
+        answer = (
+            f"{found[0].display_address} ({found[0].source}, {found[0].confidence})"
+            if found
+            else "nothing"
+        )
+        print(f"  prompt example {example!r} offline: {answer}")
+
+    class FakeTime:
+        now = 0.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+        async def sleep(self, seconds: float) -> None:
+            self.now += seconds
+
+    fake = FakeTime()
+
+    class LimitedStub:
+        """Answers from memory, one request per simulated second like the public server."""
+
+        calls = 0
+        limiter = AsyncRateLimiter(1.0, monotonic=fake.monotonic, sleep=fake.sleep)
+
+        async def search(self, query: str, *, language: str) -> list[NominatimPlace]:
+            await self.limiter.acquire()
+            self.calls += 1
+            return [NominatimPlace(-6.98391, 110.4104, f"{query}, Sekayu, Semarang", 30)]
+
+        async def reverse(self, lat: float, lon: float, *, language: str) -> None:
+            return None
+
+        async def aclose(self) -> None:
+            return None
+
+    stub = LimitedStub()
+    online = CompositeGeocoder(load_gazetteer(), nominatim=stub, cache=None, clock=SystemClock())
+    surge = [f"{s.format(text)}" for text, _ in typed for s in SENTENCES[:1]]
+    for text in surge:
+        await online.geocode(text)
+    print(
+        f"surge of {len(surge)} one-line reports naming a landmark, Nominatim at 1 request/s: "
+        f"{stub.calls} Nominatim requests, the last answered after {fake.now:.0f} s (simulated)"
+    )
+
+
 def main() -> None:
-    """Runs both benchmarks and prints the numbers."""
+    """Runs the benchmarks and prints the numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=112)
     args = parser.parse_args()
     bench_locate_area(args.points, args.seed)
     asyncio.run(bench_cached_geocode())
+    asyncio.run(bench_landmarks())
 
 
 if __name__ == "__main__":

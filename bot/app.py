@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from telegram import BotCommand, LinkPreviewOptions
+from telegram import Bot, BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
+from telegram.error import ChatMigrated, TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
@@ -21,11 +22,15 @@ from bot.config import Settings
 from bot.geo import build_geocoder
 from bot.i18n import gettext_for
 from bot.services import Services
+from bot.services.alerts import AdminAlerts
+from bot.services.chats import ChatDirectory
 from bot.services.clock import SystemClock
 from bot.services.console import ConsolePolicy, ConsoleService
+from bot.services.governor import Limits, RateGovernor
+from bot.services.health import DeliveryHealth
 from bot.services.intake import IntakePolicy, IntakeService
 from bot.services.outbox import OutboxWorker
-from bot.services.outbox_kinds import KINDS
+from bot.services.outbox_kinds import Audience
 from bot.services.ports import Clock, Geocoder, UnitOfWorkFactory
 from bot.services.queries import TicketQueries
 from bot.services.queue import QueueService
@@ -39,9 +44,10 @@ from handlers.context import (
     Context,
     SiagaApplication,
 )
-from handlers.delivery import TelegramDeliverer
+from handlers.delivery import TelegramDeliverer, telegram_reason
 from handlers.operator_views import OperatorViews
 from handlers.processing import PerChatUpdateProcessor
+from handlers.ratelimit import GovernedRateLimiter
 from handlers.views import Views
 from storage.db import create_engine, session_factory
 from storage.geocode_cache import SqlGeocodeCache
@@ -50,7 +56,6 @@ from storage.uow import SqlUnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
-MUST_DELIVER = [kind.name for kind in KINDS.values() if kind.must_deliver]
 SWEEP_INTERVAL = timedelta(seconds=30)
 SLA_INTERVAL = timedelta(seconds=5)
 GEOCODER_TIMEOUT = 5.0
@@ -69,6 +74,7 @@ def build_application(
     clock: Clock | None = None,
     geocoder: Geocoder | None = None,
     outbox_poll_interval: float = 1.0,
+    rate_limiter: GovernedRateLimiter | None = None,
 ) -> SiagaApplication:
     """Build the bot; nothing is opened until the application initialises."""
     clock = clock or SystemClock()
@@ -102,21 +108,31 @@ def build_application(
             default_language=settings.default_language,
             operator_chat_id=settings.operator_chat_id,
         )
-        intake = IntakeService(uow_factory, geo, clock, policy, read_uow_factory=read_uow_factory)
+        health = DeliveryHealth()
+        chats = ChatDirectory(uow_factory, clock, read_uow_factory=read_uow_factory)
+        alerts = AdminAlerts(uow_factory, clock, sorted(settings.admin_user_ids))
+        intake = IntakeService(
+            uow_factory, geo, clock, policy, read_uow_factory=read_uow_factory, health=health
+        )
         queries = TicketQueries(read_uow_factory)
         roster = RosterService(uow_factory, clock, read_uow_factory=read_uow_factory)
         await roster.seed(settings.operator_user_ids, settings.admin_user_ids)
         views = Views(settings)
         deliverer = TelegramDeliverer(
-            application.bot, queries, intake, views, settings.operator_chat_id
+            application.bot, queries, intake, views, settings.operator_chat_id, chats=chats
         )
         worker = OutboxWorker(
-            uow_factory, deliverer, clock, must_deliver=MUST_DELIVER,
-            poll_interval=outbox_poll_interval, read_uow_factory=read_uow_factory,
+            uow_factory, deliverer, clock, poll_interval=outbox_poll_interval, health=health,
+            alerts=alerts, chats=chats,
+            # One process per SQLite database: a previous run's leases are a dead process's.
+            take_over_on_start=engine.dialect.name == "sqlite",
         )  # fmt: skip
+        alerts.on_enqueue(worker.wake)
         application.bot_data[SERVICES_KEY] = Services(
             settings, intake, queries, worker, roster,
-            *_console_services(settings, uow_factory, read_uow_factory, geo, clock),
+            *_console_services(
+                settings, uow_factory, read_uow_factory, geo, clock, health=health
+            ),
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
         application.bot_data[OPERATOR_VIEWS_KEY] = OperatorViews.from_settings(settings)
@@ -132,6 +148,11 @@ def build_application(
             )  # fmt: skip
         if settings.operator_chat_id is None:
             log.warning("OPERATOR_CHAT_ID is not set: operator cards wait in the outbox")
+        else:
+            await _check_operators_chat(
+                application, settings.operator_chat_id, chats=chats, health=health,
+                alerts=alerts, clock=clock,
+            )  # fmt: skip
         await _set_commands(application)
         worker.start()
         worker.wake()  # deliver whatever a previous run left behind
@@ -151,6 +172,7 @@ def build_application(
         .defaults(defaults)
         .context_types(ContextTypes(context=Context))
         .concurrent_updates(PerChatUpdateProcessor(64))
+        .rate_limiter(rate_limiter or build_rate_limiter(settings))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .connect_timeout(10)
@@ -165,12 +187,60 @@ def build_application(
     return application
 
 
+def build_rate_limiter(settings: Settings) -> GovernedRateLimiter:
+    """One rate governor for every Bot API call, with the ``TELEGRAM_RATE_*`` budgets."""
+    limits = Limits(
+        overall_calls=settings.rate_overall_per_second,
+        group_calls=settings.rate_group_per_minute,
+        private_burst=settings.rate_private_burst,
+        private_per_second=settings.rate_private_per_second,
+        broadcast_per_second=settings.rate_broadcast_per_second,
+    )
+    return GovernedRateLimiter(RateGovernor(limits), enabled=settings.rate_governor)
+
+
+async def _check_operators_chat(
+    application: SiagaApplication,
+    chat_id: int,
+    *,
+    chats: ChatDirectory,
+    health: DeliveryHealth,
+    alerts: AdminAlerts,
+    clock: Clock,
+) -> None:
+    """Asks Telegram for the operators' chat (``getChat``) before taking reports.
+
+    On failure: one error line naming Telegram's reason, an admin alert, and the citizens'
+    confirmations say the report is queued (not that an operator reads it) until a card
+    gets through. A group that became a supergroup is followed."""
+    try:
+        target = await chats.resolve(chat_id)
+        try:
+            await application.bot.get_chat(target)
+        except ChatMigrated as exc:
+            await chats.moved(target, exc.new_chat_id)
+            await application.bot.get_chat(exc.new_chat_id)
+    except Exception as exc:
+        reason = telegram_reason(exc)
+        log.error(
+            "the operators' chat %s cannot be reached: %s. Operator cards wait in the outbox "
+            "until it can; admins are alerted.", chat_id, reason,
+        )  # fmt: skip
+        health.down(Audience.OPERATORS, chat_id, reason, clock.now())
+        try:
+            await alerts.destination_down(Audience.OPERATORS, chat_id, reason)
+        except Exception as alert_error:
+            log.warning("queueing the admin alert failed: %s", type(alert_error).__name__)
+
+
 def _console_services(
     settings: Settings,
     uow_factory: UnitOfWorkFactory,
     read_uow_factory: UnitOfWorkFactory,
     geocoder: Geocoder,
     clock: Clock,
+    *,
+    health: DeliveryHealth,
 ) -> tuple[ConsoleService, RelayService, QueueService, SlaService]:
     """The operator side: console actions, relay both ways, the queue board, SLA timers."""
     chat = settings.operator_chat_id
@@ -184,7 +254,7 @@ def _console_services(
             flood_limit_per_minute=settings.flood_limit_per_minute,
             reopen_window=timedelta(minutes=settings.reopen_window_minutes),
             default_language=settings.default_language, operator_chat_id=chat,
-        ),
+        ), health=health,
     )  # fmt: skip
     sla = SlaService(
         uow_factory, clock, SlaPolicy(
@@ -258,18 +328,39 @@ async def check_deployment(settings: Settings) -> list[tuple[bool, str]]:
             if settings.operator_chat_id is None:
                 results.append((False, "OPERATOR_CHAT_ID is not set"))
             else:
-                chat = await application.bot.get_chat(settings.operator_chat_id)
-                member = await application.bot.get_chat_member(chat.id, me.id)
-                topics = bool(getattr(member, "can_manage_topics", False))
-                results.append((True, f"operators' chat reachable ({chat.type})"))
-                results.append((bool(chat.is_forum), "operators' chat is a forum (topics on)"))
-                results.append((topics, "bot may manage topics in the operators' chat"))
-                mode = (
-                    "console mode: one forum topic per ticket"
-                    if chat.is_forum and topics
-                    else "console mode: no topics, a ticket's messages reply to its card"
-                )
-                results.append((True, mode))
+                results.extend(await _check_chat(application.bot, settings.operator_chat_id, me.id))
     except Exception as exc:
-        results.append((False, f"Telegram: {type(exc).__name__}"))
+        results.append((False, f"Telegram: {_said(exc, settings)}"))
     return results
+
+
+async def _check_chat(bot: Bot, chat_id: int, bot_id: int) -> list[tuple[bool, str]]:
+    """The operators' chat: reachable (or Telegram's reason why not), a forum, topic rights."""
+    try:
+        chat = await bot.get_chat(chat_id)
+        member = await bot.get_chat_member(chat.id, bot_id)
+    except ChatMigrated as exc:
+        return [(False, f"operators' chat {chat_id} became a supergroup: set OPERATOR_CHAT_ID="
+                        f"{exc.new_chat_id} (the bot follows it meanwhile)")]  # fmt: skip
+    except TelegramError as exc:
+        return [(False, f"operators' chat {chat_id} unreachable: Telegram says "
+                        f"\"{telegram_reason(exc)}\" ({type(exc).__name__})")]  # fmt: skip
+    topics = bool(getattr(member, "can_manage_topics", False))
+    return [
+        (True, f"operators' chat reachable ({chat.type})"),
+        (bool(chat.is_forum), "operators' chat is a forum (topics on)"),
+        (topics, "bot may manage topics in the operators' chat"),
+        (
+            True,
+            "console mode: one forum topic per ticket"
+            if chat.is_forum and topics
+            else "console mode: no topics, a ticket's messages reply to its card",
+        ),
+    ]
+
+
+def _said(error: BaseException, settings: Settings) -> str:
+    """Telegram's reason and the error class, never the token."""
+    said = f"{telegram_reason(error)} ({type(error).__name__})"
+    token = settings.telegram_bot_token.value
+    return said.replace(token, "<token>") if token else said

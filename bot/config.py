@@ -6,6 +6,7 @@ invalid value raises :class:`SettingsError` naming the variable; the token is ne
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -91,6 +92,13 @@ class Settings:
     max_open_tickets: int
     flood_limit_per_minute: int
     log_level: str
+    rate_governor: bool
+    """Whether every Bot API call is paced by the rate governor (off: only for comparisons)."""
+    rate_overall_per_second: int
+    rate_group_per_minute: int
+    rate_private_per_second: float
+    rate_private_burst: int
+    rate_broadcast_per_second: int
     sla_realert_seconds: int = 60
     sla_escalate_seconds: int = 180
     sla_idle_claim_minutes: int = 10
@@ -119,9 +127,20 @@ def _number(variable: str, raw: str, cast: Callable[[str], T], minimum: float) -
         value = cast(raw)
     except ValueError:
         raise SettingsError(variable, f"must be a number, got {raw!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SettingsError(variable, f"must be a finite number, got {raw!r}")
     if value < minimum:  # type: ignore[operator]
         raise SettingsError(variable, f"must be at least {minimum}")
     return value
+
+
+def _switch(variable: str, raw: str) -> bool:
+    value = raw.lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise SettingsError(variable, f"must be on or off, got {raw!r}")
 
 
 def _url(variable: str, raw: str) -> str:
@@ -241,6 +260,20 @@ def load_settings(
     )
     if nominatim_url == PUBLIC_NOMINATIM_URL and interval < 1.0:
         raise SettingsError("NOMINATIM_MIN_INTERVAL", "must be >= 1 for the public server")
+    overall = _number(
+        "TELEGRAM_RATE_OVERALL_PER_SECOND", get("TELEGRAM_RATE_OVERALL_PER_SECOND", "30"), int, 1
+    )
+    broadcast = _number(
+        "TELEGRAM_RATE_BROADCAST_PER_SECOND",
+        get("TELEGRAM_RATE_BROADCAST_PER_SECOND", str(min(20, overall))),
+        int,
+        1,
+    )
+    if broadcast > overall:
+        raise SettingsError(
+            "TELEGRAM_RATE_BROADCAST_PER_SECOND",
+            f"must not exceed TELEGRAM_RATE_OVERALL_PER_SECOND ({overall})",
+        )
 
     return Settings(
         telegram_bot_token=Secret(get("TELEGRAM_BOT_TOKEN")),
@@ -272,6 +305,21 @@ def load_settings(
             "FLOOD_LIMIT_PER_MINUTE", get("FLOOD_LIMIT_PER_MINUTE", "20"), int, 1
         ),
         log_level=log_level,
+        rate_governor=_switch("TELEGRAM_RATE_GOVERNOR", get("TELEGRAM_RATE_GOVERNOR", "on")),
+        rate_overall_per_second=overall,
+        rate_group_per_minute=_number(
+            "TELEGRAM_RATE_GROUP_PER_MINUTE", get("TELEGRAM_RATE_GROUP_PER_MINUTE", "20"), int, 1
+        ),
+        rate_private_per_second=_number(
+            "TELEGRAM_RATE_PRIVATE_PER_SECOND",
+            get("TELEGRAM_RATE_PRIVATE_PER_SECOND", "1"),
+            float,
+            0.01,
+        ),
+        rate_private_burst=_number(
+            "TELEGRAM_RATE_PRIVATE_BURST", get("TELEGRAM_RATE_PRIVATE_BURST", "3"), int, 1
+        ),
+        rate_broadcast_per_second=broadcast,
         sla_realert_seconds=_number(
             "SLA_REALERT_SECONDS", get("SLA_REALERT_SECONDS", "60"), int, 1
         ),

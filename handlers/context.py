@@ -10,14 +10,18 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.services import Services
 from bot.services.intake import Actor
 from handlers.operator_views import OperatorViews
+from handlers.ratelimit import RateLimitArgs
 from handlers.views import Views
 
 SERVICES_KEY = "services"
 VIEWS_KEY = "views"
 OPERATOR_VIEWS_KEY = "operator_views"
 
+SiagaBot = ExtBot[RateLimitArgs]
+"""The bot: every call passes the rate governor (``rate_limit_args`` see handlers/ratelimit)."""
 
-class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+
+class Context(CallbackContext[SiagaBot, dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
     """A callback context that knows the application core and the views."""
 
     @property
@@ -40,7 +44,7 @@ class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict
 
 
 SiagaApplication = Application[
-    ExtBot[None], Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any
+    SiagaBot, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any
 ]
 
 

@@ -1,25 +1,48 @@
-"""Delivers outbox rows through the Bot API (the Telegram adapter of the Deliverer port)."""
+"""Delivers outbox rows through the Bot API (the Telegram adapter of the Deliverer port).
+
+One send function per outbox kind, registered with ``@sends(KIND)`` in :data:`SENDERS`
+(a test fails when a kind of the registry has none). Each returns the Telegram message it
+sent (or None when there was nothing to send); the deliverer turns it into a
+``DeliveryResult`` and Telegram's errors into a ``DeliveryError`` whose ``Fault`` depends on
+who the row is for (its kind's ``Audience``): a citizen's 403 means they blocked the bot, an
+operators' or agency chat's 403/400 is a configuration fault of ours.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
+from typing import Any
 
-from telegram import Bot
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram import Bot, Message
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
 from bot.domain.model import Citizen, Location, MediaKind, OutboxMessage, Ticket
+from bot.services.chats import ChatDirectory
 from bot.services.intake import IntakeService
 from bot.services.outbox_kinds import (
+    ADMIN_ALERT,
     CITIZEN_NOTICE,
+    KINDS,
     OPERATOR_CARD,
     OPERATOR_LOCATION_UPDATE,
     OPERATOR_MEDIA,
     OPERATOR_PIN,
     OPERATOR_RELAY,
+    Audience,
+    OutboxKind,
 )
-from bot.services.ports import DeliveryError, Fault
-from bot.services.queries import TicketQueries
+from bot.services.ports import DeliveryError, DeliveryResult, Fault
+from bot.services.queries import TicketDetail, TicketQueries
 from handlers.views import Views
 
 #: Relayed kinds whose copy can carry our header as its caption.
@@ -27,14 +50,81 @@ CAPTIONED = frozenset({"photo", "video", "voice", "audio", "document", "animatio
 MAX_ACCURACY = 1500.0  # the Bot API's bound for horizontal_accuracy
 RELAY_PIECE = 3500  # characters of a citizen's text per operator message (limit 4096)
 RELAY_CAPTION = 800  # characters of a citizen's caption kept on the copy (limit 1024)
+#: Telegram's words for a chat the bot cannot write to (as opposed to a bad message).
+DESTINATION_REASONS = (
+    "chat not found",
+    "not a member",
+    "not enough rights",
+    "have no rights",
+    "need administrator rights",
+    "chat_write_forbidden",
+    "chat_admin_required",
+    "bot was kicked",
+    "group chat was deactivated",
+    "chat is deactivated",
+    "message thread not found",
+    "topic_closed",
+    "topic_deleted",
+)
 
 
 def _seconds(value: int | float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def telegram_reason(error: BaseException) -> str:
+    """Telegram's own words for an error ("chat not found"), else the exception's class."""
+    if isinstance(error, TelegramError) and error.message:
+        return str(error.message)
+    return type(error).__name__
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One row being delivered: its kind, its ticket (if any) and where the call went."""
+
+    message: OutboxMessage
+    kind: OutboxKind
+    detail: TicketDetail | None
+    chat_id: int | None = None
+
+    @property
+    def ticket(self) -> Ticket:
+        """The row's ticket (a kind that needs one refuses a row without)."""
+        if self.detail is None:
+            raise DeliveryError(f"{self.message.kind} needs a ticket", fault=Fault.REJECTED)
+        return self.detail.ticket
+
+    @property
+    def citizen(self) -> Citizen | None:
+        """The ticket's citizen, if known."""
+        return self.detail.citizen if self.detail else None
+
+
+Sender = Callable[["TelegramDeliverer", Delivery], Awaitable[DeliveryResult | None]]
+SENDERS: dict[str, Sender] = {}
+
+
+def sends(*kinds: str) -> Callable[[Sender], Sender]:
+    """Registers the decorated function as the sender of ``kinds``."""
+
+    def register(sender: Sender) -> Sender:
+        for kind in kinds:
+            if kind in SENDERS:
+                raise ValueError(f"outbox kind {kind!r} has two senders")
+            SENDERS[kind] = sender
+        return sender
+
+    return register
+
+
+def missing_senders() -> set[str]:
+    """The registered outbox kinds that have no send function (must be none)."""
+    return set(KINDS) - set(SENDERS)
+
+
 class TelegramDeliverer:
-    """Sends operator cards, pins, media, relays and citizen notices."""
+    """Sends each outbox row with the send function of its kind."""
 
     def __init__(
         self,
@@ -43,119 +133,219 @@ class TelegramDeliverer:
         intake: IntakeService,
         views: Views,
         operator_chat_id: int | None,
+        *,
+        chats: ChatDirectory | None = None,
     ) -> None:
-        self._bot = bot
+        self.bot = bot
         self._queries = queries
         self._intake = intake
-        self._views = views
+        self.views = views
         self._operator_chat_id = operator_chat_id
+        self._chats = chats
 
-    async def deliver(self, message: OutboxMessage) -> None:
-        """Deliver one row or raise DeliveryError (transient unless retrying cannot help)."""
-        ticket_id = message.payload.get("ticket_id")
+    async def deliver(self, message: OutboxMessage) -> DeliveryResult | None:
+        """Deliver one row and return what Telegram answered, or raise DeliveryError."""
+        kind = KINDS.get(message.kind)
+        sender = SENDERS.get(message.kind)
+        if kind is None or sender is None:
+            raise DeliveryError(f"no sender for outbox kind {message.kind}")
+        ticket_id = message.ticket_id or message.payload.get("ticket_id")
         detail = await self._queries.detail(int(str(ticket_id))) if ticket_id else None
-        if detail is None:
+        if ticket_id and detail is None:
             raise DeliveryError("ticket not found", fault=Fault.REJECTED)
+        delivery = Delivery(message, kind, detail)
         try:
-            if message.kind == CITIZEN_NOTICE:
-                await self._citizen_notice(detail.ticket, detail.citizen)
-            else:
-                await self._to_operators(message, detail.ticket, detail.citizen)
+            sent = await sender(self, delivery)
+        except ChatMigrated as exc:
+            raise DeliveryError(
+                "the group became a supergroup", fault=Fault.DESTINATION,
+                migrated_to=exc.new_chat_id, chat_id=delivery.chat_id,
+            ) from exc  # fmt: skip
         except RetryAfter as exc:
             raise DeliveryError(
-                "rate limited", fault=Fault.RATE_LIMITED, retry_after=_seconds(exc.retry_after)
-            ) from exc
+                "rate limited", fault=Fault.RATE_LIMITED, retry_after=_seconds(exc.retry_after),
+                chat_id=delivery.chat_id,
+            ) from exc  # fmt: skip
         except Forbidden as exc:
-            if message.kind == CITIZEN_NOTICE and detail.citizen is not None:
-                await self._intake.mark_blocked(detail.citizen.telegram_id)
-            fault = Fault.RECIPIENT_GONE if message.kind == CITIZEN_NOTICE else Fault.DESTINATION
-            raise DeliveryError(f"forbidden: {exc.message}", fault=fault) from exc
+            raise await self._refused(delivery, exc, forbidden=True) from exc
         except BadRequest as exc:
-            fault = Fault.REJECTED if message.kind == CITIZEN_NOTICE else Fault.DESTINATION
-            raise DeliveryError(f"bad request: {exc.message}", fault=fault) from exc
-        except (NetworkError, TelegramError) as exc:  # includes TimedOut
-            raise DeliveryError(f"{type(exc).__name__}: {exc.message}") from exc
+            raise await self._refused(delivery, exc, forbidden=False) from exc
+        except (NetworkError, TelegramError) as exc:  # 5xx, time-outs, connection errors
+            raise DeliveryError(
+                f"{type(exc).__name__}: {exc.message}", chat_id=delivery.chat_id
+            ) from exc
+        return sent if sent is not None else DeliveryResult(chat_id=delivery.chat_id)
 
-    def _operator_chat(self) -> int:
+    async def _refused(
+        self, delivery: Delivery, exc: TelegramError, *, forbidden: bool
+    ) -> DeliveryError:
+        """What a 403 (``forbidden``) or 400 means for this row's audience."""
+        reason, audience = exc.message, delivery.kind.audience
+        if audience is Audience.CITIZEN:
+            if forbidden and delivery.citizen is not None:
+                await self._intake.mark_blocked(delivery.citizen.telegram_id)
+            fault = Fault.RECIPIENT_GONE if forbidden else Fault.REJECTED
+        elif audience is Audience.ADMIN:  # an admin who never started the bot, or left it
+            fault = Fault.RECIPIENT_GONE if forbidden or _about_chat(reason) else Fault.REJECTED
+        else:  # a chat of ours: a configuration fault, unless Telegram refuses the message
+            fault = Fault.DESTINATION if forbidden or _about_chat(reason) else Fault.REJECTED
+        return DeliveryError(reason, fault=fault, chat_id=delivery.chat_id)
+
+    # -- helpers for the senders ------------------------------------------------------------
+
+    async def operators_chat(self, delivery: Delivery) -> int:
+        """The operators' chat (where it lives now), noted on ``delivery``."""
         if self._operator_chat_id is None:
-            raise DeliveryError("OPERATOR_CHAT_ID is not configured")
-        return self._operator_chat_id
+            raise DeliveryError("OPERATOR_CHAT_ID is not set", fault=Fault.DESTINATION)
+        chat = self._operator_chat_id
+        if self._chats is not None:
+            chat = await self._chats.resolve(chat)
+        delivery.chat_id = chat
+        return chat
 
-    async def _to_operators(
-        self, message: OutboxMessage, ticket: Ticket, citizen: Citizen | None
-    ) -> None:
-        chat = self._operator_chat()
-        views, bot, payload = self._views, self._bot, message.payload
-        if message.kind == OPERATOR_CARD:
-            await bot.send_message(chat, views.operator_card(ticket, citizen))
-        elif message.kind == OPERATOR_PIN:
-            location = ticket.incident_location or ticket.reporter_location
-            if location is not None:
-                await self._pin(chat, location)
-        elif message.kind == OPERATOR_MEDIA:
-            index = int(str(payload.get("index", 0)))
-            if index < len(ticket.media):
-                media = ticket.media[index]
-                caption = views.operator_relay_header(ticket)
-                if media.caption:
-                    caption = f"{caption} {escape(media.caption[:800])}"
-                await _send_media(bot, chat, media.kind, media.file_id, caption)
-        elif message.kind == OPERATOR_RELAY:
-            await self._relay(chat, ticket, payload)
-        elif message.kind == OPERATOR_LOCATION_UPDATE:
-            location = ticket.reporter_location or ticket.incident_location
-            await bot.send_message(chat, views.operator_location_update(ticket))
-            if location is not None:
-                await self._pin(chat, location)
-        else:
-            raise DeliveryError(f"unknown outbox kind {message.kind}", fault=Fault.REJECTED)
+    def limits(self, delivery: Delivery) -> dict[str, Any]:
+        """The rate governor's arguments for this row's calls (none without a governor)."""
+        if getattr(self.bot, "rate_limiter", None) is None:
+            return {}  # PTB refuses rate_limit_args when no rate limiter is set
+        priority = int(delivery.kind.priority)
+        return {"rate_limit_args": {"priority": priority, "rank": delivery.message.rank}}
 
-    async def _pin(self, chat: int, location: Location) -> None:
+    def marked(self, delivery: Delivery, text: str) -> str:
+        """``text`` headed by the repeat mark when the row may have been sent before."""
+        return f"{self.views.repeat_mark()}\n{text}" if delivery.message.repeat else text
+
+    async def pin(self, delivery: Delivery, chat: int, location: Location) -> Message:
+        """Sends a location pin (announced as a possible repeat when it may be one)."""
+        limits = self.limits(delivery)
+        if delivery.message.repeat:
+            await self.bot.send_message(chat, self.views.repeat_pin(delivery.ticket), **limits)
         accuracy = min(location.accuracy_m, MAX_ACCURACY) if location.accuracy_m else None
-        await self._bot.send_location(
-            chat, latitude=location.lat, longitude=location.lon, horizontal_accuracy=accuracy
+        return await self.bot.send_location(
+            chat, latitude=location.lat, longitude=location.lon, horizontal_accuracy=accuracy,
+            **limits,
+        )  # fmt: skip
+
+
+def _about_chat(reason: str) -> bool:
+    lowered = reason.lower()
+    return any(words in lowered for words in DESTINATION_REASONS)
+
+
+# -- the senders ----------------------------------------------------------------------------
+
+
+@sends(OPERATOR_CARD)
+async def _operator_card(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
+    chat = await d.operators_chat(delivery)
+    text = d.marked(delivery, d.views.operator_card(delivery.ticket, delivery.citizen))
+    return result_of(await d.bot.send_message(chat, text, **d.limits(delivery)))
+
+
+@sends(OPERATOR_PIN)
+async def _operator_pin(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
+    chat = await d.operators_chat(delivery)
+    ticket = delivery.ticket
+    location = ticket.incident_location or ticket.reporter_location
+    return result_of(await d.pin(delivery, chat, location)) if location is not None else None
+
+
+@sends(OPERATOR_MEDIA)
+async def _operator_media(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
+    chat = await d.operators_chat(delivery)
+    ticket = delivery.ticket
+    index = int(str(delivery.message.payload.get("index", 0)))
+    if index >= len(ticket.media):
+        return None
+    media = ticket.media[index]
+    caption = d.marked(delivery, d.views.operator_relay_header(ticket))
+    if media.caption:
+        caption = f"{caption} {escape(media.caption[:RELAY_CAPTION])}"
+    by_kind: dict[MediaKind, Callable[..., Awaitable[Message]]] = {
+        MediaKind.PHOTO: d.bot.send_photo,
+        MediaKind.VOICE: d.bot.send_voice,
+        MediaKind.VIDEO: d.bot.send_video,
+        MediaKind.AUDIO: d.bot.send_audio,
+    }
+    send = by_kind.get(media.kind, d.bot.send_document)
+    sent: Message = await send(chat, media.file_id, caption=caption, **d.limits(delivery))
+    return result_of(sent)
+
+
+@sends(OPERATOR_RELAY)
+async def _operator_relay(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
+    """Copies a citizen's message to the operators under a header naming the ticket."""
+    chat = await d.operators_chat(delivery)
+    bot, limits, payload = d.bot, d.limits(delivery), delivery.message.payload
+    header = d.marked(delivery, d.views.operator_relay_header(delivery.ticket))
+    kind = str(payload.get("kind", "text"))
+    from_chat = int(str(payload["from_chat_id"]))
+    message_id = int(str(payload["message_id"]))
+    text = payload.get("text")
+    text = text if isinstance(text, str) else ""
+    if kind == "text":
+        # Header and text must fit Telegram's 4096; a long text follows in pieces.
+        pieces = [text[i : i + RELAY_PIECE] for i in range(0, len(text), RELAY_PIECE)]
+        first = await bot.send_message(
+            chat, f"{header}\n{escape(pieces[0] if pieces else '')}", **limits
         )
-
-    async def _relay(self, chat: int, ticket: Ticket, payload: dict[str, object]) -> None:
-        header = self._views.operator_relay_header(ticket)
-        kind = str(payload.get("kind", "text"))
-        from_chat = int(str(payload["from_chat_id"]))
-        message_id = int(str(payload["message_id"]))
-        text = payload.get("text")
-        text = text if isinstance(text, str) else ""
-        if kind == "text":
-            # Header and text must fit Telegram's 4096; a long text follows in pieces.
-            pieces = [text[i : i + RELAY_PIECE] for i in range(0, len(text), RELAY_PIECE)]
-            await self._bot.send_message(chat, f"{header}\n{escape(pieces[0] if pieces else '')}")
-            for piece in pieces[1:]:
-                await self._bot.send_message(chat, escape(piece))
-            return
-        if kind in CAPTIONED and len(text) <= RELAY_CAPTION:
-            caption = f"{header}\n{escape(text)}" if text else header
-            await self._bot.copy_message(chat, from_chat, message_id, caption=caption)
-            return
-        if kind in CAPTIONED:  # the citizen's long caption goes as its own message
-            await self._bot.copy_message(chat, from_chat, message_id, caption=header)
-            await self._bot.send_message(chat, f"{header}\n{escape(text[:RELAY_PIECE])}")
-            return
-        await self._bot.send_message(chat, header)
-        await self._bot.copy_message(chat, from_chat, message_id)
-
-    async def _citizen_notice(self, ticket: Ticket, citizen: Citizen | None) -> None:
-        if citizen is None:
-            raise DeliveryError("citizen not found", fault=Fault.REJECTED)
-        text = self._views.abandoned(citizen)
-        await self._bot.send_message(ticket.chat_id, text.text, reply_markup=text.markup)
+        for piece in pieces[1:]:
+            await bot.send_message(chat, escape(piece), **limits)
+        return result_of(first)
+    if kind in CAPTIONED and len(text) <= RELAY_CAPTION:
+        caption = f"{header}\n{escape(text)}" if text else header
+        copied = await bot.copy_message(chat, from_chat, message_id, caption=caption, **limits)
+        return DeliveryResult(chat_id=chat, message_id=copied.message_id)
+    if kind in CAPTIONED:  # the citizen's long caption goes as its own message
+        copied = await bot.copy_message(chat, from_chat, message_id, caption=header, **limits)
+        await bot.send_message(chat, f"{header}\n{escape(text[:RELAY_PIECE])}", **limits)
+        return DeliveryResult(chat_id=chat, message_id=copied.message_id)
+    first = await bot.send_message(chat, header, **limits)
+    await bot.copy_message(chat, from_chat, message_id, **limits)
+    return result_of(first)
 
 
-async def _send_media(bot: Bot, chat: int, kind: MediaKind, file_id: str, caption: str) -> None:
-    if kind is MediaKind.PHOTO:
-        await bot.send_photo(chat, file_id, caption=caption)
-    elif kind is MediaKind.VOICE:
-        await bot.send_voice(chat, file_id, caption=caption)
-    elif kind is MediaKind.VIDEO:
-        await bot.send_video(chat, file_id, caption=caption)
-    elif kind is MediaKind.AUDIO:
-        await bot.send_audio(chat, file_id, caption=caption)
-    else:
-        await bot.send_document(chat, file_id, caption=caption)
+@sends(OPERATOR_LOCATION_UPDATE)
+async def _operator_location_update(
+    d: TelegramDeliverer, delivery: Delivery
+) -> DeliveryResult | None:
+    chat = await d.operators_chat(delivery)
+    ticket = delivery.ticket
+    location = ticket.reporter_location or ticket.incident_location
+    text = d.marked(delivery, d.views.operator_location_update(ticket))
+    sent = await d.bot.send_message(chat, text, **d.limits(delivery))
+    if location is not None:
+        accuracy = min(location.accuracy_m, MAX_ACCURACY) if location.accuracy_m else None
+        await d.bot.send_location(
+            chat, latitude=location.lat, longitude=location.lon, horizontal_accuracy=accuracy,
+            **d.limits(delivery),
+        )  # fmt: skip
+    return result_of(sent)
+
+
+@sends(CITIZEN_NOTICE)
+async def _citizen_notice(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
+    ticket, citizen = delivery.ticket, delivery.citizen
+    if citizen is None:
+        raise DeliveryError("citizen not found", fault=Fault.REJECTED)
+    delivery.chat_id = ticket.chat_id
+    text = d.views.abandoned(citizen)
+    sent = await d.bot.send_message(
+        ticket.chat_id, text.text, reply_markup=text.markup, **d.limits(delivery)
+    )
+    return result_of(sent)
+
+
+@sends(ADMIN_ALERT)
+async def _admin_alert(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
+    admin = int(str(delivery.message.payload["admin_id"]))
+    delivery.chat_id = admin
+    text = d.views.admin_alert(delivery.message.payload)
+    return result_of(await d.bot.send_message(admin, text, **d.limits(delivery)))
+
+
+def result_of(message: Message) -> DeliveryResult:
+    """What the deliverer reports of a sent message: its chat, id and topic."""
+    return DeliveryResult(
+        chat_id=message.chat_id, message_id=message.message_id,
+        thread_id=message.message_thread_id,
+    )  # fmt: skip

@@ -331,12 +331,18 @@ class Views:
 
     def _notice(self, screen: Screen, notice: Notice, outcome: Outcome, _: Translate) -> None:
         if notice is Notice.SUBMITTED and outcome.ticket is not None:
-            screen.replies.append(self._submitted(outcome.ticket, _))
+            queued = not outcome.operators_reachable
+            screen.replies.append(self._submitted(outcome.ticket, _, queued=queued))
             return
         if notice is Notice.RELAYED and outcome.ticket is not None:
-            text = _("✓ Sent to the operator (report {ref}).").format(
-                ref=escape(outcome.ticket.ref or "")
-            )
+            if outcome.operators_reachable:
+                text = _("✓ Sent to the operator (report {ref}).")
+            else:
+                text = _(
+                    "✓ Added to your report {ref}; the operators see it as soon as the "
+                    "connection is back."
+                )
+            text = text.format(ref=escape(outcome.ticket.ref or ""))
             screen.replies.append(Text(text))
             return
         if notice is Notice.REOPENED and outcome.ticket is not None:
@@ -380,21 +386,38 @@ class Views:
         ).format(ref=escape(outcome.open_tickets[0].ref or ""))
         return Text(f"{text}\n\n{self.fallback(_)}", self.menu(_))
 
-    def _submitted(self, ticket: Ticket, _: Translate) -> Text:
+    def _submitted(self, ticket: Ticket, _: Translate, *, queued: bool = False) -> Text:
+        """The confirmation; ``queued`` while operator cards cannot be delivered (never
+        promise that an operator is reading what they cannot see yet)."""
         lines = [
             _("✅ Your report <b>{ref}</b> was received at {time}.").format(
                 ref=escape(ticket.ref or ""),
                 time=self.local_time(ticket.submitted_at or ticket.created_at),
-            ),
-            _(
-                "<b>What happens next:</b> an operator of Call Center 112 reads it now and "
-                "sends the responsible service. The operator may write to you here or call "
-                "you. You will see every step of your report in this chat."
-            ),
+            )
         ]
+        if queued:
+            lines.append(
+                _(
+                    "<b>What happens next:</b> your report is saved and queued. The operators "
+                    "of Call Center 112 cannot be reached through this chat at the moment; it "
+                    "reaches them as soon as the connection is back. <b>If a life is at risk, "
+                    "call {phone} now.</b>"
+                ).format(phone=escape(self.phone))
+            )
+        else:
+            lines.append(
+                _(
+                    "<b>What happens next:</b> an operator of Call Center 112 reads it now and "
+                    "sends the responsible service. The operator may write to you here or call "
+                    "you. You will see every step of your report in this chat."
+                )
+            )
         if ticket.silent:
             lines.append(_("🤫 Silent mode is on: the operator will contact you by chat only."))
-        lines.append(_("Anything you send here now goes straight to the operator."))
+        if queued:
+            lines.append(_("Anything you send here now is added to your report."))
+        else:
+            lines.append(_("Anything you send here now goes straight to the operator."))
         lines.append(self.fallback(_))
         return Text("\n\n".join(lines), ReplyKeyboardRemove())
 
@@ -799,6 +822,37 @@ class Views:
         """Announces a live-location update of a ticket."""
         _ = gettext_for(self.operator_language)
         return _("📍 <b>{ref}</b>: live location updated.").format(ref=escape(ticket.ref or ""))
+
+    def repeat_mark(self) -> str:
+        """Heads a message sent again after a crash: operators must not count it twice."""
+        _ = gettext_for(self.operator_language)
+        return _("⟳ <b>sent again after a disruption — possibly a duplicate</b>")
+
+    def repeat_pin(self, ticket: Ticket) -> str:
+        """Precedes a pin sent again after a crash (a pin carries no text of its own)."""
+        _ = gettext_for(self.operator_language)
+        return _("{mark} · location of <b>{ref}</b>:").format(
+            mark=self.repeat_mark(), ref=escape(ticket.ref or "")
+        )
+
+    def admin_alert(self, payload: dict[str, object]) -> str:
+        """An alert for the admins (default language): which chat, and Telegram's reason."""
+        _ = gettext_for(self.operator_language)
+        chat_id = payload.get("chat_id")
+        chat = escape(str(chat_id)) if chat_id is not None else _("not configured")
+        if payload.get("audience") == "agency":
+            where = _("the agency chat {chat}").format(chat=chat)
+        else:
+            where = _("the operators' chat {chat}").format(chat=chat)
+        if payload.get("event") == "destination_recovered":
+            return _("✅ <b>Siaga112:</b> {where} receives messages again.").format(where=where)
+        reason = escape(str(payload.get("reason") or "—"))
+        return _(
+            "⚠️ <b>Siaga112:</b> {where} does not accept messages from the bot. Telegram says: "
+            "«{reason}». Reports wait in the queue and are retried every 30 seconds. Check that "
+            "the bot is a member and an administrator of that chat, and that the configured id "
+            "is right."
+        ).format(where=where, reason=reason)
 
 
 def _verified(verified: bool, _: Translate) -> str:

@@ -340,13 +340,20 @@ class AuditLogRow(Base):
 
 
 class OutboxRow(Base):
-    """A delivery owed to the outside world, committed with the change that caused it."""
+    """A delivery owed to the outside world, committed with the change that caused it.
+
+    A worker leases the rows it sends (``claimed_by`` until ``claimed_until``), so two
+    processes on one PostgreSQL database never send a row twice while both live.
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (
         Index(
             "ix_outbox_sent_at_failed_at_next_attempt_at", "sent_at", "failed_at", "next_attempt_at"
         ),
+        # Earlier owed rows of a ticket and lane (the claim keeps each ticket's order).
+        Index("ix_outbox_ticket_id_lane_id", "ticket_id", "lane", "id"),
+        Index("ix_outbox_dedup_key_created_at", "dedup_key", "created_at"),
     )
 
     id: Mapped[IntPK]
@@ -360,6 +367,22 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None]
     failed_at: Mapped[datetime | None]
     last_error: Mapped[FreeText | None]
+    rank: Mapped[int] = mapped_column(default=3, server_default=text("3"))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    dedup_key: Mapped[str | None] = mapped_column(String(128))
+    claimed_by: Mapped[Label | None]
+    claimed_until: Mapped[datetime | None]
+    repeat: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class ChatAliasRow(Base):
+    """A chat that moved (a group upgraded to a supergroup gets a new id)."""
+
+    __tablename__ = "chat_aliases"
+
+    old_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    new_id: Mapped[TelegramId]
+    created_at: Mapped[datetime]
 
 
 class RefCounterRow(Base):

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.ports import (
     AssignmentRepository,
     AuditRepository,
+    ChatAliasRepository,
     CitizenRepository,
     EventRepository,
     MessageRepository,
@@ -42,6 +43,7 @@ from storage.db import SQLITE_BEGIN_OPTION
 from storage.repositories import (
     SqlAssignmentRepository,
     SqlAuditRepository,
+    SqlChatAliasRepository,
     SqlCitizenRepository,
     SqlEventRepository,
     SqlMessageRepository,
@@ -59,6 +61,7 @@ class SqlUnitOfWork:
     events: EventRepository
     messages: MessageRepository
     outbox: OutboxRepository
+    chat_aliases: ChatAliasRepository
     operators: OperatorRepository
     assignments: AssignmentRepository
     audit: AuditRepository
@@ -98,6 +101,7 @@ class SqlUnitOfWork:
         self.events = SqlEventRepository(session)
         self.messages = SqlMessageRepository(session)
         self.outbox = SqlOutboxRepository(session)
+        self.chat_aliases = SqlChatAliasRepository(session)
         self.operators = SqlOperatorRepository(session)
         self.assignments = SqlAssignmentRepository(session)
         self.audit = SqlAuditRepository(session)

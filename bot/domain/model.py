@@ -144,6 +144,9 @@ class GeocodeCandidate:
     source: str
     area: Area | None = None
     rt_rw: str | None = None
+    fuzzy: bool = False
+    """True when the answer matched a name with typos ("Bandungan" read as Bendungan): a guess
+    to offer ("did you mean …?"), never to accept without the citizen's tap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,5 +368,19 @@ class OutboxMessage:
     failed_at: datetime | None = None
     last_error: str | None = None
     ticket_id: int | None = None
+    """None for rows of no ticket (admin alerts, advisories)."""
     lane: str = "emergency"
+    rank: int = 3
+    """Order within a lane, lower first: the ticket's priority (1..3) when it was enqueued."""
+    result: dict[str, object] | None = None
+    """What the destination answered (``DeliveryResult.to_json``), once sent."""
+    dedup_key: str | None = None
+    """Marks rows that must not be enqueued twice within a while (admin alerts)."""
+    claimed_by: str | None = None
+    """The worker (process) that holds the lease on this row, while it sends it."""
+    claimed_until: datetime | None = None
+    """When that lease ends: a dead worker's rows are claimed again after it."""
+    repeat: bool = False
+    """Claimed again after its owner died with the outcome unknown: it may already have
+    reached its destination, so the copy is marked as a possible duplicate."""
     id: int | None = None

@@ -19,10 +19,16 @@ The composition root calls::
 
 and closes it with ``await geocoder.aclose()`` on shutdown.
 
-Modules: ``factory`` (build_geocoder), ``composite`` (CompositeGeocoder: cache, fallback,
-ranking), ``nominatim`` (the geopy adapter), ``gazetteer`` (polygons and names, also a
-``Geocoder`` on its own), ``text`` (abbreviations, RT/RW), ``cache`` (in-memory cache, LRU),
-``ratelimit``.
+A text naming a landmark of ``data/semarang_landmarks.csv`` exactly is answered offline at
+once (no Nominatim request); ``geocoder.find_landmark(text)`` reads the landmark (or main
+road) in a whole free-text message without any request. A candidate with ``fuzzy=True``
+came from a name typed with typos and must be confirmed by the citizen.
+
+Modules: ``factory`` (build_geocoder), ``composite`` (CompositeGeocoder: landmarks first,
+cache, fallback, ranking), ``nominatim`` (the geopy adapter), ``gazetteer`` (polygons,
+area names, landmarks and roads; also a ``Geocoder`` on its own), ``landmarks`` (the
+landmark and road rows, their quality and name keys), ``text`` (abbreviations, RT/RW),
+``cache`` (in-memory cache, LRU), ``ratelimit``.
 """
 
 from typing import TYPE_CHECKING

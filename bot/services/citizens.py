@@ -67,6 +67,9 @@ class Outcome:
     notices: list[Notice] = field(default_factory=list)
     open_tickets: list[Ticket] = field(default_factory=list)
     suggestion: str | None = None
+    operators_reachable: bool = True
+    """False while operator cards cannot be delivered: the report waits in the outbox, and
+    the citizen must not be told that an operator is reading it."""
 
     @property
     def step(self) -> IntakeStep | None:

@@ -42,6 +42,7 @@ from bot.domain.rules import (
     priority_for,
 )
 from bot.services.citizens import Actor, Notice, Outcome, citizen_for
+from bot.services.health import DeliveryHealth
 from bot.services.outbox_kinds import (
     CITIZEN_NOTICE,
     OPERATOR_CARD,
@@ -97,9 +98,11 @@ class IntakeService:
         policy: IntakePolicy,
         *,
         read_uow_factory: UnitOfWorkFactory | None = None,
+        health: DeliveryHealth | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._read_uow_factory = read_uow_factory or uow_factory
+        self._health = health
         self._geocoder = geocoder
         self._clock = clock
         self._policy = policy
@@ -682,7 +685,12 @@ class IntakeService:
             )  # fmt: skip
             await self._enqueue_card(uow, draft, queued=True)
             await uow.commit()
-        return Outcome(citizen, draft, [Notice.SUBMITTED])
+        reachable = self._operators_reachable()
+        return Outcome(citizen, draft, [Notice.SUBMITTED], operators_reachable=reachable)
+
+    def _operators_reachable(self) -> bool:
+        """Whether operator cards get through now, as far as this process knows."""
+        return self._health is None or self._health.operators_reachable
 
     async def _enqueue_card(self, uow: UnitOfWork, ticket: Ticket, *, queued: bool) -> None:
         """Queues, in order: the ticket's forum topic (only for the queue: not for abandoned

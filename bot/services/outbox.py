@@ -1,8 +1,23 @@
 """The outbox worker: delivers what the units of work committed, with retries and backoff.
 
-A row is written in the same transaction as the ticket change that caused it, so a Telegram
-outage delays a delivery but never loses it. The worker wakes up at once when told that
-something was committed (``wake()``) and otherwise polls every ``poll_interval`` seconds.
+A row is written in the same transaction as the change that caused it, so a Telegram outage
+delays a delivery but never loses it. The worker wakes up at once when told that something
+was committed (``wake()``) and otherwise polls every ``poll_interval`` seconds.
+
+Each pass claims a batch of due rows in one query (lane by lane: emergency, agency,
+broadcast; then the ticket's priority; then age) with a lease for this worker, committed
+before anything is sent. While the worker lives its leases are prolonged, so no other
+process sends the same rows; rows it did not get to are released at the end of the pass.
+If it dies, its rows are claimed again once the lease ends and go out marked as possible
+repeats. Safe with several processes on one PostgreSQL database; on SQLite run one process.
+
+What a failure means comes from its :class:`~bot.services.ports.Fault`: a 429 waits
+``retry_after``; a network error or 5xx backs off (1, 2, 4 … s, capped at 30 s on the
+emergency lane and 5 min elsewhere); a chat of ours refusing deliveries (the operators' or
+an agency's: not found, bot not a member) is a configuration fault, retried with a 30 s cap
+and never given up, logged once as an error and told to the admins; a citizen who blocked
+the bot, or a message Telegram rejects, is final for that row. A group that became a
+supergroup is followed to its new id and the row is sent again at once.
 """
 
 from __future__ import annotations
@@ -10,24 +25,62 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection
+import os
+import socket
+import uuid
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
 from bot.domain.model import OutboxMessage
-from bot.services.ports import Clock, Deliverer, DeliveryError, Fault, UnitOfWorkFactory
+from bot.services.alerts import AdminAlerts
+from bot.services.chats import ChatDirectory
+from bot.services.health import CONFIGURED, DeliveryHealth
+from bot.services.outbox_kinds import KINDS, Lane, OutboxKind
+from bot.services.ports import (
+    Clock,
+    Deliverer,
+    DeliveryError,
+    DeliveryResult,
+    Fault,
+    UnitOfWorkFactory,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=5)
+EMERGENCY_BACKOFF = timedelta(seconds=30)
+DESTINATION_BACKOFF = timedelta(seconds=30)
+LEASE = timedelta(seconds=30)
+MAX_MIGRATIONS = 3  # chat moves followed for one row in a row
 
 
-def backoff(attempts: int) -> timedelta:
-    """Return the wait before attempt ``attempts + 1``: 1 s, 2 s, 4 s … capped at 5 min."""
-    return min(timedelta(seconds=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+def backoff(attempts: int, cap: timedelta = MAX_BACKOFF) -> timedelta:
+    """Return the wait before attempt ``attempts + 1``: 1 s, 2 s, 4 s … capped at ``cap``."""
+    exponent = min(max(attempts - 1, 0), 30)
+    return min(timedelta(seconds=2**exponent), cap)
+
+
+def next_wait(
+    fault: Fault, attempts: int, lane: str, retry_after: float | None = None
+) -> timedelta | None:
+    """Return how long a row waits after a failure of ``fault``, or None when it is final."""
+    cap = EMERGENCY_BACKOFF if lane == Lane.EMERGENCY else MAX_BACKOFF
+    if fault is Fault.RATE_LIMITED and retry_after is not None:
+        return timedelta(seconds=retry_after)
+    if fault is Fault.DESTINATION:
+        return backoff(attempts, DESTINATION_BACKOFF)
+    if fault in (Fault.RECIPIENT_GONE, Fault.REJECTED):
+        return None
+    return backoff(attempts, cap)
+
+
+def default_owner() -> str:
+    """A name no other living worker has: host, process id and a random part."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class OutboxWorker:
-    """Sends due outbox rows one by one, oldest first."""
+    """Claims due outbox rows in batches and sends them, each ticket's rows in order."""
 
     def __init__(
         self,
@@ -35,96 +88,252 @@ class OutboxWorker:
         deliverer: Deliverer,
         clock: Clock,
         *,
-        must_deliver: Collection[str] = (),
+        owner: str | None = None,
+        lease: timedelta = LEASE,
+        heartbeat: float | None = None,
         batch: int = 50,
         poll_interval: float = 1.0,
         parallel: int = 8,
-        read_uow_factory: UnitOfWorkFactory | None = None,
+        health: DeliveryHealth | None = None,
+        alerts: AdminAlerts | None = None,
+        chats: ChatDirectory | None = None,
+        take_over_on_start: bool = False,
     ) -> None:
         self._uow_factory = uow_factory
-        self._read_uow_factory = read_uow_factory or uow_factory
-        self._parallel = asyncio.Semaphore(parallel)
-        self._stopping = False
         self._deliverer = deliverer
         self._clock = clock
-        self._must_deliver = frozenset(must_deliver)
+        self.owner = owner or default_owner()
+        self._lease = lease
+        self._heartbeat_every = heartbeat or max(lease.total_seconds() / 3, 0.01)
         self._batch = batch
         self._poll_interval = poll_interval
+        self._parallel = asyncio.Semaphore(parallel)
+        self.health = health or DeliveryHealth()
+        self._alerts = alerts
+        self._chats = chats
+        self._take_over = take_over_on_start
+        self._held: set[int] = set()
+        self._stopping = False
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._claimed = 0
 
     def wake(self) -> None:
         """Tells the worker that new rows were committed."""
         self._wakeup.set()
 
+    # -- one pass ---------------------------------------------------------------------------
+
     async def run_once(self) -> int:
-        """Delivers every due row once; returns how many were sent.
+        """Claims one batch of due rows and delivers it; returns how many were sent.
 
-        Tickets are served concurrently, each in written order: while a must-deliver row
-        of a ticket (its operator card) waits for a retry, the later rows of that ticket
-        wait too; other tickets go on, so one broken card never holds back other reports.
+        Tickets are served concurrently, each in written order: while a must-deliver row of
+        a ticket (its operator card) waits for a retry, the later rows of that ticket and
+        lane wait too; other tickets go on, so one broken card never holds back other
+        reports. Rows not attempted (held behind such a row, or the worker is stopping) are
+        released for the next pass.
         """
-        async with self._read_uow_factory() as uow:
-            owed = await uow.outbox.owed(self._batch)
-        queues: dict[object, list[OutboxMessage]] = {}
-        for message in owed:
-            key = message.ticket_id if message.ticket_id is not None else ("row", message.id)
-            queues.setdefault(key, []).append(message)
         now = self._clock.now()
-        sent = await asyncio.gather(*(self._drain(rows, now) for rows in queues.values()))
-        return sum(sent)
+        holding = [kind.name for kind in KINDS.values() if kind.must_deliver]
+        async with self._uow_factory() as uow:
+            claimed = await uow.outbox.claim(
+                self.owner, now, now + self._lease, self._batch, holding=holding
+            )
+            await uow.commit()
+        self._claimed = len(claimed)
+        if not claimed:
+            return 0
+        self._held.update(message.id or 0 for message in claimed)
+        groups: dict[object, list[OutboxMessage]] = {}
+        for message in claimed:
+            key = (message.ticket_id, message.lane) if message.ticket_id else ("row", message.id)
+            groups.setdefault(key, []).append(message)
+        heartbeat = asyncio.create_task(self._heartbeat(), name="outbox-lease")
+        try:
+            outcomes = await asyncio.gather(
+                *(self._drain(rows) for rows in groups.values()), return_exceptions=True
+            )
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            await self._release()
+        sent = 0
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                log.error("outbox: a ticket's deliveries stopped: %s", type(outcome).__name__)
+            else:
+                sent += outcome
+        return sent
 
-    async def _drain(self, rows: list[OutboxMessage], now: datetime) -> int:
-        """Delivers one ticket's due rows in order, stopping at a held must-deliver row."""
+    async def _drain(self, rows: list[OutboxMessage]) -> int:
+        """Delivers one ticket's claimed rows in order, stopping at a held must-deliver row."""
         sent = 0
         async with self._parallel:
-            for message in rows:
+            for message in sorted(rows, key=lambda m: m.id or 0):
                 if self._stopping:
                     break
-                ok = message.next_attempt_at <= now and await self._deliver(message)
+                ok = await self._deliver(message)
                 sent += ok
-                if not ok and message.kind in self._must_deliver:
+                kind = KINDS.get(message.kind)
+                owed = message.sent_at is None and message.failed_at is None
+                if not ok and owed and (kind is None or kind.must_deliver):
                     break
         return sent
 
-    async def _deliver(self, message: OutboxMessage) -> bool:
-        now = self._clock.now()
-        message.attempts += 1
+    async def _heartbeat(self) -> None:
+        """Prolongs the leases of the rows this worker still holds while it works on them."""
+        while True:
+            await asyncio.sleep(self._heartbeat_every)
+            held = set(self._held)
+            if not held:
+                continue
+            try:
+                async with self._uow_factory() as uow:
+                    await uow.outbox.extend(self.owner, held, self._clock.now() + self._lease)
+                    await uow.commit()
+            except Exception as exc:  # the lease may lapse: another worker then repeats rows
+                log.warning("outbox: prolonging leases failed: %s", type(exc).__name__)
+
+    async def _release(self) -> None:
+        held, self._held = self._held, set()
+        if not held:
+            return
         try:
-            await self._deliverer.deliver(message)
-        except DeliveryError as exc:
-            message.last_error = exc.reason[:500]
-            if exc.permanent and message.kind not in self._must_deliver:
-                message.failed_at = now
-                log.warning("outbox %s (%s) failed for good: %s", message.id, message.kind,
-                            exc.reason[:200])  # fmt: skip
-            else:
-                wait = backoff(message.attempts)
-                if exc.permanent or exc.fault is Fault.DESTINATION:  # never given up: retry slowly
-                    wait = MAX_BACKOFF
-                if exc.retry_after is not None:
-                    wait = max(wait, timedelta(seconds=exc.retry_after))
-                message.next_attempt_at = now + wait
-                log.warning("outbox %s (%s) attempt %d failed, retry in %.0fs: %s", message.id,
-                            message.kind, message.attempts, wait.total_seconds(),
-                            exc.reason[:200])  # fmt: skip
-            ok = False
-        except Exception as exc:  # a bug must not stop the worker: retry with backoff
-            log.exception("outbox %s (%s) crashed: %s", message.id, message.kind,
-                          type(exc).__name__)  # fmt: skip
-            message.last_error = type(exc).__name__
-            message.next_attempt_at = now + backoff(message.attempts)
-            ok = False
+            async with self._uow_factory() as uow:
+                await uow.outbox.release(self.owner, held)
+                await uow.commit()
+        except Exception as exc:  # they come back when the lease ends
+            log.warning("outbox: releasing %d rows failed: %s", len(held), type(exc).__name__)
+
+    # -- one row ----------------------------------------------------------------------------
+
+    async def _deliver(self, message: OutboxMessage) -> bool:
+        started = self._clock.now()  # a wait (retry_after) counts from the call
+        kind = KINDS.get(message.kind)
+        if kind is None:  # written by a newer version, perhaps: another process may know it
+            log.error("outbox %s: unknown kind %r, retried later", message.id, message.kind)
+            error = DeliveryError(f"unknown outbox kind {message.kind}")
+            return await self._failed(message, None, error, started, wait=MAX_BACKOFF)
+        for _ in range(MAX_MIGRATIONS + 1):
+            try:
+                result = await self._deliverer.deliver(message)
+            except DeliveryError as exc:
+                if exc.migrated_to is not None and exc.chat_id is not None and self._chats:
+                    await self._chats.moved(exc.chat_id, exc.migrated_to)
+                    continue  # sent again at once, to the new id
+                return await self._failed(message, kind, exc, started)
+            except Exception as exc:  # a bug must not stop the worker: retry with backoff
+                log.exception("outbox %s (%s) crashed: %s", message.id, message.kind,
+                              type(exc).__name__)  # fmt: skip
+                error = DeliveryError(type(exc).__name__)
+                return await self._failed(message, kind, error, started)
+            return await self._sent(message, kind, result or DeliveryResult())
+        error = DeliveryError("the chat keeps moving", fault=Fault.DESTINATION)
+        return await self._failed(message, kind, error, started)
+
+    async def _sent(self, message: OutboxMessage, kind: OutboxKind, result: DeliveryResult) -> bool:
+        self._held.discard(message.id or 0)  # from now on the lease only lapses
+        message.sent_at = self._clock.now()
+        message.result = result.to_json()
+        try:
+            async with self._uow_factory() as uow:
+                await uow.outbox.finish(message, self.owner)
+                if kind.record is not None:
+                    await kind.record(uow, message, result)
+                await uow.commit()
+        except Exception as exc:
+            if kind.record is None:
+                raise
+            # The row went out: never send it again because storing its result failed.
+            log.exception("outbox %s (%s): recording the result failed: %s", message.id,
+                          message.kind, type(exc).__name__)  # fmt: skip
+            async with self._uow_factory() as uow:
+                await uow.outbox.finish(message, self.owner)
+                await uow.commit()
+        if kind.audience in CONFIGURED:
+            ended = self.health.up(kind.audience, result.chat_id)
+            if ended is not None:
+                log.info("%s chat %s receives deliveries again", kind.audience.value,
+                         result.chat_id)  # fmt: skip
+                if self._alerts is not None:
+                    chat = ended.chat_id if ended.chat_id is not None else result.chat_id
+                    await self._quietly(self._alerts.destination_recovered(kind.audience, chat))
+        return True
+
+    async def _failed(
+        self,
+        message: OutboxMessage,
+        kind: OutboxKind | None,
+        error: DeliveryError,
+        now: datetime,
+        *,
+        wait: timedelta | None = None,
+    ) -> bool:
+        self._held.discard(message.id or 0)
+        message.last_error = error.reason[:500]
+        if wait is None:
+            wait = next_wait(error.fault, message.attempts, message.lane, error.retry_after)
+        if wait is None:
+            message.failed_at = now
+            log.warning("outbox %s (%s) failed for good (%s): %s", message.id, message.kind,
+                        error.fault.value, error.reason[:200])  # fmt: skip
         else:
-            message.sent_at = self._clock.now()
-            ok = True
+            message.next_attempt_at = now + wait
+            log.info("outbox %s (%s) attempt %d failed (%s), retry in %.0fs: %s", message.id,
+                     message.kind, message.attempts, error.fault.value, wait.total_seconds(),
+                     error.reason[:200])  # fmt: skip
         async with self._uow_factory() as uow:
-            await uow.outbox.update(message)
+            await uow.outbox.finish(message, self.owner)
             await uow.commit()
-        return ok
+        if kind is not None and error.fault is Fault.DESTINATION and kind.audience in CONFIGURED:
+            await self._destination_down(kind, error, now)
+        return False
+
+    async def _destination_down(
+        self, kind: OutboxKind, error: DeliveryError, now: datetime
+    ) -> None:
+        if not self.health.down(kind.audience, error.chat_id, error.reason, now):
+            return
+        log.error(
+            "%s chat %s refuses deliveries: %s. Its messages wait in the outbox and are retried "
+            "every %d s at most; admins are alerted.", kind.audience.value, error.chat_id,
+            error.reason[:200], DESTINATION_BACKOFF.total_seconds(),
+        )  # fmt: skip
+        if self._alerts is not None:
+            await self._quietly(
+                self._alerts.destination_down(kind.audience, error.chat_id, error.reason)
+            )
+
+    @staticmethod
+    async def _quietly(alert: Awaitable[bool]) -> None:
+        """Runs an alert; a failing alert must not fail the delivery it reports on."""
+        try:
+            await alert
+        except Exception as exc:
+            log.warning("queueing an admin alert failed: %s", type(exc).__name__)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def take_over(self) -> int:
+        """Ends every other worker's leases (their rows go out again at once, as repeats).
+
+        Only where this is the one process using the database (SQLite): after a crash the
+        previous process's rows need not wait for their leases to end."""
+        async with self._uow_factory() as uow:
+            taken = await uow.outbox.expire_leases(self.owner, self._clock.now())
+            await uow.commit()
+        if taken:
+            log.warning("outbox: %d rows claimed by a previous run are sent again", taken)
+        return taken
 
     async def run_forever(self) -> None:
         """Delivers until stopped; survives database and delivery errors."""
+        if self._take_over:
+            try:
+                await self.take_over()
+            except Exception as exc:
+                log.warning("outbox: taking over old leases failed: %s", type(exc).__name__)
         while not self._stopping:
             self._wakeup.clear()
             try:
@@ -133,6 +342,9 @@ class OutboxWorker:
                 raise
             except Exception as exc:
                 log.exception("outbox pass failed: %s", type(exc).__name__)
+                self._claimed = 0
+            if self._claimed >= self._batch:
+                continue  # more is due: no need to wait
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
 
@@ -147,7 +359,7 @@ class OutboxWorker:
     async def stop(self, grace: float = 5.0) -> None:
         """Lets the deliveries under way finish (within ``grace`` seconds), then stops.
 
-        What is not sent stays in the outbox for the next start.
+        What is not sent stays in the outbox for the next start (released at once).
         """
         task, self._task = self._task, None
         if task is None:

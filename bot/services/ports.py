@@ -6,7 +6,7 @@ Adapters live in ``storage/`` (persistence), ``bot/geo/`` (geocoding) and ``hand
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -254,6 +254,10 @@ class OutboxRepository(Protocol):
         """Enqueue a delivery."""
         ...
 
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        """Return one row by id, whatever its state."""
+        ...
+
     async def due(self, now: datetime, limit: int, lane: str | None = None) -> list[OutboxMessage]:
         """Return unsent, unfailed rows whose next attempt is due, oldest first."""
         ...
@@ -263,7 +267,8 @@ class OutboxRepository(Protocol):
         ...
 
     async def update(self, message: OutboxMessage) -> None:
-        """Persist attempts, next attempt, sent/failed time and last error."""
+        """Persist the delivery state: attempts, next attempt, sent/failed time, last error,
+        result and the repeat mark (never the lease)."""
         ...
 
     async def pending_count(self) -> int:
@@ -278,6 +283,70 @@ class OutboxRepository(Protocol):
         """Return the row of one kind sent last (e.g. where the queue board was posted)."""
         ...
 
+    async def claim(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        holding: Collection[str] = (),
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due rows to ``owner`` until ``until`` and return them.
+
+        Served in order of lane (emergency, agency, broadcast), then ``rank``, then id. A row
+        is claimable when it is owed, due, and not leased (or its lease ended: then it comes
+        back with ``repeat`` set, its first sending may have happened). Each claim counts an
+        attempt. A ticket's row is not claimed while an earlier owed row of the same ticket
+        and lane is leased by another owner, waits for a retry and is of a ``holding`` kind,
+        or is due but not claimed by this very call (order per ticket, across processes).
+        On PostgreSQL rows being claimed by another transaction are skipped
+        (``FOR UPDATE SKIP LOCKED``); the lease holds once the unit of work commits.
+        """
+        ...
+
+    async def extend(self, owner: str, ids: Collection[int], until: datetime) -> int:
+        """Prolong ``owner``'s leases on ``ids``; return how many it still holds."""
+        ...
+
+    async def release(self, owner: str, ids: Collection[int]) -> int:
+        """End ``owner``'s leases on unsent ``ids`` it did not attempt (their claim's
+        attempt is taken back); return how many were released."""
+        ...
+
+    async def finish(self, message: OutboxMessage, owner: str) -> bool:
+        """Persist the outcome of ``owner``'s attempt (as ``update``) and end its lease.
+
+        A failure is not written over a lease another owner took meanwhile (returns False);
+        a success always is (the row went out)."""
+        ...
+
+    async def expire_leases(self, owner: str, now: datetime) -> int:
+        """End every lease not held by ``owner`` at ``now``; return how many rows it freed.
+
+        Only for a database one process uses (SQLite), at start: the previous process is
+        dead, its rows need not wait for their leases (they come back as repeats)."""
+        ...
+
+    async def exists_since(self, dedup_key: str, since: datetime) -> bool:
+        """Whether a row with ``dedup_key`` was enqueued at or after ``since``.
+
+        On PostgreSQL the key stays locked until the unit of work ends, so two processes
+        checking the same key one after the other never both find nothing and enqueue."""
+        ...
+
+
+class ChatAliasRepository(Protocol):
+    """Telegram chats that moved: a group that became a supergroup has a new id."""
+
+    async def get(self, old_id: int) -> int | None:
+        """Return the id the chat ``old_id`` moved to, or None."""
+        ...
+
+    async def add(self, old_id: int, new_id: int, at: datetime) -> None:
+        """Remember (or replace) where ``old_id`` moved to."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction over all repositories. Leaving without commit rolls back."""
@@ -287,6 +356,7 @@ class UnitOfWork(Protocol):
     events: EventRepository
     messages: MessageRepository
     outbox: OutboxRepository
+    chat_aliases: ChatAliasRepository
     operators: OperatorRepository
     assignments: AssignmentRepository
     audit: AuditRepository
@@ -343,6 +413,7 @@ class DeliveryError(Exception):
         fault: Fault = Fault.TRANSIENT,
         retry_after: float | None = None,
         migrated_to: int | None = None,
+        chat_id: int | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -350,6 +421,8 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
         self.migrated_to = migrated_to
         """The new id of a group that became a supergroup (Telegram's ``migrate_to_chat_id``)."""
+        self.chat_id = chat_id
+        """The chat the failed call went to (a destination fault names it to the admins)."""
 
     @property
     def permanent(self) -> bool:

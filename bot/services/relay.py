@@ -32,6 +32,7 @@ from bot.domain.lifecycle import CLOSED_STATUSES, SYSTEM, Action, TransitionErro
 from bot.domain.model import Citizen, Direction, RelayMessage, Ticket
 from bot.domain.rules import clean_text
 from bot.services.citizens import Actor, Notice, Outcome, citizen_for
+from bot.services.health import DeliveryHealth
 from bot.services.outbox_kinds import (
     CITIZEN_RELAY,
     OPERATOR_CARD_EDIT,
@@ -103,10 +104,18 @@ class PostResult:
 class RelayService:
     """Carries messages between a citizen and the operators of their ticket."""
 
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, policy: RelayPolicy) -> None:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        policy: RelayPolicy,
+        *,
+        health: DeliveryHealth | None = None,
+    ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
         self._policy = policy
+        self._health = health
 
     # -- citizen -> operators -------------------------------------------------------------
 
@@ -153,7 +162,10 @@ class RelayService:
             if notice is Notice.REOPENED:
                 await request_board(uow, now, self._policy.operator_chat_id)
             await uow.commit()
-        return Outcome(citizen, ticket, [notice], open_tickets=open_tickets)
+        reachable = self._health is None or self._health.operators_reachable
+        return Outcome(
+            citizen, ticket, [notice], open_tickets=open_tickets, operators_reachable=reachable
+        )
 
     async def _reopen(self, uow: UnitOfWork, citizen: Citizen, ticket: Ticket) -> Ticket | None:
         """Puts a ticket closed within the window back in the queue, or returns None."""

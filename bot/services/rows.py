@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 from bot.domain.model import OutboxMessage, Ticket, TicketEvent, TicketStatus
 from bot.services.outbox_kinds import kind_of
@@ -17,7 +16,6 @@ from bot.services.ports import UnitOfWork
 
 #: The outbox branch adds ``OutboxMessage.rank`` (ticket priority, lower is sent first).
 #: Until that field exists rows carry no rank; once it does, every row gets one here.
-HAS_RANK = "rank" in {f.name for f in dataclasses.fields(OutboxMessage)}
 BOARD_RANK = 0
 """The queue board goes before every ticket's rows: nothing may wait invisibly."""
 PATCH_ATTEMPTS = 5
@@ -46,13 +44,8 @@ async def enqueue(
         next_attempt_at=now,
         ticket_id=ticket.id if ticket else None,
         lane=kind_of(kind).lane.value,
+        rank=rank if rank is not None else (ticket.priority if ticket is not None else 3),
     )
-    if rank is None and ticket is not None:
-        rank = ticket.priority
-    if HAS_RANK and rank is not None:
-        # A dict, not a keyword: the field exists only once the outbox branch is merged.
-        changes: dict[str, Any] = {"rank": rank}
-        message = dataclasses.replace(message, **changes)
     return await uow.outbox.add(message)
 
 

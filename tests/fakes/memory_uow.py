@@ -11,6 +11,9 @@ Same contract as ``storage.uow.SqlUnitOfWork``, proven by the contract suite in
   references, existing referenced rows (``ValueError``), updates of unknown ids
   (``LookupError``), aware datetimes only (``ValueError``), JSON payloads (``TypeError``);
 * the same orderings, and ``next_ref_number`` never hands out a number twice;
+* the same outbox leases: a claim locks its rows until its unit of work ends and skips rows
+  another open unit of work is claiming (PostgreSQL's ``FOR UPDATE SKIP LOCKED``), and
+  ``exists_since`` holds its key like PostgreSQL's advisory lock.
 * row locks like PostgreSQL's: a ticket written by one unit of work makes another unit of
   work that writes it wait until the first ends, so ``update_if_unchanged`` (the
   compare-and-set of claims and SLA markers) lets exactly one of two racing units win.
@@ -30,7 +33,7 @@ import copy
 import dataclasses
 import itertools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -50,9 +53,11 @@ from bot.domain.model import (
     TicketStatus,
 )
 from bot.services.clock import SystemClock
+from bot.services.outbox_kinds import LANE_ORDER
 from bot.services.ports import (
     AssignmentRepository,
     AuditRepository,
+    ChatAliasRepository,
     CitizenRepository,
     Clock,
     EventRepository,
@@ -72,6 +77,7 @@ TABLES = (
     "operators",
     "assignments",
     "audit",
+    "chat_aliases",
 )
 
 
@@ -86,14 +92,28 @@ class InMemoryStore:
         self.events: dict[int, TicketEvent] = {}
         self.messages: dict[int, RelayMessage] = {}
         self.outbox: dict[int, OutboxMessage] = {}
+        self.chat_aliases: dict[int, tuple[int, datetime]] = {}
         self.operators: dict[int, Operator] = {}
         self.assignments: dict[int, Assignment] = {}
         self.audit: dict[int, AuditEntry] = {}
         self.ref_counters: dict[date, int] = {}
+        #: Row locks (``FOR UPDATE``) and key locks (advisory) held by open transactions.
+        self.row_locks: dict[int, _Transaction] = {}
+        self.key_locks: dict[str, _Transaction] = {}
+        self._released = asyncio.Event()
         self._refs_in_flight: dict[date, set[int]] = {}
         self._ids: dict[str, itertools.count[int]] = {}
         #: Row locks (``("tickets", id)``) held until the writing transaction ends.
         self.locks: dict[tuple[str, int], tuple[_Transaction, asyncio.Event]] = {}
+
+    def locks_released(self) -> None:
+        """Wakes the transactions waiting for a lock (a transaction ended)."""
+        self._released.set()
+        self._released = asyncio.Event()
+
+    async def wait_for_locks(self) -> None:
+        """Waits until some transaction ends (then check the lock again)."""
+        await self._released.wait()
 
     def next_id(self, table: str) -> int:
         """Return a fresh id for ``table`` (like a sequence: never reused, even on rollback)."""
@@ -110,6 +130,7 @@ class _Transaction:
         self.events: dict[int, TicketEvent] = {}
         self.messages: dict[int, RelayMessage] = {}
         self.outbox: dict[int, OutboxMessage] = {}
+        self.chat_aliases: dict[int, tuple[int, datetime]] = {}
         self.operators: dict[int, Operator] = {}
         self.assignments: dict[int, Assignment] = {}
         self.audit: dict[int, AuditEntry] = {}
@@ -161,6 +182,15 @@ class _Transaction:
         for table in (*TABLES, "refs"):
             getattr(self, table).clear()
         self.unlock()
+        for row_id in [i for i, holder in self.store.row_locks.items() if holder is self]:
+            del self.store.row_locks[row_id]
+        for key in [k for k, holder in self.store.key_locks.items() if holder is self]:
+            del self.store.key_locks[key]
+        self.store.locks_released()
+
+    def locked_by_other(self, row_id: int) -> bool:
+        holder = self.store.row_locks.get(row_id)
+        return holder is not None and holder is not self
 
 
 def _require_aware(value: datetime) -> datetime:
@@ -473,8 +503,21 @@ class InMemoryMessageRepository(_Repository):
         )
 
 
+def _owed(message: OutboxMessage) -> bool:
+    return message.sent_at is None and message.failed_at is None
+
+
+def _leased_by_other(message: OutboxMessage, owner: str, now: datetime) -> bool:
+    return (
+        message.claimed_by is not None
+        and message.claimed_by != owner
+        and message.claimed_until is not None
+        and message.claimed_until > now
+    )
+
+
 class InMemoryOutboxRepository(_Repository):
-    """The transactional outbox."""
+    """The transactional outbox, leased row by row like the SQL store."""
 
     async def add(self, message: OutboxMessage) -> OutboxMessage:
         """Enqueue a delivery (TypeError if the payload is not JSON)."""
@@ -484,10 +527,16 @@ class InMemoryOutboxRepository(_Repository):
         stored = dataclasses.replace(
             message,
             payload=json.loads(json.dumps(message.payload)),
+            result=None if message.result is None else json.loads(json.dumps(message.result)),
             id=self._tx.store.next_id("outbox"),
         )
         self._tx.outbox[stored.id or 0] = stored
         return copy.deepcopy(stored)
+
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        """Return one row by id, whatever its state."""
+        message: OutboxMessage | None = self._tx.view("outbox").get(message_id)
+        return copy.deepcopy(message)
 
     async def due(self, now: datetime, limit: int, lane: str | None = None) -> list[OutboxMessage]:
         """Return unsent, unfailed rows due at ``now``, in the order they were written."""
@@ -499,28 +548,154 @@ class InMemoryOutboxRepository(_Repository):
         owed = [
             m
             for m in self._tx.view("outbox").values()
-            if m.sent_at is None and m.failed_at is None and (lane is None or m.lane == lane)
+            if _owed(m) and (lane is None or m.lane == lane)
         ]
         return _copies(owed, key=lambda m: m.id)[:limit]  # FIFO, as the SQL store
 
     async def update(self, message: OutboxMessage) -> None:
-        """Persist attempts, next attempt, sent/failed time and last error (nothing else)."""
-        message = _utc(message)
+        """Persist the delivery state (never the lease, the kind or the payload)."""
         rows = self._tx.view("outbox")
         message_id = _require(message.id, rows, "outbox message")
-        self._tx.outbox[message_id] = dataclasses.replace(
-            rows[message_id],
-            attempts=message.attempts,
-            next_attempt_at=message.next_attempt_at,
-            sent_at=message.sent_at,
-            failed_at=message.failed_at,
-            last_error=message.last_error,
-        )
+        self._tx.outbox[message_id] = _with_delivery_state(rows[message_id], message)
 
     async def pending_count(self) -> int:
         """Return how many deliveries are still owed (due or not)."""
-        return sum(
-            1 for m in self._tx.view("outbox").values() if m.sent_at is None and m.failed_at is None
+        return sum(1 for m in self._tx.view("outbox").values() if _owed(m))
+
+    async def claim(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        holding: Collection[str] = (),
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due rows to ``owner`` (rules: the port's docstring)."""
+        now, until = _require_aware(now), _require_aware(until)
+        tx = self._tx
+        rows: dict[int, OutboxMessage] = tx.view("outbox")
+        owed = sorted((m for m in rows.values() if _owed(m)), key=lambda m: m.id or 0)
+
+        def held(message: OutboxMessage) -> bool:
+            return any(
+                e.ticket_id == message.ticket_id
+                and e.lane == message.lane
+                and (e.id or 0) < (message.id or 0)
+                and (
+                    _leased_by_other(e, owner, now)
+                    or (e.kind in holding and e.next_attempt_at > now)
+                    or e.rank > message.rank
+                )
+                for e in owed
+                if message.ticket_id is not None
+            )
+
+        candidates = [
+            m
+            for m in owed
+            if m.next_attempt_at <= now
+            and (m.claimed_by is None or (m.claimed_until is not None and m.claimed_until <= now))
+            and not tx.locked_by_other(m.id or 0)
+            and not held(m)
+        ]
+        candidates.sort(key=lambda m: (_lane_rank(m.lane), m.rank, m.id or 0))
+        candidates = candidates[:limit]
+        for m in candidates:  # FOR UPDATE: locked until this unit of work ends
+            tx.store.row_locks[m.id or 0] = tx
+        mine = {m.id for m in candidates}
+        dropped: set[tuple[int | None, str]] = set()
+        kept: list[OutboxMessage] = []
+        for m in sorted(candidates, key=lambda m: m.id or 0):
+            key = (m.ticket_id, m.lane)
+            blocked = m.ticket_id is not None and (
+                key in dropped
+                or any(
+                    e.ticket_id == m.ticket_id
+                    and e.lane == m.lane
+                    and (e.id or 0) < (m.id or 0)
+                    and e.id not in mine
+                    and (
+                        e.next_attempt_at <= now
+                        or e.kind in holding
+                        or _leased_by_other(e, owner, now)
+                    )
+                    for e in owed
+                )
+            )
+            if blocked:
+                dropped.add(key)
+                continue
+            claimed = dataclasses.replace(
+                m,
+                repeat=m.repeat or m.claimed_by is not None,
+                claimed_by=owner,
+                claimed_until=until.astimezone(UTC),
+                attempts=m.attempts + 1,
+            )
+            tx.outbox[claimed.id or 0] = claimed
+            kept.append(claimed)
+        order = {m.id: n for n, m in enumerate(candidates)}
+        return _copies(kept, key=lambda m: order[m.id])
+
+    async def extend(self, owner: str, ids: Collection[int], until: datetime) -> int:
+        """Prolong ``owner``'s leases on unsent ``ids``; return how many it still holds."""
+        _require_aware(until)
+        rows: dict[int, OutboxMessage] = self._tx.view("outbox")
+        held = [rows[i] for i in ids if i in rows and rows[i].claimed_by == owner]
+        held = [m for m in held if m.sent_at is None]
+        for m in held:
+            self._tx.outbox[m.id or 0] = dataclasses.replace(m, claimed_until=until.astimezone(UTC))
+        return len(held)
+
+    async def release(self, owner: str, ids: Collection[int]) -> int:
+        """End ``owner``'s leases on unsent ``ids`` it did not attempt (attempt taken back)."""
+        rows: dict[int, OutboxMessage] = self._tx.view("outbox")
+        held = [rows[i] for i in ids if i in rows and rows[i].claimed_by == owner]
+        held = [m for m in held if m.sent_at is None]
+        for m in held:
+            self._tx.outbox[m.id or 0] = dataclasses.replace(
+                m, claimed_by=None, claimed_until=None, attempts=max(m.attempts - 1, 0)
+            )
+        return len(held)
+
+    async def finish(self, message: OutboxMessage, owner: str) -> bool:
+        """Persist the outcome of ``owner``'s attempt and end its lease (see the port)."""
+        rows: dict[int, OutboxMessage] = self._tx.view("outbox")
+        message_id = _require(message.id, rows, "outbox message")
+        while self._tx.locked_by_other(message_id):  # FOR UPDATE waits for the other
+            await self._tx.store.wait_for_locks()
+        rows = self._tx.view("outbox")
+        current = rows[message_id]
+        ours = current.claimed_by in (None, owner)
+        if not ours and message.sent_at is None:
+            return False
+        changed = _with_delivery_state(current, message)
+        if ours:
+            changed = dataclasses.replace(changed, claimed_by=None, claimed_until=None)
+        self._tx.outbox[message_id] = changed
+        return ours
+
+    async def expire_leases(self, owner: str, now: datetime) -> int:
+        """End every lease not held by ``owner`` at ``now`` (one process per database)."""
+        now = _require_aware(now).astimezone(UTC)
+        rows: dict[int, OutboxMessage] = self._tx.view("outbox")
+        live = [m for m in rows.values() if _owed(m) and _leased_by_other(m, owner, now)]
+        for m in live:
+            self._tx.outbox[m.id or 0] = dataclasses.replace(m, claimed_until=now)
+        return len(live)
+
+    async def exists_since(self, dedup_key: str, since: datetime) -> bool:
+        """Whether a row with ``dedup_key`` was enqueued at or after ``since`` (the key stays
+        locked until the unit of work ends, like PostgreSQL's advisory lock)."""
+        _require_aware(since)
+        locks = self._tx.store.key_locks
+        while locks.get(dedup_key, self._tx) is not self._tx:
+            await self._tx.store.wait_for_locks()
+        locks[dedup_key] = self._tx
+        return any(
+            m.dedup_key == dedup_key and m.created_at >= since
+            for m in self._tx.view("outbox").values()
         )
 
     async def owed_of_kind(self, kind: str) -> list[OutboxMessage]:
@@ -623,6 +798,40 @@ class InMemoryAuditRepository(_Repository):
         return _copies(rows.values(), key=lambda e: (e.at, e.id), reverse=True)[:limit]
 
 
+_LANE_RANKS = {lane.value: lane.rank for lane in LANE_ORDER}
+
+
+def _lane_rank(lane: str) -> int:
+    return _LANE_RANKS.get(lane, len(LANE_ORDER))
+
+
+def _with_delivery_state(row: OutboxMessage, message: OutboxMessage) -> OutboxMessage:
+    message = _utc(message)
+    return dataclasses.replace(
+        row,
+        attempts=message.attempts,
+        next_attempt_at=message.next_attempt_at,
+        sent_at=message.sent_at,
+        failed_at=message.failed_at,
+        last_error=message.last_error,
+        result=None if message.result is None else json.loads(json.dumps(message.result)),
+        repeat=message.repeat,
+    )
+
+
+class InMemoryChatAliasRepository(_Repository):
+    """Chats that moved to a new id."""
+
+    async def get(self, old_id: int) -> int | None:
+        """Return the id the chat ``old_id`` moved to, or None."""
+        found: tuple[int, datetime] | None = self._tx.view("chat_aliases").get(old_id)
+        return None if found is None else found[0]
+
+    async def add(self, old_id: int, new_id: int, at: datetime) -> None:
+        """Remember (or replace) where ``old_id`` moved to."""
+        self._tx.chat_aliases[old_id] = (new_id, _require_aware(at).astimezone(UTC))
+
+
 class InMemoryUnitOfWork:
     """One transaction over all in-memory repositories. Leaving without commit rolls back."""
 
@@ -631,6 +840,7 @@ class InMemoryUnitOfWork:
     events: EventRepository
     messages: MessageRepository
     outbox: OutboxRepository
+    chat_aliases: ChatAliasRepository
     operators: OperatorRepository
     assignments: AssignmentRepository
     audit: AuditRepository
@@ -643,6 +853,7 @@ class InMemoryUnitOfWork:
         self.events = InMemoryEventRepository(self)
         self.messages = InMemoryMessageRepository(self)
         self.outbox = InMemoryOutboxRepository(self)
+        self.chat_aliases = InMemoryChatAliasRepository(self)
         self.operators = InMemoryOperatorRepository(self)
         self.assignments = InMemoryAssignmentRepository(self)
         self.audit = InMemoryAuditRepository(self)

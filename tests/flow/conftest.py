@@ -117,6 +117,11 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'flow.db'}",
             "OPERATOR_CHAT_ID": str(OPERATOR_CHAT),
             "GEOCODER": "offline",
+            # Simulated citizens tap at machine speed; a person takes seconds per step, so the
+            # private-chat pace (3, then 1/s) never bites in life but would slow every test.
+            # The double enforces no private limit; tests of pacing set their own values.
+            "TELEGRAM_RATE_PRIVATE_BURST": "100",
+            "TELEGRAM_RATE_PRIVATE_PER_SECOND": "100",
             **overrides,
         }
         return load_settings(env, env_file=None)

@@ -11,7 +11,8 @@ The handler tier puts it behind ``RecordingRequest``; the flow tier behind an ai
 Strict where real bugs hide: Telegram's HTML parse_mode rules (see ``telegram_html``), text
 and caption lengths after parsing, ``callback_data`` of 1-64 bytes, empty texts, unknown chats,
 blocked users, unknown topics, edits that change nothing, stale callback queries, unknown
-file ids, invalid bot command names.
+file ids, invalid bot command names. Telegram's flood control (429 with ``retry_after``) is
+off unless a test switches it on with ``flood_control`` (see ``flood``).
 """
 
 # ruff: noqa: ASYNC109 - the waiting helpers take timeout= by design and bound it themselves
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from tests.harness.flood import FloodControl, FloodLimits
 from tests.harness.telegram_html import HtmlParseError, parse_html
 from tests.harness.updates import (
     BOT_USERNAME,
@@ -250,6 +252,8 @@ class ChatState:
     topics: dict[int, Topic] = field(default_factory=dict)
     members: dict[int, str] = field(default_factory=dict)
     reply_keyboard: JSON | None = None
+    pinned: list[int] = field(default_factory=list)
+    """Pinned message ids, the most recently pinned last."""
 
     @property
     def id(self) -> int:
@@ -355,6 +359,7 @@ class BotApiModel:
         strict_ampersand: bool = True,
         lenient: bool = False,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
         self.bot_user: JSON = bot_user_dict(int(token.split(":", 1)[0]), bot_username)
@@ -368,6 +373,11 @@ class BotApiModel:
         """Lenient about the world, never about content: unknown chats are registered on first
         use, unknown topics and callback query ids accepted (the handler tier's default)."""
         self.clock = clock
+        """Wall-clock Unix seconds, for message dates."""
+        self.monotonic = monotonic
+        """Monotonic seconds, for flood control's windows."""
+        self.flood: FloodControl | None = None
+        """Telegram's flood control when switched on (``flood_control``), else None."""
         self.users: dict[int, JSON] = {}
         self.chats: dict[int, ChatState] = {}
         self.files: dict[str, FileRecord] = {}
@@ -570,6 +580,32 @@ class BotApiModel:
                 )
         return None
 
+    # -- flood control -------------------------------------------------------------------------
+    def flood_control(self, limits: FloodLimits | None) -> FloodControl | None:
+        """Applies Telegram's flood control with ``limits`` from now on (fresh windows and
+        statistics), or switches it off with ``None``."""
+        self.flood = FloodControl(limits, self.monotonic) if limits is not None else None
+        return self.flood
+
+    def _flood_refusal(self, method: str, params: JSON) -> ApiError | None:
+        """The 429 flood control answers this call with, if it refuses it."""
+        if self.flood is None:
+            return None
+        retry_after = self.flood.admit(method, self._flood_chat_id(params))
+        return injected_error(429, retry_after=retry_after) if retry_after is not None else None
+
+    def _flood_chat_id(self, params: JSON) -> int | None:
+        value = params.get("chat_id")
+        if isinstance(value, str) and value.startswith("@"):
+            found = next(
+                (c for c in self.chats.values() if c.raw.get("username") == value[1:]), None
+            )
+            return found.id if found is not None else None
+        try:
+            return int(value) if value is not None and value != "" else None
+        except (TypeError, ValueError):
+            return None
+
     # -- waiting ---------------------------------------------------------------------------------
     def notify(self) -> None:
         """Wakes everything waiting for a change."""
@@ -650,11 +686,12 @@ class BotApiModel:
 
     # -- the API ---------------------------------------------------------------------------------
     def call(self, method: str, params: JSON, files: dict[str, UploadedFile] | None = None) -> Any:
-        """Answers one Bot API call (recorded in ``calls``) or raises ApiError."""
+        """Answers one Bot API call (recorded in ``calls``) or raises ApiError. Flood control,
+        when on, comes first (a refused call changes nothing), then injected failures."""
         record = ApiCall(method, params, files or {})
         self.calls.append(record)
         try:
-            error = self.take_injected_failure(method)
+            error = self._flood_refusal(method, params) or self.take_injected_failure(method)
             if error is not None:
                 raise error
             if method.lower() in self.overrides:
@@ -1101,6 +1138,25 @@ class BotApiModel:
         if message is None or message.deleted:
             raise bad_request("message to delete not found")
         message.deleted = True
+        return True
+
+    def _api_pinchatmessage(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        chat = self._chat(params)
+        message_id = _require_int(params, "message_id")
+        message = chat.messages.get(message_id)
+        if message is None or message.deleted:
+            raise bad_request("message to pin not found")
+        if message_id in chat.pinned:
+            chat.pinned.remove(message_id)
+        chat.pinned.append(message_id)
+        return True
+
+    def _api_unpinchatmessage(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        chat = self._chat(params)
+        message_id = _int(params, "message_id") or (chat.pinned[-1] if chat.pinned else None)
+        if message_id is None or message_id not in chat.pinned:
+            raise bad_request("message to unpin not found")
+        chat.pinned.remove(message_id)
         return True
 
     def _api_answercallbackquery(self, params: JSON, files: dict[str, UploadedFile]) -> bool:

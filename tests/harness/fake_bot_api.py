@@ -53,6 +53,7 @@ from tests.harness.botapi_model import (
     UploadedFile,
 )
 from tests.harness.errors import raise_if_any, record_errors
+from tests.harness.flood import FloodLimits
 from tests.harness.simulated import SimulatedTelegram
 from tests.harness.updates import JSON, TEST_TOKEN
 
@@ -176,7 +177,8 @@ class FakeBotApi(SimulatedTelegram):
         self.latency = latency
         """Seconds added before answering each method (long polls excepted)."""
         self.poll_count = 0
-        """How many ``getUpdates`` answers were served."""
+        """How many ``getUpdates`` requests have started (counted on arrival, so a test can
+        wait for "polling again" without waiting for a long poll to end)."""
         self._runner: web.AppRunner | None = None
         self._closing = False
         self._poll_generation = 0
@@ -222,6 +224,8 @@ class FakeBotApi(SimulatedTelegram):
         app.router.add_post("/_control/fail", self._control_fail)
         app.router.add_post("/_control/block", self._control_block)
         app.router.add_post("/_control/forums", self._control_forums)
+        app.router.add_post("/_control/flood", self._control_flood)
+        app.router.add_get("/_control/flood", self._control_flood)
         return app
 
     async def start(self) -> None:
@@ -311,12 +315,13 @@ class FakeBotApi(SimulatedTelegram):
     async def _get_updates(self, params: JSON) -> web.Response:
         """Long polling: answers as soon as there is an update, or after ``timeout``. A newer
         ``getUpdates`` ends an older one with 409, as on Telegram."""
+        self.poll_count += 1
+        self.model.notify()
         error = self.model.take_injected_failure("getUpdates")
         if error is not None:
             return _json_response(error.to_json(), error.status)
         self._poll_generation += 1
         generation = self._poll_generation
-        self.model.notify()
         timeout = min(max(float(params.get("timeout") or 0), 0.0), MAX_LONG_POLL_SECONDS)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -330,7 +335,6 @@ class FakeBotApi(SimulatedTelegram):
                 return _json_response(failure.to_json(), failure.status)
             remaining = deadline - loop.time()
             if updates or self._closing or remaining <= 0:
-                self.poll_count += 1
                 return _json_response({"ok": True, "result": updates})
             await self.model.changed(remaining)
 
@@ -471,6 +475,30 @@ class FakeBotApi(SimulatedTelegram):
         )
         return _json_response({"ok": True, "result": chat.raw})
 
+    async def _control_flood(self, request: web.Request) -> web.Response:
+        """POST: switches flood control on (``{}``: Telegram's limits; or e.g.
+        ``{"group_per_minute": 20, "overall_per_second": 30, "private": [3, 3]}``) or off
+        (``{"enabled": false}``). GET: the limits and the statistics since it was switched on."""
+        if request.method == "POST":
+            body = await request.json() if request.body_exists else {}
+            if not isinstance(body, dict):
+                return _json_response({"ok": False, "description": "expected a JSON object"}, 400)
+            try:
+                if body.pop("enabled", True):
+                    self.flood_control(FloodLimits.from_json(body))
+                else:
+                    self.flood_control(None)
+            except (TypeError, ValueError) as error:
+                return _json_response({"ok": False, "description": str(error)}, 400)
+        return _json_response({"ok": True, "result": self.flood_view()})
+
+    def flood_view(self) -> JSON:
+        """Flood control as the control API shows it: on or off, limits, statistics."""
+        flood = self.model.flood
+        if flood is None:
+            return {"enabled": False}
+        return {"enabled": True, "limits": flood.limits.to_json(), "stats": flood.stats.to_json()}
+
 
 @contextlib.asynccontextmanager
 async def polling(
@@ -522,6 +550,8 @@ async def serve(args: argparse.Namespace) -> None:
         fake.register_forum(chat_id, title)
     for chat_id, title in args.group:
         fake.register_forum(chat_id, title, is_forum=False)
+    if args.flood_control is not None:
+        fake.flood_control(args.flood_control)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -531,13 +561,15 @@ async def serve(args: argparse.Namespace) -> None:
         print(f"TELEGRAM_API_FILE_URL={fake.base_file_url}", flush=True)
         print(f"TELEGRAM_BOT_TOKEN={fake.token}", flush=True)
         print(
-            f"# control: {fake.url}/_control/(updates|messages|calls|fail|block|forums)", flush=True
+            f"# control: {fake.url}/_control/(updates|messages|calls|fail|block|forums|flood)",
+            flush=True,
         )
         await stop.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m tests.harness.fake_bot_api --port 8081 [--token T] [--forum ID:TITLE]``."""
+    """``python -m tests.harness.fake_bot_api --port 8081 [--token T] [--forum ID:TITLE]
+    [--flood-control [KEY=VALUE,...]]``."""
     parser = argparse.ArgumentParser(description="Fake Telegram Bot API for black-box runs.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
@@ -562,6 +594,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--lenient-ampersand",
         action="store_true",
         help="accept a bare '&' in HTML like Telegram does",
+    )
+    parser.add_argument(
+        "--flood-control",
+        type=FloodLimits.parse,
+        nargs="?",
+        const=FloodLimits(),
+        default=None,
+        metavar="KEY=VALUE,...",
+        help="answer 429 beyond Telegram's limits: 20 calls a minute per group, 30 a second "
+        "overall; adjust with group_per_minute=N, overall_per_second=N, private=CALLS/SECONDS "
+        "(off switches one limit off)",
     )
     asyncio.run(serve(parser.parse_args(argv)))
 

@@ -25,6 +25,14 @@ from tests.harness.botapi_model import (
     ChatState,
     StoredMessage,
 )
+from tests.harness.flood import (
+    GROUP_WINDOW,
+    OVERALL_WINDOW,
+    FloodControl,
+    FloodLimits,
+    FloodStats,
+    Window,
+)
 from tests.harness.updates import JSON, SIMPANG_LIMA, UpdateFactory, user_dict
 
 _user_ids = itertools.count(700_000_001)
@@ -101,6 +109,42 @@ class SimulatedTelegram(abc.ABC):
         self.model.fail_next(
             method, status, retry_after=retry_after, description=description, count=count
         )
+
+    def flood_control(
+        self,
+        limits: FloodLimits | bool | None = True,
+        /,
+        *,
+        group_per_minute: int | None = GROUP_WINDOW.calls,
+        overall_per_second: int | None = OVERALL_WINDOW.calls,
+        private: Window | str | tuple[int, float] | None = None,
+    ) -> FloodControl | None:
+        """Switches Telegram's flood control on (by default its limits: 20 calls a minute per
+        group, 30 a second overall, private chats unlimited) or off (``None``/``False``).
+        Sending and editing calls beyond a limit then answer 429 ``retry_after``. Each call
+        starts fresh windows and statistics; read them at ``flood_stats``.
+
+            fake.flood_control()                                  # Telegram's limits
+            fake.flood_control(private=PRIVATE_WINDOW)            # and 3 per 3 s per private chat
+            fake.flood_control(group_per_minute=None)             # no per-group limit
+            fake.flood_control(None)                              # off again
+
+        A ``FloodLimits`` given first wins over the keywords. The windows run on the model's
+        monotonic clock (``BotApiModel(monotonic=...)``)."""
+        if limits is None or limits is False:
+            return self.model.flood_control(None)
+        if limits is True:
+            limits = FloodLimits.of(
+                group_per_minute=group_per_minute,
+                overall_per_second=overall_per_second,
+                private=private,
+            )
+        return self.model.flood_control(limits)
+
+    @property
+    def flood_stats(self) -> FloodStats | None:
+        """What flood control saw since it was switched on (None while it is off)."""
+        return self.model.flood.stats if self.model.flood is not None else None
 
     def set_result(self, method: str, result: Any) -> None:
         """Answers ``method`` with ``result`` (or ``result(params)`` if callable) from now on."""

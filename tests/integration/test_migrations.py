@@ -25,6 +25,7 @@ TABLES = {
     "outbox",
     "ref_counters",
     "geocode_cache",
+    "chat_aliases",
     "assignments",
     "operators",
     "audit_log",

@@ -84,7 +84,7 @@ async def test_read_modify_write_units_never_lose_updates_when_run_concurrently_
 
 
 @only_postgresql
-async def test_outbox_due_skips_rows_locked_by_another_worker_when_on_postgresql(
+async def test_outbox_claim_skips_rows_locked_by_another_worker_when_on_postgresql(
     engine: AsyncEngine,
 ) -> None:
     uow_factory = factory(engine)
@@ -92,10 +92,11 @@ async def test_outbox_due_skips_rows_locked_by_another_worker_when_on_postgresql
         for minute in range(4):
             await uow.outbox.add(b.outbox(minutes=minute, kind=f"m{minute}"))
         await uow.commit()
+    now, until = b.at(10), b.at(11)
     async with uow_factory() as first:
-        taken = await first.outbox.due(b.at(10), 2)
+        taken = await first.outbox.claim("first", now, until, 2)  # locked, not yet committed
         async with uow_factory() as second:
-            others = await second.outbox.due(b.at(10), 10)
+            others = await second.outbox.claim("second", now, until, 10)
     assert [m.kind for m in taken] == ["m0", "m1"]
     assert [m.kind for m in others] == ["m2", "m3"]
 

@@ -526,7 +526,11 @@ async def test_outbox_message_round_trips_every_field_when_added(
 ) -> None:
     citizen_id = await add_citizen(uow_factory)
     ticket_id = (await add_ticket(uow_factory, b.ticket(citizen_id))).id
-    original = b.outbox(ticket_id, sent_at=b.at(3), failed_at=b.at(4), lane="advisory", attempts=2)
+    original = b.outbox(
+        ticket_id, sent_at=b.at(3), failed_at=b.at(4), lane="advisory", attempts=2, rank=1,
+        result={"chat_id": -100, "message_id": 7, "thread_id": None}, dedup_key="alert:x",
+        claimed_by="host:1:abc", claimed_until=b.at(5), repeat=True,
+    )  # fmt: skip
     assert b.unset_fields(original) == []
     async with uow_factory() as uow:
         stored = await uow.outbox.add(original)
@@ -534,6 +538,9 @@ async def test_outbox_message_round_trips_every_field_when_added(
     assert type(stored) is OutboxMessage
     assert stored == dataclasses.replace(original, id=stored.id)
     assert stored.id is not None
+    async with uow_factory() as uow:
+        assert await uow.outbox.get(stored.id) == stored
+        assert await uow.outbox.get(stored.id + 1) is None
 
 
 async def test_outbox_add_refuses_payload_when_not_json(uow_factory: UnitOfWorkFactory) -> None:
@@ -577,6 +584,7 @@ async def test_outbox_update_persists_only_delivery_state_when_retried_and_sent(
         last_error="RetryAfter",
         payload={"tampered": True},
         kind="tampered",
+        claimed_by="tampered",
     )
     async with uow_factory() as uow:
         await uow.outbox.update(retry)
@@ -588,11 +596,18 @@ async def test_outbox_update_persists_only_delivery_state_when_retried_and_sent(
                 stored, attempts=1, next_attempt_at=b.at(10), last_error="RetryAfter"
             )
         ]
-        await uow.outbox.update(dataclasses.replace(retry, attempts=2, sent_at=b.at(11)))
+        sent = dataclasses.replace(
+            retry, attempts=2, sent_at=b.at(11), result={"message_id": 5}, repeat=True
+        )
+        await uow.outbox.update(sent)
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.outbox.due(b.at(60), 10) == []
         assert await uow.outbox.pending_count() == 0
+        assert await uow.outbox.get(stored.id or 0) == dataclasses.replace(
+            stored, attempts=2, next_attempt_at=b.at(10), last_error="RetryAfter",
+            sent_at=b.at(11), result={"message_id": 5}, repeat=True,
+        )  # fmt: skip
 
 
 async def test_outbox_update_raises_lookup_error_when_message_is_unknown(

@@ -55,6 +55,13 @@ def test_environment_wins_over_dotenv_when_both_set_a_value(tmp_path: Path) -> N
         ("MAX_OPEN_TICKETS", "many"),
         ("AGENCIES_FILE", "/nonexistent/agencies.toml"),
         ("LOG_LEVEL", "LOUD"),
+        ("TELEGRAM_RATE_GOVERNOR", "maybe"),
+        ("TELEGRAM_RATE_OVERALL_PER_SECOND", "0"),
+        ("TELEGRAM_RATE_GROUP_PER_MINUTE", "twenty"),
+        ("TELEGRAM_RATE_PRIVATE_PER_SECOND", "nan"),
+        ("TELEGRAM_RATE_PRIVATE_PER_SECOND", "0"),
+        ("TELEGRAM_RATE_PRIVATE_BURST", "1.5"),
+        ("TELEGRAM_RATE_BROADCAST_PER_SECOND", "31"),
     ],
 )
 def test_invalid_value_names_its_variable_when_loading(variable: str, value: str) -> None:
@@ -103,3 +110,41 @@ def test_self_hosted_nominatim_is_not_throttled_when_no_interval_is_set() -> Non
     settings = load_settings({"NOMINATIM_URL": "http://nominatim.internal:8080/"}, env_file=None)
     assert settings.nominatim_url == "http://nominatim.internal:8080"
     assert settings.nominatim_min_interval == 0
+
+
+def test_rate_governor_is_on_with_telegrams_limits_when_nothing_is_set() -> None:
+    settings = load_settings({}, env_file=None)
+    assert settings.rate_governor is True
+    assert settings.rate_overall_per_second == 30
+    assert settings.rate_group_per_minute == 20
+    assert settings.rate_private_per_second == 1.0
+    assert settings.rate_private_burst == 3
+    assert settings.rate_broadcast_per_second == 20
+
+
+def test_rate_budgets_follow_the_environment_when_set() -> None:
+    settings = load_settings(
+        {
+            "TELEGRAM_RATE_GOVERNOR": "off",
+            "TELEGRAM_RATE_OVERALL_PER_SECOND": "10",
+            "TELEGRAM_RATE_GROUP_PER_MINUTE": "15",
+            "TELEGRAM_RATE_PRIVATE_PER_SECOND": "0.5",
+            "TELEGRAM_RATE_PRIVATE_BURST": "2",
+        },
+        env_file=None,
+    )
+    assert settings.rate_governor is False
+    assert settings.rate_overall_per_second == 10
+    assert settings.rate_group_per_minute == 15
+    assert settings.rate_private_per_second == 0.5
+    assert settings.rate_private_burst == 2
+    assert settings.rate_broadcast_per_second == 10  # the default never exceeds the overall rate
+
+
+def test_broadcast_rate_names_the_overall_rate_when_it_exceeds_it() -> None:
+    with pytest.raises(SettingsError, match="TELEGRAM_RATE_OVERALL_PER_SECOND") as caught:
+        load_settings(
+            {"TELEGRAM_RATE_OVERALL_PER_SECOND": "25", "TELEGRAM_RATE_BROADCAST_PER_SECOND": "26"},
+            env_file=None,
+        )
+    assert caught.value.variable == "TELEGRAM_RATE_BROADCAST_PER_SECOND"

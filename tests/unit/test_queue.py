@@ -28,7 +28,6 @@ from bot.services.outbox_kinds import (
     QUEUE_BOARD,
 )
 from bot.services.queue import QueueService
-from bot.services.rows import HAS_RANK
 from tests.fakes.memory_uow import InMemoryUnitOfWorkFactory
 from tests.unit.console_support import (
     DEWI,
@@ -140,8 +139,8 @@ async def test_submit_queues_topic_card_pin_media_and_board_in_that_order_when_c
     assert [m.payload.get("index") for m in rows(uow_factory, OPERATOR_MEDIA)] == [0, 1]
     assert rows(uow_factory, QUEUE_BOARD)[0].payload == {"chat_id": OPERATORS_CHAT}
     assert all(m.ticket_id == draft.id for m in rows(uow_factory) if m.kind != QUEUE_BOARD)
-    if HAS_RANK:  # once the outbox branch's rank exists, topics and cards follow the queue
-        assert [m.rank for m in rows(uow_factory)][:2] == [1, 1]
+    # Topics and cards follow the queue: the ticket's priority is the rows' rank.
+    assert [m.rank for m in rows(uow_factory)][:2] == [1, 1]
 
 
 async def test_submit_leaves_the_pin_to_the_card_when_the_edge_merges_them(

@@ -186,6 +186,7 @@ async def test_kelurahan_found_when_name_typed_with_one_typo(
     assert candidates, typo
     assert all(c.source == GAZETTEER_SOURCE for c in candidates)
     assert candidates[0].confidence <= KELURAHAN_CONFIDENCE
+    assert candidates[0].fuzzy, typo  # a guess the citizen must confirm
     tied = tied_kelurahan(typo, row["name"])
     if tied == {row["code"]}:
         assert candidates[0].area is not None
@@ -229,6 +230,7 @@ async def test_kecamatan_centroid_with_lower_confidence_when_only_kecamatan_type
     assert candidates[0].area is not None
     assert candidates[0].area.kecamatan_code == row["code"]
     assert candidates[0].confidence < KELURAHAN_CONFIDENCE - 0.1
+    assert not candidates[0].fuzzy
 
 
 async def test_kelurahan_preferred_when_a_name_is_both_kelurahan_and_kecamatan(
@@ -263,7 +265,7 @@ async def test_rt_rw_on_candidate_when_typed(gazetteer: Gazetteer) -> None:
     [
         "",
         "tolong ada kebakaran",
-        "Jl. Pandanaran 12",
+        "Jl. Mawar 12",  # "Jl. Pandanaran 12" is a main road now: see test_landmarks.py
         "dekat Tugu Muda",  # a monument in Sekayu, not Kecamatan Tugu
         "jalan kuda",  # one letter from Kudu, but a different word
         "RT 03 RW 05",

@@ -3,47 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
-from collections.abc import Coroutine
-from typing import Any
 
 import pytest
 
 from bot.geo.ratelimit import AsyncRateLimiter
-
-
-class VirtualTime:
-    """Time that jumps to the next sleeper's wake-up when every task is asleep."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + seconds, next(self._order), future))
-        await future
-
-    @property
-    def sleeping(self) -> int:
-        return len(self._sleepers)
-
-    async def run(self, *coroutines: Coroutine[Any, Any, None]) -> None:
-        tasks = [asyncio.ensure_future(c) for c in coroutines]
-        while not all(t.done() for t in tasks):
-            for _ in range(5):
-                await asyncio.sleep(0)
-            if self._sleepers:
-                wake_at, _, future = heapq.heappop(self._sleepers)
-                self.now = max(self.now, wake_at)
-                future.set_result(None)
-        for task in tasks:
-            task.result()
+from tests.fakes.virtual_time import VirtualTime
 
 
 async def test_slots_one_second_apart_when_five_tasks_ask_at_once() -> None:

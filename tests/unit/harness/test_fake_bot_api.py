@@ -370,6 +370,19 @@ async def test_long_poll_waits_for_an_update_when_none_is_pending(
     assert fake_bot_api.pending_updates == []
 
 
+async def test_poll_is_counted_when_it_starts_while_the_long_poll_still_waits(
+    fake_bot_api: FakeBotApi, bot: Bot
+) -> None:
+    waiting = asyncio.create_task(bot.get_updates(timeout=10))
+    started = time.monotonic()
+    await fake_bot_api.wait_for(lambda: fake_bot_api.poll_count == 1, timeout=2)
+    assert time.monotonic() - started < 1.0
+    assert not waiting.done()
+    await fake_bot_api.add_user().send_text("ada banjir")
+    assert len(await waiting) == 1
+    assert fake_bot_api.poll_count == 1
+
+
 async def test_string_parameters_stay_strings_when_posted_as_form_fields(
     fake_bot_api: FakeBotApi, bot: Bot
 ) -> None:
@@ -436,3 +449,23 @@ async def test_test_double_bug_is_reported_as_such_when_the_model_crashes(
     fake_bot_api.set_result("getChat", crash)
     with pytest.raises(NetworkError, match="test double crashed"):
         await bot.get_chat(1)
+
+
+async def test_pinned_messages_are_kept_in_order_when_pinned_and_unpinned(
+    fake_bot_api: FakeBotApi,
+) -> None:
+    fake_bot_api.register_forum(OPERATORS, "Operator 112")
+    async with Bot(fake_bot_api.token, base_url=fake_bot_api.base_url) as bot:
+        first = await bot.send_message(OPERATORS, "board")
+        second = await bot.send_message(OPERATORS, "other")
+        assert await bot.pin_chat_message(OPERATORS, first.message_id)
+        assert await bot.pin_chat_message(OPERATORS, second.message_id)
+        assert await bot.pin_chat_message(OPERATORS, first.message_id)  # pinned again: last
+        chat = fake_bot_api.model.chats[OPERATORS]
+        assert chat.pinned == [second.message_id, first.message_id]
+        assert await bot.unpin_chat_message(OPERATORS, second.message_id)
+        assert chat.pinned == [first.message_id]
+        with pytest.raises(BadRequest, match=r"(?i)message to pin not found"):
+            await bot.pin_chat_message(OPERATORS, 9999)
+        with pytest.raises(BadRequest, match=r"(?i)message to unpin not found"):
+            await bot.unpin_chat_message(OPERATORS, second.message_id)
