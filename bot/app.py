@@ -37,6 +37,7 @@ from bot.services.queue import QueueService
 from bot.services.relay import RelayPolicy, RelayService
 from bot.services.roster import RosterService
 from bot.services.sla import SlaPolicy, SlaService
+from handlers.console_delivery import detect_topics
 from handlers.context import (
     OPERATOR_VIEWS_KEY,
     SERVICES_KEY,
@@ -107,6 +108,7 @@ def build_application(
             local_zone=settings.timezone,
             default_language=settings.default_language,
             operator_chat_id=settings.operator_chat_id,
+            separate_pin=False,  # the card carries the place (a map link, a pin on demand)
         )
         health = DeliveryHealth()
         chats = ChatDirectory(uow_factory, clock, read_uow_factory=read_uow_factory)
@@ -118,9 +120,14 @@ def build_application(
         roster = RosterService(uow_factory, clock, read_uow_factory=read_uow_factory)
         await roster.seed(settings.operator_user_ids, settings.admin_user_ids)
         views = Views(settings)
-        deliverer = TelegramDeliverer(
-            application.bot, queries, intake, views, settings.operator_chat_id, chats=chats
+        console_services = _console_services(
+            settings, uow_factory, read_uow_factory, geo, clock, health=health
         )
+        deliverer = TelegramDeliverer(
+            application.bot, queries, intake, views, settings.operator_chat_id, chats=chats,
+            operator_views=OperatorViews.from_settings(settings), queue=console_services[2],
+            topics=await detect_topics(application.bot, settings.operator_chat_id),
+        )  # fmt: skip
         worker = OutboxWorker(
             uow_factory, deliverer, clock, poll_interval=outbox_poll_interval, health=health,
             alerts=alerts, chats=chats,
@@ -130,12 +137,10 @@ def build_application(
         alerts.on_enqueue(worker.wake)
         application.bot_data[SERVICES_KEY] = Services(
             settings, intake, queries, worker, roster,
-            *_console_services(
-                settings, uow_factory, read_uow_factory, geo, clock, health=health
-            ),
+            *console_services,
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
-        application.bot_data[OPERATOR_VIEWS_KEY] = OperatorViews.from_settings(settings)
+        application.bot_data[OPERATOR_VIEWS_KEY] = deliverer.operator_views
         resources.closers[:] = [worker.stop, geo.aclose, engine.dispose]
         if application.job_queue is not None:
             application.job_queue.run_repeating(

@@ -9,10 +9,12 @@ from telegram.ext import (
     filters,
 )
 
-from handlers import common, intake, operators
+from handlers import common, console_delivery, intake, operators
 from handlers.context import SiagaApplication
 
 PRIVATE = filters.ChatType.PRIVATE
+SENDERS_REGISTERED = console_delivery.__name__
+"""Importing the package registers the console's send functions with the deliverer."""
 
 
 def register(application: SiagaApplication, operator_chat_id: int | None = None) -> None:
