@@ -120,13 +120,16 @@ def build_application(
         roster = RosterService(uow_factory, clock, read_uow_factory=read_uow_factory)
         await roster.seed(settings.operator_user_ids, settings.admin_user_ids)
         views = Views(settings)
+        operators_chat = settings.operator_chat_id
+        if operators_chat is not None:  # where it lives now (a group may have migrated)
+            operators_chat = await chats.resolve(operators_chat)
         console_services = _console_services(
             settings, uow_factory, read_uow_factory, geo, clock, health=health
         )
         deliverer = TelegramDeliverer(
             application.bot, queries, intake, views, settings.operator_chat_id, chats=chats,
             operator_views=OperatorViews.from_settings(settings), queue=console_services[2],
-            topics=await detect_topics(application.bot, settings.operator_chat_id),
+            topics=await detect_topics(application.bot, operators_chat),
         )  # fmt: skip
         worker = OutboxWorker(
             uow_factory, deliverer, clock, poll_interval=outbox_poll_interval, health=health,
