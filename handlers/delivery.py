@@ -376,7 +376,11 @@ async def _citizen_notice(d: TelegramDeliverer, delivery: Delivery) -> DeliveryR
 async def _admin_alert(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
     admin = int(str(delivery.message.payload["admin_id"]))
     delivery.chat_id = admin
-    text = d.views.admin_alert(delivery.message.payload)
+    payload = delivery.message.payload
+    if payload.get("alert") == "unclaimed" and delivery.detail is not None:  # SLA escalation
+        text = d.operator_views.escalation(delivery.ticket, payload)
+    else:
+        text = d.views.admin_alert(payload)
     return result_of(await d.bot.send_message(admin, text, **d.limits(delivery)))
 
 

@@ -614,6 +614,18 @@ class OperatorViews:
             ).format(ref=ref)
         return _("ℹ️ <b>{ref}</b>: {notice}").format(ref=ref, notice=escape(str(kind)))
 
+    def escalation(self, ticket: Ticket, payload: Mapping[str, object]) -> str:
+        """The SLA escalation an admin gets by direct message: a ticket nobody claimed."""
+        waited = int(str(payload.get("waited_seconds") or 0))
+        return self._(
+            "🚨 <b>Siaga112:</b> report <b>{ref}</b> ({priority}) has waited {age} and no "
+            "operator has claimed it. Please make sure someone takes it now."
+        ).format(
+            ref=escape(ticket.ref or str(ticket.id)),
+            priority=self._(PRIORITY_WORDS.get(ticket.priority, PRIORITY_WORDS[3])),
+            age=age_text(timedelta(seconds=waited)),
+        )
+
     def relay_header(self, ticket: Ticket) -> str:
         """The line that introduces a citizen's message in the ticket's topic."""
         return self._("💬 <b>{ref}</b> · {name}:").format(

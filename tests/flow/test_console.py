@@ -476,3 +476,25 @@ async def test_everything_replies_to_the_card_when_operators_chat_is_not_a_forum
     await t.citizen.wait_reply(_has("kami segera datang"))
     answer = await console.press(console.dewi, t.button("claim"), t.card)
     assert answer.startswith("✔️")
+
+
+# -- SLA ----------------------------------------------------------------------------------------
+
+
+async def test_unclaimed_ticket_is_realerted_in_topic_and_escalated_to_admin_when_sla_passes(
+    console: Console,
+) -> None:
+    await console.rina.send_command("start")  # the admin's chat with the bot is open
+    await console.rina.wait_reply()
+    t = await console.report()
+    services = console.h.app.bot_data[SERVICES_KEY]
+    console.h.clock.advance(timedelta(seconds=200))
+    report = await services.sla.sweep()
+    assert report.realerted
+    assert report.escalated
+    services.outbox.wake()
+    notice = await console.telegram.wait_for_message(OPERATOR_CHAT, _has("belum diambil setelah"))
+    assert notice.thread_id == t.thread
+    assert t.ref in (notice.text or "")
+    alert = await console.telegram.wait_for_message(ADMIN_ID, _has(t.ref))
+    assert "belum diambil operator" in (alert.text or "")
