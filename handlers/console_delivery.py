@@ -124,17 +124,36 @@ async def _queue_board(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResu
     chat = await d.operators_chat(delivery)
     if d.queue is None:
         raise DeliveryError("no queue service", fault=Fault.REJECTED)
-    text = d.operator_views.board(await d.queue.board())
+    async with d.board_lock:
+        text = d.operator_views.board(await d.queue.board())  # fresh, as of this send
+        board_id = d.boards.get(chat) or await d.queue.board_message(chat)
+        result = await _edit_board(d, delivery, chat, board_id, text) if board_id else None
+        if result is None:
+            result = await _post_board(d, delivery, chat, text)
+        if result.message_id is not None:
+            d.boards[chat] = result.message_id
+        return result
+
+
+async def _edit_board(
+    d: TelegramDeliverer, delivery: Delivery, chat: int, board_id: int, text: str
+) -> DeliveryResult | None:
+    """Edits the board in place; None when it is gone (deleted, too old): post anew."""
+    try:
+        await d.bot.edit_message_text(text, chat_id=chat, message_id=board_id, **d.limits(delivery))
+    except BadRequest as exc:
+        if NOT_MODIFIED not in exc.message.lower():
+            log.warning("queue board %s cannot be edited (%s): posting anew", board_id,
+                        exc.message)  # fmt: skip
+            return None
+    return DeliveryResult(chat_id=chat, message_id=board_id)
+
+
+async def _post_board(
+    d: TelegramDeliverer, delivery: Delivery, chat: int, text: str
+) -> DeliveryResult:
+    """Posts the board in General and pins it (silently)."""
     limits = d.limits(delivery)
-    board_id = await d.queue.board_message(chat) if d.queue else None
-    if board_id is not None:
-        try:
-            await d.bot.edit_message_text(text, chat_id=chat, message_id=board_id, **limits)
-            return DeliveryResult(chat_id=chat, message_id=board_id)
-        except BadRequest as exc:
-            if NOT_MODIFIED in exc.message.lower():
-                return DeliveryResult(chat_id=chat, message_id=board_id)
-            log.warning("queue board %s cannot be edited (%s): posting anew", board_id, exc.message)
     sent = await d.bot.send_message(chat, text, **limits)
     try:
         await d.bot.pin_chat_message(chat, sent.message_id, disable_notification=True, **limits)

@@ -10,6 +10,7 @@ operators' or agency chat's 403/400 is a configuration fault of ours.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -151,6 +152,10 @@ class TelegramDeliverer:
         self.queue = queue
         self.topics = topics
         """Whether tickets get forum topics (decided at start, see ``console_delivery``)."""
+        self.board_lock = asyncio.Lock()
+        """One queue-board send at a time, so two rows in flight never post two boards."""
+        self.boards: dict[int, int] = {}
+        """The board's message per chat, as this process last posted or edited it."""
         self._operator_chat_id = operator_chat_id
         self._chats = chats
 

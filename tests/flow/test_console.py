@@ -143,6 +143,12 @@ async def test_report_gets_topic_and_card_with_buttons_and_map_link_when_chat_is
     assert board.thread_id is None
     assert t.ref in (board.text or "")
     assert console.telegram.model.chats[OPERATOR_CHAT].pinned == [board.message_id]
+    # A second report: the same board is edited (never a second one), priority order kept.
+    second = await console.report(first_name="Budi")
+    await console.h.outbox_drained()
+    await console.telegram.wait_for(lambda: second.ref in (board.text or ""))
+    boards = [m for m in console.h.operator_messages() if "Antrean" in (m.text or "")]
+    assert [m.message_id for m in boards] == [board.message_id]
 
 
 # -- the whole path, with the citizen's notices -------------------------------------------------
