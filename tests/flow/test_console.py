@@ -504,3 +504,25 @@ async def test_unclaimed_ticket_is_realerted_in_topic_and_escalated_to_admin_whe
     assert t.ref in (notice.text or "")
     alert = await console.telegram.wait_for_message(ADMIN_ID, _has(t.ref))
     assert "belum diambil operator" in (alert.text or "")
+
+
+async def test_location_replying_to_the_card_corrects_the_ticket_when_operator_knows_better(
+    console: Console,
+) -> None:
+    t = await console.report()
+    await console.h.outbox_drained()  # the card's id is stored once its row is done
+    telegram = console.telegram
+    before = len(t.citizen.messages)
+    update = telegram.updates.location(
+        console.dewi.user, -6.9668, 110.4164, accuracy=5,
+        chat=telegram.model.chats[OPERATOR_CHAT].raw, thread_id=t.thread, reply_to=t.card.raw,
+    )  # fmt: skip
+    await console.dewi._deliver_message(update)
+    answer = await console.dewi.wait_reply(_has("Lokasi diralat"))
+    assert answer.thread_id == t.thread
+    ticket = await console.ticket(t.ref)
+    assert ticket.incident_location.source.value == "operator"
+    assert ticket.incident_location.lat == -6.9668
+    await console.h.outbox_drained()
+    assert len(t.citizen.messages) == before  # a correction is not a message to the citizen
+    assert "-6.966800" in str(t.card.raw)  # the card shows the corrected place
