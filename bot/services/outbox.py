@@ -60,6 +60,13 @@ EMERGENCY_BACKOFF = timedelta(seconds=30)
 DESTINATION_BACKOFF = timedelta(seconds=30)
 LEASE = timedelta(seconds=30)
 PARALLEL = 64  # rows held at most: the governor paces and orders the calls
+
+
+def group_kinds() -> frozenset[str]:
+    """The kinds sent to our groups (operators, agencies), paced at 20 messages a minute."""
+    return frozenset(kind.name for kind in KINDS.values() if kind.audience in CONFIGURED)
+
+
 MAX_MIGRATIONS = 3  # chat moves followed for one row in a row
 
 
@@ -124,6 +131,7 @@ class OutboxWorker:
         batch: int = 50,
         poll_interval: float = 1.0,
         parallel: int = PARALLEL,
+        group_share: int | None = None,
         health: DeliveryHealth | None = None,
         alerts: AdminAlerts | None = None,
         chats: ChatDirectory | None = None,
@@ -140,11 +148,13 @@ class OutboxWorker:
         self._batch = batch
         self._poll_interval = poll_interval
         self._capacity = parallel
+        self._group_share = max(1, min(parallel, group_share or parallel // 2))
         self.health = health or DeliveryHealth()
         self._alerts = alerts
         self._chats = chats
         self._take_over = take_over_on_start
         self._held: set[int] = set()  # claimed by this worker, not yet finished or released
+        self._held_group: set[int] = set()  # of those, rows for our groups
         self._groups: dict[object, _Group] = {}  # running, by ticket and lane
         self._stopping = False
         self._wakeup = asyncio.Event()
@@ -171,16 +181,22 @@ class OutboxWorker:
     # -- claiming ---------------------------------------------------------------------------
 
     async def _claim(self, limit: int) -> int:
-        """Claims up to ``limit`` due rows and starts (or feeds) their groups."""
-        now = self._clock.now()
-        holding = [kind.name for kind in KINDS.values() if kind.must_deliver]
-        async with self._uow_factory() as uow:
-            claimed = await uow.outbox.claim(
-                self.owner, now, now + self._lease, limit, holding=holding
-            )
-            await uow.commit()
-        self.claims += 1
+        """Claims up to ``limit`` due rows and starts (or feeds) their groups.
+
+        Rows for our groups (the operators', agencies') take at most ``group_share`` of the
+        capacity: a group takes 20 messages a minute, so a backlog for it must not fill
+        every slot while citizens' rows (private chats, higher classes) wait unclaimed.
+        First a claim in the usual order up to the group share left, then, if that was
+        cut short, one that skips the group kinds for the rest.
+        """
+        group_free = self._group_share - len(self._held_group)
+        claimed = await self._claim_rows(min(limit, group_free)) if group_free > 0 else []
+        if len(claimed) < limit and (group_free <= 0 or len(claimed) == group_free):
+            claimed += await self._claim_rows(limit - len(claimed), skip=group_kinds())
         self._held.update(message.id or 0 for message in claimed)
+        self._held_group.update(
+            message.id or 0 for message in claimed if message.kind in group_kinds()
+        )
         for message in claimed:
             key = (message.ticket_id, message.lane) if message.ticket_id else ("row", message.id)
             group = self._groups.get(key)
@@ -195,6 +211,17 @@ class OutboxWorker:
         if claimed:
             self._ensure_heartbeat()
         return len(claimed)
+
+    async def _claim_rows(self, limit: int, skip: Collection[str] = ()) -> list[OutboxMessage]:
+        now = self._clock.now()
+        holding = [kind.name for kind in KINDS.values() if kind.must_deliver]
+        async with self._uow_factory() as uow:
+            claimed = await uow.outbox.claim(
+                self.owner, now, now + self._lease, limit, holding=holding, skip=skip
+            )
+            await uow.commit()
+        self.claims += 1
+        return claimed
 
     async def _pump(self, budget: int | None) -> None:
         """Claims whenever woken, up to the free capacity, until stopped; with a ``budget``
@@ -291,6 +318,7 @@ class OutboxWorker:
         """Ends the leases on ``ids`` (every row still held when None), unattempted."""
         release = set(self._held if ids is None else ids) & self._held
         self._held -= release
+        self._held_group -= release
         if not release:
             return
         try:
@@ -361,7 +389,8 @@ class OutboxWorker:
         return await self._failed(message, kind, error, started)
 
     async def _sent(self, message: OutboxMessage, kind: OutboxKind, result: DeliveryResult) -> bool:
-        self._held.discard(message.id or 0)  # from now on the lease only lapses
+        self._held.discard(message.id or 0)
+        self._held_group.discard(message.id or 0)  # from now on the lease only lapses
         self.sent_total += 1
         message.sent_at = self._clock.now()
         message.result = result.to_json()
@@ -400,6 +429,7 @@ class OutboxWorker:
         wait: timedelta | None = None,
     ) -> bool:
         self._held.discard(message.id or 0)
+        self._held_group.discard(message.id or 0)
         message.last_error = error.reason[:500]
         if wait is None:
             wait = next_wait(error.fault, message.attempts, message.lane, error.retry_after)

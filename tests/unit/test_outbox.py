@@ -696,7 +696,8 @@ async def test_worker_holds_at_most_its_capacity_when_more_rows_are_due(
     names = [f"card {n}" for n in range(10)]
     deliverer = Gated(*names)
     for n, name in enumerate(names):
-        await _enqueue(uow_factory, clock, name, ticket=await _ticket(uow_factory, n + 1))
+        await _enqueue(uow_factory, clock, name, kind="citizen_notice",
+                       ticket=await _ticket(uow_factory, n + 1))  # fmt: skip
     worker = _loop(uow_factory, deliverer, clock, parallel=3)
     try:
         await _until(deliverer, lambda: deliverer.in_flight == 3, "three sends under way")
@@ -776,3 +777,26 @@ async def test_delivery_under_way_finishes_and_the_rest_is_released_when_stopped
     assert (await _row(uow_factory, card)).sent_at == T0
     left = await _row(uow_factory, pin)
     assert (left.claimed_by, left.attempts, left.sent_at) == (None, 0, None)
+
+
+async def test_citizen_rows_are_claimed_when_group_rows_fill_their_share_of_the_capacity(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    cards = [f"card {n}" for n in range(6)]
+    deliverer = Gated(*cards)
+    for n, name in enumerate(cards):  # older and more urgent than the notice
+        await _enqueue(uow_factory, clock, name, ticket=await _ticket(uow_factory, n + 1), rank=1)
+    await _enqueue(uow_factory, clock, "notice", kind="citizen_notice",
+                   ticket=await _ticket(uow_factory, 99), rank=3)  # fmt: skip
+    worker = _loop(uow_factory, deliverer, clock, parallel=4, group_share=2)
+    try:
+        await _until(deliverer, lambda: deliverer.delivered == ["notice"], "the notice")
+        await _until(deliverer, lambda: deliverer.in_flight == 2, "two cards under way")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert worker.holding == 2  # the group's share; the rest waits for the group
+        assert sorted(deliverer.started) == ["card 0", "card 1", "notice"]
+    finally:
+        for gate in deliverer.gates.values():
+            gate.set()
+        await worker.stop()
