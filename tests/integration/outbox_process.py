@@ -74,7 +74,7 @@ async def main(args: argparse.Namespace) -> int:
         lease = timedelta(seconds=args.lease)
         worker = OutboxWorker(
             uow_factory, deliverer, SystemClock(), owner=args.owner, lease=lease,
-            heartbeat=args.lease / 5, batch=args.batch, parallel=8, poll_interval=0.05,
+            heartbeat=args.lease / 5, batch=args.batch, poll_interval=0.05,
         )  # fmt: skip
         worker.start()
         loop = asyncio.get_running_loop()
