@@ -127,11 +127,14 @@ async def _queue_board(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResu
     async with d.board_lock:
         text = d.operator_views.board(await d.queue.board())  # fresh, as of this send
         board_id = d.boards.get(chat) or await d.queue.board_message(chat)
+        if board_id is not None and d.board_texts.get(chat) == text:
+            return DeliveryResult(chat_id=chat, message_id=board_id)  # shows this already
         result = await _edit_board(d, delivery, chat, board_id, text) if board_id else None
         if result is None:
             result = await _post_board(d, delivery, chat, text)
         if result.message_id is not None:
             d.boards[chat] = result.message_id
+            d.board_texts[chat] = text
         return result
 
 

@@ -156,6 +156,8 @@ class TelegramDeliverer:
         """One queue-board send at a time, so two rows in flight never post two boards."""
         self.boards: dict[int, int] = {}
         """The board's message per chat, as this process last posted or edited it."""
+        self.board_texts: dict[int, str] = {}
+        """What that message shows (an unchanged board is not edited again)."""
         self._operator_chat_id = operator_chat_id
         self._chats = chats
 
