@@ -438,7 +438,7 @@ async def test_card_edit_and_notice_arrive_when_group_answers_429_then_500(
     console.telegram.fail_next("editMessageText", 500)
     await console.press(console.dewi, t.button("claim"), t.card)
     await _until(console, lambda: "Dewi" in (t.card.text or ""))
-    assert any("sedang menangani" in (m.text or "") for m in t.citizen.messages)
+    await t.citizen.wait_reply(_has("sedang menangani"))
     failed = [
         c for c in console.telegram.calls_to("editMessageText")
         if not c.ok and "not modified" not in str(c.error)
