@@ -41,14 +41,17 @@ from bot.services.sla import SlaPolicy, SlaService
 from bot.services.stats import StatsService
 from bot.services.subscriptions import SubscriptionService
 from handlers.advisory_views import AdvisoryViews
+from handlers.console_delivery import detect_topics
 from handlers.context import (
     ADVISORY_VIEWS_KEY,
+    OPERATOR_VIEWS_KEY,
     SERVICES_KEY,
     VIEWS_KEY,
     Context,
     SiagaApplication,
 )
 from handlers.delivery import TelegramDeliverer, telegram_reason
+from handlers.operator_views import OperatorViews
 from handlers.processing import PerChatUpdateProcessor
 from handlers.ratelimit import GovernedRateLimiter
 from handlers.views import Views
@@ -72,7 +75,7 @@ class Resources:
     closers: list[Any] = field(default_factory=list)
 
 
-def build_application(
+def build_application(  # noqa: PLR0915 - the composition root wires every service here
     settings: Settings,
     *,
     clock: Clock | None = None,
@@ -111,6 +114,7 @@ def build_application(
             local_zone=settings.timezone,
             default_language=settings.default_language,
             operator_chat_id=settings.operator_chat_id,
+            separate_pin=False,  # the card carries the place (a map link, a pin on demand)
         )
         health = DeliveryHealth()
         chats = ChatDirectory(uow_factory, clock, read_uow_factory=read_uow_factory)
@@ -125,8 +129,16 @@ def build_application(
         subscriptions, advisories, advisory_views = _advisory_services(
             settings, uow_factory, clock, roster, views
         )
+        operators_chat = settings.operator_chat_id
+        if operators_chat is not None:  # where it lives now (a group may have migrated)
+            operators_chat = await chats.resolve(operators_chat)
+        console_services = _console_services(
+            settings, uow_factory, read_uow_factory, geo, clock, health=health
+        )
         deliverer = TelegramDeliverer(
             application.bot, queries, intake, views, settings.operator_chat_id, chats=chats,
+            operator_views=OperatorViews.from_settings(settings), queue=console_services[2],
+            topics=await detect_topics(application.bot, operators_chat),
             advisories=advisories, advisory_views=advisory_views,
         )  # fmt: skip
         worker = OutboxWorker(
@@ -138,12 +150,11 @@ def build_application(
         alerts.on_enqueue(worker.wake)
         application.bot_data[SERVICES_KEY] = Services(
             settings, intake, queries, worker, roster,
-            *_console_services(
-                settings, uow_factory, read_uow_factory, geo, clock, health=health
-            ),
+            *console_services,
             subscriptions, advisories, StatsService(read_uow_factory, clock, roster),
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
+        application.bot_data[OPERATOR_VIEWS_KEY] = deliverer.operator_views
         application.bot_data[ADVISORY_VIEWS_KEY] = advisory_views
         resources.closers[:] = [worker.stop, geo.aclose, engine.dispose]
         if application.job_queue is not None:
@@ -196,7 +207,7 @@ def build_application(
         .get_updates_read_timeout(40)
     )
     application: SiagaApplication = builder.build()
-    handlers.register(application)
+    handlers.register(application, settings.operator_chat_id)
     return application
 
 
@@ -385,6 +396,12 @@ async def _check_chat(bot: Bot, chat_id: int, bot_id: int) -> list[tuple[bool, s
         (True, f"operators' chat reachable ({chat.type})"),
         (bool(chat.is_forum), "operators' chat is a forum (topics on)"),
         (topics, "bot may manage topics in the operators' chat"),
+        (
+            True,
+            "console mode: one forum topic per ticket"
+            if chat.is_forum and topics
+            else "console mode: no topics, a ticket's messages reply to its card",
+        ),
     ]
 
 

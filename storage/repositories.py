@@ -812,6 +812,16 @@ class SqlOutboxRepository(_SqlRepository):
         )
         return [_outbox_from_row(row) for row in rows]
 
+    async def last_sent_of_kind(self, kind: str) -> OutboxMessage | None:
+        """Return the row of one kind sent last."""
+        row = await self._session.scalar(
+            select(OutboxRow)
+            .where(OutboxRow.kind == kind, OutboxRow.sent_at.is_not(None))
+            .order_by(OutboxRow.sent_at.desc(), OutboxRow.id.desc())
+            .limit(1)
+        )
+        return _outbox_from_row(row) if row is not None else None
+
     async def claim(
         self,
         owner: str,
@@ -820,6 +830,7 @@ class SqlOutboxRepository(_SqlRepository):
         limit: int,
         *,
         holding: Collection[str] = (),
+        skip: Collection[str] = (),
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` (see the port for the rules).
 
@@ -829,11 +840,9 @@ class SqlOutboxRepository(_SqlRepository):
         """
         now, until = ensure_utc(now), ensure_utc(until)
         row, earlier = OutboxRow, aliased(OutboxRow)
-        leased_by_other = and_(
-            earlier.claimed_by.is_not(None),
-            earlier.claimed_by != owner,
-            earlier.claimed_until > now,
-        )
+        # Leased by anyone, this owner too: a continuous worker claims again while a row
+        # of the ticket is in flight, and the LIMIT must not fill up with rows behind it.
+        leased = and_(earlier.claimed_by.is_not(None), earlier.claimed_until > now)
         held = exists().where(
             earlier.ticket_id == row.ticket_id,
             earlier.lane == row.lane,
@@ -841,7 +850,7 @@ class SqlOutboxRepository(_SqlRepository):
             earlier.sent_at.is_(None),
             earlier.failed_at.is_(None),
             or_(
-                leased_by_other,
+                leased,
                 and_(earlier.kind.in_(list(holding)), earlier.next_attempt_at > now),
                 earlier.rank > row.rank,  # it is served later: this row would overtake it
             ),
@@ -862,6 +871,8 @@ class SqlOutboxRepository(_SqlRepository):
             .limit(limit)
             .execution_options(populate_existing=True)
         )
+        if skip:
+            statement = statement.where(row.kind.not_in(list(skip)))
         if self._dialect == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
         candidates = list(await self._session.scalars(statement))

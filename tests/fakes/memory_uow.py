@@ -547,7 +547,7 @@ def _owed(message: OutboxMessage) -> bool:
     return message.sent_at is None and message.failed_at is None
 
 
-def _leased_by_other(message: OutboxMessage, owner: str, now: datetime) -> bool:
+def _leased_by_other(message: OutboxMessage, owner: str | None, now: datetime) -> bool:
     return (
         message.claimed_by is not None
         and message.claimed_by != owner
@@ -610,6 +610,7 @@ class InMemoryOutboxRepository(_Repository):
         limit: int,
         *,
         holding: Collection[str] = (),
+        skip: Collection[str] = (),
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` (rules: the port's docstring)."""
         now, until = _require_aware(now), _require_aware(until)
@@ -623,7 +624,7 @@ class InMemoryOutboxRepository(_Repository):
                 and e.lane == message.lane
                 and (e.id or 0) < (message.id or 0)
                 and (
-                    _leased_by_other(e, owner, now)
+                    _leased_by_other(e, None, now)  # this owner's in-flight rows too
                     or (e.kind in holding and e.next_attempt_at > now)
                     or e.rank > message.rank
                 )
@@ -635,6 +636,7 @@ class InMemoryOutboxRepository(_Repository):
             m
             for m in owed
             if m.next_attempt_at <= now
+            and m.kind not in skip
             and (m.claimed_by is None or (m.claimed_until is not None and m.claimed_until <= now))
             and not tx.locked_by_other(m.id or 0)
             and not held(m)
@@ -746,6 +748,14 @@ class InMemoryOutboxRepository(_Repository):
     async def owed_of_kind(self, kind: str) -> list[OutboxMessage]:
         """Return unsent, unfailed rows of one kind, oldest first."""
         return [m for m in await self.owed(10**9) if m.kind == kind]
+
+    async def last_sent_of_kind(self, kind: str) -> OutboxMessage | None:
+        """Return the row of one kind sent last."""
+        rows: dict[int, OutboxMessage] = self._tx.view("outbox")
+        sent = [m for m in rows.values() if m.kind == kind and m.sent_at is not None]
+        if not sent:
+            return None
+        return copy.deepcopy(max(sent, key=lambda m: (m.sent_at, m.id or 0)))
 
 
 class InMemoryOperatorRepository(_Repository):

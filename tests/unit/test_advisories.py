@@ -218,9 +218,9 @@ async def test_each_subscriber_gets_one_copy_and_the_admin_a_report_when_the_job
 
     advisory = await w.advisories.confirm(ADMIN, advisory_id, ADMIN)
     copies = rows(w.uow_factory, ADVISORY)
-    await drain(w.worker(bot, batch=7), w.clock)
+    await drain(w.worker(bot, batch=7), w.clock, w.uow_factory)
     assert await w.advisories.tick() == 1  # finished: the final report is queued
-    await drain(w.worker(bot), w.clock)
+    await drain(w.worker(bot), w.clock, w.uow_factory)
 
     assert advisory.recipients == 30
     assert {m.lane for m in copies} == {"broadcast"}
@@ -307,7 +307,7 @@ async def test_each_copy_goes_once_when_a_worker_is_killed_mid_broadcast_and_ano
 
     w.clock.current += LEASE_PAST  # the dead worker's leases end
     second_bot = Bot()
-    await drain(w.worker(second_bot, batch=25), w.clock)
+    await drain(w.worker(second_bot, batch=25), w.clock, w.uow_factory)
 
     assert sent_before == 25  # the progress message and 24 copies
     delivered = [chat for chat, text in first_bot.sent + second_bot.sent if chat != ADMIN]
@@ -328,7 +328,7 @@ async def test_copies_not_yet_sent_are_stopped_when_an_admin_cancels() -> None:
     await worker.run_once()  # progress + 10 copies
 
     cancelled = await w.advisories.cancel(ADMIN)
-    await drain(worker, w.clock)
+    await drain(worker, w.clock, w.uow_factory)
 
     assert cancelled is not None
     assert cancelled.status is AdvisoryStatus.CANCELLED
@@ -364,8 +364,11 @@ async def test_copies_are_paced_and_intake_is_not_delayed_when_a_broadcast_runs(
             governor.release(call)
 
     async def broadcast() -> None:
-        while await worker.run_once() or worker._claimed:
-            pass
+        while True:
+            await worker.run_once()
+            async with w.uow_factory() as uow:
+                if not await uow.outbox.owed(1):
+                    return
 
     await time.run(broadcast(), citizen_replies())
 
@@ -384,7 +387,7 @@ async def test_copies_are_sent_as_paid_broadcasts_when_paid_broadcasting_is_on()
     await w.advisories.confirm(ADMIN, advisory_id, ADMIN)
     bot = Bot()
 
-    await drain(w.worker(bot), w.clock)
+    await drain(w.worker(bot), w.clock, w.uow_factory)
 
     copy = [(text, paid) for (chat, text), paid in zip(bot.sent, bot.paid, strict=True)
             if chat == 10_001]  # fmt: skip
