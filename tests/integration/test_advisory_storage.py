@@ -182,3 +182,34 @@ async def test_period_queries_return_submitted_tickets_and_their_assignments_whe
         assignments = await uow.assignments.for_tickets([inside.id or 0])
     assert [t.ref for t in found] == ["SMG-1"]
     assert [a.agency_code for a in assignments] == ["BPBD"]
+
+
+async def test_finish_sent_ends_only_the_owners_leases_when_rows_are_stored_in_bulk(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await add_citizens(uow_factory)
+    async with uow_factory() as uow:
+        advisory = await uow.advisories.add(Advisory(1000, b.at(0), AdvisoryStatus.SENDING, "x"))
+        await uow.advisories.enqueue(
+            advisory.id or 0, await uow.citizens.subscribers(None), b.at(0), kind="advisory",
+            lane="broadcast", rank=5,
+        )  # fmt: skip
+        await uow.commit()
+    async with uow_factory() as uow:
+        mine = await uow.outbox.claim("worker-1", b.at(1), b.at(2), 2)
+        await uow.commit()
+    for message in mine:
+        message.sent_at = b.at(1.5)
+        message.result = {"chat_id": 1, "message_id": 2, "thread_id": None}
+    async with uow_factory() as uow:
+        await uow.outbox.finish_sent(mine, "worker-1")
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = [await uow.outbox.get(m.id or 0) for m in mine]
+        owed = await uow.outbox.owed(10)
+        progress = await uow.advisories.progress(advisory.id or 0)
+    assert all(s is not None and s.sent_at == b.at(1.5) and s.claimed_by is None for s in stored)
+    assert stored[0] is not None
+    assert stored[0].result == {"chat_id": 1, "message_id": 2, "thread_id": None}
+    assert len(owed) == 1
+    assert (progress.sent, progress.owed) == (2, 1)

@@ -394,3 +394,19 @@ async def test_copies_are_sent_as_paid_broadcasts_when_paid_broadcasting_is_on()
     assert copy == [(copy[0][0], True)]
     assert "Advisory from Call Center 112" in copy[0][0]  # in the citizen's language
     assert rows(w.uow_factory, ADVISORY_PROGRESS)
+
+
+async def test_photo_advisory_goes_as_a_photo_with_the_caption_when_composed_with_one() -> None:
+    w = world()
+    await add_subscriber(w.uow_factory, 10_001, None)
+    draft = await w.advisories.start(ADMIN)
+    await w.advisories.set_content(ADMIN, draft.id or 0, "Genangan di Jl. Kaligawe.", "photo-7")
+    await w.advisories.set_target(ADMIN, draft.id or 0, Target(TargetKind.ALL))
+    await w.advisories.confirm(ADMIN, draft.id or 0, ADMIN)
+    bot = Bot()
+
+    await drain(w.worker(bot), w.clock, w.uow_factory)
+
+    (copy,) = [text for chat, text in bot.sent if chat == 10_001]
+    assert copy.startswith("[photo photo-7]")
+    assert "Genangan di Jl. Kaligawe." in copy
