@@ -29,6 +29,7 @@ from typing import ClassVar, Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.ports import (
+    AgencyRequestRepository,
     AssignmentRepository,
     AuditRepository,
     ChatAliasRepository,
@@ -41,6 +42,7 @@ from bot.services.ports import (
 )
 from storage.db import SQLITE_BEGIN_OPTION
 from storage.repositories import (
+    SqlAgencyRequestRepository,
     SqlAssignmentRepository,
     SqlAuditRepository,
     SqlChatAliasRepository,
@@ -65,6 +67,7 @@ class SqlUnitOfWork:
     operators: OperatorRepository
     assignments: AssignmentRepository
     audit: AuditRepository
+    agency_requests: AgencyRequestRepository
 
     def __init__(
         self,
@@ -105,6 +108,7 @@ class SqlUnitOfWork:
         self.operators = SqlOperatorRepository(session)
         self.assignments = SqlAssignmentRepository(session)
         self.audit = SqlAuditRepository(session)
+        self.agency_requests = SqlAgencyRequestRepository(session)
         return self
 
     async def __aexit__(

@@ -44,6 +44,7 @@ from bot.domain.model import (
     TicketStatus,
 )
 from bot.domain.rules import priority_for
+from bot.services.agencies import AgencyDirectory, hand_off
 from bot.services.outbox_kinds import (
     CITIZEN_STATUS,
     OPERATOR_CARD,
@@ -104,6 +105,8 @@ class ConsolePolicy:
     agencies: Mapping[str, str] = field(default_factory=dict)
     """Agency code -> name, from the agencies file (dispatch offers these)."""
     operator_chat_id: int | None = None
+    directory: AgencyDirectory | None = None
+    """The agencies with their chats and webhooks (None: every agency is called by phone)."""
 
 
 #: Citizen notices per step (what a citizen in an emergency wants to know).
@@ -152,10 +155,12 @@ class ConsoleService:
     async def dispatch(
         self, by: Staff, ticket_id: int, agency_codes: Sequence[str]
     ) -> ConsoleResult:
-        """Records that the agencies (codes of the agencies file) were called by phone.
+        """Hands the ticket to the agencies (codes of the agencies file).
 
         One assignment per new agency; agencies already on the ticket are skipped, and a
-        dispatch that adds none is INVALID (``already_assigned``).
+        dispatch that adds none is INVALID (``already_assigned``). Each agency gets the
+        ticket in its chat and/or by its webhook (``agencies.hand_off``); one with neither is
+        recorded as dispatched by phone.
         """
         codes = list(dict.fromkeys(agency_codes))
         if not codes:
@@ -168,6 +173,10 @@ class ConsoleService:
             new = [code for code in codes if code not in assigned]
             if not new:
                 raise _Invalid("already_assigned")
+            if self._policy.directory is not None:
+                return await hand_off(
+                    uow, ticket, new, by.actor, self._clock.now(), directory=self._policy.directory
+                )
             for code in new:
                 await uow.assignments.add(
                     Assignment(
@@ -419,7 +428,12 @@ class _Invalid(Exception):
 def _note(action: Action, details: Mapping[str, object]) -> str | None:
     if action is Action.DISPATCH:
         codes = details.get("codes")
-        return f"{', '.join(map(str, codes if isinstance(codes, list) else []))} (phone)"
+        channels = details.get("channels")
+        ways = channels if isinstance(channels, dict) else {}
+        return ", ".join(
+            f"{code} ({ways.get(code, 'phone')})"
+            for code in (codes if isinstance(codes, list) else [])
+        )
     if action is Action.EN_ROUTE and details.get("eta_minutes") is not None:
         return f"ETA {details['eta_minutes']} min"
     if action is Action.RESOLVE:

@@ -274,6 +274,11 @@ class OutboxWorker:
         message.last_error = error.reason[:500]
         if wait is None:
             wait = next_wait(error.fault, message.attempts, message.lane, error.retry_after)
+        if (
+            kind is not None and kind.max_attempts is not None
+            and message.attempts >= kind.max_attempts and error.fault is not Fault.RATE_LIMITED
+        ):  # fmt: skip
+            wait = None  # dead-lettered
         if wait is None:
             message.failed_at = now
             log.warning("outbox %s (%s) failed for good (%s): %s", message.id, message.kind,
@@ -284,7 +289,9 @@ class OutboxWorker:
                      message.kind, message.attempts, error.fault.value, wait.total_seconds(),
                      error.reason[:200])  # fmt: skip
         async with self._uow_factory() as uow:
-            await uow.outbox.finish(message, self.owner)
+            finished = await uow.outbox.finish(message, self.owner)
+            if finished and message.failed_at is not None and kind and kind.dead_letter:
+                await kind.dead_letter(uow, message)
             await uow.commit()
         if kind is not None and error.fault is Fault.DESTINATION and kind.audience in CONFIGURED:
             await self._destination_down(kind, error, now)

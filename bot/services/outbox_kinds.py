@@ -11,7 +11,7 @@ work that marks the row sent.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING
 
@@ -60,7 +60,19 @@ class Audience(StrEnum):
     ADMIN = "admin"
 
 
+class Transport(StrEnum):
+    """What carries a kind: the app's deliverer hands each row to the adapter of its transport
+    (``bot.services.composite.CompositeDeliverer``)."""
+
+    TELEGRAM = "telegram"
+    """The Bot API: a send function per kind in ``handlers/delivery.py``."""
+    WEBHOOK = "webhook"
+    """A signed HTTP POST to an agency system (``bot/agencies_http``)."""
+
+
 Recorder = Callable[["UnitOfWork", "OutboxMessage", "DeliveryResult"], Awaitable[None]]
+DeadLetter = Callable[["UnitOfWork", "OutboxMessage"], Awaitable[None]]
+"""Runs in the unit of work that marks a row failed for good (``last_error`` says why)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,10 @@ class OutboxKind:
     """Never given up (an operator card): a destination fault is retried with a short cap.
     Later rows of the same ticket wait behind it so operators read them in order."""
     record: Recorder | None = None
+    transport: Transport = Transport.TELEGRAM
+    max_attempts: int | None = None
+    """Attempts after which a row that keeps failing is dead-lettered (None: never)."""
+    dead_letter: DeadLetter | None = None
 
 
 KINDS: dict[str, OutboxKind] = {}
@@ -88,11 +104,15 @@ def register(
     priority: Priority,
     must_deliver: bool,
     record: Recorder | None = None,
+    transport: Transport = Transport.TELEGRAM,
+    max_attempts: int | None = None,
 ) -> str:
     """Registers a kind and returns its name (the constant the services enqueue)."""
     if name in KINDS:
         raise ValueError(f"outbox kind {name!r} registered twice")
-    KINDS[name] = OutboxKind(name, lane, audience, priority, must_deliver, record)
+    KINDS[name] = OutboxKind(
+        name, lane, audience, priority, must_deliver, record, transport, max_attempts
+    )
     return name
 
 
@@ -103,11 +123,12 @@ def kind_of(name: str) -> OutboxKind:
 
 def set_recorder(name: str, record: Recorder) -> None:
     """Attaches the hook that stores a delivery's result (services that own the data call it)."""
-    current = KINDS[name]
-    KINDS[name] = OutboxKind(
-        current.name, current.lane, current.audience, current.priority, current.must_deliver,
-        record,
-    )  # fmt: skip
+    KINDS[name] = replace(KINDS[name], record=record)
+
+
+def set_dead_letter(name: str, hook: DeadLetter) -> None:
+    """Attaches the hook that runs when a row of the kind is given up (failed for good)."""
+    KINDS[name] = replace(KINDS[name], dead_letter=hook)
 
 
 # -- the kinds ---------------------------------------------------------------------------------
@@ -180,3 +201,37 @@ CITIZEN_RELAY = register(
 """An operator's message copied to the citizen under the role header («👮 Operator 112»),
 never as the operator's own account: payload ``{"from_chat_id", "message_id", "kind",
 "text", "edited"}`` (``edited``: an edit, sent again as a marked copy)."""
+
+# -- agency handoff (issue 9) ------------------------------------------------------------------
+# Payloads carry ``ticket_id`` and ``agency`` (the agency's code); rows are rendered from the
+# ticket and assignment as they are when sent.
+
+AGENCY_CARD = register(
+    "agency_card", lane=Lane.AGENCY, audience=Audience.AGENCY, priority=Priority.AGENCY,
+    must_deliver=False,
+)  # fmt: skip
+"""The ticket's card in the agency's Telegram chat, with the agency's buttons; its ``record``
+hook stores the card's chat and message id on the assignment. Not must-deliver: one agency's
+broken chat must not hold back another agency's card of the same ticket (a refusal is still
+retried every 30 s at most, never given up, and told to the admins)."""
+AGENCY_CARD_EDIT = register(
+    "agency_card_edit", lane=Lane.AGENCY, audience=Audience.AGENCY, priority=Priority.AGENCY,
+    must_deliver=False,
+)  # fmt: skip
+"""Edit the agency's card to the assignment's progress (its buttons follow)."""
+AGENCY_REMINDER = register(
+    "agency_reminder", lane=Lane.AGENCY, audience=Audience.AGENCY, priority=Priority.AGENCY,
+    must_deliver=False,
+)  # fmt: skip
+"""The acknowledgement deadline passed: the agency's chat is notified again (a reply to the
+card). Payload ``waited_seconds``."""
+WEBHOOK_ATTEMPTS = 8
+"""A webhook that failed this many times is dead-lettered (1+2+4+…+64 s ≈ 2 min of tries)."""
+AGENCY_WEBHOOK = register(
+    "agency_webhook", lane=Lane.AGENCY, audience=Audience.AGENCY, priority=Priority.AGENCY,
+    must_deliver=False, transport=Transport.WEBHOOK, max_attempts=WEBHOOK_ATTEMPTS,
+)  # fmt: skip
+"""A signed EIDO-shaped POST to the agency's ``webhook_url`` (docs/agency-webhook.md):
+payload ``event`` (``dispatch`` or ``reminder``) and ``idempotency_key`` (fixed when the row
+is written, so every retry carries the same key). Dead-lettered after ``WEBHOOK_ATTEMPTS``:
+the ticket's topic and the admins are told."""
