@@ -18,19 +18,23 @@ from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
 import handlers.jobs
+from bot.agencies_http.client import WebhookDeliverer
+from bot.agencies_http.server import AgencyApi
 from bot.config import Settings
 from bot.geo import build_geocoder
 from bot.i18n import gettext_for
 from bot.services import Services
+from bot.services.agencies import AgencyDirectory, AgencyService
 from bot.services.alerts import AdminAlerts
 from bot.services.chats import ChatDirectory
 from bot.services.clock import SystemClock
+from bot.services.composite import CompositeDeliverer
 from bot.services.console import ConsolePolicy, ConsoleService
 from bot.services.governor import Limits, RateGovernor
 from bot.services.health import DeliveryHealth
 from bot.services.intake import IntakePolicy, IntakeService
 from bot.services.outbox import OutboxWorker
-from bot.services.outbox_kinds import Audience
+from bot.services.outbox_kinds import Audience, Transport
 from bot.services.ports import Clock, Geocoder, UnitOfWorkFactory
 from bot.services.queries import TicketQueries
 from bot.services.queue import QueueService
@@ -111,9 +115,12 @@ def build_application(
         roster = RosterService(uow_factory, clock, read_uow_factory=read_uow_factory)
         await roster.seed(settings.operator_user_ids, settings.admin_user_ids)
         views = Views(settings)
-        deliverer = TelegramDeliverer(
+        telegram = TelegramDeliverer(
             application.bot, queries, intake, views, settings.operator_chat_id, chats=chats
         )
+        directory = AgencyDirectory(settings.agencies)
+        webhooks = WebhookDeliverer(queries, directory, clock)
+        deliverer = CompositeDeliverer({Transport.TELEGRAM: telegram, Transport.WEBHOOK: webhooks})
         worker = OutboxWorker(
             uow_factory, deliverer, clock, poll_interval=outbox_poll_interval, health=health,
             alerts=alerts, chats=chats,
@@ -121,23 +128,22 @@ def build_application(
             take_over_on_start=engine.dialect.name == "sqlite",
         )  # fmt: skip
         alerts.on_enqueue(worker.wake)
+        agencies = AgencyService(
+            uow_factory, clock, directory, operator_chat_id=settings.operator_chat_id,
+            read_uow_factory=read_uow_factory,
+        )  # fmt: skip
         application.bot_data[SERVICES_KEY] = Services(
             settings, intake, queries, worker, roster,
             *_console_services(
-                settings, uow_factory, read_uow_factory, geo, clock, health=health
+                settings, uow_factory, read_uow_factory, geo, clock, health=health,
+                directory=directory,
             ),
+            agencies,
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
-        resources.closers[:] = [worker.stop, geo.aclose, engine.dispose]
-        if application.job_queue is not None:
-            application.job_queue.run_repeating(
-                handlers.jobs.close_idle_drafts, interval=SWEEP_INTERVAL, first=5,
-                name="close-idle-drafts",
-            )  # fmt: skip
-            application.job_queue.run_repeating(
-                handlers.jobs.sla_sweep, interval=SLA_INTERVAL, first=SLA_INTERVAL,
-                name="sla-sweep",
-            )  # fmt: skip
+        resources.closers[:] = [worker.stop, webhooks.aclose, geo.aclose, engine.dispose]
+        await _start_agency_api(settings, agencies, clock, worker, resources)
+        _schedule_jobs(application)
         if settings.operator_chat_id is None:
             log.warning("OPERATOR_CHAT_ID is not set: operator cards wait in the outbox")
         else:
@@ -177,6 +183,39 @@ def build_application(
     application: SiagaApplication = builder.build()
     handlers.register(application)
     return application
+
+
+async def _start_agency_api(
+    settings: Settings,
+    agencies: AgencyService,
+    clock: Clock,
+    worker: OutboxWorker,
+    resources: Resources,
+) -> None:
+    """Starts the signed agency status endpoint when ``AGENCY_API_LISTEN`` is set."""
+    if settings.agency_api_listen is None:
+        return
+    host, port = settings.agency_api_listen
+    api = AgencyApi(agencies, clock, host=host, port=port, on_change=worker.wake)
+    await api.start()
+    resources.closers.insert(0, api.stop)
+
+
+def _schedule_jobs(application: SiagaApplication) -> None:
+    """The timers: idle drafts, SLA, agency acknowledgement deadlines."""
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(
+            handlers.jobs.close_idle_drafts, interval=SWEEP_INTERVAL, first=5,
+            name="close-idle-drafts",
+        )  # fmt: skip
+        application.job_queue.run_repeating(
+            handlers.jobs.sla_sweep, interval=SLA_INTERVAL, first=SLA_INTERVAL,
+            name="sla-sweep",
+        )  # fmt: skip
+        application.job_queue.run_repeating(
+            handlers.jobs.agency_ack_sweep, interval=SLA_INTERVAL, first=SLA_INTERVAL,
+            name="agency-ack-sweep",
+        )  # fmt: skip
 
 
 def build_rate_limiter(settings: Settings) -> GovernedRateLimiter:
@@ -233,12 +272,12 @@ def _console_services(
     clock: Clock,
     *,
     health: DeliveryHealth,
+    directory: AgencyDirectory,
 ) -> tuple[ConsoleService, RelayService, QueueService, SlaService]:
     """The operator side: console actions, relay both ways, the queue board, SLA timers."""
     chat = settings.operator_chat_id
-    agencies = {agency.code: agency.name for agency in settings.agencies}
     console = ConsoleService(
-        uow_factory, geocoder, clock, ConsolePolicy(agencies, chat),
+        uow_factory, geocoder, clock, ConsolePolicy(directory.names(), chat, directory),
         read_uow_factory=read_uow_factory,
     )  # fmt: skip
     relay = RelayService(

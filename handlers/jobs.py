@@ -22,3 +22,10 @@ async def sla_sweep(context: Context) -> None:
     report = await context.services.sla.sweep()
     if report.fired:
         context.services.outbox.wake()
+
+
+async def agency_ack_sweep(context: Context) -> None:
+    """Fires the due agency acknowledgement deadlines (reminder, then the topic's alert)."""
+    report = await context.services.agencies.sweep()
+    if report.fired:
+        context.services.outbox.wake()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Settings
+from bot.services.agencies import AgencyService
 from bot.services.console import ConsoleService
 from bot.services.intake import IntakeService
 from bot.services.outbox import OutboxWorker
@@ -28,3 +29,4 @@ class Services:
     relay: RelayService
     queue: QueueService
     sla: SlaService
+    agencies: AgencyService

@@ -59,6 +59,9 @@ from bot.services.rows import add_event, enqueue
 log = logging.getLogger(__name__)
 
 TICKET_ATTEMPTS = 5
+KEYS_KEPT = timedelta(minutes=15)
+"""Inbound idempotency keys are kept this long (a request older than 5 minutes is refused
+by its timestamp anyway)."""
 #: What the citizen is told per step (CITIZEN_STATUS ``status``); «cannot handle» is for staff.
 CITIZEN_STEPS: Mapping[AgencyStep, str] = {
     AgencyStep.ACKNOWLEDGED: "acknowledged",
@@ -104,6 +107,8 @@ class AgencyStatus(StrEnum):
     REFUSED = "refused"
     """The step does not fit the agency's progress (``why``: closed, repeated, backwards,
     bad_eta)."""
+    REPLAY = "replay"
+    """The agency's system sent this request (its idempotency key) before."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,14 +251,18 @@ class AgencyService:
         *,
         eta_minutes: int | None = None,
         reason: DeclineReason | None = None,
+        request_key: str | None = None,
     ) -> AgencyResult:
-        """A status update the agency's system posted (already authenticated as the agency)."""
+        """A status update the agency's system posted (already authenticated as the agency).
+
+        ``request_key`` (its idempotency key) is stored in the same unit of work as the step:
+        a second request with the key is a REPLAY and changes nothing."""
         agency = self.directory.get(agency_code)
         if agency is None:
             return AgencyResult(AgencyStatus.NOT_ALLOWED)
         return await self._step(
             None, ref, agency, step, f"agency:{agency.code}:api", eta_minutes=eta_minutes,
-            reason=reason,
+            reason=reason, request_key=request_key,
         )  # fmt: skip
 
     async def _step(
@@ -266,9 +275,14 @@ class AgencyService:
         *,
         eta_minutes: int | None,
         reason: DeclineReason | None,
+        request_key: str | None = None,
     ) -> AgencyResult:
         now = self._clock.now()
         async with self._uow_factory() as uow:
+            if request_key is not None and not await uow.agency_requests.remember(
+                agency.code, request_key, now
+            ):
+                return AgencyResult(AgencyStatus.REPLAY)
             ticket = (
                 await uow.tickets.get(ticket_id)
                 if ticket_id is not None
@@ -363,6 +377,7 @@ class AgencyService:
                 ):
                     await self._escalate(uow, ticket, agency, waited, now)
                     report.escalated.append(assignment.id)
+            await uow.agency_requests.forget_before(now - KEYS_KEPT)
             await uow.commit()
         if report.fired:
             log.info("agency deadlines: %d reminded, %d escalated", len(report.reminded),

@@ -430,10 +430,10 @@ def _note(action: Action, details: Mapping[str, object]) -> str | None:
         codes = details.get("codes")
         channels = details.get("channels")
         ways = channels if isinstance(channels, dict) else {}
-        return ", ".join(
-            f"{code} ({ways.get(code, 'phone')})"
-            for code in (codes if isinstance(codes, list) else [])
-        )
+        by_way: dict[str, list[str]] = {}
+        for code in codes if isinstance(codes, list) else []:
+            by_way.setdefault(str(ways.get(code, "phone")), []).append(str(code))
+        return "; ".join(f"{', '.join(group)} ({way})" for way, group in by_way.items())
     if action is Action.EN_ROUTE and details.get("eta_minutes") is not None:
         return f"ETA {details['eta_minutes']} min"
     if action is Action.RESOLVE:
