@@ -115,10 +115,11 @@ def build_application(
         roster = RosterService(uow_factory, clock, read_uow_factory=read_uow_factory)
         await roster.seed(settings.operator_user_ids, settings.admin_user_ids)
         views = Views(settings)
-        telegram = TelegramDeliverer(
-            application.bot, queries, intake, views, settings.operator_chat_id, chats=chats
-        )
         directory = AgencyDirectory(settings.agencies)
+        telegram = TelegramDeliverer(
+            application.bot, queries, intake, views, settings.operator_chat_id, chats=chats,
+            agencies=directory,
+        )  # fmt: skip
         webhooks = WebhookDeliverer(queries, directory, clock)
         deliverer = CompositeDeliverer({Transport.TELEGRAM: telegram, Transport.WEBHOOK: webhooks})
         worker = OutboxWorker(

@@ -9,10 +9,12 @@ from telegram.ext import (
     filters,
 )
 
-from handlers import common, intake
+from handlers import agencies, agency_delivery, common, intake
 from handlers.context import SiagaApplication
 
 PRIVATE = filters.ChatType.PRIVATE
+AGENCY_SENDERS = agency_delivery.__name__
+"""Importing the package registers the agency kinds' send functions with the deliverer."""
 
 
 def register(application: SiagaApplication) -> None:
@@ -34,6 +36,8 @@ def register(application: SiagaApplication) -> None:
     # Buttons: the conversation's and the menu's; anything else is answered as stale.
     application.add_handler(CallbackQueryHandler(intake.on_intake_button, pattern=r"^i\|"))
     application.add_handler(CallbackQueryHandler(common.on_menu_button, pattern=r"^m\|"))
+    # The agency card's buttons: any chat (the service checks it is the agency's own).
+    application.add_handler(CallbackQueryHandler(agencies.on_agency_button, pattern=r"^a\|"))
     application.add_handler(CallbackQueryHandler(intake.on_intake_button))  # unknown: stale
     # Live-location updates arrive as edited messages; they must not reach the router below.
     application.add_handler(

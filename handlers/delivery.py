@@ -27,6 +27,7 @@ from telegram.error import (
 )
 
 from bot.domain.model import Citizen, Location, MediaKind, OutboxMessage, Ticket
+from bot.services.agencies import AgencyDirectory
 from bot.services.chats import ChatDirectory
 from bot.services.intake import IntakeService
 from bot.services.outbox_kinds import (
@@ -137,8 +138,11 @@ class TelegramDeliverer:
         operator_chat_id: int | None,
         *,
         chats: ChatDirectory | None = None,
+        agencies: AgencyDirectory | None = None,
     ) -> None:
         self.bot = bot
+        self.agencies = agencies or AgencyDirectory(())
+        """The agencies file: each agency's chat (agency cards go there)."""
         self._queries = queries
         self._intake = intake
         self.views = views
@@ -204,6 +208,14 @@ class TelegramDeliverer:
             chat = await self._chats.resolve(chat)
         delivery.chat_id = chat
         return chat
+
+    async def chat_of(self, delivery: Delivery, chat_id: int) -> int:
+        """Where ``chat_id`` lives now (a group that became a supergroup moved), noted on
+        ``delivery``."""
+        if self._chats is not None:
+            chat_id = await self._chats.resolve(chat_id)
+        delivery.chat_id = chat_id
+        return chat_id
 
     def limits(self, delivery: Delivery) -> dict[str, Any]:
         """The rate governor's arguments for this row's calls (none without a governor)."""

@@ -217,6 +217,14 @@ class AgencyService:
             return []
         return [agency.code for agency in suggest_for(self.directory.agencies, ticket)]
 
+    def may_press(self, chat_id: int, user_id: int, agency_code: str) -> bool:
+        """Whether a press in ``chat_id`` by ``user_id`` counts for the agency: only from its
+        own chat, and only by its ``members`` when the agencies file lists them."""
+        agency = self.directory.get(agency_code)
+        if agency is None or agency.telegram_chat_id != chat_id:
+            return False
+        return not agency.members or user_id in agency.members
+
     async def press(
         self,
         chat_id: int,
@@ -230,13 +238,9 @@ class AgencyService:
     ) -> AgencyResult:
         """A button on the agency's card: counts only from the agency's chat (and members)."""
         agency = self.directory.get(agency_code)
-        if agency is None or agency.telegram_chat_id != chat_id:
-            log.info("agency press on ticket %s refused: chat %s is not %s's", ticket_id,
-                     chat_id, agency_code)  # fmt: skip
-            return AgencyResult(AgencyStatus.NOT_ALLOWED)
-        if agency.members and user_id not in agency.members:
-            log.info("agency press on ticket %s refused: user %s is not a member of %s",
-                     ticket_id, user_id, agency_code)  # fmt: skip
+        if agency is None or not self.may_press(chat_id, user_id, agency_code):
+            log.info("agency press on ticket %s refused: chat %s / user %s may not act for %s",
+                     ticket_id, chat_id, user_id, agency_code)  # fmt: skip
             return AgencyResult(AgencyStatus.NOT_ALLOWED)
         return await self._step(
             ticket_id, None, agency, step, f"agency:{agency.code}:{user_id}",
