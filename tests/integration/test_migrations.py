@@ -29,6 +29,7 @@ TABLES = {
     "assignments",
     "operators",
     "audit_log",
+    "agency_requests",
 }
 
 
