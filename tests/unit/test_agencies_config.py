@@ -44,7 +44,7 @@ def test_agencies_file_resolves_kecamatan_names_to_codes_when_valid(tmp_path: Pa
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        (('"Tugu"', '"Tuguu"'), "POLSEK_TUGU: unknown kecamatan 'Tuguu' in areas (did you mean 'Tugu'?)"),
+        (('"Tugu"', '"Tuguu"'), "unknown kecamatan 'Tuguu' in areas (did you mean 'Tugu'?)"),
         (('"TRAF"]', '"TRAFFIC"]'), "agency POLSEK_TUGU: unknown categories ['TRAFFIC']"),
         (('"TRAF"]', '"CRIME"]'), "agency POLSEK_TUGU: a category appears twice"),
         (("https://polsek.example/112", "ftp://x"), "webhook_url 'ftp://x' must be an http(s) URL"),
