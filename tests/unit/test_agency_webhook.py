@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from bot.agencies_http.client import WebhookDeliverer
-from bot.domain.model import OutboxMessage
+from bot.agencies_http.eido import incident_document
+from bot.domain.model import (
+    Category,
+    Location,
+    LocationSource,
+    OutboxMessage,
+    Ticket,
+    TicketStatus,
+)
 from bot.services.composite import CompositeDeliverer
 from bot.services.outbox import OutboxWorker
 from bot.services.outbox_kinds import (
@@ -21,7 +32,7 @@ from bot.services.outbox_kinds import (
 from bot.services.ports import DeliveryResult
 from bot.services.queries import TicketQueries
 from tests.unit.agency_support import AGENCIES, SECRET, Desk, desk
-from tests.unit.console_support import ADMIN, DEWI, add_ticket, rows
+from tests.unit.console_support import ADMIN, DEWI, PLEBURAN, T0, add_ticket, rows
 from tests.webhook_receiver import WebhookReceiver
 
 
@@ -174,3 +185,25 @@ async def test_webhook_signed_with_a_wrong_secret_is_retried_as_a_configuration_
     assert row.failed_at is None
     assert row.sent_at is None
     assert "HTTP 401" in (row.last_error or "")
+
+
+def test_documented_example_has_the_shape_the_webhook_sends_when_compared() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "agency-webhook.md").read_text(encoding="utf-8")
+    example = json.loads(re.findall(r"```json\n(\{\n.*?\n\})\n```", doc, re.DOTALL)[0])
+    location = Location(-6.99, 110.42, LocationSource.GPS, T0, accuracy_m=12.0, area=PLEBURAN)
+    ticket = Ticket(
+        citizen_id=1, chat_id=1, status=TicketStatus.DISPATCHED, created_at=T0, updated_at=T0,
+        ref="SMG-261127-0001", category=Category.FIRE, incident_location=location,
+        details="Asap", persons_affected="2-5", submitted_at=T0,
+    )  # fmt: skip
+    sent = incident_document(ticket, None, AGENCIES[0], None, event="dispatch", key="k",
+                             sent_at=T0)  # fmt: skip
+
+    def shape(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: shape(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [shape(v) for v in value[:1]]
+        return None
+
+    assert shape(example) == shape(sent)
