@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
@@ -43,7 +44,7 @@ from tests.webhook_receiver import WebhookReceiver
 OPERATOR_CHAT = -1001234567890
 DAMKAR_CHAT = -1005550001
 OPERATOR_ID = 4_200_000_042
-SECRET = "bench-secret"
+SECRET = "bench-secret"  # noqa: S105 - a throwaway key for the loopback receiver
 REF = re.compile(r"SMG-\d{6}-\d{4}")
 
 AGENCIES = """
@@ -93,6 +94,13 @@ async def open_tickets(url: str, count: int) -> list[tuple[int, str]]:
     finally:
         await engine.dispose()
     return made
+
+
+async def arrived(done: Callable[[], bool], within: float = 120.0) -> None:
+    """Waits until ``done()`` (the double's calls and the receiver both feed it)."""
+    deadline = time.perf_counter() + within
+    while not done() and time.perf_counter() < deadline:
+        await asyncio.sleep(0.01)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -152,11 +160,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     assert result.ok, result
                     services.outbox.wake()  # as the card button's handler does
                     await asyncio.sleep(args.pace)
-                deadline = time.perf_counter() + 120
-                while (len(card_at) < len(pressed) or len(receiver.accepted) < len(pressed)) and (
-                    time.perf_counter() < deadline
-                ):
-                    await asyncio.sleep(0.01)
+                await arrived(lambda: min(len(card_at), len(receiver.accepted)) >= len(pressed))
             finally:
                 await application.stop()
                 await application.shutdown()
