@@ -770,6 +770,16 @@ class Views:
     def admin_alert(self, payload: dict[str, object]) -> str:
         """An alert for the admins (default language): which chat, and Telegram's reason."""
         _ = gettext_for(self.operator_language)
+        if payload.get("event") == "webhook_dead":
+            return _(
+                "⚠️ <b>Siaga112:</b> the webhook of agency {agency} for report {ref} was given "
+                "up after repeated failures («{reason}»). Call the agency by phone and check its "
+                "webhook_url and secret."
+            ).format(
+                agency=escape(str(payload.get("agency") or "—")),
+                ref=escape(str(payload.get("ref") or "—")),
+                reason=escape(str(payload.get("reason") or "—")),
+            )
         chat_id = payload.get("chat_id")
         chat = escape(str(chat_id)) if chat_id is not None else _("not configured")
         if payload.get("audience") == "agency":
