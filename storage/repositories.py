@@ -777,6 +777,7 @@ class SqlOutboxRepository(_SqlRepository):
         limit: int,
         *,
         holding: Collection[str] = (),
+        skip: Collection[str] = (),
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` (see the port for the rules).
 
@@ -786,11 +787,9 @@ class SqlOutboxRepository(_SqlRepository):
         """
         now, until = ensure_utc(now), ensure_utc(until)
         row, earlier = OutboxRow, aliased(OutboxRow)
-        leased_by_other = and_(
-            earlier.claimed_by.is_not(None),
-            earlier.claimed_by != owner,
-            earlier.claimed_until > now,
-        )
+        # Leased by anyone, this owner too: a continuous worker claims again while a row
+        # of the ticket is in flight, and the LIMIT must not fill up with rows behind it.
+        leased = and_(earlier.claimed_by.is_not(None), earlier.claimed_until > now)
         held = exists().where(
             earlier.ticket_id == row.ticket_id,
             earlier.lane == row.lane,
@@ -798,7 +797,7 @@ class SqlOutboxRepository(_SqlRepository):
             earlier.sent_at.is_(None),
             earlier.failed_at.is_(None),
             or_(
-                leased_by_other,
+                leased,
                 and_(earlier.kind.in_(list(holding)), earlier.next_attempt_at > now),
                 earlier.rank > row.rank,  # it is served later: this row would overtake it
             ),
@@ -819,6 +818,8 @@ class SqlOutboxRepository(_SqlRepository):
             .limit(limit)
             .execution_options(populate_existing=True)
         )
+        if skip:
+            statement = statement.where(row.kind.not_in(list(skip)))
         if self._dialect == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
         candidates = list(await self._session.scalars(statement))

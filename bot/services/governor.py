@@ -7,7 +7,9 @@ those limits and decides who goes first when it cannot send everything at once:
 * **Budgets.** Overall: ``overall_calls`` per ``overall_window`` (sliding window). Per group,
   supergroup or channel: ``group_calls`` per ``group_window`` (sliding window; Telegram
   counts a trailing window, so a token bucket with a burst of 20 would overrun it). Per private
-  chat: a token bucket (``private_burst``, then ``private_per_second``). Broadcasts (class 5)
+  chat: likewise a sliding window, ``private_burst`` calls per ``private_burst /
+  private_per_second`` seconds (a short burst, then about ``private_per_second`` on average;
+  a token bucket refilling during the burst would overrun such a window). Broadcasts (class 5)
   are also capped at ``broadcast_per_second`` so emergencies always find room; paid
   broadcasts (``allow_paid_broadcast``) get their own window when
   ``paid_broadcast_per_second`` is set, instead of the overall one.
@@ -50,7 +52,6 @@ ChatId = int | str
 
 DEFAULT_RANK = 0
 """The rank of a call that gives none: ahead of ranked calls of its class (pins, edits)."""
-_EPSILON = 1e-9
 _MIN_TIMER = 0.001
 _PRUNE_AT = 1024
 
@@ -93,7 +94,7 @@ class TargetKind(StrEnum):
     GROUP = "group"
     """A group, supergroup or channel: the per-group sliding window."""
     PRIVATE = "private"
-    """A private chat: the per-chat token bucket."""
+    """A private chat: its own sliding window."""
     UNMETERED = "unmetered"
     """The overall budget only: no chat (a callback answer) or a call that posts nothing."""
 
@@ -218,39 +219,6 @@ class _Window:
         return self._held() == 0
 
 
-class _Bucket:
-    """A token bucket: ``burst`` calls at once, then ``rate`` per second."""
-
-    __slots__ = ("at", "burst", "rate", "tokens")
-
-    def __init__(self, burst: int, rate: float, now: float) -> None:
-        self.burst = burst
-        self.rate = rate
-        self.tokens = float(burst)
-        self.at = now
-
-    def _refill(self, now: float) -> None:
-        if now > self.at:
-            self.tokens = min(float(self.burst), self.tokens + (now - self.at) * self.rate)
-            self.at = now
-
-    def has_room(self, now: float) -> bool:
-        self._refill(now)
-        return self.tokens >= 1 - _EPSILON
-
-    def free_at(self, now: float) -> float:
-        self._refill(now)
-        return now if self.tokens >= 1 - _EPSILON else self.at + (1 - self.tokens) / self.rate
-
-    def take(self, now: float) -> None:
-        self._refill(now)
-        self.tokens -= 1
-
-    def idle(self, now: float) -> bool:
-        self._refill(now)
-        return self.tokens >= self.burst - _EPSILON
-
-
 _Order = tuple[int, int, int]
 
 
@@ -311,7 +279,7 @@ class Scheduler:
         self._timed: list[tuple[float, int, Target]] = []
         self._awaiting_release: dict[ChatId, set[Target]] = {}
         self._groups: dict[ChatId, _Window] = {}
-        self._privates: dict[ChatId, _Bucket] = {}
+        self._privates: dict[ChatId, _Window] = {}
         self._overall = _Window(limits.overall_calls, limits.overall_window)
         self._broadcast = _Window(limits.broadcast_per_second, 1.0)
         self._paid = (
@@ -403,13 +371,14 @@ class Scheduler:
             )
         return window
 
-    def _private(self, chat_id: ChatId, now: float) -> _Bucket:
-        bucket = self._privates.get(chat_id)
-        if bucket is None:
-            bucket = self._privates[chat_id] = _Bucket(
-                self.limits.private_burst, self.limits.private_per_second, now
+    def _private(self, chat_id: ChatId) -> _Window:
+        window = self._privates.get(chat_id)
+        if window is None:
+            limits = self.limits
+            window = self._privates[chat_id] = _Window(
+                limits.private_burst, limits.private_burst / limits.private_per_second
             )
-        return bucket
+        return window
 
     def _chat_free_at(self, target: Target, now: float) -> float | None:
         """When the target's own budget and pause allow a call (None: only a release)."""
@@ -419,7 +388,7 @@ class Scheduler:
         if target.kind is TargetKind.GROUP:
             free = self._group(target.chat_id).free_at(now)
         elif target.kind is TargetKind.PRIVATE:
-            free = self._private(target.chat_id, now).free_at(now)
+            free = self._private(target.chat_id).free_at(now)
         pause = self._paused.get(target.chat_id, now)
         return None if free is None else max(free, pause, now)
 
@@ -505,7 +474,7 @@ class Scheduler:
         if target.chat_id is not None and target.kind is TargetKind.GROUP:
             windows = [*windows, self._group(target.chat_id)]
         elif target.chat_id is not None and target.kind is TargetKind.PRIVATE:
-            self._private(target.chat_id, now).take(now)
+            windows = [*windows, self._private(target.chat_id)]
         for window in windows:
             window.take()
         call.windows = windows
@@ -526,7 +495,7 @@ class Scheduler:
         for window in call.windows:
             window.done(now)
         chat_id = call.target.chat_id
-        if call.target.kind is TargetKind.GROUP and chat_id is not None:
+        if call.target.kind in (TargetKind.GROUP, TargetKind.PRIVATE) and chat_id is not None:
             for target in self._awaiting_release.pop(chat_id, ()):
                 queue = self._queues.get(target)
                 if queue is not None and queue.where is _Where.RELEASE:

@@ -4,12 +4,18 @@ A row is written in the same transaction as the change that caused it, so a Tele
 delays a delivery but never loses it. The worker wakes up at once when told that something
 was committed (``wake()``) and otherwise polls every ``poll_interval`` seconds.
 
-Each pass claims a batch of due rows in one query (lane by lane: emergency, agency,
-broadcast; then the ticket's priority; then age) with a lease for this worker, committed
-before anything is sent. While the worker lives its leases are prolonged, so no other
-process sends the same rows; rows it did not get to are released at the end of the pass.
-If it dies, its rows are claimed again once the lease ends and go out marked as possible
-repeats. Safe with several processes on one PostgreSQL database; on SQLite run one process.
+The worker is continuous: whenever woken (a commit, a finished delivery, the poll interval)
+it claims due rows in one query, up to its free capacity (lane by lane: emergency, agency,
+broadcast; then the ticket's priority; then age), with a lease for this worker committed
+before anything is sent, and hands each ticket's rows (per lane) to one task that sends them
+in order. It never waits for earlier tasks to finish before claiming more: in a surge a
+citizen's notice or a queue-board edit does not wait behind minutes of group-bound rows (the
+rate governor paces the calls and orders them by class and rank). A ticket's later row is
+not claimed while an earlier one is in flight. While the worker holds rows their leases are
+prolonged, so no other process sends them; rows a task did not attempt are released when
+that task ends. If the worker dies, its rows are claimed again once the lease ends and go
+out marked as possible repeats. Safe with several processes on one PostgreSQL database; on
+SQLite run one process.
 
 What a failure means comes from its :class:`~bot.services.ports.Fault`: a 429 waits
 ``retry_after``; a network error or 5xx backs off (1, 2, 4 … s, capped at 30 s on the
@@ -23,12 +29,14 @@ supergroup is followed to its new id and the row is sent again at once.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.domain.model import OutboxMessage
@@ -51,6 +59,14 @@ MAX_BACKOFF = timedelta(minutes=5)
 EMERGENCY_BACKOFF = timedelta(seconds=30)
 DESTINATION_BACKOFF = timedelta(seconds=30)
 LEASE = timedelta(seconds=30)
+PARALLEL = 64  # rows held at most: the governor paces and orders the calls
+
+
+def group_kinds() -> frozenset[str]:
+    """The kinds sent to our groups (operators, agencies), paced at 20 messages a minute."""
+    return frozenset(kind.name for kind in KINDS.values() if kind.audience in CONFIGURED)
+
+
 MAX_MIGRATIONS = 3  # chat moves followed for one row in a row
 
 
@@ -79,8 +95,29 @@ def default_owner() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+@dataclass(eq=False)
+class _Group:
+    """The claimed rows of one ticket and lane (or one row of no ticket), sent in order by
+    one task; rows claimed later for the same ticket and lane join it while it runs."""
+
+    key: object
+    rows: list[OutboxMessage] = field(default_factory=list)
+    task: asyncio.Task[int] | None = None
+
+    def add(self, message: OutboxMessage) -> None:
+        bisect.insort(self.rows, message, key=lambda m: m.id or 0)
+
+
 class OutboxWorker:
-    """Claims due outbox rows in batches and sends them, each ticket's rows in order."""
+    """Claims due outbox rows continuously and sends them, each ticket's rows in order.
+
+    Whenever it is woken (a commit, a finished delivery, the poll interval) it claims up to
+    its free capacity: ``parallel`` rows held (claimed and not yet finished) at most, at
+    most ``batch`` per claim. Each ticket and lane gets one task that sends its rows in
+    order; the worker never waits for earlier tasks before claiming more, so a citizen's
+    notice or a fresh board edit is not held behind a slow group-bound backlog (the rate
+    governor paces and orders the calls themselves).
+    """
 
     def __init__(
         self,
@@ -93,12 +130,15 @@ class OutboxWorker:
         heartbeat: float | None = None,
         batch: int = 50,
         poll_interval: float = 1.0,
-        parallel: int = 8,
+        parallel: int = PARALLEL,
+        group_share: int | None = None,
         health: DeliveryHealth | None = None,
         alerts: AdminAlerts | None = None,
         chats: ChatDirectory | None = None,
         take_over_on_start: bool = False,
     ) -> None:
+        if parallel < 1 or batch < 1:
+            raise ValueError("the outbox worker needs parallel >= 1 and batch >= 1")
         self._uow_factory = uow_factory
         self._deliverer = deliverer
         self._clock = clock
@@ -107,79 +147,158 @@ class OutboxWorker:
         self._heartbeat_every = heartbeat or max(lease.total_seconds() / 3, 0.01)
         self._batch = batch
         self._poll_interval = poll_interval
-        self._parallel = asyncio.Semaphore(parallel)
+        self._capacity = parallel
+        self._group_share = max(1, min(parallel, group_share or parallel // 2))
         self.health = health or DeliveryHealth()
         self._alerts = alerts
         self._chats = chats
         self._take_over = take_over_on_start
-        self._held: set[int] = set()
+        self._held: set[int] = set()  # claimed by this worker, not yet finished or released
+        self._held_group: set[int] = set()  # of those, rows for our groups
+        self._groups: dict[object, _Group] = {}  # running, by ticket and lane
         self._stopping = False
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._claimed = 0
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._starved = False  # the last claim was cut by the capacity: more may be due
+        self.sent_total = 0
+        self.claims = 0
+
+    @property
+    def capacity(self) -> int:
+        """How many rows the worker holds at most (claimed and not yet finished)."""
+        return self._capacity
+
+    @property
+    def holding(self) -> int:
+        """How many rows the worker holds now."""
+        return len(self._held)
 
     def wake(self) -> None:
         """Tells the worker that new rows were committed."""
         self._wakeup.set()
 
-    # -- one pass ---------------------------------------------------------------------------
+    # -- claiming ---------------------------------------------------------------------------
 
-    async def run_once(self) -> int:
-        """Claims one batch of due rows and delivers it; returns how many were sent.
+    async def _claim(self, limit: int) -> int:
+        """Claims up to ``limit`` due rows and starts (or feeds) their groups.
 
-        Tickets are served concurrently, each in written order: while a must-deliver row of
-        a ticket (its operator card) waits for a retry, the later rows of that ticket and
-        lane wait too; other tickets go on, so one broken card never holds back other
-        reports. Rows not attempted (held behind such a row, or the worker is stopping) are
-        released for the next pass.
+        Rows for our groups (the operators', agencies') take at most ``group_share`` of the
+        capacity: a group takes 20 messages a minute, so a backlog for it must not fill
+        every slot while citizens' rows (private chats, higher classes) wait unclaimed.
+        First a claim in the usual order up to the group share left, then, if that was
+        cut short, one that skips the group kinds for the rest.
         """
+        group_free = self._group_share - len(self._held_group)
+        claimed = await self._claim_rows(min(limit, group_free)) if group_free > 0 else []
+        if len(claimed) < limit and (group_free <= 0 or len(claimed) == group_free):
+            claimed += await self._claim_rows(limit - len(claimed), skip=group_kinds())
+        self._held.update(message.id or 0 for message in claimed)
+        self._held_group.update(
+            message.id or 0 for message in claimed if message.kind in group_kinds()
+        )
+        for message in claimed:
+            key = (message.ticket_id, message.lane) if message.ticket_id else ("row", message.id)
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = _Group(key)
+                group.add(message)
+                group.task = asyncio.get_running_loop().create_task(
+                    self._drain(group), name=f"outbox-{key}"
+                )
+            else:  # its ticket's task is still running: the row waits its turn there
+                group.add(message)
+        if claimed:
+            self._ensure_heartbeat()
+        return len(claimed)
+
+    async def _claim_rows(self, limit: int, skip: Collection[str] = ()) -> list[OutboxMessage]:
         now = self._clock.now()
         holding = [kind.name for kind in KINDS.values() if kind.must_deliver]
         async with self._uow_factory() as uow:
             claimed = await uow.outbox.claim(
-                self.owner, now, now + self._lease, self._batch, holding=holding
+                self.owner, now, now + self._lease, limit, holding=holding, skip=skip
             )
             await uow.commit()
-        self._claimed = len(claimed)
-        if not claimed:
-            return 0
-        self._held.update(message.id or 0 for message in claimed)
-        groups: dict[object, list[OutboxMessage]] = {}
-        for message in claimed:
-            key = (message.ticket_id, message.lane) if message.ticket_id else ("row", message.id)
-            groups.setdefault(key, []).append(message)
-        heartbeat = asyncio.create_task(self._heartbeat(), name="outbox-lease")
-        try:
-            outcomes = await asyncio.gather(
-                *(self._drain(rows) for rows in groups.values()), return_exceptions=True
-            )
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-            await self._release()
-        sent = 0
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                log.error("outbox: a ticket's deliveries stopped: %s", type(outcome).__name__)
-            else:
-                sent += outcome
-        return sent
+        self.claims += 1
+        return claimed
 
-    async def _drain(self, rows: list[OutboxMessage]) -> int:
-        """Delivers one ticket's claimed rows in order, stopping at a held must-deliver row."""
+    async def _pump(self, budget: int | None) -> None:
+        """Claims whenever woken, up to the free capacity, until stopped; with a ``budget``
+        (rows to claim at most) it returns once nothing more is due and every group ended."""
+        while True:
+            self._wakeup.clear()
+            if not self._stopping and (budget is None or budget > 0):
+                free = self._capacity - len(self._held)
+                limit = min(free, self._batch, budget if budget is not None else free)
+                if limit > 0:
+                    try:
+                        got = await self._claim(limit)
+                    except Exception as exc:
+                        if budget is not None:
+                            raise
+                        log.exception("outbox claim failed: %s", type(exc).__name__)
+                        got = 0
+                    if budget is not None:
+                        budget -= got
+                    self._starved = got == limit
+                    if got == limit and len(self._held) < self._capacity and budget != 0:
+                        continue  # more may be due and there is room: claim again at once
+                else:
+                    self._starved = True  # a finished delivery wakes the loop
+            if self._stopping or (budget is not None and not self._groups):
+                return
+            if budget is not None:
+                await self._wakeup.wait()  # a group's end always wakes the loop
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+    # -- one ticket's rows ------------------------------------------------------------------
+
+    async def _drain(self, group: _Group) -> int:
+        """Delivers one ticket's rows in order, stopping at a held must-deliver row; the
+        rows it did not attempt are released when it ends."""
         sent = 0
-        async with self._parallel:
-            for message in sorted(rows, key=lambda m: m.id or 0):
-                if self._stopping:
-                    break
+        cancelled = False
+        try:
+            while group.rows and not self._stopping:
+                message = group.rows.pop(0)
                 ok = await self._deliver(message)
                 sent += ok
+                if self._starved:
+                    self.wake()  # room for one more row
                 kind = KINDS.get(message.kind)
                 owed = message.sent_at is None and message.failed_at is None
                 if not ok and owed and (kind is None or kind.must_deliver):
                     break
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        except Exception as exc:
+            log.error("outbox: a ticket's deliveries stopped: %s", type(exc).__name__)
+        finally:
+            del self._groups[group.key]  # rows claimed from now on start a new task
+            rest, group.rows = group.rows, []
+            if rest and not cancelled:  # when cancelled, stop() releases what is held
+                await self._release([m.id or 0 for m in rest])
+            self.wake()  # rows behind this ticket's may be claimable now
         return sent
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat_task is None or self._heartbeat_task.done():
+            self._heartbeat_task = asyncio.get_running_loop().create_task(
+                self._heartbeat(), name="outbox-lease"
+            )
+
+    async def _stop_heartbeat(self) -> None:
+        task, self._heartbeat_task = self._heartbeat_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _heartbeat(self) -> None:
         """Prolongs the leases of the rows this worker still holds while it works on them."""
@@ -195,16 +314,53 @@ class OutboxWorker:
             except Exception as exc:  # the lease may lapse: another worker then repeats rows
                 log.warning("outbox: prolonging leases failed: %s", type(exc).__name__)
 
-    async def _release(self) -> None:
-        held, self._held = self._held, set()
-        if not held:
+    async def _release(self, ids: Collection[int] | None = None) -> None:
+        """Ends the leases on ``ids`` (every row still held when None), unattempted."""
+        release = set(self._held if ids is None else ids) & self._held
+        self._held -= release
+        self._held_group -= release
+        if not release:
             return
         try:
             async with self._uow_factory() as uow:
-                await uow.outbox.release(self.owner, held)
+                await uow.outbox.release(self.owner, release)
                 await uow.commit()
         except Exception as exc:  # they come back when the lease ends
-            log.warning("outbox: releasing %d rows failed: %s", len(held), type(exc).__name__)
+            log.warning("outbox: releasing %d rows failed: %s", len(release),
+                        type(exc).__name__)  # fmt: skip
+
+    async def _shutdown(self) -> None:
+        """Cancels the groups still running and releases every row still held."""
+        tasks = [g.task for g in self._groups.values() if g.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._release()
+        await self._stop_heartbeat()
+
+    # -- for tests and tools ----------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Claims and delivers what is due now (``batch`` rows at most); returns how many
+        were sent.
+
+        The same engine as the loop: tickets are served concurrently, each in written
+        order; while a must-deliver row of a ticket (its operator card) waits for a retry,
+        the later rows of that ticket and lane wait too (released at once); other tickets go
+        on, so one broken card never holds back other reports. Returns when nothing more is
+        due and every ticket's task has ended.
+        """
+        before = self.sent_total
+        try:
+            await self._pump(self._batch)
+        except BaseException:
+            await self._shutdown()
+            raise
+        if not self._groups:
+            await self._stop_heartbeat()
+        return self.sent_total - before
 
     # -- one row ----------------------------------------------------------------------------
 
@@ -233,7 +389,9 @@ class OutboxWorker:
         return await self._failed(message, kind, error, started)
 
     async def _sent(self, message: OutboxMessage, kind: OutboxKind, result: DeliveryResult) -> bool:
-        self._held.discard(message.id or 0)  # from now on the lease only lapses
+        self._held.discard(message.id or 0)
+        self._held_group.discard(message.id or 0)  # from now on the lease only lapses
+        self.sent_total += 1
         message.sent_at = self._clock.now()
         message.result = result.to_json()
         try:
@@ -271,6 +429,7 @@ class OutboxWorker:
         wait: timedelta | None = None,
     ) -> bool:
         self._held.discard(message.id or 0)
+        self._held_group.discard(message.id or 0)
         message.last_error = error.reason[:500]
         if wait is None:
             wait = next_wait(error.fault, message.attempts, message.lane, error.retry_after)
@@ -335,25 +494,22 @@ class OutboxWorker:
         return taken
 
     async def run_forever(self) -> None:
-        """Delivers until stopped; survives database and delivery errors."""
+        """Delivers until stopped; survives database and delivery errors.
+
+        When stopping it claims nothing more and lets the groups under way end (each stops
+        before its next row); cancelled, it cancels them. Either way every row it still
+        holds is released."""
         if self._take_over:
             try:
                 await self.take_over()
             except Exception as exc:
                 log.warning("outbox: taking over old leases failed: %s", type(exc).__name__)
-        while not self._stopping:
-            self._wakeup.clear()
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception("outbox pass failed: %s", type(exc).__name__)
-                self._claimed = 0
-            if self._claimed >= self._batch:
-                continue  # more is due: no need to wait
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+        try:
+            await self._pump(None)
+            running = [g.task for g in self._groups.values() if g.task is not None]
+            await asyncio.gather(*running, return_exceptions=True)
+        finally:
+            await self._shutdown()
 
     def start(self) -> None:
         """Starts the background loop on the running event loop."""

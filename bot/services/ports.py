@@ -314,6 +314,7 @@ class OutboxRepository(Protocol):
         limit: int,
         *,
         holding: Collection[str] = (),
+        skip: Collection[str] = (),
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` until ``until`` and return them.
 
@@ -323,7 +324,8 @@ class OutboxRepository(Protocol):
         attempt. A ticket's row is not claimed while an earlier owed row of the same ticket
         and lane is leased by another owner, waits for a retry and is of a ``holding`` kind,
         or is due but not claimed by this very call (order per ticket, across processes).
-        On PostgreSQL rows being claimed by another transaction are skipped
+        Rows of a ``skip`` kind are not claimed (and, being due, hold their ticket's later
+        rows). On PostgreSQL rows being claimed by another transaction are skipped
         (``FOR UPDATE SKIP LOCKED``); the lease holds once the unit of work commits.
         """
         ...

@@ -511,7 +511,7 @@ def _owed(message: OutboxMessage) -> bool:
     return message.sent_at is None and message.failed_at is None
 
 
-def _leased_by_other(message: OutboxMessage, owner: str, now: datetime) -> bool:
+def _leased_by_other(message: OutboxMessage, owner: str | None, now: datetime) -> bool:
     return (
         message.claimed_by is not None
         and message.claimed_by != owner
@@ -574,6 +574,7 @@ class InMemoryOutboxRepository(_Repository):
         limit: int,
         *,
         holding: Collection[str] = (),
+        skip: Collection[str] = (),
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` (rules: the port's docstring)."""
         now, until = _require_aware(now), _require_aware(until)
@@ -587,7 +588,7 @@ class InMemoryOutboxRepository(_Repository):
                 and e.lane == message.lane
                 and (e.id or 0) < (message.id or 0)
                 and (
-                    _leased_by_other(e, owner, now)
+                    _leased_by_other(e, None, now)  # this owner's in-flight rows too
                     or (e.kind in holding and e.next_attempt_at > now)
                     or e.rank > message.rank
                 )
@@ -599,6 +600,7 @@ class InMemoryOutboxRepository(_Repository):
             m
             for m in owed
             if m.next_attempt_at <= now
+            and m.kind not in skip
             and (m.claimed_by is None or (m.claimed_until is not None and m.claimed_until <= now))
             and not tx.locked_by_other(m.id or 0)
             and not held(m)

@@ -3,8 +3,8 @@
 Runs the real ``OutboxWorker`` on the real SQL store of ``--url`` with a deliverer that
 records each send in the table ``test_sends`` (committed before it returns, as a message
 sent to Telegram is out before the worker can mark its row). With ``--hang-after N`` the
-N-th send is recorded and then never returns (the process hangs mid-batch, its leases still
-prolonged): the test then kills the process with SIGKILL.
+N-th send is recorded and then never returns (that ticket's task hangs, the process's other
+tickets go on, its leases are still prolonged): the test then kills the process with SIGKILL.
 Exits 0 once the outbox owes nothing, 3 when ``--deadline`` passes first.
 
     python -m tests.integration.outbox_process --url URL --owner a [--hang-after 60]
@@ -74,7 +74,7 @@ async def main(args: argparse.Namespace) -> int:
         lease = timedelta(seconds=args.lease)
         worker = OutboxWorker(
             uow_factory, deliverer, SystemClock(), owner=args.owner, lease=lease,
-            heartbeat=args.lease / 5, batch=args.batch, parallel=8, poll_interval=0.05,
+            heartbeat=args.lease / 5, batch=args.batch, poll_interval=0.05,
         )  # fmt: skip
         worker.start()
         loop = asyncio.get_running_loop()

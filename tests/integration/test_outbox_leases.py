@@ -215,6 +215,24 @@ async def test_claim_keeps_a_tickets_order_when_its_earlier_row_is_leased_elsewh
     assert await claim(uow_factory, "b") == [pin.id]
 
 
+async def test_claim_holds_a_tickets_later_row_when_the_same_owner_sends_its_earlier_one(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The continuous worker claims again while a ticket's row is in flight: the row
+    committed behind it must wait for it, even though the same owner holds both."""
+    (ticket,) = await tickets(uow_factory, 1)
+    (card,) = await add_rows(uow_factory, row(ticket))
+    assert await claim(uow_factory, "a") == [card.id]
+    pin, other = await add_rows(uow_factory, row(ticket, kind="operator_pin"), row())
+    later = NOW + timedelta(seconds=5)  # still in flight, its lease prolonged
+    assert await claim(uow_factory, "a", now=later) == [other.id]
+    claimed = await get(uow_factory, card.id or 0)
+    async with uow_factory() as uow:
+        await uow.outbox.finish(dataclasses.replace(claimed, sent_at=later), "a")
+        await uow.commit()
+    assert await claim(uow_factory, "a", now=later) == [pin.id]
+
+
 async def test_claim_holds_later_rows_when_an_earlier_must_deliver_row_waits_for_retry(
     uow_factory: UnitOfWorkFactory,
 ) -> None:

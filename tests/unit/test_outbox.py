@@ -9,7 +9,7 @@ and the delivery health.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -592,3 +592,211 @@ async def test_citizen_refusals_leave_the_health_alone_when_a_citizen_blocked_th
     await _worker(uow_factory, deliverer, clock, health=health, alerts=alerts).run_once()
     assert health.operators_reachable
     assert await _alerts(uow_factory) == []
+
+
+# -- the continuous loop ------------------------------------------------------------------
+
+
+class Gated(Deliverer):
+    """Blocks each delivery of a gated name on its own event; counts what is in flight."""
+
+    def __init__(self, *gated: str, errors: tuple[DeliveryError, ...] = (),
+                 only: str | None = None) -> None:  # fmt: skip
+        super().__init__(*errors, only=only)
+        self.gates = {name: asyncio.Event() for name in gated}
+        self.started: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.changed = asyncio.Event()
+
+    async def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        name = str(message.payload.get("name", message.kind))
+        self.started.append(name)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.changed.set()
+        try:
+            if name in self.gates:
+                await self.gates[name].wait()
+            return await super().deliver(message)
+        finally:
+            self.in_flight -= 1
+            self.changed.set()
+
+
+async def _until(deliverer: Gated, condition: Callable[[], bool], what: str) -> None:
+    """Waits (on the deliverer's progress, at most 2 s) until ``condition`` holds."""
+
+    async def wait() -> None:
+        while not condition():
+            deliverer.changed.clear()
+            await deliverer.changed.wait()
+
+    try:
+        await asyncio.wait_for(wait(), 2)
+    except TimeoutError:
+        pytest.fail(f"never happened: {what}")
+
+
+def _loop(uow_factory: InMemoryUnitOfWorkFactory, deliverer: Deliverer, clock: Clock,
+          **options: object) -> OutboxWorker:  # fmt: skip
+    """A started worker that claims only when woken (the poll is an hour)."""
+    worker = _worker(uow_factory, deliverer, clock, poll_interval=3600, **options)
+    worker.start()
+    return worker
+
+
+async def test_new_tickets_row_is_delivered_when_another_tickets_delivery_is_slow(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    deliverer = Gated("slow card")
+    await _enqueue(uow_factory, clock, "slow card", ticket=await _ticket(uow_factory, 1))
+    worker = _loop(uow_factory, deliverer, clock)
+    try:
+        await _until(deliverer, lambda: "slow card" in deliverer.started, "the slow send")
+        await _enqueue(uow_factory, clock, "notice", kind="citizen_notice",
+                       ticket=await _ticket(uow_factory, 2))  # fmt: skip
+        worker.wake()  # a commit
+        await _until(deliverer, lambda: deliverer.delivered == ["notice"], "the new row")
+        assert deliverer.in_flight == 1  # the slow card is still under way
+    finally:
+        deliverer.gates["slow card"].set()
+        await worker.stop()
+    assert deliverer.delivered == ["notice", "slow card"]
+    assert await _pending(uow_factory) == 0
+
+
+async def test_tickets_later_row_waits_when_its_earlier_row_is_in_flight(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    deliverer = Gated("card")
+    ticket = await _ticket(uow_factory, 1)
+    await _enqueue(uow_factory, clock, "card", ticket=ticket)
+    worker = _loop(uow_factory, deliverer, clock)
+    try:
+        await _until(deliverer, lambda: deliverer.started == ["card"], "the card's send")
+        (pin,) = await _enqueue(uow_factory, clock, "pin", ticket=ticket)
+        await _enqueue(uow_factory, clock, "other", ticket=await _ticket(uow_factory, 2))
+        worker.wake()
+        # "other" was committed after the pin: the claim that took it saw the pin too.
+        await _until(deliverer, lambda: "other" in deliverer.delivered, "the other ticket")
+        assert "pin" not in deliverer.started
+        assert (await _row(uow_factory, pin)).claimed_by is None  # not even claimed
+        deliverer.gates["card"].set()
+        await _until(deliverer, lambda: "pin" in deliverer.delivered, "the pin")
+    finally:
+        deliverer.gates["card"].set()
+        await worker.stop()
+    assert deliverer.delivered == ["other", "card", "pin"]
+
+
+async def test_worker_holds_at_most_its_capacity_when_more_rows_are_due(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    names = [f"card {n}" for n in range(10)]
+    deliverer = Gated(*names)
+    for n, name in enumerate(names):
+        await _enqueue(uow_factory, clock, name, kind="citizen_notice",
+                       ticket=await _ticket(uow_factory, n + 1))  # fmt: skip
+    worker = _loop(uow_factory, deliverer, clock, parallel=3)
+    try:
+        await _until(deliverer, lambda: deliverer.in_flight == 3, "three sends under way")
+        for _ in range(5):  # the loop gets every chance to claim more
+            await asyncio.sleep(0)
+        assert worker.holding == 3
+        for n, name in enumerate(names):  # each finished send makes room for one more
+            deliverer.gates[name].set()
+            await _until(deliverer, lambda n=n: len(deliverer.delivered) == n + 1, name)
+            assert worker.holding <= 3
+        await _until(deliverer, lambda: deliverer.in_flight == 0, "the last send")
+    finally:
+        for gate in deliverer.gates.values():
+            gate.set()
+        await worker.stop()
+    assert deliverer.most_in_flight == 3
+    assert sorted(deliverer.delivered) == sorted(names)
+    assert await _pending(uow_factory) == 0
+
+
+async def test_rows_behind_a_held_card_are_released_when_its_ticket_stops_and_others_go_on(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    refusal = DeliveryError("chat not found", fault=Fault.DESTINATION)
+    deliverer = Gated("slow", errors=(refusal,), only="card")
+    await _enqueue(uow_factory, clock, "slow", ticket=await _ticket(uow_factory, 1))
+    worker = _loop(uow_factory, deliverer, clock)
+    try:
+        await _until(deliverer, lambda: deliverer.started == ["slow"], "the slow send")
+        ticket = await _ticket(uow_factory, 2)
+        card, pin = await _enqueue(uow_factory, clock, "card", "pin", ticket=ticket)
+        worker.wake()
+        await _until(deliverer, lambda: "card" in deliverer.started, "the card's attempt")
+        for _ in range(5):
+            await asyncio.sleep(0)  # its task ends and releases the pin
+        # Released at once, while another ticket is still under way (no pass to end).
+        held = await _row(uow_factory, pin)
+        assert (held.claimed_by, held.attempts, held.sent_at) == (None, 0, None)
+        assert (await _row(uow_factory, card)).next_attempt_at == T0 + timedelta(seconds=1)
+        assert worker.holding == 1
+    finally:
+        deliverer.gates["slow"].set()
+        await worker.stop()
+    assert deliverer.delivered == ["slow"]
+
+
+async def test_stop_releases_the_rows_not_sent_when_a_delivery_outlasts_the_grace(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    deliverer = Gated("card")
+    ids = await _enqueue(uow_factory, clock, "card", "pin", "photo",
+                         ticket=await _ticket(uow_factory, 1))  # fmt: skip
+    worker = _loop(uow_factory, deliverer, clock)
+    await _until(deliverer, lambda: deliverer.started == ["card"], "the card's send")
+    assert worker.holding == 3
+    await worker.stop(grace=0.01)
+    assert worker.holding == 0
+    for row_id in ids:
+        row = await _row(uow_factory, row_id)
+        assert (row.claimed_by, row.attempts, row.sent_at) == (None, 0, None)
+    assert deliverer.delivered == []
+
+
+async def test_delivery_under_way_finishes_and_the_rest_is_released_when_stopped_within_grace(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    deliverer = Gated("card")
+    card, pin = await _enqueue(uow_factory, clock, "card", "pin",
+                               ticket=await _ticket(uow_factory, 1))  # fmt: skip
+    worker = _loop(uow_factory, deliverer, clock)
+    await _until(deliverer, lambda: deliverer.started == ["card"], "the card's send")
+    stopping = asyncio.create_task(worker.stop(grace=5))
+    await asyncio.sleep(0)
+    deliverer.gates["card"].set()
+    await stopping
+    assert deliverer.delivered == ["card"]
+    assert (await _row(uow_factory, card)).sent_at == T0
+    left = await _row(uow_factory, pin)
+    assert (left.claimed_by, left.attempts, left.sent_at) == (None, 0, None)
+
+
+async def test_citizen_rows_are_claimed_when_group_rows_fill_their_share_of_the_capacity(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    cards = [f"card {n}" for n in range(6)]
+    deliverer = Gated(*cards)
+    for n, name in enumerate(cards):  # older and more urgent than the notice
+        await _enqueue(uow_factory, clock, name, ticket=await _ticket(uow_factory, n + 1), rank=1)
+    await _enqueue(uow_factory, clock, "notice", kind="citizen_notice",
+                   ticket=await _ticket(uow_factory, 99), rank=3)  # fmt: skip
+    worker = _loop(uow_factory, deliverer, clock, parallel=4, group_share=2)
+    try:
+        await _until(deliverer, lambda: deliverer.delivered == ["notice"], "the notice")
+        await _until(deliverer, lambda: deliverer.in_flight == 2, "two cards under way")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert worker.holding == 2  # the group's share; the rest waits for the group
+        assert sorted(deliverer.started) == ["card 0", "card 1", "notice"]
+    finally:
+        for gate in deliverer.gates.values():
+            gate.set()
+        await worker.stop()
