@@ -178,6 +178,19 @@ async def hand_off(
     return {"agencies": names, "codes": list(codes), "channels": channels, "phone": phone}
 
 
+async def refresh_cards(
+    uow: UnitOfWork, ticket: Ticket, now: datetime, directory: AgencyDirectory
+) -> None:
+    """Queues an edit of every agency card of the ticket (an operator recorded progress for
+    all agencies, or closed the ticket: the cards show it and lose the buttons that no
+    longer fit)."""
+    for assignment in await uow.assignments.for_ticket(ticket.id or 0):
+        agency = directory.get(assignment.agency_code)
+        if agency is not None and agency.telegram_chat_id is not None:
+            payload = {"agency": assignment.agency_code}
+            await enqueue(uow, AGENCY_CARD_EDIT, now, payload, ticket=ticket)
+
+
 async def _enqueue_webhook(
     uow: UnitOfWork, ticket: Ticket, code: str, event: str, now: datetime
 ) -> None:

@@ -44,7 +44,7 @@ from bot.domain.model import (
     TicketStatus,
 )
 from bot.domain.rules import priority_for
-from bot.services.agencies import AgencyDirectory, hand_off
+from bot.services.agencies import AgencyDirectory, hand_off, refresh_cards
 from bot.services.outbox_kinds import (
     CITIZEN_STATUS,
     OPERATOR_CARD,
@@ -118,6 +118,10 @@ CITIZEN_STEPS: Mapping[Action, str] = {
     Action.ON_SCENE: "on_scene",
     Action.RESOLVE: "resolved",
 }
+#: Operator actions that change what the agencies' cards show (progress for all, the end).
+AGENCY_CARD_ACTIONS = frozenset(
+    {Action.EN_ROUTE, Action.ON_SCENE, Action.RESOLVE, Action.CANCEL, Action.REOPEN}
+)
 #: Tickets an operator may act on: submitted ones (abandoned drafts are only shown).
 WORKABLE = frozenset(TicketStatus) - {TicketStatus.DRAFT, TicketStatus.ABANDONED}
 
@@ -414,6 +418,8 @@ class ConsoleService:
     ) -> None:
         now = self._clock.now()
         await enqueue(uow, OPERATOR_CARD_EDIT, now, ticket=ticket)
+        if self._policy.directory is not None and action in AGENCY_CARD_ACTIONS:
+            await refresh_cards(uow, ticket, now, self._policy.directory)
         if (step := CITIZEN_STEPS.get(action)) is not None:
             await enqueue(uow, CITIZEN_STATUS, now, {"status": step, **details}, ticket=ticket)
         await request_board(uow, now, self._policy.operator_chat_id)

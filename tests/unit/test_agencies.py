@@ -222,3 +222,16 @@ async def test_suggestions_follow_routing_when_the_picker_asks(d: Desk) -> None:
     ticket = await add_ticket(d.uow_factory)  # a fire
     assert await d.agencies.suggestions(ticket.id or 0) == ["DAMKAR", "DINKES", "BPBD"]
     assert await d.agencies.suggestions(999) == []
+
+
+async def test_agency_cards_are_edited_when_an_operator_records_progress_or_resolves(
+    d: Desk,
+) -> None:
+    from bot.domain.model import Disposition
+
+    ticket_id = await _dispatched(d, "DAMKAR", "DINKES")
+    assert (await d.console.on_scene(DEWI, ticket_id)).ok
+    edits = [m for m in rows(d.uow_factory, AGENCY_CARD_EDIT) if m.sent_at is None]
+    assert [m.payload["agency"] for m in edits] == ["DAMKAR"]  # the webhook agency has no card
+    assert (await d.console.resolve(DEWI, ticket_id, Disposition.EMERGENCY)).ok
+    assert len(rows(d.uow_factory, AGENCY_CARD_EDIT)) == 2
