@@ -41,8 +41,16 @@ from bot.services.queue import QueueService
 from bot.services.relay import RelayPolicy, RelayService
 from bot.services.roster import RosterService
 from bot.services.sla import SlaPolicy, SlaService
-from handlers.context import SERVICES_KEY, VIEWS_KEY, Context, SiagaApplication
+from handlers.console_delivery import detect_topics
+from handlers.context import (
+    OPERATOR_VIEWS_KEY,
+    SERVICES_KEY,
+    VIEWS_KEY,
+    Context,
+    SiagaApplication,
+)
 from handlers.delivery import TelegramDeliverer, telegram_reason
+from handlers.operator_views import OperatorViews
 from handlers.processing import PerChatUpdateProcessor
 from handlers.ratelimit import GovernedRateLimiter
 from handlers.views import Views
@@ -104,6 +112,7 @@ def build_application(
             local_zone=settings.timezone,
             default_language=settings.default_language,
             operator_chat_id=settings.operator_chat_id,
+            separate_pin=False,  # the card carries the place (a map link, a pin on demand)
         )
         health = DeliveryHealth()
         chats = ChatDirectory(uow_factory, clock, read_uow_factory=read_uow_factory)
@@ -116,9 +125,14 @@ def build_application(
         await roster.seed(settings.operator_user_ids, settings.admin_user_ids)
         views = Views(settings)
         directory = AgencyDirectory(settings.agencies)
+        console_services = _console_services(
+            settings, uow_factory, read_uow_factory, geo, clock, health=health,
+            directory=directory,
+        )  # fmt: skip
         telegram = TelegramDeliverer(
             application.bot, queries, intake, views, settings.operator_chat_id, chats=chats,
-            agencies=directory,
+            operator_views=OperatorViews.from_settings(settings), queue=console_services[2],
+            topics=await _topics(application, settings, chats), agencies=directory,
         )  # fmt: skip
         webhooks = WebhookDeliverer(queries, directory, clock)
         deliverer = CompositeDeliverer({Transport.TELEGRAM: telegram, Transport.WEBHOOK: webhooks})
@@ -135,13 +149,11 @@ def build_application(
         )  # fmt: skip
         application.bot_data[SERVICES_KEY] = Services(
             settings, intake, queries, worker, roster,
-            *_console_services(
-                settings, uow_factory, read_uow_factory, geo, clock, health=health,
-                directory=directory,
-            ),
+            *console_services,
             agencies,
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
+        application.bot_data[OPERATOR_VIEWS_KEY] = telegram.operator_views
         resources.closers[:] = [worker.stop, webhooks.aclose, geo.aclose, engine.dispose]
         await _start_agency_api(settings, agencies, clock, worker, resources)
         _schedule_jobs(application)
@@ -182,8 +194,16 @@ def build_application(
         .get_updates_read_timeout(40)
     )
     application: SiagaApplication = builder.build()
-    handlers.register(application)
+    handlers.register(application, settings.operator_chat_id)
     return application
+
+
+async def _topics(application: SiagaApplication, settings: Settings, chats: ChatDirectory) -> bool:
+    """Whether the operators' chat (where it lives now: a group may have migrated) has topics."""
+    operators_chat = settings.operator_chat_id
+    if operators_chat is not None:
+        operators_chat = await chats.resolve(operators_chat)
+    return await detect_topics(application.bot, operators_chat)
 
 
 async def _start_agency_api(
@@ -382,6 +402,12 @@ async def _check_chat(bot: Bot, chat_id: int, bot_id: int) -> list[tuple[bool, s
         (True, f"operators' chat reachable ({chat.type})"),
         (bool(chat.is_forum), "operators' chat is a forum (topics on)"),
         (topics, "bot may manage topics in the operators' chat"),
+        (
+            True,
+            "console mode: one forum topic per ticket"
+            if chat.is_forum and topics
+            else "console mode: no topics, a ticket's messages reply to its card",
+        ),
     ]
 
 

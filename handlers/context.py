@@ -9,11 +9,13 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.services import Services
 from bot.services.intake import Actor
+from handlers.operator_views import OperatorViews
 from handlers.ratelimit import RateLimitArgs
 from handlers.views import Views
 
 SERVICES_KEY = "services"
 VIEWS_KEY = "views"
+OPERATOR_VIEWS_KEY = "operator_views"
 
 SiagaBot = ExtBot[RateLimitArgs]
 """The bot: every call passes the rate governor (``rate_limit_args`` see handlers/ratelimit)."""
@@ -32,6 +34,12 @@ class Context(CallbackContext[SiagaBot, dict[Any, Any], dict[Any, Any], dict[Any
     def views(self) -> Views:
         """The renderer of this deployment."""
         views: Views = self.bot_data[VIEWS_KEY]
+        return views
+
+    @property
+    def operator_views(self) -> OperatorViews:
+        """The renderer of the operators' chat."""
+        views: OperatorViews = self.bot_data[OPERATOR_VIEWS_KEY]
         return views
 
 

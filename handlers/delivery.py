@@ -10,13 +10,14 @@ operators' or agency chat's 403/400 is a configuration fault of ours.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
 from typing import Any
 
-from telegram import Bot, Message
+from telegram import Bot, Message, ReplyParameters
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -45,6 +46,8 @@ from bot.services.outbox_kinds import (
 )
 from bot.services.ports import DeliveryError, DeliveryResult, Fault
 from bot.services.queries import TicketDetail, TicketQueries
+from bot.services.queue import QueueService
+from handlers.operator_views import OperatorViews
 from handlers.views import Views
 
 #: Relayed kinds whose copy can carry our header as its caption.
@@ -138,6 +141,9 @@ class TelegramDeliverer:
         operator_chat_id: int | None,
         *,
         chats: ChatDirectory | None = None,
+        operator_views: OperatorViews | None = None,
+        queue: QueueService | None = None,
+        topics: bool = True,
         agencies: AgencyDirectory | None = None,
     ) -> None:
         self.bot = bot
@@ -146,6 +152,18 @@ class TelegramDeliverer:
         self._queries = queries
         self._intake = intake
         self.views = views
+        self.operator_views = operator_views or OperatorViews(
+            views.zone, views.phone, views.operator_language
+        )
+        self.queue = queue
+        self.topics = topics
+        """Whether tickets get forum topics (decided at start, see ``console_delivery``)."""
+        self.board_lock = asyncio.Lock()
+        """One queue-board send at a time, so two rows in flight never post two boards."""
+        self.boards: dict[int, int] = {}
+        """The board's message per chat, as this process last posted or edited it."""
+        self.board_texts: dict[int, str] = {}
+        """What that message shows (an unchanged board is not edited again)."""
         self._operator_chat_id = operator_chat_id
         self._chats = chats
 
@@ -228,9 +246,23 @@ class TelegramDeliverer:
         """``text`` headed by the repeat mark when the row may have been sent before."""
         return f"{self.views.repeat_mark()}\n{text}" if delivery.message.repeat else text
 
+    def place(self, delivery: Delivery) -> dict[str, Any]:
+        """Where a message about the row's ticket goes in the operators' chat: into its
+        forum topic, else (no topics) as a reply to its card, else the chat itself."""
+        ticket = delivery.ticket
+        if ticket.operator_thread_id is not None:
+            return {"message_thread_id": ticket.operator_thread_id}
+        if ticket.operator_card_message_id is not None:
+            return {
+                "reply_parameters": ReplyParameters(
+                    ticket.operator_card_message_id, allow_sending_without_reply=True
+                )
+            }
+        return {}
+
     async def pin(self, delivery: Delivery, chat: int, location: Location) -> Message:
         """Sends a location pin (announced as a possible repeat when it may be one)."""
-        limits = self.limits(delivery)
+        limits = {**self.limits(delivery), **self.place(delivery)}
         if delivery.message.repeat:
             await self.bot.send_message(chat, self.views.repeat_pin(delivery.ticket), **limits)
         accuracy = min(location.accuracy_m, MAX_ACCURACY) if location.accuracy_m else None
@@ -250,9 +282,17 @@ def _about_chat(reason: str) -> bool:
 
 @sends(OPERATOR_CARD)
 async def _operator_card(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
+    """The ticket's card with its buttons, first in its topic (an abandoned draft's card has
+    no topic and no buttons)."""
     chat = await d.operators_chat(delivery)
-    text = d.marked(delivery, d.views.operator_card(delivery.ticket, delivery.citizen))
-    return result_of(await d.bot.send_message(chat, text, **d.limits(delivery)))
+    ticket = delivery.ticket
+    assignments = delivery.detail.assignments if delivery.detail else ()
+    card = d.operator_views.card(ticket, delivery.citizen, assignments)
+    sent = await d.bot.send_message(
+        chat, d.marked(delivery, card.text), reply_markup=card.markup,
+        message_thread_id=ticket.operator_thread_id, **d.limits(delivery),
+    )  # fmt: skip
+    return result_of(sent)
 
 
 @sends(OPERATOR_PIN)
@@ -271,7 +311,7 @@ async def _operator_media(d: TelegramDeliverer, delivery: Delivery) -> DeliveryR
     if index >= len(ticket.media):
         return None
     media = ticket.media[index]
-    caption = d.marked(delivery, d.views.operator_relay_header(ticket))
+    caption = d.marked(delivery, d.operator_views.relay_header(ticket))
     if media.caption:
         caption = f"{caption} {escape(media.caption[:RELAY_CAPTION])}"
     by_kind: dict[MediaKind, Callable[..., Awaitable[Message]]] = {
@@ -281,7 +321,9 @@ async def _operator_media(d: TelegramDeliverer, delivery: Delivery) -> DeliveryR
         MediaKind.AUDIO: d.bot.send_audio,
     }
     send = by_kind.get(media.kind, d.bot.send_document)
-    sent: Message = await send(chat, media.file_id, caption=caption, **d.limits(delivery))
+    sent: Message = await send(
+        chat, media.file_id, caption=caption, **d.place(delivery), **d.limits(delivery)
+    )
     return result_of(sent)
 
 
@@ -289,8 +331,9 @@ async def _operator_media(d: TelegramDeliverer, delivery: Delivery) -> DeliveryR
 async def _operator_relay(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
     """Copies a citizen's message to the operators under a header naming the ticket."""
     chat = await d.operators_chat(delivery)
-    bot, limits, payload = d.bot, d.limits(delivery), delivery.message.payload
-    header = d.marked(delivery, d.views.operator_relay_header(delivery.ticket))
+    bot, payload = d.bot, delivery.message.payload
+    limits = {**d.limits(delivery), **d.place(delivery)}
+    header = d.marked(delivery, d.operator_views.relay_header(delivery.ticket))
     kind = str(payload.get("kind", "text"))
     from_chat = int(str(payload["from_chat_id"]))
     message_id = int(str(payload["message_id"]))
@@ -325,13 +368,14 @@ async def _operator_location_update(
     chat = await d.operators_chat(delivery)
     ticket = delivery.ticket
     location = ticket.reporter_location or ticket.incident_location
-    text = d.marked(delivery, d.views.operator_location_update(ticket))
-    sent = await d.bot.send_message(chat, text, **d.limits(delivery))
+    text = d.marked(delivery, d.operator_views.location_update(ticket))
+    limits = {**d.limits(delivery), **d.place(delivery)}
+    sent = await d.bot.send_message(chat, text, **limits)
     if location is not None:
         accuracy = min(location.accuracy_m, MAX_ACCURACY) if location.accuracy_m else None
         await d.bot.send_location(
             chat, latitude=location.lat, longitude=location.lon, horizontal_accuracy=accuracy,
-            **d.limits(delivery),
+            **limits,
         )  # fmt: skip
     return result_of(sent)
 
@@ -353,7 +397,11 @@ async def _citizen_notice(d: TelegramDeliverer, delivery: Delivery) -> DeliveryR
 async def _admin_alert(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
     admin = int(str(delivery.message.payload["admin_id"]))
     delivery.chat_id = admin
-    text = d.views.admin_alert(delivery.message.payload)
+    payload = delivery.message.payload
+    if payload.get("alert") == "unclaimed" and delivery.detail is not None:  # SLA escalation
+        text = d.operator_views.escalation(delivery.ticket, payload)
+    else:
+        text = d.views.admin_alert(payload)
     return result_of(await d.bot.send_message(admin, text, **d.limits(delivery)))
 
 

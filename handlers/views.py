@@ -6,6 +6,7 @@ ASCII codes ``i|<ticket id>|<action>[|<arg>]`` (``m|<action>`` for the menu), ne
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
@@ -344,6 +345,20 @@ class Views:
             text = text.format(ref=escape(outcome.ticket.ref or ""))
             screen.replies.append(Text(text))
             return
+        if notice is Notice.REOPENED and outcome.ticket is not None:
+            text = _(
+                "🔁 Your report {ref} was reopened: your message went to the operators, who "
+                "will answer here."
+            ).format(ref=escape(outcome.ticket.ref or ""))
+            screen.replies.append(Text(f"{text}\n\n{self.fallback(_)}"))
+            return
+        if notice is Notice.CLOSED_NEW_REPORT and outcome.ticket is not None:
+            text = _(
+                "Your report {ref} is closed, so this message was not passed on. If you need "
+                "help again, tap «🆘 Report an emergency» to send a new report."
+            ).format(ref=escape(outcome.ticket.ref or ""))
+            screen.replies.append(Text(f"{text}\n\n{self.fallback(_)}", self.menu(_)))
+            return
         if notice is Notice.STALE_BUTTON:
             screen.alert = _("This button is no longer active.")
             return
@@ -635,125 +650,70 @@ class Views:
         ).format(reference=escape(reference))
         return Text(text + "\n\n" + self.fallback(_))
 
-    # -- operators ----------------------------------------------------------------------
+    # -- the conversation with the operators after submit ---------------------------------
 
-    def operator_card(self, ticket: Ticket, citizen: Citizen | None) -> str:
-        """The ticket card for the operators' chat (operators read the default language)."""
-        _ = gettext_for(self.operator_language)
-        if ticket.status is TicketStatus.ABANDONED:
-            head = _("⌛ <b>ABANDONED DRAFT</b> (not sent by the citizen) · {time}").format(
-                time=self.local_time(ticket.created_at)
+    def citizen_status(
+        self, citizen: Citizen, ticket: Ticket, payload: Mapping[str, object]
+    ) -> Text:
+        """A progress notice (being handled, dispatched, en route, on scene, resolved), in
+        the citizen's language, with the reference and the voice number."""
+        _ = gettext_for(citizen.language)
+        ref = escape(ticket.ref or "")
+        step = payload.get("status")
+        markup = None
+        if step == "claimed":
+            text = _(
+                "👮 An operator of Call Center 112 is now handling your report <b>{ref}</b>. "
+                "You can write here to talk to them."
+            ).format(ref=ref)
+        elif step == "acknowledged":
+            text = _("✅ {agencies} has received your report <b>{ref}</b>.").format(
+                ref=ref, agencies=escape(_names(payload) or "—")
             )
+        elif step == "completed":
+            text = _("🏁 {agencies} has finished its work on your report <b>{ref}</b>.").format(
+                ref=ref, agencies=escape(_names(payload) or "—")
+            )
+        elif step == "dispatched":
+            names = payload.get("agencies")
+            agencies = ", ".join(map(str, names)) if isinstance(names, list) else ""
+            text = _("🚒 Help has been requested for your report <b>{ref}</b>: {agencies}.").format(
+                ref=ref, agencies=escape(agencies or "—")
+            )
+        elif step == "en_route":
+            eta = payload.get("eta_minutes")
+            if isinstance(eta, int) and eta > 0:
+                text = _(
+                    "🚨 Help is on the way for your report <b>{ref}</b>, in about {minutes} "
+                    "minutes."
+                ).format(ref=ref, minutes=eta)
+            else:
+                text = _("🚨 Help is on the way for your report <b>{ref}</b>.").format(ref=ref)
+            if _names(payload):  # an agency's own word: say who is coming
+                text += " " + _("({agencies})").format(agencies=escape(_names(payload)))
+        elif step == "on_scene":
+            text = _("📍 Help has arrived at the place of your report <b>{ref}</b>.").format(
+                ref=ref
+            )
+        elif step == "resolved":
+            text = _(
+                "✅ Your report <b>{ref}</b> has been closed by Call Center 112. Thank you. "
+                "If you need help again, tap «🆘 Report an emergency» to send a new report."
+            ).format(ref=ref)
+            markup = self.menu(_)
         else:
-            head = _("🆘 <b>NEW REPORT {ref}</b> · {time}").format(
-                ref=escape(ticket.ref or ""),
-                time=self.local_time(ticket.submitted_at or ticket.created_at),
-            )
-        lines = [head]
-        if ticket.silent:
-            lines.append(
-                _("🤫 <b>SILENT MODE — the caller cannot speak safely. Do NOT call; chat only.</b>")
-            )
-        if ticket.caller_phone_e164 and not ticket.caller_phone_verified:
-            lines.append(_("⚠️ <b>Phone number NOT verified</b> (typed by the caller)"))
-        category = (
-            f"{_(CATEGORY_LABELS[ticket.category])} ({ticket.category.value})"
-            if ticket.category
-            else "—"
-        )
-        lines.append(
-            _("<b>Type:</b> {category} · priority {priority}").format(
-                category=category, priority=ticket.priority
-            )
-        )
-        username = f" @{escape(citizen.username)}" if citizen and citizen.username else ""
-        telegram_id = citizen.telegram_id if citizen else "—"
-        lines.append(
-            _(
-                "<b>Caller:</b> {name} · Telegram {telegram_id}{username} · language {language}"
-            ).format(
-                name=escape(ticket.caller_name or "—"),
-                telegram_id=telegram_id,
-                username=username,
-                language=escape(ticket.language),
-            )
-        )
-        if ticket.caller_phone_e164:
-            lines.append(
-                _("<b>Phone:</b> {phone} ({verified})").format(
-                    phone=escape(ticket.caller_phone_e164),
-                    verified=_verified(ticket.caller_phone_verified, _),
-                )
-            )
-        lines.extend(self._operator_location(_("<b>Incident:</b>"), ticket.incident_location, _))
-        if ticket.location_note:
-            lines.append(
-                _("<b>Place as described (not on the map):</b> {text}").format(
-                    text=escape(ticket.location_note)
-                )
-            )
-        if ticket.reporter_location is not None and (
-            ticket.location_elsewhere or ticket.incident_location is None
-        ):
-            lines.extend(
-                self._operator_location(_("<b>Caller is at:</b>"), ticket.reporter_location, _)
-            )
-        lines.extend(_persons_and_details(ticket, _))
-        if ticket.details and len(ticket.details) > DETAILS_SHOWN:
-            lines.append(_("(shortened; the full text is kept with the ticket)"))
-        if ticket.media:
-            lines.append(
-                _("<b>Attachments:</b> {count} (follow below)").format(count=len(ticket.media))
-            )
-        return "\n".join(lines)  # every part is bounded, so the whole stays < 4096
+            text = _("ℹ️ There is news about your report <b>{ref}</b>.").format(ref=ref)
+        return Text(text + "\n\n" + self.fallback(_), markup)
 
-    def _operator_location(self, label: str, location: Location | None, _: Translate) -> list[str]:
-        if location is None:
-            return []
-        lines = [
-            f"{label} {escape(_cut(location.display_address or location.address_text or '', 300))}"
-        ]
-        area = location.area
-        if area is not None:
-            where = _("Kel. {kelurahan} ({kel_code}), Kec. {kecamatan} ({kec_code})").format(
-                kelurahan=escape(area.kelurahan_name),
-                kel_code=escape(area.kelurahan_code),
-                kecamatan=escape(area.kecamatan_name),
-                kec_code=escape(area.kecamatan_code),
-            )
-            if not area.inside:
-                where += " " + _("(nearest, {distance} m)").format(distance=round(area.distance_m))
-            lines.append("   " + where)
-        accuracy = (
-            f"±{round(location.accuracy_m)} m" if location.accuracy_m else _("accuracy unknown")
-        )
-        lines.append(
-            "   "
-            + _("{lat:.6f}, {lon:.6f} · {accuracy} · source {source} · {time}").format(
-                lat=location.lat,
-                lon=location.lon,
-                accuracy=accuracy,
-                source=location.source.value,
-                time=self.local_time(location.captured_at),
-            )
-        )
-        if location.address_text and location.display_address:
-            lines.append(
-                "   " + _("typed: «{text}»").format(text=escape(_cut(location.address_text, 300)))
-            )
-        return lines
+    def citizen_relay_header(
+        self, citizen: Citizen, ticket: Ticket, *, edited: bool = False
+    ) -> str:
+        """The role header of an operator's message (never the operator's own name)."""
+        _ = gettext_for(citizen.language)
+        header = _("👮 <b>Operator 112</b> · {ref}").format(ref=escape(ticket.ref or ""))
+        return header + (" " + _("(corrected)") if edited else "")
 
-    def operator_relay_header(self, ticket: Ticket) -> str:
-        """The line that introduces a citizen's message in the operators' chat."""
-        _ = gettext_for(self.operator_language)
-        return _("💬 <b>{ref}</b> · {name}:").format(
-            ref=escape(ticket.ref or ""), name=escape(ticket.caller_name or "—")
-        )
-
-    def operator_location_update(self, ticket: Ticket) -> str:
-        """Announces a live-location update of a ticket."""
-        _ = gettext_for(self.operator_language)
-        return _("📍 <b>{ref}</b>: live location updated.").format(ref=escape(ticket.ref or ""))
+    # -- operators ----------------------------------------------------------------------
 
     def repeat_mark(self) -> str:
         """Heads a message sent again after a crash: operators must not count it twice."""
@@ -795,6 +755,12 @@ class Views:
             "the bot is a member and an administrator of that chat, and that the configured id "
             "is right."
         ).format(where=where, reason=reason)
+
+
+def _names(payload: Mapping[str, object]) -> str:
+    """The agency names of a citizen notice's payload, joined."""
+    names = payload.get("agencies")
+    return ", ".join(map(str, names)) if isinstance(names, list) else ""
 
 
 def _verified(verified: bool, _: Translate) -> str:

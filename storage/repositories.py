@@ -769,6 +769,16 @@ class SqlOutboxRepository(_SqlRepository):
         )
         return [_outbox_from_row(row) for row in rows]
 
+    async def last_sent_of_kind(self, kind: str) -> OutboxMessage | None:
+        """Return the row of one kind sent last."""
+        row = await self._session.scalar(
+            select(OutboxRow)
+            .where(OutboxRow.kind == kind, OutboxRow.sent_at.is_not(None))
+            .order_by(OutboxRow.sent_at.desc(), OutboxRow.id.desc())
+            .limit(1)
+        )
+        return _outbox_from_row(row) if row is not None else None
+
     async def claim(
         self,
         owner: str,

@@ -161,13 +161,11 @@ ADMIN_ALERT = register(
 
 OPERATOR_TOPIC = register(
     "operator_topic", lane=Lane.EMERGENCY, audience=Audience.OPERATORS,
-    priority=Priority.OPERATOR, must_deliver=False,
+    priority=Priority.OPERATOR, must_deliver=True,
 )  # fmt: skip
 """Create the ticket's forum topic; its ``record`` hook stores ``operator_thread_id``. In a
 chat that is not a forum the send function returns no thread id and the ticket's messages
-reply to its card. Not must-deliver (yet): a deliverer without a send function for it must
-not hold the card behind it; once the edge sends it, make it must-deliver so the card waits
-for its topic."""
+reply to its card. Must-deliver: the card (and all after it) waits for its topic."""
 OPERATOR_CARD_EDIT = register(
     "operator_card_edit", lane=Lane.EMERGENCY, audience=Audience.OPERATORS,
     priority=Priority.OPERATOR, must_deliver=False,

@@ -306,6 +306,10 @@ class OutboxRepository(Protocol):
         """Return unsent, unfailed rows of one kind, oldest first (to coalesce updates)."""
         ...
 
+    async def last_sent_of_kind(self, kind: str) -> OutboxMessage | None:
+        """Return the row of one kind sent last (e.g. where the queue board was posted)."""
+        ...
+
     async def claim(
         self,
         owner: str,

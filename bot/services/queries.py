@@ -33,6 +33,18 @@ class TicketQueries:
             assignments = tuple(await uow.assignments.for_ticket(ticket_id))
         return TicketDetail(ticket, citizen, assignments)
 
+    async def by_operator_place(
+        self, chat_id: int, *, thread_id: int | None = None, card_message_id: int | None = None
+    ) -> Ticket | None:
+        """The submitted ticket of a forum topic, or whose card a message replies to."""
+        async with self._uow_factory() as uow:
+            ticket = None
+            if thread_id is not None:
+                ticket = await uow.tickets.by_operator_thread(chat_id, thread_id)
+            if ticket is None and card_message_id is not None:
+                ticket = await uow.tickets.by_operator_card(chat_id, card_message_id)
+        return None if ticket is None or ticket.is_draft else ticket
+
     async def language_of(self, telegram_id: int) -> str | None:
         """Return the language a citizen chose, or None when unknown."""
         async with self._uow_factory() as uow:

@@ -84,6 +84,17 @@ class QueueService:
         now = self._clock.now()
         return QueueBoard(now, tuple(entry_for(t, now) for t in tickets))
 
+    async def board_message(self, chat_id: int) -> int | None:
+        """The message the board was last posted or edited as in ``chat_id`` (kept durably
+        as the result of its last sent row), or None: post a new one."""
+        async with self._uow_factory() as uow:
+            last = await uow.outbox.last_sent_of_kind(QUEUE_BOARD)
+        result = last.result if last is not None else None
+        if not result or result.get("chat_id") != chat_id:
+            return None
+        message_id = result.get("message_id")
+        return message_id if isinstance(message_id, int) else None
+
 
 async def request_board(uow: UnitOfWork, now: datetime, chat_id: int | None) -> None:
     """Queues a board update for ``chat_id`` unless one is already waiting.

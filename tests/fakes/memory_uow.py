@@ -708,6 +708,14 @@ class InMemoryOutboxRepository(_Repository):
         """Return unsent, unfailed rows of one kind, oldest first."""
         return [m for m in await self.owed(10**9) if m.kind == kind]
 
+    async def last_sent_of_kind(self, kind: str) -> OutboxMessage | None:
+        """Return the row of one kind sent last."""
+        rows: dict[int, OutboxMessage] = self._tx.view("outbox")
+        sent = [m for m in rows.values() if m.kind == kind and m.sent_at is not None]
+        if not sent:
+            return None
+        return copy.deepcopy(max(sent, key=lambda m: (m.sent_at, m.id or 0)))
+
 
 class InMemoryOperatorRepository(_Repository):
     """The operator roster, by Telegram user id."""

@@ -134,7 +134,7 @@ async def _eventually(probe: Callable[[], Awaitable[T | None]], within: float = 
 
 async def _operator_card(harness: Harness, ref: str) -> StoredMessage:
     card: StoredMessage = await harness.telegram.wait_for_message(
-        OPERATOR_CHAT, lambda m: ref in (m.text or "")
+        OPERATOR_CHAT, lambda m: ref in (m.text or "") and "📋" not in (m.text or "")
     )
     return card
 
@@ -236,7 +236,12 @@ async def _send(user: SimUser, kind: str) -> None:
 
 
 def _operator_texts(harness: Harness, needle: str) -> list[str]:
-    return [m.text or "" for m in harness.operator_messages() if needle in (m.text or "")]
+    """Operator messages with ``needle``, the queue board (which lists every ref) left out."""
+    return [
+        m.text or ""
+        for m in harness.operator_messages()
+        if needle in (m.text or "") and "📋" not in (m.text or "")
+    ]
 
 
 # -- wrong kind of input at each step ---------------------------------------------------------

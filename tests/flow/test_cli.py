@@ -94,6 +94,7 @@ async def test_check_verifies_bot_and_operator_forum_when_a_token_is_set(tmp_pat
     assert "ok    bot @siaga112_test_bot answers getMe" in out, out + err
     assert "ok    operators' chat is a forum (topics on)" in out
     assert "ok    bot may manage topics in the operators' chat" in out
+    assert "ok    console mode: one forum topic per ticket" in out
     assert code == 0, out
     assert fake.token not in out + err
 

@@ -40,7 +40,10 @@ class Migrated(ApiError):
 class OperatorsChat:
     """Makes the fake answer every send to the operators' chat with ``error`` while set."""
 
-    METHODS = ("sendMessage", "sendLocation", "sendPhoto", "copyMessage", "getChat")
+    METHODS = (
+        "sendMessage", "sendLocation", "sendPhoto", "copyMessage", "getChat", "createForumTopic",
+        "editMessageText", "pinChatMessage",
+    )  # fmt: skip
 
     def __init__(self, telegram: FakeBotApi, chat_id: int = OPERATOR_CHAT) -> None:
         self.telegram = telegram
@@ -63,7 +66,7 @@ class OperatorsChat:
 
 
 def card_for(ref: str) -> Callable[[Any], bool]:
-    return lambda message: ref in (message.text or "")
+    return lambda message: ref in (message.text or "") and "📋" not in (message.text or "")
 
 
 async def wake(harness: Harness, seconds: float = 0.0) -> None:
@@ -83,7 +86,11 @@ async def guarded(
     """A bot with one admin (whose chat with the bot is open) and the operators' forum."""
     fake_bot_api.register_forum(OPERATOR_CHAT, "Operator 112")
     admin = fake_bot_api.add_user(ADMIN, "Admin")
-    settings = make_settings(fake_bot_api, ADMIN_USER_IDS=str(ADMIN))
+    # The refusals count against the group's 20 calls a minute (topics, boards and cards
+    # since the console): a wider window keeps this test about faults, not the governor.
+    settings = make_settings(
+        fake_bot_api, ADMIN_USER_IDS=str(ADMIN), TELEGRAM_RATE_GROUP_PER_MINUTE="120"
+    )
     h = Harness(fake_bot_api, settings, FakeClock())
     await h.start()
     await admin.send_command("start")
@@ -108,6 +115,8 @@ async def test_cards_recover_within_30_s_and_admins_hear_once_when_the_bot_was_r
     first = telegram.add_user(language_code="en")
     ref = await full_gps_report(first)
     await telegram.wait_for(lambda: chat.refused >= 1)
+    # The alert goes out before the clock jumps (a jump past its lease would send it again).
+    await telegram.wait_for(lambda: telegram.messages_for(ADMIN)[baseline:])
     for _ in range(8):  # a burst of refusals while the clock runs on
         seen = chat.refused
         await wake(harness, 30)
@@ -135,7 +144,7 @@ async def test_cards_recover_within_30_s_and_admins_hear_once_when_the_bot_was_r
     chat.error = None  # the bot is added back
     await wake(harness, 30)  # the next attempt is at most 30 s away
     await telegram.wait_for_message(OPERATOR_CHAT, card_for(ref))
-    assert len([m for m in harness.operator_messages() if ref in (m.text or "")]) == 1
+    assert len([m for m in harness.operator_messages() if card_for(ref)(m)]) == 1
     await telegram.wait_for(lambda: len(telegram.messages_for(ADMIN)) == baseline + 2)
     down_alert, recovered = telegram.messages_for(ADMIN)[baseline:]
     assert "not a member" in (down_alert.text or "")  # still one alert for the outage
@@ -158,8 +167,10 @@ async def test_cards_follow_the_group_when_it_became_a_supergroup(
     citizen = telegram.add_user(language_code="en")
     ref = await full_gps_report(citizen)
     card = await telegram.wait_for_message(NEW_CHAT, card_for(ref))
-    await telegram.wait_for_message(NEW_CHAT, lambda m: "location" in m.raw, after=card.message_id)
-    assert chat.refused == 1  # the pin went straight to the new id
+    assert card.thread_id in telegram.topics(NEW_CHAT)  # its topic was made in the new chat
+    # Only the calls already on their way (the topic, the board) met the old id.
+    refused = chat.refused
+    assert refused <= 2
     assert "reads it now" in (citizen.last_message.text or "")  # a move is no outage
     assert len(telegram.messages_for(ADMIN)) == baseline  # no alert either
 
@@ -167,7 +178,7 @@ async def test_cards_follow_the_group_when_it_became_a_supergroup(
     again = telegram.add_user(language_code="en")
     second = await full_gps_report(again)
     await telegram.wait_for_message(NEW_CHAT, card_for(second))
-    assert chat.refused == 1
+    assert chat.refused == refused
 
 
 @pytest_asyncio.fixture
@@ -180,7 +191,11 @@ async def unreachable(
     fake_bot_api.model.chats[ADMIN].known = True  # the admin started the bot long ago
     chat = OperatorsChat(fake_bot_api)
     chat.error = lambda: ApiError(400, "Bad Request: chat not found")
-    settings = make_settings(fake_bot_api, ADMIN_USER_IDS=str(ADMIN))
+    # The refusals count against the group's 20 calls a minute (topics, boards and cards
+    # since the console): a wider window keeps this test about faults, not the governor.
+    settings = make_settings(
+        fake_bot_api, ADMIN_USER_IDS=str(ADMIN), TELEGRAM_RATE_GROUP_PER_MINUTE="120"
+    )
     h = Harness(fake_bot_api, settings, FakeClock())
     await h.start()
     try:

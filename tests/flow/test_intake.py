@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
-
 from bot.domain.model import IntakeStep, LocationSource, TicketStatus
 from handlers.context import SERVICES_KEY
 from tests.flow.conftest import OPERATOR_CHAT, Harness
@@ -39,7 +37,9 @@ async def _draft(harness: Harness, telegram_id: int):  # type: ignore[no-untyped
 
 
 async def _operator_card(harness: Harness, ref: str):  # type: ignore[no-untyped-def]
-    return await harness.telegram.wait_for_message(OPERATOR_CHAT, lambda m: ref in (m.text or ""))
+    return await harness.telegram.wait_for_message(
+        OPERATOR_CHAT, lambda m: ref in (m.text or "") and "📋" not in (m.text or "")
+    )
 
 
 async def test_gps_report_reaches_operators_with_card_and_pin_when_citizen_speaks_indonesian(
@@ -70,10 +70,10 @@ async def test_gps_report_reaches_operators_with_card_and_pin_when_citizen_speak
     assert "Siti" in (card.text or "")
     assert "Pleburan" in (card.text or "")
     assert "+6281390001234" in (card.text or "")
-    pin = await harness.telegram.wait_for_message(
-        OPERATOR_CHAT, lambda m: "location" in m.raw, after=card.message_id
-    )
-    assert pin.raw["location"]["latitude"] == pytest.approx(user.location[0], abs=1e-5)
+    # The pin is merged into the card: a map link (the native pin is a button away).
+    lat = f"{user.location[0]:.6f}"
+    assert f"openstreetmap.org/?mlat={lat}" in str(card.raw)
+    assert any("|pin|" in str(b.get("callback_data")) for b in card.inline_buttons)
 
     ticket = await _ticket(harness, ref)
     assert ticket.status is TicketStatus.SUBMITTED
@@ -418,31 +418,27 @@ async def test_operator_card_survives_an_outage_and_a_crash_when_operator_chat_i
             for c in harness.telegram.calls_to("sendMessage")
         )
     )
-    assert await services.queries.pending_deliveries() >= 2  # card and pin are still owed
+    assert await services.queries.pending_deliveries() >= 2  # topic and card are still owed
     await harness.kill()  # and the process dies before the chat is back
     harness.telegram.model.chats[OPERATOR_CHAT] = operators
     harness.clock.advance(timedelta(minutes=6))  # past the slow retry of an operator card
     await harness.start()
     card = await _operator_card(harness, ref)
-    await harness.telegram.wait_for_message(
-        OPERATOR_CHAT, lambda m: "location" in m.raw, after=card.message_id
-    )
+    assert card.thread_id is not None  # its topic first, then the card in it
     await harness.outbox_drained()
 
 
-async def test_operator_pin_waits_for_retry_after_when_telegram_rate_limits_the_group(
+async def test_operator_topic_waits_for_retry_after_when_telegram_rate_limits_the_group(
     harness: Harness,
 ) -> None:
     user = harness.telegram.add_user(language_code="en")
-    harness.telegram.fail_next("sendLocation", 429, retry_after=1, count=1)
+    harness.telegram.fail_next("createForumTopic", 429, retry_after=1, count=1)
     ref = await full_gps_report(user)
-    card = await _operator_card(harness, ref)
-    await harness.telegram.wait_for(lambda: harness.telegram.calls_to("sendLocation"))
+    await harness.telegram.wait_for(lambda: harness.telegram.calls_to("createForumTopic"))
     refused_at = asyncio.get_running_loop().time()
-    assert not any("location" in m.raw for m in harness.operator_messages())
-    # the rate governor pauses the group for retry_after and sends the same pin again
-    await harness.telegram.wait_for_message(
-        OPERATOR_CHAT, lambda m: "location" in m.raw, after=card.message_id
-    )
+    # the rate governor pauses the group for retry_after and creates the topic again; the
+    # card waits for its topic
+    card = await _operator_card(harness, ref)
+    assert card.thread_id is not None
     assert asyncio.get_running_loop().time() - refused_at >= 0.9
-    assert [c.ok for c in harness.telegram.calls_to("sendLocation")] == [False, True]
+    assert [c.ok for c in harness.telegram.calls_to("createForumTopic")] == [False, True]

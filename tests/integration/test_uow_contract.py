@@ -1128,3 +1128,19 @@ async def test_outbox_owed_of_kind_lists_only_unsent_rows_of_that_kind_oldest_fi
     async with uow_factory() as uow:
         owed = await uow.outbox.owed_of_kind("queue_board")
     assert [m.payload["n"] for m in owed] == [1, 4]
+
+
+async def test_outbox_last_sent_of_kind_is_the_newest_sent_row_when_several_were_sent(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        assert await uow.outbox.last_sent_of_kind("queue_board") is None
+        await uow.outbox.add(b.outbox(kind="queue_board", payload={"n": 1}, sent_at=b.at(2)))
+        await uow.outbox.add(b.outbox(kind="queue_board", payload={"n": 2}, sent_at=b.at(5)))
+        await uow.outbox.add(b.outbox(kind="operator_card", payload={"n": 3}, sent_at=b.at(9)))
+        await uow.outbox.add(b.outbox(kind="queue_board", payload={"n": 4}))
+        await uow.commit()
+    async with uow_factory() as uow:
+        last = await uow.outbox.last_sent_of_kind("queue_board")
+    assert last is not None
+    assert last.payload["n"] == 2

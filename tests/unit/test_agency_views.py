@@ -14,12 +14,14 @@ from bot.domain.model import (
     Assignment,
     AssignmentChannel,
     Category,
+    Citizen,
     Location,
     LocationSource,
     Ticket,
     TicketStatus,
 )
 from handlers.agency_views import AgencyViews, callback, parse
+from handlers.operator_views import OperatorViews
 from handlers.views import Views
 from tests.unit.console_support import PLEBURAN, T0
 
@@ -107,3 +109,73 @@ def test_admin_alert_names_agency_and_report_when_a_webhook_is_given_up() -> Non
     assert "DINKES" in text
     assert "SMG-1" in text
     assert "HTTP &lt;503&gt;" in text
+
+
+# -- the operators' side of the handoff (the console's views) ---------------------------------
+
+
+def _operator_views() -> OperatorViews:
+    return OperatorViews(
+        ZoneInfo("Asia/Jakarta"), "112", "en",
+        [("DAMKAR", "Damkar"), ("DINKES", "Ambulans"), ("POLRESTABES", "Polrestabes")],
+        {"POLRESTABES": "024-112"},
+    )  # fmt: skip
+
+
+def test_dispatch_picker_preselects_and_stars_the_suggested_agencies_when_opened() -> None:
+    views = _operator_views()
+    mask = views.mask_of(["DAMKAR", "POLRESTABES"], assigned=["DAMKAR"])
+    assert views.chosen_agencies(mask) == ["POLRESTABES"]
+    picker = views.agency_picker(7, mask, ["DAMKAR"], suggested=["DAMKAR", "POLRESTABES"])
+    labels = [b.text for row in picker.inline_keyboard for b in row]
+    assert labels == ["▫️ Ambulans", "✅ ⭐ Polrestabes", "⬅️ Back", "🚨 Dispatch"]
+
+
+def test_operator_card_shows_each_agencys_channel_progress_and_refusal_when_rendered() -> None:
+    views = _operator_views()
+    phone = Assignment(1, "POLRESTABES", T0, AssignmentChannel.PHONE, "operator:1")
+    card = dataclasses.replace(
+        FRESH, agency_code="DAMKAR", acknowledged_at=T0, declined_at=T0,
+        decline_reason="no_unit",
+    )  # fmt: skip
+    silent = dataclasses.replace(FRESH, agency_code="DINKES", ack_escalated_at=T0)
+    lines = "\n".join(views._agencies([phone, card, silent], views._))
+    assert "Polrestabes: dispatched by phone 10:00 ☎️ 024-112" in lines
+    assert "Damkar: sent 10:00, acknowledged 10:00, ❌ cannot handle (No unit" in lines
+    assert "Ambulans: sent 10:00, ⚠️ not acknowledged" in lines
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        ({"notice": "agency_status", "agency": "DAMKAR", "step": "acknowledged"},
+         "Damkar acknowledged"),
+        ({"notice": "agency_status", "agency": "DAMKAR", "step": "en_route", "eta_minutes": 9},
+         "Damkar is on the way, ETA 9 min"),
+        ({"notice": "agency_status", "agency": "DAMKAR", "step": "cannot_handle",
+          "reason": "out_of_area"}, "cannot handle it (Not our area). Dispatch another"),
+        ({"notice": "agency_unacknowledged", "agency": "DINKES", "waited_seconds": 240},
+         "Ambulans has not acknowledged after"),
+        ({"notice": "agency_webhook_failed", "agency": "DINKES", "attempts": 8,
+          "reason": "HTTP <503>"}, "failed 8 times («HTTP &lt;503&gt;»)"),
+    ],
+)  # fmt: skip
+def test_topic_notice_tells_what_the_agency_did_when_it_reports(
+    payload: dict[str, object], words: str
+) -> None:
+    assert words in _operator_views().notice(TICKET, payload)
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [("acknowledged", "Damkar has received your report"),
+     ("completed", "Damkar has finished its work on your report")],
+)  # fmt: skip
+def test_citizen_hears_an_agencys_acknowledgement_and_completion_when_they_happen(
+    status: str, words: str
+) -> None:
+    views = Views(load_settings({"DEFAULT_LANGUAGE": "en"}, env_file=None))
+    citizen = Citizen(telegram_id=1, language="en")
+    text = views.citizen_status(citizen, TICKET, {"status": status, "agencies": ["Damkar"]})
+    assert words in text.text
+    assert "112" in text.text
