@@ -2,15 +2,16 @@
 
 Run: ``.venv/bin/python bench/agencies.py [--open 50] [--dispatches 40] [--group-per-minute N]``.
 
-The real application (``build_application``, SQLite in a temp dir) runs against the fake Bot
-API over loopback, with ``--open`` open tickets in its database and two agencies: DAMKAR with
-a Telegram group (the card goes there) and DINKES with a webhook to a receiver on 127.0.0.1
-that checks every signature. One operator dispatches ``--dispatches`` of the open tickets to
-both agencies, one after another at ``--pace`` seconds; for each, the time from the press to
-(a) the agency card's ``sendMessage`` reaching the Bot API double and (b) the webhook being
-accepted by the receiver. Telegram lets a bot post about 20 messages a minute into one group;
-the default ``--group-per-minute 1000`` measures the pipeline itself (pass 20 to see the
-governor pace an agency group the way Telegram does).
+The real application (``build_application``, SQLite in a temp dir) polls the fake Bot API
+over loopback, with ``--open`` open tickets in its database and two agencies: DAMKAR with a
+Telegram group (the card goes there) and DINKES with a webhook to a receiver on 127.0.0.1
+that checks every signature. One operator presses «🚨 Dispatch» (both agencies chosen) for
+``--dispatches`` of the open tickets, one after another at ``--pace`` seconds: each press is a
+callback update fetched by the bot's long poll and handled by the card's button handler.
+For each, the time from the press to (a) the agency card's ``sendMessage`` reaching the Bot
+API double and (b) the webhook being accepted by the receiver. Telegram lets a bot post about
+20 messages a minute into one group; the default ``--group-per-minute 1000`` measures the
+pipeline itself (pass 20 to see the governor pace an agency group the way Telegram does).
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from bot.app import build_application
 from bot.config import load_settings
-from bot.domain.lifecycle import Staff
-from handlers.context import SERVICES_KEY
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
@@ -87,6 +86,7 @@ async def open_tickets(url: str, count: int) -> list[tuple[int, str]]:
                     claimed_by=None, claimed_by_name=None, claimed_at=None, dispatched_at=None,
                     acknowledged_at=None, en_route_at=None, on_scene_at=None, resolved_at=None,
                     closed_at=None, disposition=None, chat_id=7_100_000_000 + n,
+                    persons_affected=None, operator_thread_id=None, operator_card_message_id=None,
                 )  # fmt: skip
                 stored = await uow.tickets.add(ticket)
                 made.append((stored.id or 0, stored.ref or ""))
@@ -150,19 +150,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             tickets = await open_tickets(url, args.open)
             await application.post_init(application)
             await application.start()
-            services = application.bot_data[SERVICES_KEY]
-            operator = Staff(OPERATOR_ID, "Dewi")
+            assert application.updater is not None
+            await application.updater.start_polling(poll_interval=0, timeout=1)
+            dewi = fake.add_user(OPERATOR_ID, "Dewi")
+            # The operator presses «🚨 Dispatch» under a card in the operators' chat; the press
+            # travels as a real callback update through the bot's long poll and handler.
+            under = await application.bot.send_message(OPERATOR_CHAT, "card")
+            card = fake.model.message(OPERATOR_CHAT, under.message_id)
+            assert card is not None
+            both = 0b11  # DAMKAR and DINKES: bits 0 and 1 of the picker's mask
             pressed: dict[str, float] = {}
             try:
                 for ticket_id, ref in tickets[: args.dispatches]:
+                    update = fake.updates.callback_query(
+                        dewi.user, card.raw, f"o|dgo|{ticket_id}|{both:x}"
+                    )
                     pressed[ref] = time.perf_counter()
-                    result = await services.console.dispatch(operator, ticket_id,
-                                                             ["DAMKAR", "DINKES"])  # fmt: skip
-                    assert result.ok, result
-                    services.outbox.wake()  # as the card button's handler does
+                    await fake.deliver(update)
                     await asyncio.sleep(args.pace)
                 await arrived(lambda: min(len(card_at), len(receiver.accepted)) >= len(pressed))
             finally:
+                await application.updater.stop()
                 await application.stop()
                 await application.shutdown()
                 assert application.post_shutdown is not None
