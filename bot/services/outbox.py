@@ -80,7 +80,7 @@ def next_wait(
     fault: Fault, attempts: int, lane: str, retry_after: float | None = None
 ) -> timedelta | None:
     """Return how long a row waits after a failure of ``fault``, or None when it is final."""
-    cap = EMERGENCY_BACKOFF if lane == Lane.EMERGENCY else MAX_BACKOFF
+    cap = EMERGENCY_BACKOFF if lane in (Lane.CITIZEN, Lane.EMERGENCY) else MAX_BACKOFF
     if fault is Fault.RATE_LIMITED and retry_after is not None:
         return timedelta(seconds=retry_after)
     if fault is Fault.DESTINATION:

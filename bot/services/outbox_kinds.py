@@ -1,7 +1,7 @@
 """Every outbox kind, registered in this one place: its lane, audience and priority class.
 
 A unit of work enqueues a row of a registered kind; the outbox worker serves rows lane by
-lane (emergency before agency before broadcast) and asks the kind's policy what a failure
+lane (citizen, emergency, agency, broadcast) and asks the kind's policy what a failure
 means; the Telegram deliverer in ``handlers/delivery.py`` keeps one send function per kind
 (a test fails when a registered kind has none). An optional ``record`` hook stores what
 Telegram answered (a topic id, a card's message id) on the ticket, in the same unit of
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 class Lane(StrEnum):
     """Outbox lanes, served in this order (within a lane, oldest first)."""
 
+    CITIZEN = "citizen"
+    """What a citizen is sent about their report: ordered per ticket among themselves only,
+    so a notice or an operator's reply never waits behind the group's budget for a card."""
     EMERGENCY = "emergency"
     AGENCY = "agency"
     BROADCAST = "broadcast"
@@ -33,7 +36,7 @@ class Lane(StrEnum):
         return LANE_ORDER.index(self)
 
 
-LANE_ORDER: tuple[Lane, ...] = (Lane.EMERGENCY, Lane.AGENCY, Lane.BROADCAST)
+LANE_ORDER: tuple[Lane, ...] = (Lane.CITIZEN, Lane.EMERGENCY, Lane.AGENCY, Lane.BROADCAST)
 
 
 class Priority(IntEnum):
@@ -147,7 +150,7 @@ OPERATOR_MEDIA = _to_operators("operator_media", Priority.RELAY)
 OPERATOR_RELAY = _to_operators("operator_relay", Priority.RELAY)
 OPERATOR_LOCATION_UPDATE = _to_operators("operator_location_update", Priority.RELAY)
 CITIZEN_NOTICE = register(
-    "citizen_notice", lane=Lane.EMERGENCY, audience=Audience.CITIZEN,
+    "citizen_notice", lane=Lane.CITIZEN, audience=Audience.CITIZEN,
     priority=Priority.CITIZEN_REPLY, must_deliver=False,
 )  # fmt: skip
 ADMIN_ALERT = register(
@@ -185,7 +188,7 @@ OPERATOR_NOTICE = register(
 ``unclaimed`` (SLA re-alert, ``waited_seconds``), ``released_idle`` (``operator_id``),
 ``reopened`` (``reopen_topic``: reopen the closed forum topic first)."""
 CITIZEN_STATUS = register(
-    "citizen_status", lane=Lane.EMERGENCY, audience=Audience.CITIZEN,
+    "citizen_status", lane=Lane.CITIZEN, audience=Audience.CITIZEN,
     priority=Priority.RELAY, must_deliver=False,
 )  # fmt: skip
 """A progress notice to the citizen, in their language, with the reference and 112: payload
@@ -193,7 +196,7 @@ CITIZEN_STATUS = register(
 ``agencies`` (names) for dispatched, ``eta_minutes`` for en_route, ``disposition`` for
 resolved (which also invites a new report)."""
 CITIZEN_RELAY = register(
-    "citizen_relay", lane=Lane.EMERGENCY, audience=Audience.CITIZEN,
+    "citizen_relay", lane=Lane.CITIZEN, audience=Audience.CITIZEN,
     priority=Priority.RELAY, must_deliver=False,
 )  # fmt: skip
 """An operator's message copied to the citizen under the role header («👮 Operator 112»),
