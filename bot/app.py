@@ -18,20 +18,24 @@ from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
 import handlers.jobs
+from bot.agencies_http.client import WebhookDeliverer
+from bot.agencies_http.server import AgencyApi
 from bot.config import Settings
 from bot.geo import build_geocoder, load_gazetteer
 from bot.i18n import gettext_for
 from bot.services import Services
 from bot.services.advisories import AdvisoryService
+from bot.services.agencies import AgencyDirectory, AgencyService
 from bot.services.alerts import AdminAlerts
 from bot.services.chats import ChatDirectory
 from bot.services.clock import SystemClock
+from bot.services.composite import CompositeDeliverer
 from bot.services.console import ConsolePolicy, ConsoleService
 from bot.services.governor import Limits, RateGovernor
 from bot.services.health import DeliveryHealth
 from bot.services.intake import IntakePolicy, IntakeService
 from bot.services.outbox import OutboxWorker
-from bot.services.outbox_kinds import Audience
+from bot.services.outbox_kinds import Audience, Transport
 from bot.services.ports import Clock, Geocoder, UnitOfWorkFactory
 from bot.services.queries import TicketQueries
 from bot.services.queue import QueueService
@@ -129,18 +133,19 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         subscriptions, advisories, advisory_views = _advisory_services(
             settings, uow_factory, clock, roster, views
         )
-        operators_chat = settings.operator_chat_id
-        if operators_chat is not None:  # where it lives now (a group may have migrated)
-            operators_chat = await chats.resolve(operators_chat)
+        directory = AgencyDirectory(settings.agencies)
         console_services = _console_services(
-            settings, uow_factory, read_uow_factory, geo, clock, health=health
-        )
-        deliverer = TelegramDeliverer(
+            settings, uow_factory, read_uow_factory, geo, clock, health=health,
+            directory=directory,
+        )  # fmt: skip
+        telegram = TelegramDeliverer(
             application.bot, queries, intake, views, settings.operator_chat_id, chats=chats,
             operator_views=OperatorViews.from_settings(settings), queue=console_services[2],
-            topics=await detect_topics(application.bot, operators_chat),
+            topics=await _topics(application, settings, chats), agencies=directory,
             advisories=advisories, advisory_views=advisory_views,
         )  # fmt: skip
+        webhooks = WebhookDeliverer(queries, directory, clock)
+        deliverer = CompositeDeliverer({Transport.TELEGRAM: telegram, Transport.WEBHOOK: webhooks})
         worker = OutboxWorker(
             uow_factory, deliverer, clock, poll_interval=outbox_poll_interval, health=health,
             alerts=alerts, chats=chats,
@@ -148,28 +153,21 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             take_over_on_start=engine.dialect.name == "sqlite",
         )  # fmt: skip
         alerts.on_enqueue(worker.wake)
+        agencies = AgencyService(
+            uow_factory, clock, directory, operator_chat_id=settings.operator_chat_id,
+            read_uow_factory=read_uow_factory,
+        )  # fmt: skip
         application.bot_data[SERVICES_KEY] = Services(
             settings, intake, queries, worker, roster,
             *console_services,
-            subscriptions, advisories, StatsService(read_uow_factory, clock, roster),
+            agencies, subscriptions, advisories, StatsService(read_uow_factory, clock, roster),
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
-        application.bot_data[OPERATOR_VIEWS_KEY] = deliverer.operator_views
+        application.bot_data[OPERATOR_VIEWS_KEY] = telegram.operator_views
         application.bot_data[ADVISORY_VIEWS_KEY] = advisory_views
-        resources.closers[:] = [worker.stop, geo.aclose, engine.dispose]
-        if application.job_queue is not None:
-            application.job_queue.run_repeating(
-                handlers.jobs.close_idle_drafts, interval=SWEEP_INTERVAL, first=5,
-                name="close-idle-drafts",
-            )  # fmt: skip
-            application.job_queue.run_repeating(
-                handlers.jobs.sla_sweep, interval=SLA_INTERVAL, first=SLA_INTERVAL,
-                name="sla-sweep",
-            )  # fmt: skip
-            application.job_queue.run_repeating(
-                handlers.jobs.advisory_progress, interval=ADVISORY_INTERVAL,
-                first=ADVISORY_INTERVAL, name="advisory-progress",
-            )  # fmt: skip
+        resources.closers[:] = [worker.stop, webhooks.aclose, geo.aclose, engine.dispose]
+        await _start_agency_api(settings, agencies, clock, worker, resources)
+        _schedule_jobs(application)
         if settings.operator_chat_id is None:
             log.warning("OPERATOR_CHAT_ID is not set: operator cards wait in the outbox")
         else:
@@ -209,6 +207,51 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
     application: SiagaApplication = builder.build()
     handlers.register(application, settings.operator_chat_id)
     return application
+
+
+async def _topics(application: SiagaApplication, settings: Settings, chats: ChatDirectory) -> bool:
+    """Whether the operators' chat (where it lives now: a group may have migrated) has topics."""
+    operators_chat = settings.operator_chat_id
+    if operators_chat is not None:
+        operators_chat = await chats.resolve(operators_chat)
+    return await detect_topics(application.bot, operators_chat)
+
+
+async def _start_agency_api(
+    settings: Settings,
+    agencies: AgencyService,
+    clock: Clock,
+    worker: OutboxWorker,
+    resources: Resources,
+) -> None:
+    """Starts the signed agency status endpoint when ``AGENCY_API_LISTEN`` is set."""
+    if settings.agency_api_listen is None:
+        return
+    host, port = settings.agency_api_listen
+    api = AgencyApi(agencies, clock, host=host, port=port, on_change=worker.wake)
+    await api.start()
+    resources.closers.insert(0, api.stop)
+
+
+def _schedule_jobs(application: SiagaApplication) -> None:
+    """The timers: idle drafts, SLA, agency acknowledgement deadlines, advisory progress."""
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(
+            handlers.jobs.close_idle_drafts, interval=SWEEP_INTERVAL, first=5,
+            name="close-idle-drafts",
+        )  # fmt: skip
+        application.job_queue.run_repeating(
+            handlers.jobs.sla_sweep, interval=SLA_INTERVAL, first=SLA_INTERVAL,
+            name="sla-sweep",
+        )  # fmt: skip
+        application.job_queue.run_repeating(
+            handlers.jobs.agency_ack_sweep, interval=SLA_INTERVAL, first=SLA_INTERVAL,
+            name="agency-ack-sweep",
+        )  # fmt: skip
+        application.job_queue.run_repeating(
+            handlers.jobs.advisory_progress, interval=ADVISORY_INTERVAL,
+            first=ADVISORY_INTERVAL, name="advisory-progress",
+        )  # fmt: skip
 
 
 def build_rate_limiter(settings: Settings) -> GovernedRateLimiter:
@@ -287,12 +330,12 @@ def _console_services(
     clock: Clock,
     *,
     health: DeliveryHealth,
+    directory: AgencyDirectory,
 ) -> tuple[ConsoleService, RelayService, QueueService, SlaService]:
     """The operator side: console actions, relay both ways, the queue board, SLA timers."""
     chat = settings.operator_chat_id
-    agencies = {agency.code: agency.name for agency in settings.agencies}
     console = ConsoleService(
-        uow_factory, geocoder, clock, ConsolePolicy(agencies, chat),
+        uow_factory, geocoder, clock, ConsolePolicy(directory.names(), chat, directory),
         read_uow_factory=read_uow_factory,
     )  # fmt: skip
     relay = RelayService(

@@ -6,6 +6,7 @@ invalid value raises :class:`SettingsError` naming the variable; the token is ne
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import tomllib
@@ -57,17 +58,25 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class AgencyConfig:
-    """One agency of the agencies TOML (routing and delivery come in a later issue)."""
+    """One agency of the agencies TOML, checked at start (``load_agencies``)."""
 
     code: str
     name: str
     categories: tuple[str, ...]
     areas: tuple[str, ...] = ()
+    """Kecamatan names as written in the file (empty: the whole city)."""
     phone: str | None = None
     telegram_chat_id: int | None = None
     webhook_url: str | None = None
     webhook_secret_env: str | None = None
     ack_deadline_seconds: int | None = None
+    area_codes: tuple[str, ...] = ()
+    """The Kemendagri codes of ``areas`` (``33.74.NN``), resolved against the gazetteer."""
+    members: frozenset[int] = frozenset()
+    """Telegram user ids allowed to press the agency card's buttons (empty: anyone in the
+    agency's chat)."""
+    webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    """The HMAC key, read once from the variable ``webhook_secret_env`` names."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +110,8 @@ class Settings:
     rate_private_per_second: float
     rate_private_burst: int
     rate_broadcast_per_second: int
+    agency_api_listen: tuple[str, int] | None = None
+    """Where the signed agency status endpoint listens (``AGENCY_API_LISTEN``; None: off)."""
     sla_realert_seconds: int = 60
     sla_escalate_seconds: int = 180
     sla_idle_claim_minutes: int = 10
@@ -168,9 +179,28 @@ def bundled_agencies_file() -> Path:
     return Path(str(resources.files("bot") / "agencies" / "semarang.toml"))
 
 
-def load_agencies(path: Path) -> tuple[AgencyConfig, ...]:
-    """Parse and validate an agencies TOML file."""
+def city_kecamatan() -> dict[str, str]:
+    """Kecamatan name -> Kemendagri code of the city's gazetteer (what ``areas`` may say)."""
+    from bot.geo.gazetteer import load_gazetteer  # noqa: PLC0415 - the polygons load on demand
+
+    return {k.name: k.code for k in load_gazetteer().kecamatan}
+
+
+def load_agencies(
+    path: Path,
+    environ: Mapping[str, str] | None = None,
+    kecamatan: Mapping[str, str] | None = None,
+) -> tuple[AgencyConfig, ...]:
+    """Parse and validate an agencies TOML file.
+
+    ``kecamatan`` maps the city's kecamatan names to codes (default: the gazetteer's);
+    ``environ`` holds the webhook secrets (default: the process environment). Any problem
+    raises SettingsError with one line naming the agency and the value.
+    """
     variable = "AGENCIES_FILE"
+    environ = os.environ if environ is None else environ
+    known = {_folded(name): code for name, code in (kecamatan or city_kecamatan()).items()}
+    names = {_folded(name): name for name in (kecamatan or city_kecamatan())}
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -184,43 +214,126 @@ def load_agencies(path: Path) -> tuple[AgencyConfig, ...]:
     agencies: list[AgencyConfig] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_agencies):
-        agencies.append(_agency(variable, index, raw))
+        agencies.append(_agency(variable, index, raw, environ=environ, known=known, names=names))
         if agencies[-1].code in seen:
             raise SettingsError(variable, f"agency code {agencies[-1].code!r} appears twice")
         seen.add(agencies[-1].code)
     return tuple(agencies)
 
 
-def _agency(variable: str, index: int, raw: Any) -> AgencyConfig:
+AGENCY_KEYS = frozenset(
+    {
+        "code", "name", "categories", "areas", "phone", "telegram_chat_id", "webhook_url",
+        "webhook_secret_env", "ack_deadline_seconds", "members",
+    }
+)  # fmt: skip
+AGENCY_CODE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def _folded(name: str) -> str:
+    return " ".join(name.casefold().split())
+
+
+def _agency(  # noqa: PLR0912, PLR0915 - one check per key reads best
+    variable: str,
+    index: int,
+    raw: Any,
+    *,
+    environ: Mapping[str, str],
+    known: Mapping[str, str],
+    names: Mapping[str, str],
+) -> AgencyConfig:
     where = f"[[agency]] #{index + 1}"
     if not isinstance(raw, dict):
         raise SettingsError(variable, f"{where} is not a table")
     for key in ("code", "name"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             raise SettingsError(variable, f"{where} needs a non-empty {key!r}")
+    code = raw["code"]
+    if not set(code) <= AGENCY_CODE_CHARS or len(code) > 32:
+        raise SettingsError(
+            variable, f"{where} code {code!r} must be up to 32 of A-Z, 0-9, '_' and '-'"
+        )
+    where = f"agency {code}"
+    unknown_keys = sorted(set(raw) - AGENCY_KEYS)
+    if unknown_keys:
+        raise SettingsError(variable, f"{where}: unknown key {unknown_keys[0]!r}")
     categories = raw.get("categories")
     if not isinstance(categories, list) or not categories:
-        raise SettingsError(variable, f"{where} ({raw['code']}) needs a list of categories")
+        raise SettingsError(variable, f"{where} needs a list of categories")
     unknown = [c for c in categories if c not in Category.__members__]
     if unknown:
-        raise SettingsError(variable, f"{where} ({raw['code']}) has unknown categories {unknown}")
+        raise SettingsError(variable, f"{where}: unknown categories {unknown}")
+    if len(set(categories)) != len(categories):
+        raise SettingsError(variable, f"{where}: a category appears twice in categories")
+    areas = raw.get("areas", [])
+    if not isinstance(areas, list) or not all(isinstance(a, str) for a in areas):
+        raise SettingsError(variable, f"{where}: areas must be a list of kecamatan names")
+    codes: list[str] = []
+    for area in areas:
+        found = known.get(_folded(area)) or (area if area in known.values() else None)
+        if found is None:
+            guess = difflib.get_close_matches(_folded(area), list(names), n=1, cutoff=0.6)
+            hint = f" (did you mean {names[guess[0]]!r}?)" if guess else ""
+            raise SettingsError(variable, f"{where}: unknown kecamatan {area!r} in areas{hint}")
+        codes.append(found)
     chat_id = raw.get("telegram_chat_id")
-    if chat_id is not None and not isinstance(chat_id, int):
-        raise SettingsError(variable, f"{where} ({raw['code']}) telegram_chat_id must be an int")
+    if chat_id is not None and (not isinstance(chat_id, int) or isinstance(chat_id, bool)):
+        raise SettingsError(variable, f"{where}: telegram_chat_id must be an integer chat id")
     deadline = raw.get("ack_deadline_seconds")
-    if deadline is not None and (not isinstance(deadline, int) or deadline <= 0):
-        raise SettingsError(variable, f"{where} ({raw['code']}) ack_deadline_seconds must be > 0")
+    if deadline is not None and (
+        not isinstance(deadline, int) or isinstance(deadline, bool) or deadline <= 0
+    ):
+        raise SettingsError(variable, f"{where}: ack_deadline_seconds must be > 0")
+    phone = raw.get("phone")
+    if phone is not None and not (
+        isinstance(phone, str) and phone.replace("-", "").replace(" ", "").lstrip("+").isdigit()
+    ):
+        raise SettingsError(variable, f"{where}: phone {phone!r} is not a phone number")
+    url, secret_env = raw.get("webhook_url"), raw.get("webhook_secret_env")
+    secret = Secret("")
+    if url is not None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise SettingsError(variable, f"{where}: webhook_url {url!r} must be an http(s) URL")
+        if not isinstance(secret_env, str) or not secret_env:
+            raise SettingsError(variable, f"{where}: webhook_url needs webhook_secret_env")
+    if secret_env is not None:
+        if not isinstance(secret_env, str) or not secret_env:
+            raise SettingsError(variable, f"{where}: webhook_secret_env must name a variable")
+        secret = Secret(environ.get(secret_env, "").strip())
+        if not secret:
+            raise SettingsError(
+                variable, f"{where}: the variable {secret_env} (webhook_secret_env) is not set"
+            )
+    members = raw.get("members", [])
+    if not isinstance(members, list) or not all(
+        isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in members
+    ):
+        raise SettingsError(variable, f"{where}: members must be a list of Telegram user ids")
     return AgencyConfig(
-        code=raw["code"],
+        code=code,
         name=raw["name"],
         categories=tuple(categories),
-        areas=tuple(raw.get("areas", ())),
-        phone=raw.get("phone"),
+        areas=tuple(areas),
+        phone=phone,
         telegram_chat_id=chat_id,
-        webhook_url=raw.get("webhook_url"),
-        webhook_secret_env=raw.get("webhook_secret_env"),
+        webhook_url=url,
+        webhook_secret_env=secret_env,
         ack_deadline_seconds=deadline,
+        area_codes=tuple(dict.fromkeys(codes)),
+        members=frozenset(members),
+        webhook_secret=secret,
     )
+
+
+def _listen(variable: str, raw: str) -> tuple[str, int] | None:
+    """``host:port`` (or ``off``/empty) of a server we start."""
+    if raw.lower() in ("", "off"):
+        return None
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(variable, f"must be host:port like 127.0.0.1:8088, got {raw!r}")
+    return host.strip("[]"), int(port)
 
 
 def load_settings(
@@ -303,7 +416,8 @@ def load_settings(
         operator_user_ids=_int_list("OPERATOR_USER_IDS", get("OPERATOR_USER_IDS")),
         admin_user_ids=_int_list("ADMIN_USER_IDS", get("ADMIN_USER_IDS")),
         agencies_file=agencies_path,
-        agencies=load_agencies(agencies_path),
+        agencies=load_agencies(agencies_path, merged),
+        agency_api_listen=_listen("AGENCY_API_LISTEN", get("AGENCY_API_LISTEN")),
         geocoder=geocoder,  # type: ignore[arg-type]  # checked against both literals above
         nominatim_url=nominatim_url,
         nominatim_user_agent=get("NOMINATIM_USER_AGENT", f"siaga112/{__version__}"),

@@ -9,12 +9,22 @@ from telegram.ext import (
     filters,
 )
 
-from handlers import advisories, common, console_delivery, intake, operators, stats
+from handlers import (
+    advisories,
+    agencies,
+    agency_delivery,
+    common,
+    console_delivery,
+    intake,
+    operators,
+    stats,
+)
 from handlers.context import SiagaApplication
 
 PRIVATE = filters.ChatType.PRIVATE
-SENDERS_REGISTERED = console_delivery.__name__
-"""Importing the package registers the console's send functions with the deliverer."""
+SENDERS_REGISTERED = (console_delivery.__name__, agency_delivery.__name__)
+"""Importing the package registers the console's and the agencies' send functions with the
+deliverer."""
 
 
 def register(application: SiagaApplication, operator_chat_id: int | None = None) -> None:
@@ -66,6 +76,8 @@ def register(application: SiagaApplication, operator_chat_id: int | None = None)
         CallbackQueryHandler(advisories.on_subscription_button, pattern=r"^m\|(advisories$|sub\|)")
     )
     application.add_handler(CallbackQueryHandler(common.on_menu_button, pattern=r"^m\|"))
+    # The agency card's buttons: any chat (the service checks it is the agency's own).
+    application.add_handler(CallbackQueryHandler(agencies.on_agency_button, pattern=r"^a\|"))
     application.add_handler(CallbackQueryHandler(intake.on_intake_button))  # unknown: stale
     # Live-location updates arrive as edited messages; they must not reach the router below.
     application.add_handler(

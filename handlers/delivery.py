@@ -30,6 +30,7 @@ from telegram.error import (
 from bot.domain.advisory import AdvisoryStatus
 from bot.domain.model import Citizen, Location, MediaKind, OutboxMessage, Ticket
 from bot.services.advisories import AdvisoryService
+from bot.services.agencies import AgencyDirectory
 from bot.services.chats import ChatDirectory
 from bot.services.intake import IntakeService
 from bot.services.outbox_kinds import (
@@ -46,6 +47,7 @@ from bot.services.outbox_kinds import (
     OPERATOR_RELAY,
     Audience,
     OutboxKind,
+    Transport,
 )
 from bot.services.ports import DeliveryError, DeliveryResult, Fault
 from bot.services.queries import TicketDetail, TicketQueries
@@ -128,8 +130,9 @@ def sends(*kinds: str) -> Callable[[Sender], Sender]:
 
 
 def missing_senders() -> set[str]:
-    """The registered outbox kinds that have no send function (must be none)."""
-    return set(KINDS) - set(SENDERS)
+    """The registered Telegram kinds that have no send function (must be none)."""
+    telegram = {name for name, kind in KINDS.items() if kind.transport is Transport.TELEGRAM}
+    return telegram - set(SENDERS)
 
 
 class TelegramDeliverer:
@@ -147,10 +150,13 @@ class TelegramDeliverer:
         operator_views: OperatorViews | None = None,
         queue: QueueService | None = None,
         topics: bool = True,
+        agencies: AgencyDirectory | None = None,
         advisories: AdvisoryService | None = None,
         advisory_views: AdvisoryViews | None = None,
     ) -> None:
         self.bot = bot
+        self.agencies = agencies or AgencyDirectory(())
+        """The agencies file: each agency's chat (agency cards go there)."""
         self.advisories = advisories
         self.advisory_views = advisory_views
         self._queries = queries
@@ -236,6 +242,14 @@ class TelegramDeliverer:
         if self.advisories is None or self.advisory_views is None:
             raise DeliveryError("advisories are not wired", fault=Fault.TRANSIENT)
         return self.advisories, self.advisory_views
+
+    async def chat_of(self, delivery: Delivery, chat_id: int) -> int:
+        """Where ``chat_id`` lives now (a group that became a supergroup moved), noted on
+        ``delivery``."""
+        if self._chats is not None:
+            chat_id = await self._chats.resolve(chat_id)
+        delivery.chat_id = chat_id
+        return chat_id
 
     def limits(self, delivery: Delivery) -> dict[str, Any]:
         """The rate governor's arguments for this row's calls (none without a governor)."""

@@ -28,3 +28,10 @@ async def advisory_progress(context: Context) -> None:
     """Updates the progress of advisories being sent; finishes those with nothing owed."""
     if await context.services.advisories.tick():
         context.services.outbox.wake()
+
+
+async def agency_ack_sweep(context: Context) -> None:
+    """Fires the due agency acknowledgement deadlines (reminder, then the topic's alert)."""
+    report = await context.services.agencies.sweep()
+    if report.fired:
+        context.services.outbox.wake()

@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.config import Settings
+from bot.domain.handoff import DeclineReason
 from bot.domain.lifecycle import Action, actions_for
 from bot.domain.model import (
     Assignment,
+    AssignmentChannel,
     Citizen,
     Disposition,
     Location,
@@ -33,6 +35,7 @@ from bot.i18n import N_, Translate, gettext_for
 from bot.services.console import ConsoleResult, ConsoleStatus
 from bot.services.queue import QueueBoard, QueueEntry
 from bot.services.roster import RosterChange, RosterResult
+from handlers.agency_views import REASON_LABELS as REASON_WORDS
 from handlers.views import CATEGORY_LABELS, DETAILS_SHOWN, _cut, _persons_and_details
 
 MAX_TEXT = 4096
@@ -172,6 +175,7 @@ class OperatorViews:
         phone: str,
         language: str,
         agencies: Sequence[tuple[str, str]] = (),
+        agency_phones: Mapping[str, str] | None = None,
     ) -> None:
         self.zone = zone
         self.phone = phone
@@ -179,6 +183,8 @@ class OperatorViews:
         self.agencies: tuple[tuple[str, str], ...] = tuple(agencies)
         """(code, name) of every agency, in the agencies file's order (the picker's bits)."""
         self._agency_names = dict(self.agencies)
+        self._agency_phones = dict(agency_phones or {})
+        """Code -> phone number, shown on the card for an agency dispatched by phone."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OperatorViews:
@@ -188,6 +194,7 @@ class OperatorViews:
             settings.emergency_phone,
             settings.default_language,
             [(agency.code, agency.name) for agency in settings.agencies],
+            {agency.code: agency.phone for agency in settings.agencies if agency.phone},
         )
 
     @property
@@ -362,7 +369,16 @@ class OperatorViews:
             return []
         lines = [_("<b>Agencies:</b>")]
         for a in assignments:
-            steps = [_("called {time}").format(time=self.clock(a.dispatched_at))]
+            if a.channel is AssignmentChannel.PHONE:
+                phone = self._agency_phones.get(a.agency_code)
+                steps = [
+                    _("dispatched by phone {time}").format(time=self.clock(a.dispatched_at))
+                    + (f" ☎️ {escape(phone)}" if phone else "")
+                ]
+            else:
+                steps = [_("sent {time}").format(time=self.clock(a.dispatched_at))]
+            if a.acknowledged_at:
+                steps.append(_("acknowledged {time}").format(time=self.clock(a.acknowledged_at)))
             if a.en_route_at:
                 eta = (
                     _(", ETA {minutes} min").format(minutes=a.eta_minutes) if a.eta_minutes else ""
@@ -374,6 +390,13 @@ class OperatorViews:
                 steps.append(_("on scene {time}").format(time=self.clock(a.on_scene_at)))
             if a.completed_at:
                 steps.append(_("done {time}").format(time=self.clock(a.completed_at)))
+            if a.declined_at:
+                reason = DeclineReason(a.decline_reason or DeclineReason.OTHER)
+                steps.append(
+                    _("❌ cannot handle ({reason})").format(reason=_(REASON_WORDS[reason]))
+                )
+            elif a.ack_escalated_at and not a.acknowledged_at:
+                steps.append(_("⚠️ not acknowledged"))
             name = escape(self.agency_name(a.agency_code))
             lines.append(f"   • {name}: {', '.join(steps)}")
         return lines
@@ -424,29 +447,41 @@ class OperatorViews:
         return InlineKeyboardMarkup(rows) if rows else None
 
     def agency_picker(
-        self, ticket_id: int, mask: int, assigned: Iterable[str] = ()
+        self,
+        ticket_id: int,
+        mask: int,
+        assigned: Iterable[str] = (),
+        *,
+        suggested: Iterable[str] = (),
     ) -> InlineKeyboardMarkup:
-        """Multi-select of the agencies (✅ chosen; agencies already called are left out),
-        then «dispatched by phone»."""
+        """Multi-select of the agencies (✅ chosen, ⭐ suggested by routing for the ticket's
+        category and kecamatan; agencies already on the ticket are left out), then «Dispatch»."""
         _ = self._
-        done = set(assigned)
+        done, hints = set(assigned), set(suggested)
         rows = []
         for index, (code, name) in enumerate(self.agencies):
             if code in done:
                 continue
             mark = "✅" if mask >> index & 1 else "▫️"
+            star = "⭐ " if code in hints else ""
             data = callback("dsel", ticket_id, f"{mask ^ (1 << index):x}")
-            rows.append([InlineKeyboardButton(f"{mark} {_cut(name, 40)}", callback_data=data)])
+            rows.append(
+                [InlineKeyboardButton(f"{mark} {star}{_cut(name, 40)}", callback_data=data)]
+            )
         last = [InlineKeyboardButton(_("⬅️ Back"), callback_data=callback("card", ticket_id))]
         if mask:
             last.append(
                 InlineKeyboardButton(
-                    _("📞 Dispatched by phone"),
-                    callback_data=callback("dgo", ticket_id, f"{mask:x}"),
+                    _("🚨 Dispatch"), callback_data=callback("dgo", ticket_id, f"{mask:x}")
                 )
             )
         rows.append(last)
         return InlineKeyboardMarkup(rows)
+
+    def mask_of(self, codes: Iterable[str], assigned: Iterable[str] = ()) -> int:
+        """The picker's bit mask choosing ``codes`` (those already on the ticket left out)."""
+        wanted = set(codes) - set(assigned)
+        return sum(1 << index for index, (code, _n) in enumerate(self.agencies) if code in wanted)
 
     def chosen_agencies(self, mask: int) -> list[str]:
         """The agency codes of a picker's bit mask (bits beyond the file are ignored)."""
@@ -607,12 +642,55 @@ class OperatorViews:
                 "⏰ <b>{ref}</b> went back to the queue: no message from operator {operator} "
                 "for too long."
             ).format(ref=ref, operator=escape(str(payload.get("operator_id") or "—")))
+        if kind == "agency_status":
+            return self._agency_notice(ref, payload)
+        if kind == "agency_unacknowledged":
+            waited = int(str(payload.get("waited_seconds") or 0))
+            return _(
+                "⚠️ <b>{ref}</b>: {agency} has not acknowledged after {age}, even after a "
+                "reminder. Call them, or dispatch another agency."
+            ).format(ref=ref, agency=escape(self._named(payload)),
+                     age=age_text(timedelta(seconds=waited)))  # fmt: skip
+        if kind == "agency_webhook_failed":
+            return _(
+                "⚠️ <b>{ref}</b>: the handoff to {agency}'s system failed {attempts} times "
+                "(«{reason}»). Call the agency by phone."
+            ).format(ref=ref, agency=escape(self._named(payload)),
+                     attempts=escape(str(payload.get("attempts") or "?")),
+                     reason=escape(str(payload.get("reason") or "—")))  # fmt: skip
         if kind == "reopened":
             return _(
                 "🔁 <b>{ref}</b> was reopened: the citizen wrote again soon after the close. "
                 "It is back in the queue."
             ).format(ref=ref)
         return _("ℹ️ <b>{ref}</b>: {notice}").format(ref=ref, notice=escape(str(kind)))
+
+    def _named(self, payload: Mapping[str, object]) -> str:
+        code = str(payload.get("agency") or "")
+        return str(payload.get("agency_name") or self.agency_name(code))
+
+    def _agency_notice(self, ref: str, payload: Mapping[str, object]) -> str:
+        """An agency's step, as the topic reads it."""
+        _ = self._
+        agency = escape(self._named(payload))
+        step = payload.get("step")
+        if step == "acknowledged":
+            return _("✅ <b>{ref}</b>: {agency} acknowledged.").format(ref=ref, agency=agency)
+        if step == "en_route":
+            eta = payload.get("eta_minutes")
+            if isinstance(eta, int) and eta > 0:
+                return _("🚑 <b>{ref}</b>: {agency} is on the way, ETA {minutes} min.").format(
+                    ref=ref, agency=agency, minutes=eta
+                )
+            return _("🚑 <b>{ref}</b>: {agency} is on the way.").format(ref=ref, agency=agency)
+        if step == "on_scene":
+            return _("📍 <b>{ref}</b>: {agency} is on scene.").format(ref=ref, agency=agency)
+        if step == "completed":
+            return _("🏁 <b>{ref}</b>: {agency} completed its work.").format(ref=ref, agency=agency)
+        reason = DeclineReason(str(payload.get("reason") or DeclineReason.OTHER))
+        return _(
+            "❌ <b>{ref}</b>: {agency} cannot handle it ({reason}). Dispatch another agency."
+        ).format(ref=ref, agency=agency, reason=_(REASON_WORDS[reason]))
 
     def escalation(self, ticket: Ticket, payload: Mapping[str, object]) -> str:
         """The SLA escalation an admin gets by direct message: a ticket nobody claimed."""

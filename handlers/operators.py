@@ -166,7 +166,9 @@ async def _picker(
     markup: InlineKeyboardMarkup | None
     if action in {"dispatch", "dsel"}:
         assigned = [a.agency_code for a in detail.assignments]
-        markup = views.agency_picker(ticket_id, _mask(arg), assigned)
+        suggested = await context.services.agencies.suggestions(ticket_id)
+        mask = _mask(arg) if action == "dsel" else views.mask_of(suggested, assigned)
+        markup = views.agency_picker(ticket_id, mask, assigned, suggested=suggested)
     elif action == "eta":
         markup = views.eta_picker(ticket_id)
     elif action == "resolve":

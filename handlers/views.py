@@ -657,6 +657,14 @@ class Views:
                 "👮 An operator of Call Center 112 is now handling your report <b>{ref}</b>. "
                 "You can write here to talk to them."
             ).format(ref=ref)
+        elif step == "acknowledged":
+            text = _("✅ {agencies} has received your report <b>{ref}</b>.").format(
+                ref=ref, agencies=escape(_names(payload) or "—")
+            )
+        elif step == "completed":
+            text = _("🏁 {agencies} has finished its work on your report <b>{ref}</b>.").format(
+                ref=ref, agencies=escape(_names(payload) or "—")
+            )
         elif step == "dispatched":
             names = payload.get("agencies")
             agencies = ", ".join(map(str, names)) if isinstance(names, list) else ""
@@ -672,6 +680,8 @@ class Views:
                 ).format(ref=ref, minutes=eta)
             else:
                 text = _("🚨 Help is on the way for your report <b>{ref}</b>.").format(ref=ref)
+            if _names(payload):  # an agency's own word: say who is coming
+                text += " " + _("({agencies})").format(agencies=escape(_names(payload)))
         elif step == "on_scene":
             text = _("📍 Help has arrived at the place of your report <b>{ref}</b>.").format(
                 ref=ref
@@ -711,6 +721,16 @@ class Views:
     def admin_alert(self, payload: dict[str, object]) -> str:
         """An alert for the admins (default language): which chat, and Telegram's reason."""
         _ = gettext_for(self.operator_language)
+        if payload.get("event") == "webhook_dead":
+            return _(
+                "⚠️ <b>Siaga112:</b> the webhook of agency {agency} for report {ref} was given "
+                "up after repeated failures («{reason}»). Call the agency by phone and check its "
+                "webhook_url and secret."
+            ).format(
+                agency=escape(str(payload.get("agency") or "—")),
+                ref=escape(str(payload.get("ref") or "—")),
+                reason=escape(str(payload.get("reason") or "—")),
+            )
         chat_id = payload.get("chat_id")
         chat = escape(str(chat_id)) if chat_id is not None else _("not configured")
         if payload.get("audience") == "agency":
@@ -726,6 +746,12 @@ class Views:
             "the bot is a member and an administrator of that chat, and that the configured id "
             "is right."
         ).format(where=where, reason=reason)
+
+
+def _names(payload: Mapping[str, object]) -> str:
+    """The agency names of a citizen notice's payload, joined."""
+    names = payload.get("agencies")
+    return ", ".join(map(str, names)) if isinstance(names, list) else ""
 
 
 def _verified(verified: bool, _: Translate) -> str:

@@ -298,7 +298,10 @@ class AssignmentRow(Base):
     """A ticket handed to one agency, with that agency's progress (one row per pair)."""
 
     __tablename__ = "assignments"
-    __table_args__ = (UniqueConstraint("ticket_id", "agency_code"),)
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "agency_code"),
+        Index("ix_assignments_ack_due_at", "ack_due_at"),
+    )
 
     id: Mapped[IntPK]
     ticket_id: Mapped[int] = mapped_column(BigId, ForeignKey("tickets.id"))
@@ -311,6 +314,28 @@ class AssignmentRow(Base):
     eta_minutes: Mapped[int | None]
     on_scene_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    declined_at: Mapped[datetime | None]
+    decline_reason: Mapped[Code | None]
+    ack_due_at: Mapped[datetime | None]
+    ack_reminded_at: Mapped[datetime | None]
+    ack_escalated_at: Mapped[datetime | None]
+    card_chat_id: Mapped[TelegramId | None]
+    card_message_id: Mapped[TelegramId | None]
+
+
+class AgencyRequestRow(Base):
+    """A signed request an agency system sent (its idempotency key): a replay is refused."""
+
+    __tablename__ = "agency_requests"
+    __table_args__ = (
+        UniqueConstraint("agency_code", "request_key"),
+        Index("ix_agency_requests_received_at", "received_at"),
+    )
+
+    id: Mapped[IntPK]
+    agency_code: Mapped[Code]
+    request_key: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime]
 
 
 class OperatorRow(Base):

@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,6 +66,7 @@ from storage.codec import (
 from storage.models import (
     AdvisoryDeliveryRow,
     AdvisoryRow,
+    AgencyRequestRow,
     AssignmentRow,
     AuditLogRow,
     ChatAliasRow,
@@ -1146,7 +1147,11 @@ class SqlOperatorRepository(_SqlRepository):
         await self._flush()
 
 
-_ASSIGNMENT_PROGRESS = ("acknowledged_at", "en_route_at", "on_scene_at", "completed_at")
+_ASSIGNMENT_PROGRESS = (
+    "acknowledged_at", "en_route_at", "on_scene_at", "completed_at", "declined_at", "ack_due_at",
+    "ack_reminded_at", "ack_escalated_at",
+)  # fmt: skip
+_ASSIGNMENT_MARKERS = frozenset({"ack_reminded_at", "ack_escalated_at"})
 
 
 def _assignment_from_row(row: AssignmentRow) -> Assignment:
@@ -1162,6 +1167,13 @@ def _assignment_from_row(row: AssignmentRow) -> Assignment:
         eta_minutes=row.eta_minutes,
         on_scene_at=row.on_scene_at,
         completed_at=row.completed_at,
+        declined_at=row.declined_at,
+        decline_reason=row.decline_reason,
+        ack_due_at=row.ack_due_at,
+        ack_reminded_at=row.ack_reminded_at,
+        ack_escalated_at=row.ack_escalated_at,
+        card_chat_id=row.card_chat_id,
+        card_message_id=row.card_message_id,
     )
 
 
@@ -1179,6 +1191,9 @@ class SqlAssignmentRepository(_SqlRepository):
             by=assignment.by,
             dispatched_at=ensure_utc(assignment.dispatched_at),
             eta_minutes=assignment.eta_minutes,
+            decline_reason=assignment.decline_reason,
+            card_chat_id=assignment.card_chat_id,
+            card_message_id=assignment.card_message_id,
             **{
                 name: ensure_utc_or_none(getattr(assignment, name)) for name in _ASSIGNMENT_PROGRESS
             },
@@ -1215,9 +1230,83 @@ class SqlAssignmentRepository(_SqlRepository):
             raise LookupError("assignment not found")
         row.channel = assignment.channel.value
         row.eta_minutes = assignment.eta_minutes
+        row.decline_reason = assignment.decline_reason
+        row.card_chat_id = assignment.card_chat_id
+        row.card_message_id = assignment.card_message_id
         for name in _ASSIGNMENT_PROGRESS:
             setattr(row, name, ensure_utc_or_none(getattr(assignment, name)))
         await self._flush()
+
+    async def get(self, ticket_id: int, agency_code: str) -> Assignment | None:
+        """Return the assignment of one ticket and agency, or None."""
+        row = await self._session.scalar(
+            select(AssignmentRow).where(
+                AssignmentRow.ticket_id == ticket_id, AssignmentRow.agency_code == agency_code
+            )
+        )
+        return None if row is None else _assignment_from_row(row)
+
+    async def ack_overdue(self, now: datetime) -> list[Assignment]:
+        """Return assignments past their acknowledgement deadline, not acknowledged, not done,
+        and not yet escalated, oldest deadline first."""
+        rows = await self._session.scalars(
+            select(AssignmentRow)
+            .where(
+                AssignmentRow.ack_due_at <= ensure_utc(now),
+                AssignmentRow.acknowledged_at.is_(None),
+                AssignmentRow.completed_at.is_(None),
+                AssignmentRow.declined_at.is_(None),
+                AssignmentRow.ack_escalated_at.is_(None),
+            )
+            .order_by(AssignmentRow.ack_due_at, AssignmentRow.id)
+        )
+        return [_assignment_from_row(row) for row in rows]
+
+    async def mark(self, assignment_id: int, marker: str, at: datetime) -> bool:
+        """Sets ``marker`` (``ack_reminded_at``/``ack_escalated_at``) if it is still unset and
+        the agency has not acknowledged; returns whether this call set it (one of two
+        processes sweeping at once wins)."""
+        if marker not in _ASSIGNMENT_MARKERS:
+            raise ValueError(f"not an assignment marker: {marker}")
+        column = getattr(AssignmentRow, marker)
+        result = await self._session.execute(
+            update(AssignmentRow)
+            .where(
+                AssignmentRow.id == assignment_id,
+                column.is_(None),
+                AssignmentRow.acknowledged_at.is_(None),
+            )
+            .values({marker: ensure_utc(at)})
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+class SqlAgencyRequestRepository(_SqlRepository):
+    """Idempotency keys of the signed requests agency systems sent (replays are refused)."""
+
+    _table = "agency_requests"
+
+    async def remember(self, agency_code: str, key: str, at: datetime) -> bool:
+        """Stores the key; False when the agency sent it before (a replay)."""
+        try:
+            await self._add_in_savepoint(
+                AgencyRequestRow(
+                    agency_code=agency_code, request_key=key, received_at=ensure_utc(at)
+                )
+            )
+        except ValueError:
+            return False
+        return True
+
+    async def forget_before(self, at: datetime) -> int:
+        """Drops keys received before ``at`` (older requests are refused by their age)."""
+        result = await self._session.execute(
+            delete(AgencyRequestRow)
+            .where(AgencyRequestRow.received_at < ensure_utc(at))
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 class SqlAuditRepository(_SqlRepository):

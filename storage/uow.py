@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.ports import (
     AdvisoryRepository,
+    AgencyRequestRepository,
     AssignmentRepository,
     AuditRepository,
     ChatAliasRepository,
@@ -43,6 +44,7 @@ from bot.services.ports import (
 from storage.db import SQLITE_BEGIN_OPTION
 from storage.repositories import (
     SqlAdvisoryRepository,
+    SqlAgencyRequestRepository,
     SqlAssignmentRepository,
     SqlAuditRepository,
     SqlChatAliasRepository,
@@ -68,6 +70,7 @@ class SqlUnitOfWork:
     assignments: AssignmentRepository
     audit: AuditRepository
     advisories: AdvisoryRepository
+    agency_requests: AgencyRequestRepository
 
     def __init__(
         self,
@@ -109,6 +112,7 @@ class SqlUnitOfWork:
         self.assignments = SqlAssignmentRepository(session)
         self.audit = SqlAuditRepository(session)
         self.advisories = SqlAdvisoryRepository(session)
+        self.agency_requests = SqlAgencyRequestRepository(session)
         return self
 
     async def __aexit__(

@@ -331,7 +331,24 @@ class Assignment:
     eta_minutes: int | None = None
     on_scene_at: datetime | None = None
     completed_at: datetime | None = None
+    declined_at: datetime | None = None
+    """When the agency answered «cannot handle» (``decline_reason`` says why)."""
+    decline_reason: str | None = None
+    ack_due_at: datetime | None = None
+    """When the agency must have acknowledged (None: no deadline, e.g. called by phone)."""
+    ack_reminded_at: datetime | None = None
+    """When the agency was notified again because the deadline passed."""
+    ack_escalated_at: datetime | None = None
+    """When the ticket's topic was alerted that the agency still has not acknowledged."""
+    card_chat_id: int | None = None
+    """Where the agency's Telegram card is (stored from the delivery result)."""
+    card_message_id: int | None = None
     id: int | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the agency is done with the ticket (completed or declined)."""
+        return self.completed_at is not None or self.declined_at is not None
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.services.advisories import AdvisoryService
+from bot.services.agencies import AgencyService
 from bot.services.console import ConsoleService
 from bot.services.intake import IntakeService
 from bot.services.outbox import OutboxWorker
@@ -31,6 +32,7 @@ class Services:
     relay: RelayService
     queue: QueueService
     sla: SlaService
+    agencies: AgencyService
     subscriptions: SubscriptionService
     advisories: AdvisoryService
     stats: StatsService

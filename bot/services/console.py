@@ -44,6 +44,7 @@ from bot.domain.model import (
     TicketStatus,
 )
 from bot.domain.rules import priority_for
+from bot.services.agencies import AgencyDirectory, hand_off, refresh_cards
 from bot.services.outbox_kinds import (
     CITIZEN_STATUS,
     OPERATOR_CARD,
@@ -104,6 +105,8 @@ class ConsolePolicy:
     agencies: Mapping[str, str] = field(default_factory=dict)
     """Agency code -> name, from the agencies file (dispatch offers these)."""
     operator_chat_id: int | None = None
+    directory: AgencyDirectory | None = None
+    """The agencies with their chats and webhooks (None: every agency is called by phone)."""
 
 
 #: Citizen notices per step (what a citizen in an emergency wants to know).
@@ -115,6 +118,10 @@ CITIZEN_STEPS: Mapping[Action, str] = {
     Action.ON_SCENE: "on_scene",
     Action.RESOLVE: "resolved",
 }
+#: Operator actions that change what the agencies' cards show (progress for all, the end).
+AGENCY_CARD_ACTIONS = frozenset(
+    {Action.EN_ROUTE, Action.ON_SCENE, Action.RESOLVE, Action.CANCEL, Action.REOPEN}
+)
 #: Tickets an operator may act on: submitted ones (abandoned drafts are only shown).
 WORKABLE = frozenset(TicketStatus) - {TicketStatus.DRAFT, TicketStatus.ABANDONED}
 
@@ -152,10 +159,12 @@ class ConsoleService:
     async def dispatch(
         self, by: Staff, ticket_id: int, agency_codes: Sequence[str]
     ) -> ConsoleResult:
-        """Records that the agencies (codes of the agencies file) were called by phone.
+        """Hands the ticket to the agencies (codes of the agencies file).
 
         One assignment per new agency; agencies already on the ticket are skipped, and a
-        dispatch that adds none is INVALID (``already_assigned``).
+        dispatch that adds none is INVALID (``already_assigned``). Each agency gets the
+        ticket in its chat and/or by its webhook (``agencies.hand_off``); one with neither is
+        recorded as dispatched by phone.
         """
         codes = list(dict.fromkeys(agency_codes))
         if not codes:
@@ -168,6 +177,10 @@ class ConsoleService:
             new = [code for code in codes if code not in assigned]
             if not new:
                 raise _Invalid("already_assigned")
+            if self._policy.directory is not None:
+                return await hand_off(
+                    uow, ticket, new, by.actor, self._clock.now(), directory=self._policy.directory
+                )
             for code in new:
                 await uow.assignments.add(
                     Assignment(
@@ -405,6 +418,8 @@ class ConsoleService:
     ) -> None:
         now = self._clock.now()
         await enqueue(uow, OPERATOR_CARD_EDIT, now, ticket=ticket)
+        if self._policy.directory is not None and action in AGENCY_CARD_ACTIONS:
+            await refresh_cards(uow, ticket, now, self._policy.directory)
         if (step := CITIZEN_STEPS.get(action)) is not None:
             await enqueue(uow, CITIZEN_STATUS, now, {"status": step, **details}, ticket=ticket)
         await request_board(uow, now, self._policy.operator_chat_id)
@@ -419,7 +434,12 @@ class _Invalid(Exception):
 def _note(action: Action, details: Mapping[str, object]) -> str | None:
     if action is Action.DISPATCH:
         codes = details.get("codes")
-        return f"{', '.join(map(str, codes if isinstance(codes, list) else []))} (phone)"
+        channels = details.get("channels")
+        ways = channels if isinstance(channels, dict) else {}
+        by_way: dict[str, list[str]] = {}
+        for code in codes if isinstance(codes, list) else []:
+            by_way.setdefault(str(ways.get(code, "phone")), []).append(str(code))
+        return "; ".join(f"{', '.join(group)} ({way})" for way, group in by_way.items())
     if action is Action.EN_ROUTE and details.get("eta_minutes") is not None:
         return f"ETA {details['eta_minutes']} min"
     if action is Action.RESOLVE:

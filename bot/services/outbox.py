@@ -82,7 +82,7 @@ def next_wait(
     fault: Fault, attempts: int, lane: str, retry_after: float | None = None
 ) -> timedelta | None:
     """Return how long a row waits after a failure of ``fault``, or None when it is final."""
-    cap = EMERGENCY_BACKOFF if lane == Lane.EMERGENCY else MAX_BACKOFF
+    cap = EMERGENCY_BACKOFF if lane in (Lane.CITIZEN, Lane.EMERGENCY) else MAX_BACKOFF
     if fault is Fault.RATE_LIMITED and retry_after is not None:
         return timedelta(seconds=retry_after)
     if fault is Fault.DESTINATION:
@@ -485,6 +485,11 @@ class OutboxWorker:
         message.last_error = error.reason[:500]
         if wait is None:
             wait = next_wait(error.fault, message.attempts, message.lane, error.retry_after)
+        if (
+            kind is not None and kind.max_attempts is not None
+            and message.attempts >= kind.max_attempts and error.fault is not Fault.RATE_LIMITED
+        ):  # fmt: skip
+            wait = None  # dead-lettered
         if wait is None:
             message.failed_at = now
             log.warning("outbox %s (%s) failed for good (%s): %s", message.id, message.kind,
@@ -495,7 +500,9 @@ class OutboxWorker:
                      message.kind, message.attempts, error.fault.value, wait.total_seconds(),
                      error.reason[:200])  # fmt: skip
         async with self._uow_factory() as uow:
-            await uow.outbox.finish(message, self.owner)
+            finished = await uow.outbox.finish(message, self.owner)
+            if finished and message.failed_at is not None and kind and kind.dead_letter:
+                await kind.dead_letter(uow, message)
             await uow.commit()
         if kind is not None and error.fault is Fault.DESTINATION and kind.audience in CONFIGURED:
             await self._destination_down(kind, error, now)

@@ -1,7 +1,7 @@
 """Every outbox kind, registered in this one place: its lane, audience and priority class.
 
 A unit of work enqueues a row of a registered kind; the outbox worker serves rows lane by
-lane (emergency before agency before broadcast) and asks the kind's policy what a failure
+lane (citizen, emergency, agency, broadcast) and asks the kind's policy what a failure
 means; the Telegram deliverer in ``handlers/delivery.py`` keeps one send function per kind
 (a test fails when a registered kind has none). An optional ``record`` hook stores what
 Telegram answered (a topic id, a card's message id) on the ticket, in the same unit of
@@ -11,7 +11,7 @@ work that marks the row sent.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 class Lane(StrEnum):
     """Outbox lanes, served in this order (within a lane, oldest first)."""
 
+    CITIZEN = "citizen"
+    """What a citizen is sent about their report: ordered per ticket among themselves only,
+    so a notice or an operator's reply never waits behind the group's budget for a card."""
     EMERGENCY = "emergency"
     AGENCY = "agency"
     BROADCAST = "broadcast"
@@ -33,7 +36,7 @@ class Lane(StrEnum):
         return LANE_ORDER.index(self)
 
 
-LANE_ORDER: tuple[Lane, ...] = (Lane.EMERGENCY, Lane.AGENCY, Lane.BROADCAST)
+LANE_ORDER: tuple[Lane, ...] = (Lane.CITIZEN, Lane.EMERGENCY, Lane.AGENCY, Lane.BROADCAST)
 
 
 class Priority(IntEnum):
@@ -60,7 +63,19 @@ class Audience(StrEnum):
     ADMIN = "admin"
 
 
+class Transport(StrEnum):
+    """What carries a kind: the app's deliverer hands each row to the adapter of its transport
+    (``bot.services.composite.CompositeDeliverer``)."""
+
+    TELEGRAM = "telegram"
+    """The Bot API: a send function per kind in ``handlers/delivery.py``."""
+    WEBHOOK = "webhook"
+    """A signed HTTP POST to an agency system (``bot/agencies_http``)."""
+
+
 Recorder = Callable[["UnitOfWork", "OutboxMessage", "DeliveryResult"], Awaitable[None]]
+DeadLetter = Callable[["UnitOfWork", "OutboxMessage"], Awaitable[None]]
+"""Runs in the unit of work that marks a row failed for good (``last_error`` says why)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +94,10 @@ class OutboxKind:
     """Bulk rows (broadcast copies): the worker stores their results once per pass, in one
     unit of work, instead of one per row. A crash before that store sends the pass's copies
     again; at most one batch (50 rows), the price of not writing the database per copy."""
+    transport: Transport = Transport.TELEGRAM
+    max_attempts: int | None = None
+    """Attempts after which a row that keeps failing is dead-lettered (None: never)."""
+    dead_letter: DeadLetter | None = None
 
 
 KINDS: dict[str, OutboxKind] = {}
@@ -93,11 +112,16 @@ def register(
     must_deliver: bool,
     record: Recorder | None = None,
     batched: bool = False,
+    transport: Transport = Transport.TELEGRAM,
+    max_attempts: int | None = None,
 ) -> str:
     """Registers a kind and returns its name (the constant the services enqueue)."""
     if name in KINDS:
         raise ValueError(f"outbox kind {name!r} registered twice")
-    KINDS[name] = OutboxKind(name, lane, audience, priority, must_deliver, record, batched)
+    KINDS[name] = OutboxKind(
+        name, lane, audience, priority, must_deliver, record, batched=batched,
+        transport=transport, max_attempts=max_attempts,
+    )  # fmt: skip
     return name
 
 
@@ -108,11 +132,12 @@ def kind_of(name: str) -> OutboxKind:
 
 def set_recorder(name: str, record: Recorder) -> None:
     """Attaches the hook that stores a delivery's result (services that own the data call it)."""
-    current = KINDS[name]
-    KINDS[name] = OutboxKind(
-        current.name, current.lane, current.audience, current.priority, current.must_deliver,
-        record, current.batched,
-    )  # fmt: skip
+    KINDS[name] = replace(KINDS[name], record=record)
+
+
+def set_dead_letter(name: str, hook: DeadLetter) -> None:
+    """Attaches the hook that runs when a row of the kind is given up (failed for good)."""
+    KINDS[name] = replace(KINDS[name], dead_letter=hook)
 
 
 # -- the kinds ---------------------------------------------------------------------------------
@@ -131,7 +156,7 @@ OPERATOR_MEDIA = _to_operators("operator_media", Priority.RELAY)
 OPERATOR_RELAY = _to_operators("operator_relay", Priority.RELAY)
 OPERATOR_LOCATION_UPDATE = _to_operators("operator_location_update", Priority.RELAY)
 CITIZEN_NOTICE = register(
-    "citizen_notice", lane=Lane.EMERGENCY, audience=Audience.CITIZEN,
+    "citizen_notice", lane=Lane.CITIZEN, audience=Audience.CITIZEN,
     priority=Priority.CITIZEN_REPLY, must_deliver=False,
 )  # fmt: skip
 ADMIN_ALERT = register(
@@ -169,7 +194,7 @@ OPERATOR_NOTICE = register(
 ``unclaimed`` (SLA re-alert, ``waited_seconds``), ``released_idle`` (``operator_id``),
 ``reopened`` (``reopen_topic``: reopen the closed forum topic first)."""
 CITIZEN_STATUS = register(
-    "citizen_status", lane=Lane.EMERGENCY, audience=Audience.CITIZEN,
+    "citizen_status", lane=Lane.CITIZEN, audience=Audience.CITIZEN,
     priority=Priority.RELAY, must_deliver=False,
 )  # fmt: skip
 """A progress notice to the citizen, in their language, with the reference and 112: payload
@@ -177,12 +202,47 @@ CITIZEN_STATUS = register(
 ``agencies`` (names) for dispatched, ``eta_minutes`` for en_route, ``disposition`` for
 resolved (which also invites a new report)."""
 CITIZEN_RELAY = register(
-    "citizen_relay", lane=Lane.EMERGENCY, audience=Audience.CITIZEN,
+    "citizen_relay", lane=Lane.CITIZEN, audience=Audience.CITIZEN,
     priority=Priority.RELAY, must_deliver=False,
 )  # fmt: skip
 """An operator's message copied to the citizen under the role header («👮 Operator 112»),
 never as the operator's own account: payload ``{"from_chat_id", "message_id", "kind",
 "text", "edited"}`` (``edited``: an edit, sent again as a marked copy)."""
+
+# -- agency handoff (issue 9) ------------------------------------------------------------------
+# Payloads carry ``ticket_id`` and ``agency`` (the agency's code); rows are rendered from the
+# ticket and assignment as they are when sent.
+
+AGENCY_CARD = register(
+    "agency_card", lane=Lane.AGENCY, audience=Audience.AGENCY, priority=Priority.AGENCY,
+    must_deliver=False,
+)  # fmt: skip
+"""The ticket's card in the agency's Telegram chat, with the agency's buttons; its ``record``
+hook stores the card's chat and message id on the assignment. Not must-deliver: one agency's
+broken chat must not hold back another agency's card of the same ticket (a refusal is still
+retried every 30 s at most, never given up, and told to the admins)."""
+AGENCY_CARD_EDIT = register(
+    "agency_card_edit", lane=Lane.AGENCY, audience=Audience.AGENCY, priority=Priority.AGENCY,
+    must_deliver=False,
+)  # fmt: skip
+"""Edit the agency's card to the assignment's progress (its buttons follow)."""
+AGENCY_REMINDER = register(
+    "agency_reminder", lane=Lane.AGENCY, audience=Audience.AGENCY, priority=Priority.AGENCY,
+    must_deliver=False,
+)  # fmt: skip
+"""The acknowledgement deadline passed: the agency's chat is notified again (a reply to the
+card). Payload ``waited_seconds``."""
+WEBHOOK_ATTEMPTS = 8
+"""A webhook that failed this many times is dead-lettered (1+2+4+…+64 s ≈ 2 min of tries)."""
+AGENCY_WEBHOOK = register(
+    "agency_webhook", lane=Lane.AGENCY, audience=Audience.AGENCY, priority=Priority.AGENCY,
+    must_deliver=False, transport=Transport.WEBHOOK, max_attempts=WEBHOOK_ATTEMPTS,
+)  # fmt: skip
+"""A signed EIDO-shaped POST to the agency's ``webhook_url`` (docs/agency-webhook.md):
+payload ``event`` (``dispatch`` or ``reminder``) and ``idempotency_key`` (fixed when the row
+is written, so every retry carries the same key). Dead-lettered after ``WEBHOOK_ATTEMPTS``:
+the ticket's topic and the admins are told."""
+
 
 # -- advisories (issue 12) ---------------------------------------------------------------------
 

@@ -264,6 +264,33 @@ class AssignmentRepository(Protocol):
         """Persist the progress fields of an existing assignment (LookupError if unknown)."""
         ...
 
+    async def get(self, ticket_id: int, agency_code: str) -> Assignment | None:
+        """Return the assignment of one ticket and agency, or None."""
+        ...
+
+    async def ack_overdue(self, now: datetime) -> list[Assignment]:
+        """Return assignments whose ``ack_due_at`` is at or before ``now``, not acknowledged,
+        completed or declined, and not yet escalated; the earliest deadline first."""
+        ...
+
+    async def mark(self, assignment_id: int, marker: str, at: datetime) -> bool:
+        """Compare-and-set of an escalation marker (``ack_reminded_at``, ``ack_escalated_at``):
+        set it if still unset and the agency has not acknowledged; return whether this call
+        did (of two processes sweeping at once exactly one wins)."""
+        ...
+
+
+class AgencyRequestRepository(Protocol):
+    """Idempotency keys of signed requests from agency systems: a replay is refused."""
+
+    async def remember(self, agency_code: str, key: str, at: datetime) -> bool:
+        """Store the key; return False when this agency sent it before."""
+        ...
+
+    async def forget_before(self, at: datetime) -> int:
+        """Drop keys received before ``at``; return how many."""
+        ...
+
 
 class AuditRepository(Protocol):
     """Staff actions that concern no ticket (roster changes), append-only."""
@@ -451,6 +478,7 @@ class UnitOfWork(Protocol):
     assignments: AssignmentRepository
     audit: AuditRepository
     advisories: AdvisoryRepository
+    agency_requests: AgencyRequestRepository
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

@@ -63,6 +63,7 @@ from bot.services.clock import SystemClock
 from bot.services.outbox_kinds import LANE_ORDER
 from bot.services.ports import (
     AdvisoryRepository,
+    AgencyRequestRepository,
     AssignmentRepository,
     AuditRepository,
     ChatAliasRepository,
@@ -88,6 +89,7 @@ TABLES = (
     "chat_aliases",
     "advisories",
     "advisory_deliveries",
+    "agency_requests",
 )
 
 
@@ -108,6 +110,7 @@ class InMemoryStore:
         self.audit: dict[int, AuditEntry] = {}
         self.advisories: dict[int, Advisory] = {}
         self.advisory_deliveries: dict[int, _Delivery] = {}
+        self.agency_requests: dict[int, tuple[str, str, datetime]] = {}
         self.ref_counters: dict[date, int] = {}
         #: Row locks (``FOR UPDATE``) and key locks (advisory) held by open transactions.
         self.row_locks: dict[int, _Transaction] = {}
@@ -148,6 +151,7 @@ class _Transaction:
         self.audit: dict[int, AuditEntry] = {}
         self.advisories: dict[int, Advisory] = {}
         self.advisory_deliveries: dict[int, _Delivery] = {}
+        self.agency_requests: dict[int, tuple[str, str, datetime]] = {}
         self.refs: dict[date, list[int]] = {}
         self.task = asyncio.current_task()
         self.held: list[tuple[str, int]] = []
@@ -833,7 +837,70 @@ class InMemoryAssignmentRepository(_Repository):
             en_route_at=assignment.en_route_at,
             on_scene_at=assignment.on_scene_at,
             completed_at=assignment.completed_at,
+            declined_at=assignment.declined_at,
+            decline_reason=assignment.decline_reason,
+            ack_due_at=assignment.ack_due_at,
+            ack_reminded_at=assignment.ack_reminded_at,
+            ack_escalated_at=assignment.ack_escalated_at,
+            card_chat_id=assignment.card_chat_id,
+            card_message_id=assignment.card_message_id,
         )
+
+    async def get(self, ticket_id: int, agency_code: str) -> Assignment | None:
+        """Return the assignment of one ticket and agency, or None."""
+        rows: dict[int, Assignment] = self._tx.view("assignments")
+        found = [
+            a for a in rows.values() if (a.ticket_id, a.agency_code) == (ticket_id, agency_code)
+        ]
+        return copy.deepcopy(found[0]) if found else None
+
+    async def ack_overdue(self, now: datetime) -> list[Assignment]:
+        """Return assignments past their acknowledgement deadline, still owed, not escalated."""
+        now = _require_aware(now)
+        rows: dict[int, Assignment] = self._tx.view("assignments")
+        due = [
+            a for a in rows.values()
+            if a.ack_due_at is not None and a.ack_due_at <= now and a.acknowledged_at is None
+            and a.completed_at is None and a.declined_at is None and a.ack_escalated_at is None
+        ]  # fmt: skip
+        return _copies(due, key=lambda a: (a.ack_due_at, a.id))
+
+    async def mark(self, assignment_id: int, marker: str, at: datetime) -> bool:
+        """Sets an unset escalation marker of an unacknowledged assignment (compare-and-set)."""
+        if marker not in ("ack_reminded_at", "ack_escalated_at"):
+            raise ValueError(f"not an assignment marker: {marker}")
+        await self._tx.lock("assignments", assignment_id)
+        rows: dict[int, Assignment] = self._tx.view("assignments")
+        row = rows.get(assignment_id)
+        if row is None or getattr(row, marker) is not None or row.acknowledged_at is not None:
+            return False
+        self._tx.assignments[assignment_id] = dataclasses.replace(
+            row, **{marker: _require_aware(at).astimezone(UTC)}
+        )
+        return True
+
+
+class InMemoryAgencyRequestRepository(_Repository):
+    """Idempotency keys of signed agency requests (replays refused)."""
+
+    async def remember(self, agency_code: str, key: str, at: datetime) -> bool:
+        """Stores the key; False when the agency sent it before."""
+        rows: dict[int, tuple[str, str, datetime]] = self._tx.view("agency_requests")
+        if any((code, k) == (agency_code, key) for code, k, _ in rows.values()):
+            return False
+        row_id = self._tx.store.next_id("agency_requests")
+        self._tx.agency_requests[row_id] = (agency_code, key, _require_aware(at).astimezone(UTC))
+        return True
+
+    async def forget_before(self, at: datetime) -> int:
+        """Drops keys received before ``at``."""
+        at = _require_aware(at)
+        rows: dict[int, tuple[str, str, datetime]] = self._tx.view("agency_requests")
+        old = [row_id for row_id, (_, _, received) in rows.items() if received < at]
+        for row_id in old:
+            self._tx.store.agency_requests.pop(row_id, None)
+            self._tx.agency_requests.pop(row_id, None)
+        return len(old)
 
 
 class InMemoryAuditRepository(_Repository):
@@ -1019,6 +1086,7 @@ class InMemoryUnitOfWork:
     assignments: AssignmentRepository
     audit: AuditRepository
     advisories: AdvisoryRepository
+    agency_requests: AgencyRequestRepository
 
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
@@ -1033,6 +1101,7 @@ class InMemoryUnitOfWork:
         self.assignments = InMemoryAssignmentRepository(self)
         self.audit = InMemoryAuditRepository(self)
         self.advisories = InMemoryAdvisoryRepository(self)
+        self.agency_requests = InMemoryAgencyRequestRepository(self)
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

@@ -228,6 +228,13 @@ def assignment(ticket_id: int, agency_code: str = "DAMKAR", **changes: Any) -> A
         eta_minutes=9,
         on_scene_at=at(14),
         completed_at=at(50),
+        declined_at=at(51),
+        decline_reason="no_unit",
+        ack_due_at=at(6),
+        ack_reminded_at=at(7),
+        ack_escalated_at=at(9),
+        card_chat_id=-1009876543210,
+        card_message_id=77,
     )
     return dataclasses.replace(full, **changes)
 

@@ -31,6 +31,7 @@ TABLES = {
     "audit_log",
     "advisories",
     "advisory_deliveries",
+    "agency_requests",
 }
 
 

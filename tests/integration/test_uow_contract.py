@@ -14,6 +14,7 @@ import pytest
 
 from bot.domain.model import (
     OPEN_STATUSES,
+    Assignment,
     AssignmentChannel,
     Citizen,
     Direction,
@@ -1009,6 +1010,95 @@ async def test_assignment_update_persists_progress_when_the_agency_moves(
         assert await uow.assignments.for_ticket(ticket_id) == [moved]
         with pytest.raises(LookupError):
             await uow.assignments.update(b.assignment(ticket_id, id=999_999))
+
+
+async def test_assignment_is_found_by_ticket_and_agency_when_asked(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    ticket_id = (await add_ticket(uow_factory, b.ticket(citizen_id))).id or 0
+    async with uow_factory() as uow:
+        stored = await uow.assignments.add(b.assignment(ticket_id, "BPBD"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.assignments.get(ticket_id, "BPBD") == stored
+        assert await uow.assignments.get(ticket_id, "DAMKAR") is None
+
+
+def _owed(ticket_id: int, code: str, due: float, **changes: object) -> Assignment:
+    fields: dict[str, object] = {
+        "acknowledged_at": None, "en_route_at": None, "on_scene_at": None,
+        "completed_at": None, "declined_at": None, "decline_reason": None,
+        "ack_due_at": b.at(due), "ack_reminded_at": None, "ack_escalated_at": None,
+    }  # fmt: skip
+    return b.assignment(ticket_id, code, **(fields | changes))
+
+
+async def test_ack_overdue_lists_only_unacknowledged_open_unescalated_past_deadline(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    ticket_id = (await add_ticket(uow_factory, b.ticket(citizen_id))).id or 0
+    async with uow_factory() as uow:
+        for assignment in (
+            _owed(ticket_id, "LATE", 8),
+            _owed(ticket_id, "EARLY", 5),
+            _owed(ticket_id, "FUTURE", 30),
+            _owed(ticket_id, "ACKED", 5, acknowledged_at=b.at(6)),
+            _owed(ticket_id, "DONE", 5, completed_at=b.at(6)),
+            _owed(ticket_id, "DECLINED", 5, declined_at=b.at(6)),
+            _owed(ticket_id, "ESCALATED", 5, ack_escalated_at=b.at(7)),
+            _owed(ticket_id, "REMINDED", 5, ack_reminded_at=b.at(7)),
+            _owed(ticket_id, "NODEADLINE", 5, ack_due_at=None),
+        ):
+            await uow.assignments.add(assignment)
+        await uow.commit()
+    async with uow_factory() as uow:
+        overdue = await uow.assignments.ack_overdue(b.at(10))
+    assert [a.agency_code for a in overdue] == ["EARLY", "REMINDED", "LATE"]
+
+
+async def test_assignment_marker_is_set_once_when_two_units_of_work_mark_it(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    ticket_id = (await add_ticket(uow_factory, b.ticket(citizen_id))).id or 0
+    async with uow_factory() as uow:
+        stored = await uow.assignments.add(_owed(ticket_id, "BPBD", 5))
+        acked = await uow.assignments.add(_owed(ticket_id, "PLN", 5, acknowledged_at=b.at(6)))
+        await uow.commit()
+    assert stored.id is not None
+    assert acked.id is not None
+    async with uow_factory() as uow:
+        assert await uow.assignments.mark(stored.id, "ack_reminded_at", b.at(11))
+        assert not await uow.assignments.mark(acked.id, "ack_reminded_at", b.at(11))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert not await uow.assignments.mark(stored.id, "ack_reminded_at", b.at(12))
+        with pytest.raises(ValueError, match="marker"):
+            await uow.assignments.mark(stored.id, "completed_at", b.at(12))
+        found = await uow.assignments.get(ticket_id, "BPBD")
+    assert found is not None
+    assert found.ack_reminded_at == b.at(11)
+
+
+async def test_agency_request_key_is_refused_the_second_time_and_forgotten_when_old(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        assert await uow.agency_requests.remember("BPBD", "key-1", b.at(0))
+        assert await uow.agency_requests.remember("PLN", "key-1", b.at(0))  # per agency
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert not await uow.agency_requests.remember("BPBD", "key-1", b.at(1))
+        assert await uow.agency_requests.remember("BPBD", "key-2", b.at(5))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.agency_requests.forget_before(b.at(3)) == 2
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.agency_requests.remember("BPBD", "key-1", b.at(6))
+        assert not await uow.agency_requests.remember("BPBD", "key-2", b.at(6))
 
 
 async def test_audit_entries_come_back_newest_first_when_limited(

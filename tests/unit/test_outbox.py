@@ -800,3 +800,27 @@ async def test_citizen_rows_are_claimed_when_group_rows_fill_their_share_of_the_
         for gate in deliverer.gates.values():
             gate.set()
         await worker.stop()
+
+
+async def test_citizens_notice_is_delivered_when_its_tickets_card_waits_for_the_group(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    deliverer = Gated("card")  # the operators' group has no budget left for the card
+    ticket = await _ticket(uow_factory, 1)
+    await _enqueue(uow_factory, clock, "card", ticket=ticket)
+    worker = _loop(uow_factory, deliverer, clock)
+    try:
+        await _until(deliverer, lambda: deliverer.started == ["card"], "the card's send")
+        await _enqueue(uow_factory, clock, "being handled", kind="citizen_status", ticket=ticket)
+        await _enqueue(uow_factory, clock, "operator says", kind="citizen_relay", ticket=ticket)
+        worker.wake()
+        await _until(
+            deliverer,
+            lambda: deliverer.delivered == ["being handled", "operator says"],
+            "the citizen's rows, in their order",
+        )
+        assert deliverer.in_flight == 1  # the card is still waiting
+    finally:
+        deliverer.gates["card"].set()
+        await worker.stop()
+    assert deliverer.delivered == ["being handled", "operator says", "card"]
