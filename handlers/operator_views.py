@@ -23,6 +23,7 @@ from bot.domain.lifecycle import Action, actions_for
 from bot.domain.model import (
     Assignment,
     AssignmentChannel,
+    Category,
     Citizen,
     Disposition,
     Location,
@@ -436,6 +437,17 @@ class OperatorViews:
             if action in BUTTONS
         ]  # fmt: skip
         rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+        if ticket.status.is_open:  # what the operator learns may change the category
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        _("✏️ Category…"), callback_data=callback("cats", ticket.id)
+                    ),
+                    InlineKeyboardButton(
+                        _("⚡ Priority…"), callback_data=callback("prios", ticket.id)
+                    ),
+                ]
+            )
         if ticket.incident_location or ticket.reporter_location:
             rows.append(
                 [
@@ -508,6 +520,34 @@ class OperatorViews:
                 [InlineKeyboardButton(_("⬅️ Back"), callback_data=callback("card", ticket_id))],
             ]
         )
+
+    def category_picker(self, ticket_id: int) -> InlineKeyboardMarkup:
+        """Every category, to correct what the citizen tapped (its priority follows)."""
+        _ = self._
+        buttons = [
+            InlineKeyboardButton(
+                _(CATEGORY_LABELS[category]), callback_data=callback("setcat", ticket_id, category)
+            )
+            for category in Category
+        ]
+        rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+        rows.append([InlineKeyboardButton(_("⬅️ Back"), callback_data=callback("card", ticket_id))])
+        return InlineKeyboardMarkup(rows)
+
+    def priority_picker(self, ticket_id: int) -> InlineKeyboardMarkup:
+        """Priorities 1 (life-threatening) to 3, in words."""
+        _ = self._
+        rows = [
+            [
+                InlineKeyboardButton(
+                    _(PRIORITY_WORDS[priority]),
+                    callback_data=callback("setprio", ticket_id, priority),
+                )
+            ]
+            for priority in sorted(PRIORITY_WORDS)
+        ]
+        rows.append([InlineKeyboardButton(_("⬅️ Back"), callback_data=callback("card", ticket_id))])
+        return InlineKeyboardMarkup(rows)
 
     def disposition_picker(self, ticket_id: int) -> InlineKeyboardMarkup:
         """How the incident ended."""

@@ -20,7 +20,7 @@ from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 
 from bot.domain.lifecycle import Staff
-from bot.domain.model import Disposition, Ticket
+from bot.domain.model import Category, Disposition, Ticket
 from bot.services.console import ConsoleResult, ConsoleStatus
 from bot.services.relay import OperatorPost, PostStatus
 from bot.services.roster import RosterChange, RosterResult
@@ -92,7 +92,7 @@ async def on_card_button(update: Update, context: Context) -> None:
         await query.answer(views.not_allowed(), show_alert=True)
         return
     message = query.message if isinstance(query.message, Message) else None
-    if action in ("dispatch", "dsel", "eta", "resolve", "card", "pin"):
+    if action in ("dispatch", "dsel", "eta", "resolve", "cats", "prios", "card", "pin"):
         await _picker(context, query.answer, message, action=action, ticket_id=ticket_id, arg=arg)
         return
     result = await _act(context, staff, action, ticket_id, arg)
@@ -127,6 +127,10 @@ async def _act(
         return await console.resolve(staff, ticket_id, Disposition(arg))
     if action == "reopen":
         return await console.reopen(staff, ticket_id)
+    if action == "setcat" and arg in set(Category):
+        return await console.correct_category(staff, ticket_id, Category(arg))
+    if action == "setprio" and arg.isdigit():
+        return await console.correct_priority(staff, ticket_id, int(arg))
     return None
 
 
@@ -146,8 +150,8 @@ async def _picker(
     ticket_id: int,
     arg: str,
 ) -> None:
-    """Shows a picker (agencies, ETA, disposition) in place of the card's buttons, the card's
-    buttons again, or the native pin; nothing changes on the ticket."""
+    """Shows a picker (agencies, ETA, disposition, category, priority) in place of the card's
+    buttons, the card's buttons again, or the native pin; nothing changes on the ticket."""
     views = context.operator_views
     detail = await context.services.queries.detail(ticket_id)
     if detail is None or message is None:
@@ -173,6 +177,10 @@ async def _picker(
         markup = views.eta_picker(ticket_id)
     elif action == "resolve":
         markup = views.disposition_picker(ticket_id)
+    elif action == "cats":
+        markup = views.category_picker(ticket_id)
+    elif action == "prios":
+        markup = views.priority_picker(ticket_id)
     else:  # "card": back to the card's own buttons
         markup = views.card_keyboard(ticket)
     await answer()

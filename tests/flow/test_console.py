@@ -529,3 +529,28 @@ async def test_location_replying_to_the_card_corrects_the_ticket_when_operator_k
     await console.h.outbox_drained()
     assert len(t.citizen.messages) == before  # a correction is not a message to the citizen
     assert "-6.966800" in str(t.card.raw)  # the card shows the corrected place
+
+
+async def test_operator_corrects_category_and_priority_when_the_caller_tapped_the_wrong_one(
+    console: Console,
+) -> None:
+    t = await console.report()  # a medical emergency: priority 1
+    await console.press(console.dewi, t.button("cats"), t.card)
+    await console.telegram.wait_for(lambda: any("|setcat|" in d for d in _datas(t.card)))
+    flood = next(d for d in _datas(t.card) if d.endswith("|FLOOD"))
+    answer = await console.press(console.dewi, flood, t.card)
+    assert answer.startswith("✔️"), answer
+    ticket = await console.ticket(t.ref)
+    assert ticket.category.value == "FLOOD"
+    assert ticket.priority == 2  # a flood without more is urgent, not life-threatening
+    await console.telegram.wait_for(lambda: "|cats|" in " ".join(_datas(t.card)))
+    await console.press(console.dewi, t.button("prios"), t.card)
+    await console.telegram.wait_for(lambda: any("|setprio|" in d for d in _datas(t.card)))
+    answer = await console.press(
+        console.dewi, next(d for d in _datas(t.card) if d.endswith("|1")), t.card
+    )
+    assert answer.startswith("✔️"), answer
+    assert (await console.ticket(t.ref)).priority == 1
+    await console.telegram.wait_for(lambda: "|prios|" in " ".join(_datas(t.card)))  # card back
+    stranger = await console.press(console.stranger, t.button("prios"), t.card)
+    assert "Tidak diizinkan" in stranger
