@@ -16,6 +16,7 @@ import pytest_asyncio
 from bot.app import build_application
 from bot.config import Settings, load_settings
 from handlers.context import SERVICES_KEY, SiagaApplication
+from handlers.ratelimit import GovernedRateLimiter
 from tests.harness.fake_bot_api import FakeBotApi
 
 OPERATOR_CHAT = -1001234567890
@@ -43,6 +44,8 @@ class Harness:
     clock: FakeClock
     errors: list[BaseException] = field(default_factory=list)
     application: SiagaApplication | None = None
+    rate_limiter: Callable[[Settings], GovernedRateLimiter] | None = None
+    """Builds the governor for each start (default: the settings' ``TELEGRAM_RATE_*``)."""
 
     @property
     def app(self) -> SiagaApplication:
@@ -54,7 +57,10 @@ class Harness:
 
     async def start(self) -> None:
         """Starts the bot exactly as ``run_polling`` does (post_init included)."""
-        application = build_application(self.settings, clock=self.clock, outbox_poll_interval=0.05)
+        limiter = self.rate_limiter(self.settings) if self.rate_limiter is not None else None
+        application = build_application(
+            self.settings, clock=self.clock, outbox_poll_interval=0.05, rate_limiter=limiter
+        )
 
         async def record(update: object, context: Any) -> None:
             self.errors.append(context.error)
