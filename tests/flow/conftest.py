@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,13 +13,27 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.app import build_application
+from bot.app import build_application, build_rate_limiter
 from bot.config import Settings, load_settings
+from bot.services.governor import RateGovernor
 from handlers.context import SERVICES_KEY, SiagaApplication
 from handlers.ratelimit import GovernedRateLimiter
 from tests.harness.fake_bot_api import FakeBotApi
+from tests.harness.flood import OVERALL_WINDOW, PRIVATE_WINDOW, FloodLimits, Window
 
 OPERATOR_CHAT = -1001234567890
+GROUP_SECONDS = 3.0
+"""Telegram's per-group window (60 s) shrunk twentyfold, in the double and the governor alike."""
+TELEGRAM_SHRUNK = FloodLimits(
+    group=Window(20, GROUP_SECONDS), overall=OVERALL_WINDOW, private=PRIVATE_WINDOW
+)
+
+
+def shrunk_governor(settings: Settings) -> GovernedRateLimiter:
+    """The settings' governor with the per-group window shrunk like the double's."""
+    limits = build_rate_limiter(settings).governor.limits
+    governor = RateGovernor(replace(limits, group_window=GROUP_SECONDS))
+    return GovernedRateLimiter(governor, enabled=settings.rate_governor)
 
 
 class FakeClock:

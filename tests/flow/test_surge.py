@@ -16,27 +16,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest_asyncio
 
-from bot.app import build_rate_limiter
 from bot.config import Settings
-from bot.services.governor import RateGovernor
-from handlers.ratelimit import GovernedRateLimiter
-from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
+from tests.flow.conftest import OPERATOR_CHAT, TELEGRAM_SHRUNK, FakeClock, Harness, shrunk_governor
 from tests.flow.steps import REF, full_gps_report, gps_location, own_contact_and_name, start_report
 from tests.flow.steps import tap as tap_step
 from tests.harness.botapi_model import StoredMessage
 from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.flood import OVERALL_WINDOW, PRIVATE_WINDOW, FloodLimits, Window
 from tests.harness.simulated import SimUser
 
-GROUP_SECONDS = 3.0
-"""Telegram's per-group window (60 s) shrunk twentyfold, in the double and the governor alike."""
-TELEGRAM_SHRUNK = FloodLimits(
-    group=Window(20, GROUP_SECONDS), overall=OVERALL_WINDOW, private=PRIVATE_WINDOW
-)
 BOARD_WITHIN = 10.0
 """Issue 8: every submitted ticket is on the queue board within 10 s."""
 THINK = 0.5
@@ -47,13 +38,6 @@ cards (class 3) until the replies (class 1) are done: measured 13.9 s to the boa
 read and tap; with the pauses the replies leave room and the board's target is measured."""
 PRIORITY = {"MEDICAL": 1, "FIRE": 1, "SOCIAL": 2, "OTHER": 3}
 """Groups with a single category (no second tap) and the priority of that category."""
-
-
-def shrunk_governor(settings: Settings) -> GovernedRateLimiter:
-    """The settings' governor with the per-group window shrunk like the double's."""
-    limits = build_rate_limiter(settings).governor.limits
-    governor = RateGovernor(replace(limits, group_window=GROUP_SECONDS))
-    return GovernedRateLimiter(governor, enabled=settings.rate_governor)
 
 
 async def surge_harness(
