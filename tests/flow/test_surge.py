@@ -206,8 +206,8 @@ async def test_each_ticket_on_board_within_10_s_and_topics_by_priority_when_40_i
             late[t.ref] = round(seen - t.at, 2)
     assert not late, f"on the board later than {BOARD_WITHIN} s after submit: {late}"
 
-    # Topics in priority order: whenever a topic was created for a ticket, no priority-1
-    # ticket (when it was priority 3) that had been submitted before that topic call was
+    # Topics in priority order: whenever a topic was created for a priority-3 ticket, no
+    # priority-1 ticket that had been submitted before that topic call was
     # granted still waited for its own topic; i.e. a priority-1 ticket waiting at that moment
     # always got its topic first. "Waiting" counts from the submit plus the calls already in
     # flight (a topic call granted before the other ticket existed): one second of slack.
