@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,12 +13,27 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.app import build_application
+from bot.app import build_application, build_rate_limiter
 from bot.config import Settings, load_settings
+from bot.services.governor import RateGovernor
 from handlers.context import SERVICES_KEY, SiagaApplication
+from handlers.ratelimit import GovernedRateLimiter
 from tests.harness.fake_bot_api import FakeBotApi
+from tests.harness.flood import OVERALL_WINDOW, PRIVATE_WINDOW, FloodLimits, Window
 
 OPERATOR_CHAT = -1001234567890
+GROUP_SECONDS = 3.0
+"""Telegram's per-group window (60 s) shrunk twentyfold, in the double and the governor alike."""
+TELEGRAM_SHRUNK = FloodLimits(
+    group=Window(20, GROUP_SECONDS), overall=OVERALL_WINDOW, private=PRIVATE_WINDOW
+)
+
+
+def shrunk_governor(settings: Settings) -> GovernedRateLimiter:
+    """The settings' governor with the per-group window shrunk like the double's."""
+    limits = build_rate_limiter(settings).governor.limits
+    governor = RateGovernor(replace(limits, group_window=GROUP_SECONDS))
+    return GovernedRateLimiter(governor, enabled=settings.rate_governor)
 
 
 class FakeClock:
@@ -43,6 +58,8 @@ class Harness:
     clock: FakeClock
     errors: list[BaseException] = field(default_factory=list)
     application: SiagaApplication | None = None
+    rate_limiter: Callable[[Settings], GovernedRateLimiter] | None = None
+    """Builds the governor for each start (default: the settings' ``TELEGRAM_RATE_*``)."""
 
     @property
     def app(self) -> SiagaApplication:
@@ -54,7 +71,10 @@ class Harness:
 
     async def start(self) -> None:
         """Starts the bot exactly as ``run_polling`` does (post_init included)."""
-        application = build_application(self.settings, clock=self.clock, outbox_poll_interval=0.05)
+        limiter = self.rate_limiter(self.settings) if self.rate_limiter is not None else None
+        application = build_application(
+            self.settings, clock=self.clock, outbox_poll_interval=0.05, rate_limiter=limiter
+        )
 
         async def record(update: object, context: Any) -> None:
             self.errors.append(context.error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest_asyncio
 
 from bot.config import Settings
 from handlers.context import SERVICES_KEY
-from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
+from tests.flow.conftest import OPERATOR_CHAT, TELEGRAM_SHRUNK, FakeClock, Harness, shrunk_governor
 from tests.flow.steps import full_gps_report
 from tests.harness.botapi_model import ApiError
 from tests.harness.fake_bot_api import FakeBotApi
@@ -79,20 +80,31 @@ async def admin_texts(harness: Harness) -> list[str]:
     return [m.text or "" for m in harness.telegram.messages_for(ADMIN)]
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(params=["unlimited", "flood_control"])
 async def guarded(
-    fake_bot_api: FakeBotApi, make_settings: Callable[..., Settings]
+    request: pytest.FixtureRequest,
+    fake_bot_api: FakeBotApi,
+    make_settings: Callable[..., Settings],
 ) -> AsyncIterator[tuple[Harness, SimUser]]:
-    """A bot with one admin (whose chat with the bot is open) and the operators' forum."""
+    """A bot with one admin (whose chat with the bot is open) and the operators' forum;
+    ``flood_control``: the double refuses calls beyond Telegram's limits (the group's window
+    shrunk to 20 per 3 s there and in the governor, see ``TELEGRAM_SHRUNK``; private chats
+    unlimited, as the flow tests' raised private budget keeps the citizens at machine speed)."""
     fake_bot_api.register_forum(OPERATOR_CHAT, "Operator 112")
     admin = fake_bot_api.add_user(ADMIN, "Admin")
-    # The refusals count against the group's 20 calls a minute (topics, boards and cards
-    # since the console): a wider window keeps this test about faults, not the governor.
-    settings = make_settings(
-        fake_bot_api, ADMIN_USER_IDS=str(ADMIN), TELEGRAM_RATE_GROUP_PER_MINUTE="120"
-    )
-    h = Harness(fake_bot_api, settings, FakeClock())
+    if request.param == "flood_control":
+        settings = make_settings(fake_bot_api, ADMIN_USER_IDS=str(ADMIN))
+        h = Harness(fake_bot_api, settings, FakeClock(), rate_limiter=shrunk_governor)
+    else:
+        # The refusals count against the group's 20 calls a minute (topics, boards and cards
+        # since the console): a wider window keeps this test about faults, not the governor.
+        settings = make_settings(
+            fake_bot_api, ADMIN_USER_IDS=str(ADMIN), TELEGRAM_RATE_GROUP_PER_MINUTE="120"
+        )
+        h = Harness(fake_bot_api, settings, FakeClock())
     await h.start()
+    if request.param == "flood_control":
+        fake_bot_api.flood_control(replace(TELEGRAM_SHRUNK, private=None))
     await admin.send_command("start")
     await admin.wait_reply()
     try:

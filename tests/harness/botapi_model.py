@@ -171,6 +171,15 @@ class StoredMessage:
     params: JSON = field(default_factory=dict)
     deleted: bool = False
     history: list[JSON] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    """When each version was stored, on the model's monotonic clock: ``times[i]`` for
+    ``history[i]`` and the last one for ``raw`` (the send, then every edit)."""
+
+    @property
+    def versions(self) -> list[tuple[float, JSON]]:
+        """Every version with the moment it was stored, oldest first (the sent message,
+        then each edit), e.g. to see when a line first appeared on an edited board."""
+        return list(zip(self.times, [*self.history, self.raw], strict=False))
 
     @property
     def chat_id(self) -> int:
@@ -468,11 +477,12 @@ class BotApiModel:
         stored = chat.messages.get(int(message["message_id"]))
         if stored is None:
             stored = chat.messages[int(message["message_id"])] = StoredMessage(
-                raw=message, outgoing=False
+                raw=message, outgoing=False, times=[self.monotonic()]
             )
         else:
             stored.history.append(stored.raw)
             stored.raw = message
+            stored.times.append(self.monotonic())
         self.notify()
         return stored
 
@@ -501,7 +511,9 @@ class BotApiModel:
             chat.known = True
             if int(message["message_id"]) not in chat.messages:
                 sender = (message.get("from") or {}).get("id")
-                stored = StoredMessage(raw=message, outgoing=sender == self.bot_user["id"])
+                stored = StoredMessage(
+                    raw=message, outgoing=sender == self.bot_user["id"], times=[self.monotonic()]
+                )
                 chat.messages[int(message["message_id"])] = stored
                 chat.last_message_id = max(chat.last_message_id, int(message["message_id"]))
         self.notify()
@@ -847,7 +859,7 @@ class BotApiModel:
         elif markup is not None and markup.get("remove_keyboard"):
             chat.reply_keyboard = None
         chat.messages[raw["message_id"]] = StoredMessage(
-            raw=raw, outgoing=True, method=method, params=params
+            raw=raw, outgoing=True, method=method, params=params, times=[self.monotonic()]
         )
         return raw
 
@@ -1108,6 +1120,7 @@ class BotApiModel:
         new_raw["edit_date"] = max(self.now(), int(message.raw["date"]))
         message.history.append(message.raw)
         message.raw = new_raw
+        message.times.append(self.monotonic())
         return new_raw
 
     def _api_editmessagetext(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
@@ -1258,7 +1271,11 @@ class BotApiModel:
             "forum_topic_created": created,
         }
         chat.messages[thread_id] = StoredMessage(
-            raw=root, outgoing=True, method="createForumTopic", params=params
+            raw=root,
+            outgoing=True,
+            method="createForumTopic",
+            params=params,
+            times=[self.monotonic()],
         )
         chat.topics[thread_id] = Topic(
             thread_id, name, icon_color, root, created.get("icon_custom_emoji_id")
