@@ -64,6 +64,11 @@ class Limits:
     overall_window: float = 1.0
     group_calls: int = 20
     group_window: float = 60.0
+    group_reserve_share: float = 0.3
+    """The share of each group's window kept for unranked and rank-0 calls (the queue board,
+    the bot's answers to operators): ranked calls (topics, cards, relays: rank 1-3) may hold
+    at most ``group_calls - group_reserve``, so however many topics and cards wait, the board
+    still goes out (20 per minute: 6 kept, a board edit at least every 10 s)."""
     private_burst: int = 3
     private_per_second: float = 1.0
     broadcast_per_second: int = 20
@@ -86,6 +91,15 @@ class Limits:
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value!r}")
+        if not 0 <= self.group_reserve_share < 1:
+            raise ValueError(
+                f"group_reserve_share must be in [0, 1), got {self.group_reserve_share!r}"
+            )
+
+    @property
+    def group_reserve(self) -> int:
+        """Slots of a group's window that ranked calls leave free."""
+        return int(self.group_calls * self.group_reserve_share)
 
 
 class TargetKind(StrEnum):
@@ -194,10 +208,11 @@ class _Window:
         self._expire(now)
         return self._held() < self.limit
 
-    def free_at(self, now: float) -> float | None:
-        """When a slot frees by time alone (``now`` if one is free; None: only a release)."""
+    def free_at(self, now: float, reserve: int = 0) -> float | None:
+        """When a slot frees by time alone (``now`` if one is free; None: only a release),
+        for a call that must leave ``reserve`` slots free."""
         self._expire(now)
-        excess = self._held() - self.limit
+        excess = self._held() - (self.limit - reserve)
         if excess < 0:
             return now
         if excess < len(self._expiries):  # the slots in flight are counted first
@@ -322,8 +337,10 @@ class Scheduler:
             queue = self._queues[target] = _Queue(target)
         heapq.heappush(queue.calls, (call.order, call))
         self._queued += 1
-        if queue.where is _Where.NOWHERE or (queue.where is _Where.READY and queue.head() is call):
-            self._place(queue, now)  # a new best call moves the queue up its ready heap
+        if queue.where is _Where.NOWHERE or queue.head() is call:
+            # A new best call moves the queue up its ready heap, or out of a wait that was
+            # only its old head's (a board edit may use the group's reserve, a card may not).
+            self._place(queue, now)
         return call
 
     def cancel(self, call: Call) -> None:
@@ -341,7 +358,7 @@ class Scheduler:
             del self._queues[queue.target]
             return
         target = queue.target
-        free = self._chat_free_at(target, now)
+        free = self._chat_free_at(target, now, head)
         if free is None:
             queue.where = _Where.RELEASE
             assert target.chat_id is not None  # noqa: S101 - only a group waits for a release
@@ -380,13 +397,15 @@ class Scheduler:
             )
         return window
 
-    def _chat_free_at(self, target: Target, now: float) -> float | None:
-        """When the target's own budget and pause allow a call (None: only a release)."""
+    def _chat_free_at(self, target: Target, now: float, head: Call) -> float | None:
+        """When the target's own budget and pause allow its ``head`` call (None: only a
+        release). Ranked calls into a group leave the group's reserve free."""
         if target.chat_id is None:
             return now
         free: float | None = now
         if target.kind is TargetKind.GROUP:
-            free = self._group(target.chat_id).free_at(now)
+            reserve = self.limits.group_reserve if head.rank > DEFAULT_RANK else 0
+            free = self._group(target.chat_id).free_at(now, reserve)
         elif target.kind is TargetKind.PRIVATE:
             free = self._private(target.chat_id).free_at(now)
         pause = self._paused.get(target.chat_id, now)
@@ -432,7 +451,7 @@ class Scheduler:
                 heapq.heappop(heap)
                 continue
             head = queue.head()
-            if head is None or head.order != order or self._chat_free_at(target, now) != now:
+            if head is None or head.order != order or self._chat_free_at(target, now, head) != now:
                 heapq.heappop(heap)  # cancelled, overtaken or paused meanwhile: wait elsewhere
                 self._place(queue, now)
                 continue

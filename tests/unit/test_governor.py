@@ -131,6 +131,32 @@ def test_higher_class_takes_the_next_free_slot_when_both_wait_for_the_overall_bu
 
 
 # -- budgets -------------------------------------------------------------------------------------
+def test_queue_board_goes_at_once_when_topics_and_cards_have_spent_their_share_of_a_group() -> None:
+    scheduler = Scheduler(Limits())  # 20 a minute per group, 6 of them kept for rank 0
+    for n in range(30):  # a surge: topics and cards of tickets of priority 1-3
+        scheduler.submit(Priority.OPERATOR, GROUP, 0.0, rank=1 + n % 3)
+    cards = scheduler.grant(0.0)
+    assert len(cards) == 14  # ranked calls leave the reserve free
+    for card in cards:
+        scheduler.release(card, 0.0)
+    for n in range(1, 7):  # each board edit goes the moment it is asked for
+        board = scheduler.submit(Priority.OPERATOR, GROUP, 5.0 * n, rank=0)
+        assert scheduler.grant(5.0 * n) == [board]
+        scheduler.release(board, 5.0 * n)
+    late = scheduler.submit(Priority.OPERATOR, GROUP, 31.0, rank=0)
+    assert scheduler.grant(31.0) == []  # the whole window is spent now: it waits like any call
+    granted = scheduler.grant(60.0)  # the cards' 14 slots free: the board edit goes first,
+    assert granted[0] is late  # then cards up to their share (14 - the 7 board slots held)
+    assert len(granted) == 1 + 7
+
+
+def test_group_reserve_share_must_leave_room_for_ranked_calls_when_configured() -> None:
+    assert Limits(group_calls=20).group_reserve == 6
+    assert Limits(group_calls=2).group_reserve == 0  # tiny windows keep no reserve
+    with pytest.raises(ValueError, match="group_reserve_share"):
+        Limits(group_reserve_share=1.0)
+
+
 async def test_21st_message_waits_until_the_window_frees_when_a_group_gets_20_in_a_minute() -> None:
     time = VirtualTime()
     governor = RateGovernor(Limits(), monotonic=time.monotonic, sleep=time.sleep)
@@ -152,7 +178,7 @@ async def test_21st_message_waits_until_the_window_frees_when_a_group_gets_20_in
 
 
 def test_group_window_slides_when_cards_trickle_in() -> None:
-    scheduler = Scheduler(Limits(group_calls=20, group_window=60.0))
+    scheduler = Scheduler(Limits(group_calls=20, group_window=60.0, group_reserve_share=0))
     for n in range(25):
         scheduler.submit(Priority.OPERATOR, GROUP, 0.0, rank=n)
 
