@@ -65,10 +65,10 @@ class Limits:
     group_calls: int = 20
     group_window: float = 60.0
     group_reserve_share: float = 0.3
-    """The share of each group's window kept for unranked and rank-0 calls (the queue board,
-    the bot's answers to operators): ranked calls (topics, cards, relays: rank 1-3) may hold
-    at most ``group_calls - group_reserve``, so however many topics and cards wait, the board
-    still goes out (20 per minute: 6 kept, a board edit at least every 10 s)."""
+    """The share of each group's window that ranked calls (topics, cards, relays: rank 1-3)
+    may not take: together they hold at most ``group_calls - group_reserve`` slots, so however
+    many topics and cards wait, unranked and rank-0 calls (the queue board, the bot's answers
+    to operators) still find room (20 per minute: 6 kept, a board edit every 10 s at worst)."""
     private_burst: int = 3
     private_per_second: float = 1.0
     broadcast_per_second: int = 20
@@ -208,11 +208,10 @@ class _Window:
         self._expire(now)
         return self._held() < self.limit
 
-    def free_at(self, now: float, reserve: int = 0) -> float | None:
-        """When a slot frees by time alone (``now`` if one is free; None: only a release),
-        for a call that must leave ``reserve`` slots free."""
+    def free_at(self, now: float) -> float | None:
+        """When a slot frees by time alone (``now`` if one is free; None: only a release)."""
         self._expire(now)
-        excess = self._held() - (self.limit - reserve)
+        excess = self._held() - self.limit
         if excess < 0:
             return now
         if excess < len(self._expiries):  # the slots in flight are counted first
@@ -294,6 +293,8 @@ class Scheduler:
         self._timed: list[tuple[float, int, Target]] = []
         self._awaiting_release: dict[ChatId, set[Target]] = {}
         self._groups: dict[ChatId, _Window] = {}
+        self._ranked: dict[ChatId, _Window] = {}
+        """Per group, the slots ranked calls hold (at most ``group_calls - group_reserve``)."""
         self._privates: dict[ChatId, _Window] = {}
         self._overall = _Window(limits.overall_calls, limits.overall_window)
         self._broadcast = _Window(limits.broadcast_per_second, 1.0)
@@ -388,6 +389,19 @@ class Scheduler:
             )
         return window
 
+    def _ranked_window(self, chat_id: ChatId) -> _Window:
+        window = self._ranked.get(chat_id)
+        if window is None:
+            limits = self.limits
+            window = self._ranked[chat_id] = _Window(
+                limits.group_calls - limits.group_reserve, limits.group_window
+            )
+        return window
+
+    def _ranked_call(self, call: Call) -> bool:
+        """Whether the call counts against its group's share for ranked calls."""
+        return call.rank > DEFAULT_RANK and self.limits.group_reserve > 0
+
     def _private(self, chat_id: ChatId) -> _Window:
         window = self._privates.get(chat_id)
         if window is None:
@@ -399,13 +413,15 @@ class Scheduler:
 
     def _chat_free_at(self, target: Target, now: float, head: Call) -> float | None:
         """When the target's own budget and pause allow its ``head`` call (None: only a
-        release). Ranked calls into a group leave the group's reserve free."""
+        release). Ranked calls into a group also need room in the group's ranked share."""
         if target.chat_id is None:
             return now
         free: float | None = now
         if target.kind is TargetKind.GROUP:
-            reserve = self.limits.group_reserve if head.rank > DEFAULT_RANK else 0
-            free = self._group(target.chat_id).free_at(now, reserve)
+            free = self._group(target.chat_id).free_at(now)
+            if free is not None and self._ranked_call(head):
+                ranked = self._ranked_window(target.chat_id).free_at(now)
+                free = None if ranked is None else max(free, ranked)
         elif target.kind is TargetKind.PRIVATE:
             free = self._private(target.chat_id).free_at(now)
         pause = self._paused.get(target.chat_id, now)
@@ -492,6 +508,8 @@ class Scheduler:
         target = queue.target
         if target.chat_id is not None and target.kind is TargetKind.GROUP:
             windows = [*windows, self._group(target.chat_id)]
+            if self._ranked_call(call):
+                windows.append(self._ranked_window(target.chat_id))
         elif target.chat_id is not None and target.kind is TargetKind.PRIVATE:
             windows = [*windows, self._private(target.chat_id)]
         for window in windows:
@@ -559,7 +577,7 @@ class Scheduler:
         if len(self._groups) + len(self._privates) + len(self._paused) <= self._prune_at:
             return
         waiting = {t.chat_id for t in self._queues}
-        for chats in (self._groups, self._privates):
+        for chats in (self._groups, self._ranked, self._privates):
             for chat_id in [c for c, b in chats.items() if c not in waiting and b.idle(now)]:
                 del chats[chat_id]
         for chat_id in [c for c, until in self._paused.items() if until <= now]:

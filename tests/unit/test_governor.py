@@ -146,8 +146,8 @@ def test_queue_board_goes_at_once_when_topics_and_cards_have_spent_their_share_o
     late = scheduler.submit(Priority.OPERATOR, GROUP, 31.0, rank=0)
     assert scheduler.grant(31.0) == []  # the whole window is spent now: it waits like any call
     granted = scheduler.grant(60.0)  # the cards' 14 slots free: the board edit goes first,
-    assert granted[0] is late  # then cards up to their share (14 - the 7 board slots held)
-    assert len(granted) == 1 + 7
+    assert granted[0] is late  # then cards, into what is left of the window (20 - 6 - 1)
+    assert len(granted) == 1 + 13
 
 
 def test_group_reserve_share_must_leave_room_for_ranked_calls_when_configured() -> None:
