@@ -7,7 +7,6 @@ Each renders from the ticket and the agency's assignment as they are when the ro
 from __future__ import annotations
 
 from telegram import ReplyParameters
-from telegram.error import BadRequest
 
 from bot.config import AgencyConfig
 from bot.domain.model import Assignment
@@ -15,8 +14,6 @@ from bot.services.outbox_kinds import AGENCY_CARD, AGENCY_CARD_EDIT, AGENCY_REMI
 from bot.services.ports import DeliveryError, DeliveryResult, Fault
 from handlers.agency_views import AgencyViews
 from handlers.delivery import Delivery, TelegramDeliverer, result_of, sends
-
-NOT_MODIFIED = "message is not modified"
 
 
 def _views(d: TelegramDeliverer) -> AgencyViews:
@@ -63,15 +60,7 @@ async def _agency_card_edit(d: TelegramDeliverer, delivery: Delivery) -> Deliver
         raise DeliveryError("the agency's card is not sent yet")  # retried after the card
     chat = await d.chat_of(delivery, assignment.card_chat_id or _chat)
     card = _views(d).card(delivery.ticket, delivery.citizen, agency, assignment)
-    try:
-        await d.bot.edit_message_text(
-            card.text, chat_id=chat, message_id=assignment.card_message_id,
-            reply_markup=card.markup, **d.limits(delivery),
-        )  # fmt: skip
-    except BadRequest as exc:
-        if NOT_MODIFIED not in exc.message.lower():
-            raise
-    return DeliveryResult(chat_id=chat, message_id=assignment.card_message_id)
+    return await d.edit_in_place(delivery, chat, assignment.card_message_id, card.text, card.markup)
 
 
 @sends(AGENCY_REMINDER)

@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 #: Telegram's words when the chat cannot have topics (or the bot may not create them).
 NO_TOPICS = ("not a forum", "not enough rights", "chat_not_modified", "topics are disabled")
-NOT_MODIFIED = "message is not modified"
 #: Operator messages whose copy can carry the role header as its caption.
 CAPTIONED = frozenset({"photo", "video", "voice", "audio", "document", "animation"})
 MAX_CAPTION = 1024
@@ -108,15 +107,9 @@ async def _operator_card_edit(d: TelegramDeliverer, delivery: Delivery) -> Deliv
     delivery.chat_id = chat
     assignments = delivery.detail.assignments if delivery.detail else ()
     card = d.operator_views.card(ticket, delivery.citizen, assignments)
-    try:
-        await d.bot.edit_message_text(
-            card.text, chat_id=chat, message_id=ticket.operator_card_message_id,
-            reply_markup=card.markup, **d.limits(delivery),
-        )  # fmt: skip
-    except BadRequest as exc:
-        if NOT_MODIFIED not in exc.message.lower():
-            raise
-    return DeliveryResult(chat_id=chat, message_id=ticket.operator_card_message_id)
+    return await d.edit_in_place(
+        delivery, chat, ticket.operator_card_message_id, card.text, card.markup
+    )
 
 
 @sends(QUEUE_BOARD)
@@ -143,13 +136,11 @@ async def _edit_board(
 ) -> DeliveryResult | None:
     """Edits the board in place; None when it is gone (deleted, too old): post anew."""
     try:
-        await d.bot.edit_message_text(text, chat_id=chat, message_id=board_id, **d.limits(delivery))
+        return await d.edit_in_place(delivery, chat, board_id, text)
     except BadRequest as exc:
-        if NOT_MODIFIED not in exc.message.lower():
-            log.warning("queue board %s cannot be edited (%s): posting anew", board_id,
-                        exc.message)  # fmt: skip
-            return None
-    return DeliveryResult(chat_id=chat, message_id=board_id)
+        log.warning("queue board %s cannot be edited (%s): posting anew", board_id,
+                    exc.message)  # fmt: skip
+        return None
 
 
 async def _post_board(

@@ -17,7 +17,7 @@ from datetime import timedelta
 from html import escape
 from typing import Any
 
-from telegram import Bot, Message, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -61,6 +61,7 @@ CAPTIONED = frozenset({"photo", "video", "voice", "audio", "document", "animatio
 MAX_ACCURACY = 1500.0  # the Bot API's bound for horizontal_accuracy
 RELAY_PIECE = 3500  # characters of a citizen's text per operator message (limit 4096)
 RELAY_CAPTION = 800  # characters of a citizen's caption kept on the copy (limit 1024)
+NOT_MODIFIED = "message is not modified"
 #: Telegram's words for a chat the bot cannot write to (as opposed to a bad message).
 DESTINATION_REASONS = (
     "chat not found",
@@ -257,6 +258,26 @@ class TelegramDeliverer:
             return {}  # PTB refuses rate_limit_args when no rate limiter is set
         priority = int(delivery.kind.priority)
         return {"rate_limit_args": {"priority": priority, "rank": delivery.message.rank}}
+
+    async def edit_in_place(
+        self,
+        delivery: Delivery,
+        chat: int,
+        message_id: int,
+        text: str,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> DeliveryResult:
+        """Edits a message the bot sent (a card, the board) to ``text``; Telegram's "message
+        is not modified" counts as done (the same state was sent before)."""
+        try:
+            await self.bot.edit_message_text(
+                text, chat_id=chat, message_id=message_id, reply_markup=markup,
+                **self.limits(delivery),
+            )  # fmt: skip
+        except BadRequest as exc:
+            if NOT_MODIFIED not in exc.message.lower():
+                raise
+        return DeliveryResult(chat_id=chat, message_id=message_id)
 
     def marked(self, delivery: Delivery, text: str) -> str:
         """``text`` headed by the repeat mark when the row may have been sent before."""
