@@ -84,6 +84,8 @@ class Observer:
     def __init__(self, fake: FakeBotApi, operator_chat: int | None = None) -> None:
         self.model: BotApiModel = fake.model
         self.operator_chat = operator_chat
+        self.count_refused = True
+        """Whether a call the double refused (a 429, an injected failure) counts as seen."""
         self.calls = 0
         self.card_at: dict[str, float] = {}  # ref -> operator card sendMessage
         self.ack_at: dict[str, float] = {}  # ref -> first citizen message showing the ref
@@ -95,9 +97,13 @@ class Observer:
         def call(method: str, params: dict[str, Any], files: Any = None) -> Any:
             stamp = perf_counter()
             try:
-                return original(method, params, files)
-            finally:
-                self._seen(method, params, stamp)
+                result = original(method, params, files)
+            except Exception:
+                if self.count_refused:
+                    self._seen(method, params, stamp)
+                raise
+            self._seen(method, params, stamp)
+            return result
 
         self.model.call = call  # type: ignore[method-assign]
 

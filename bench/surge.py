@@ -63,24 +63,9 @@ class SurgeObserver(bench.Observer):
     the queue board is a message in the General topic (no thread id)."""
 
     def __init__(self, fake: FakeBotApi, operator_chat: int) -> None:
-        self.model = fake.model
-        self.operator_chat = operator_chat
-        self.calls = 0
-        self.card_at: dict[str, float] = {}
-        self.ack_at: dict[str, float] = {}
+        super().__init__(fake, operator_chat)
+        self.count_refused = False  # a 429 changed nothing a person can see
         self.board_at: dict[str, float] = {}
-        self.chat_calls: dict[int, list[float]] = {}
-        self.failure: str | None = None
-        self._waiters: dict[int, asyncio.Event] = {}
-        original = self.model.call
-
-        def call(method: str, params: dict[str, Any], files: Any = None) -> Any:
-            stamp = perf_counter()
-            result = original(method, params, files)  # a 429 raises: not seen
-            self._seen(method, params, stamp)
-            return result
-
-        self.model.call = call  # type: ignore[method-assign]
 
     def _seen(self, method: str, params: dict[str, Any], stamp: float) -> None:
         self.calls += 1
