@@ -118,6 +118,7 @@ async def _queue_board(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResu
     if d.queue is None:
         raise DeliveryError("no queue service", fault=Fault.REJECTED)
     async with d.board_lock:
+        await d.pace_board(chat)  # the wait gathers every ticket that arrives meanwhile
         text = d.operator_views.board(await d.queue.board())  # fresh, as of this send
         board_id = d.boards.get(chat) or await d.queue.board_message(chat)
         if board_id is not None and d.board_texts.get(chat) == text:
@@ -125,6 +126,7 @@ async def _queue_board(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResu
         result = await _edit_board(d, delivery, chat, board_id, text) if board_id else None
         if result is None:
             result = await _post_board(d, delivery, chat, text)
+        d.board_sent()
         if result.message_id is not None:
             d.boards[chat] = result.message_id
             d.board_texts[chat] = text

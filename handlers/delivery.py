@@ -32,6 +32,7 @@ from bot.domain.model import Citizen, Location, MediaKind, OutboxMessage, Ticket
 from bot.services.advisories import AdvisoryService
 from bot.services.agencies import AgencyDirectory
 from bot.services.chats import ChatDirectory
+from bot.services.governor import RateGovernor
 from bot.services.intake import IntakeService
 from bot.services.outbox_kinds import (
     ADMIN_ALERT,
@@ -54,6 +55,7 @@ from bot.services.queries import TicketDetail, TicketQueries
 from bot.services.queue import QueueService
 from handlers.advisory_views import AdvisoryViews
 from handlers.operator_views import OperatorViews
+from handlers.ratelimit import GovernedRateLimiter
 from handlers.views import Views
 
 #: Relayed kinds whose copy can carry our header as its caption.
@@ -171,6 +173,8 @@ class TelegramDeliverer:
         """Whether tickets get forum topics (decided at start, see ``console_delivery``)."""
         self.board_lock = asyncio.Lock()
         """One queue-board send at a time, so two rows in flight never post two boards."""
+        self.board_last = float("-inf")
+        """When (the governor's time) the board was last edited: see :meth:`pace_board`."""
         self.boards: dict[int, int] = {}
         """The board's message per chat, as this process last posted or edited it."""
         self.board_texts: dict[int, str] = {}
@@ -258,6 +262,34 @@ class TelegramDeliverer:
             return {}  # PTB refuses rate_limit_args when no rate limiter is set
         priority = int(delivery.kind.priority)
         return {"rate_limit_args": {"priority": priority, "rank": delivery.message.rank}}
+
+    def _governor(self) -> RateGovernor | None:
+        limiter = getattr(self.bot, "rate_limiter", None)
+        if isinstance(limiter, GovernedRateLimiter) and limiter.enabled:
+            return limiter.governor
+        return None
+
+    async def pace_board(self, chat: int) -> None:
+        """Waits, in a surge, until the next queue-board edit may go (hold ``board_lock``).
+
+        While topics and cards have taken their whole share of the group's window, the board
+        lives on the slots the governor keeps for rank-0 calls (6 of 20 a minute). Editing it
+        for every new ticket would spend them in the first seconds and leave the board a
+        minute behind; edits spaced by window / reserve (10 s) keep it at most that far
+        behind. Outside a surge it is edited at once."""
+        governor = self._governor()
+        if governor is None or not governor.ranked_share_full(chat):
+            return
+        limits = governor.limits
+        every = limits.group_window / limits.group_reserve if limits.group_reserve else 0.0
+        wait = self.board_last + every - governor.now()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def board_sent(self) -> None:
+        """Notes a board edit that went out (it spent one slot of the group's window)."""
+        governor = self._governor()
+        self.board_last = governor.now() if governor is not None else 0.0
 
     async def edit_in_place(
         self,

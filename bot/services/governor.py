@@ -585,6 +585,12 @@ class Scheduler:
         remaining = len(self._groups) + len(self._privates) + len(self._paused)
         self._prune_at = max(_PRUNE_AT, 2 * remaining)
 
+    def ranked_share_full(self, chat_id: ChatId, now: float) -> bool:
+        """Whether ranked calls (topics, cards) have taken their whole share of the group's
+        window: the group is in a surge, and rank-0 calls live on the reserve."""
+        window = self._ranked.get(chat_id)
+        return window is not None and not window.has_room(now)
+
     def stats(self) -> GovernorStats:
         """A snapshot of the counters."""
         return GovernorStats(
@@ -627,6 +633,10 @@ class RateGovernor:
     def now(self) -> float:
         """The governor's monotonic time."""
         return self._monotonic()
+
+    def ranked_share_full(self, chat_id: ChatId) -> bool:
+        """See :meth:`Scheduler.ranked_share_full`, now."""
+        return self.scheduler.ranked_share_full(chat_id, self.now())
 
     async def acquire(
         self,

@@ -476,3 +476,13 @@ def test_every_call_is_granted_within_all_budgets_when_traffic_is_random(seed: i
         for target, start, end in replay.pauses:
             if target.chat_id is None or target.chat_id == call.target.chat_id:
                 assert not start < at < end, f"granted at {at} inside a pause {start}..{end}"
+
+
+def test_group_counts_as_in_a_surge_when_ranked_calls_have_taken_their_share() -> None:
+    scheduler = Scheduler(Limits())  # ranked calls may hold 14 of a group's 20 a minute
+    assert not scheduler.ranked_share_full(GROUP.chat_id or 0, 0.0)
+    for n in range(14):
+        scheduler.submit(Priority.OPERATOR, GROUP, 0.0, rank=1 + n % 3)
+    assert len(scheduler.grant(0.0)) == 14
+    assert scheduler.ranked_share_full(GROUP.chat_id or 0, 1.0)  # the board lives on the reserve
+    assert not scheduler.ranked_share_full(-999, 1.0)  # another group is quiet
