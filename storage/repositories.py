@@ -832,6 +832,7 @@ class SqlOutboxRepository(_SqlRepository):
         *,
         holding: Collection[str] = (),
         skip: Collection[str] = (),
+        max_rank: int | None = None,
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` (see the port for the rules).
 
@@ -874,6 +875,8 @@ class SqlOutboxRepository(_SqlRepository):
         )
         if skip:
             statement = statement.where(row.kind.not_in(list(skip)))
+        if max_rank is not None:
+            statement = statement.where(row.rank <= max_rank)
         if self._dialect == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
         candidates = list(await self._session.scalars(statement))

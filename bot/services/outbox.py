@@ -59,6 +59,8 @@ MAX_BACKOFF = timedelta(minutes=5)
 EMERGENCY_BACKOFF = timedelta(seconds=30)
 DESTINATION_BACKOFF = timedelta(seconds=30)
 LEASE = timedelta(seconds=30)
+URGENT_RANK = 1
+"""Rows of life-threatening tickets (priority 1): claimed beyond the groups' share."""
 PARALLEL = 64  # rows held at most: the governor paces and orders the calls
 FINISH_BATCH = 50  # sent rows of a batched kind stored in one unit of work …
 FINISH_DELAY = 0.05  # … or this many seconds after the first of them
@@ -198,6 +200,11 @@ class OutboxWorker:
         group_free = self._group_share - len(self._held_group)
         claimed = await self._claim_rows(min(limit, group_free)) if group_free > 0 else []
         if len(claimed) < limit and (group_free <= 0 or len(claimed) == group_free):
+            # The share is spent: life-threatening tickets' rows are still claimed (the
+            # governor then sends them ahead of the less urgent ones already waiting), the
+            # other group rows wait for the share.
+            claimed += await self._claim_rows(limit - len(claimed), max_rank=URGENT_RANK)
+        if len(claimed) < limit and (group_free <= 0 or len(claimed) >= group_free):
             claimed += await self._claim_rows(limit - len(claimed), skip=group_kinds())
         self._held.update(message.id or 0 for message in claimed)
         self._held_group.update(
@@ -218,13 +225,16 @@ class OutboxWorker:
             self._ensure_heartbeat()
         return len(claimed)
 
-    async def _claim_rows(self, limit: int, skip: Collection[str] = ()) -> list[OutboxMessage]:
+    async def _claim_rows(
+        self, limit: int, skip: Collection[str] = (), max_rank: int | None = None
+    ) -> list[OutboxMessage]:
         now = self._clock.now()
         holding = [kind.name for kind in KINDS.values() if kind.must_deliver]
         async with self._uow_factory() as uow:
             claimed = await uow.outbox.claim(
-                self.owner, now, now + self._lease, limit, holding=holding, skip=skip
-            )
+                self.owner, now, now + self._lease, limit, holding=holding, skip=skip,
+                max_rank=max_rank,
+            )  # fmt: skip
             await uow.commit()
         self.claims += 1
         return claimed

@@ -349,6 +349,7 @@ class OutboxRepository(Protocol):
         *,
         holding: Collection[str] = (),
         skip: Collection[str] = (),
+        max_rank: int | None = None,
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` until ``until`` and return them.
 
@@ -359,7 +360,8 @@ class OutboxRepository(Protocol):
         and lane is leased by another owner, waits for a retry and is of a ``holding`` kind,
         or is due but not claimed by this very call (order per ticket, across processes).
         Rows of a ``skip`` kind are not claimed (and, being due, hold their ticket's later
-        rows). On PostgreSQL rows being claimed by another transaction are skipped
+        rows); with ``max_rank`` only rows of that rank or better are. On PostgreSQL rows
+        being claimed by another transaction are skipped
         (``FOR UPDATE SKIP LOCKED``); the lease holds once the unit of work commits.
         """
         ...

@@ -615,6 +615,7 @@ class InMemoryOutboxRepository(_Repository):
         *,
         holding: Collection[str] = (),
         skip: Collection[str] = (),
+        max_rank: int | None = None,
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` (rules: the port's docstring)."""
         now, until = _require_aware(now), _require_aware(until)
@@ -641,6 +642,7 @@ class InMemoryOutboxRepository(_Repository):
             for m in owed
             if m.next_attempt_at <= now
             and m.kind not in skip
+            and (max_rank is None or m.rank <= max_rank)
             and (m.claimed_by is None or (m.claimed_until is not None and m.claimed_until <= now))
             and not tx.locked_by_other(m.id or 0)
             and not held(m)

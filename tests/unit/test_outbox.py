@@ -784,8 +784,8 @@ async def test_citizen_rows_are_claimed_when_group_rows_fill_their_share_of_the_
 ) -> None:
     cards = [f"card {n}" for n in range(6)]
     deliverer = Gated(*cards)
-    for n, name in enumerate(cards):  # older and more urgent than the notice
-        await _enqueue(uow_factory, clock, name, ticket=await _ticket(uow_factory, n + 1), rank=1)
+    for n, name in enumerate(cards):  # older and more urgent than the notice (not priority 1)
+        await _enqueue(uow_factory, clock, name, ticket=await _ticket(uow_factory, n + 1), rank=2)
     await _enqueue(uow_factory, clock, "notice", kind="citizen_notice",
                    ticket=await _ticket(uow_factory, 99), rank=3)  # fmt: skip
     worker = _loop(uow_factory, deliverer, clock, parallel=4, group_share=2)
@@ -824,3 +824,27 @@ async def test_citizens_notice_is_delivered_when_its_tickets_card_waits_for_the_
         deliverer.gates["card"].set()
         await worker.stop()
     assert deliverer.delivered == ["being handled", "operator says", "card"]
+
+
+async def test_life_threatening_card_is_claimed_when_less_urgent_cards_fill_the_groups_share(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    cards = [f"card {n}" for n in range(4)]
+    deliverer = Gated(*cards, "urgent card")
+    for n, name in enumerate(cards):  # priority 3, waiting for the group's budget
+        await _enqueue(uow_factory, clock, name, ticket=await _ticket(uow_factory, n + 1), rank=3)
+    worker = _loop(uow_factory, deliverer, clock, parallel=8, group_share=2)
+    try:
+        await _until(deliverer, lambda: deliverer.in_flight == 2, "the share under way")
+        await _enqueue(uow_factory, clock, "urgent card", ticket=await _ticket(uow_factory, 9),
+                       rank=1)  # fmt: skip
+        worker.wake()
+        await _until(
+            deliverer, lambda: "urgent card" in deliverer.started, "the priority-1 card's send"
+        )
+        assert worker.holding == 3  # beyond the share: the governor puts it ahead
+        assert sorted(deliverer.started) == ["card 0", "card 1", "urgent card"]
+    finally:
+        for gate in deliverer.gates.values():
+            gate.set()
+        await worker.stop()
