@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Protocol
 
 from bot.domain.advisory import (
@@ -266,13 +267,7 @@ class AdvisoryService:
             aid = advisory.id or 0
             self._cancelled.add(aid)  # copies in flight in this process stop too
             stopped = await uow.advisories.cancel_owed(aid, now)
-            advisory.status = AdvisoryStatus.CANCELLED
-            advisory.finished_at = now
-            await uow.advisories.update(advisory)
-            await enqueue(
-                uow, ADVISORY_PROGRESS, now, {"advisory_id": aid, "final": True},
-                rank=PROGRESS_RANK,
-            )  # fmt: skip
+            await _finish(uow, advisory, AdvisoryStatus.CANCELLED, now)
             await uow.commit()
         log.info("advisory %s cancelled by admin %s: %d copies stopped", aid, admin_id, stopped)
         return advisory
@@ -292,13 +287,7 @@ class AdvisoryService:
                 aid = advisory.id or 0
                 progress = await uow.advisories.progress(aid)
                 if progress.owed == 0:
-                    advisory.status = AdvisoryStatus.DONE
-                    advisory.finished_at = now
-                    await uow.advisories.update(advisory)
-                    await enqueue(
-                        uow, ADVISORY_PROGRESS, now, {"advisory_id": aid, "final": True},
-                        rank=PROGRESS_RANK,
-                    )  # fmt: skip
+                    await _finish(uow, advisory, AdvisoryStatus.DONE, now)
                     queued += 1
                     log.info("advisory %s done: %d sent, %d blocked, %d failed", aid,
                              progress.sent, progress.blocked, progress.failed)  # fmt: skip
@@ -407,3 +396,16 @@ async def record_progress(uow: UnitOfWork, message: OutboxMessage, result: Deliv
 
 
 set_recorder(ADVISORY_PROGRESS, record_progress)
+
+
+async def _finish(
+    uow: UnitOfWork, advisory: Advisory, status: AdvisoryStatus, now: datetime
+) -> None:
+    """Ends a broadcast (done or cancelled) and queues the admin's final report."""
+    advisory.status = status
+    advisory.finished_at = now
+    await uow.advisories.update(advisory)
+    await enqueue(
+        uow, ADVISORY_PROGRESS, now, {"advisory_id": advisory.id or 0, "final": True},
+        rank=PROGRESS_RANK,
+    )  # fmt: skip

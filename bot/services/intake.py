@@ -27,7 +27,6 @@ from bot.domain.model import (
     Media,
     MediaKind,
     Ticket,
-    TicketEvent,
     TicketStatus,
 )
 from bot.domain.rules import (
@@ -53,7 +52,7 @@ from bot.services.outbox_kinds import (
 )
 from bot.services.ports import Clock, Geocoder, UnitOfWork, UnitOfWorkFactory
 from bot.services.queue import request_board
-from bot.services.rows import enqueue
+from bot.services.rows import add_event, enqueue
 from bot.services.subscriptions import mark_blocked
 
 __all__ = ["Actor", "IntakePolicy", "IntakeService", "Notice", "Outcome", "normalise_phone"]
@@ -229,17 +228,10 @@ class IntakeService:
         to_status: TicketStatus | None = None,
         note: str | None = None,
     ) -> None:
-        await uow.events.add(
-            TicketEvent(
-                ticket_id=ticket.id or 0,
-                at=self._clock.now(),
-                actor=actor,
-                kind=kind,
-                from_status=from_status,
-                to_status=to_status,
-                note=note,
-            )
-        )
+        await add_event(
+            uow, ticket, kind, self._clock.now(), actor, from_status=from_status,
+            to_status=to_status, note=note,
+        )  # fmt: skip
 
     async def _check(
         self,
