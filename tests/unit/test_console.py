@@ -22,6 +22,7 @@ from bot.services.outbox_kinds import (
     OPERATOR_CARD,
     OPERATOR_CARD_EDIT,
     OPERATOR_TOPIC,
+    OPERATOR_TOPIC_STATE,
     QUEUE_BOARD,
     kind_of,
 )
@@ -312,6 +313,17 @@ async def test_reopen_claims_for_the_operator_and_counts_when_a_resolved_ticket_
     assert (reopened.ticket.status, reopened.ticket.claimed_by) == (S.CLAIMED, BUDI.telegram_id)
     assert reopened.ticket.reopened_count == 1
     assert reopened.ticket.disposition is None
+    topics = [m.payload["topic"] for m in rows(uow_factory, OPERATOR_TOPIC_STATE)]
+    assert topics == ["close", "reopen"]  # the topic follows: closed when resolved, reopened
+
+
+async def test_cancel_closes_the_topic_and_a_refused_action_queues_nothing_when_it_ends(
+    console: ConsoleService, uow_factory: InMemoryUnitOfWorkFactory
+) -> None:
+    ticket = await add_ticket(uow_factory)
+    assert (await console.cancel(DEWI, ticket.id or 0)).ok
+    assert not (await console.resolve(DEWI, ticket.id or 0, Disposition.INFO)).ok
+    assert [m.payload["topic"] for m in rows(uow_factory, OPERATOR_TOPIC_STATE)] == ["close"]
 
 
 async def test_corrections_change_category_priority_and_location_when_an_operator_knows_better(
@@ -346,6 +358,8 @@ async def test_corrections_change_category_priority_and_location_when_an_operato
     ]  # fmt: skip
     assert CITIZEN_STATUS not in kinds(uow_factory)
     assert kinds(uow_factory).count(OPERATOR_CARD_EDIT) == 4
+    topics = [m.payload["topic"] for m in rows(uow_factory, OPERATOR_TOPIC_STATE)]
+    assert topics == ["rename"] * 3  # category and both places: not the priority
 
 
 async def test_corrections_are_refused_when_the_ticket_is_closed(
