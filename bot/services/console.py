@@ -340,6 +340,7 @@ class ConsoleService:
         member = await self._member(uow, by, action, ticket_id)
         if member is None:
             return ConsoleResult(ConsoleStatus.NOT_ALLOWED)
+        await _remember_name(uow, by)
         ticket = await uow.tickets.get(ticket_id)
         if ticket is None or ticket.status not in WORKABLE:
             return ConsoleResult(ConsoleStatus.NOT_FOUND)
@@ -436,6 +437,15 @@ class ConsoleService:
         if (step := CITIZEN_STEPS.get(action)) is not None:
             await enqueue(uow, CITIZEN_STATUS, now, {"status": step, **details}, ticket=ticket)
         await request_board(uow, now, self._policy.operator_chat_id)
+
+
+async def _remember_name(uow: UnitOfWork, by: Staff) -> None:
+    """Gives a roster entry seeded by id only (``OPERATOR_USER_IDS``) the name Telegram shows
+    for that person, the first time they act, so the timeline and the card name them."""
+    operator = await active_member(uow, by.telegram_id)
+    if operator is not None and not operator.display_name and by.name:
+        operator.display_name = by.name
+        await uow.operators.update(operator)
 
 
 class _Invalid(Exception):

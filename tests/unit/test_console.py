@@ -95,6 +95,19 @@ async def test_ten_operators_racing_leave_one_claim_when_pressed_together(
     assert [r.status for r in results].count(ConsoleStatus.DONE) == 1
 
 
+async def test_roster_entry_seeded_by_id_gets_the_telegram_name_when_its_operator_first_acts(
+    uow_factory: InMemoryUnitOfWorkFactory, console: ConsoleService
+) -> None:
+    await add_staff(uow_factory, Staff(3001, None), admin=None)  # from OPERATOR_USER_IDS
+    ticket = await add_ticket(uow_factory)
+    assert (await console.claim(Staff(3001, "Sari"), ticket.id or 0)).ok
+    assert (await console.release(Staff(3001, "Sari W."), ticket.id or 0)).ok
+    async with uow_factory() as uow:
+        operator = await uow.operators.get(3001)
+    assert operator is not None
+    assert operator.display_name == "Sari"  # the first name seen; a roster name is kept
+
+
 @pytest.mark.parametrize("status", list(S))
 @pytest.mark.parametrize(
     "action", [Action.CLAIM, Action.RELEASE, Action.ON_SCENE, Action.CLOSE, Action.REOPEN,
