@@ -21,7 +21,7 @@ import handlers.jobs
 from bot.agencies_http.client import WebhookDeliverer
 from bot.agencies_http.server import AgencyApi
 from bot.config import Settings
-from bot.geo import build_geocoder, load_gazetteer
+from bot.geo import CompositeGeocoder, build_geocoder, load_gazetteer
 from bot.i18n import gettext_for
 from bot.services import Services
 from bot.services.advisories import AdvisoryService
@@ -39,6 +39,7 @@ from bot.services.outbox_kinds import Audience, Transport
 from bot.services.ports import Clock, Geocoder, UnitOfWorkFactory
 from bot.services.queries import TicketQueries
 from bot.services.queue import QueueService
+from bot.services.quick_report import QuickReportService
 from bot.services.relay import RelayPolicy, RelayService
 from bot.services.roster import RosterService
 from bot.services.sla import SlaPolicy, SlaService
@@ -161,6 +162,11 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             settings, intake, queries, worker, roster,
             *console_services,
             agencies, subscriptions, advisories, StatsService(read_uow_factory, clock, roster),
+            QuickReportService(
+                uow_factory, geo, geo if isinstance(geo, CompositeGeocoder) else None, clock,
+                max_open_tickets=settings.max_open_tickets,
+                default_language=settings.default_language,
+            ),
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
         application.bot_data[OPERATOR_VIEWS_KEY] = telegram.operator_views

@@ -11,7 +11,7 @@ from telegram.error import Forbidden
 
 from bot.domain.rules import SUPPORTED_LANGUAGES, resolve_language
 from bot.services.intake import Notice
-from handlers.context import Context, actor_of
+from handlers.context import Context, actor_of, private_press
 from handlers.render import answer, send
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ async def on_menu_button(update: Update, context: Context) -> None:
     """Applies a press on the main menu (``m|<action>[|<argument>]``)."""
     query = update.callback_query
     if query is None or query.data is None:
+        return
+    if not private_press(update):  # the menu acts only in the presser's own chat
+        await query.answer()
         return
     actor = actor_of(update)
     parts = query.data.split("|")

@@ -57,6 +57,14 @@ class Geocoder(Protocol):
         ...
 
 
+class PlaceFinder(Protocol):
+    """Finds the place named somewhere in a free-text message, offline and at once."""
+
+    def find_landmark(self, text: str) -> GeocodeCandidate | None:
+        """Return the landmark (else main road) the text names, or None."""
+        ...
+
+
 class AreaIndex(Protocol):
     """The city's kecamatan and kelurahan and their shapes (advisory targets, CAP areas)."""
 
