@@ -87,7 +87,7 @@ class QuickReportService:
 
     async def take(self, actor: Actor, incoming: Incoming) -> Outcome:
         """Keeps the message on the citizen's draft, starting one when there is none."""
-        text = clean_text(incoming.text, MAX_DETAILS_CHARS) if incoming.text else ""
+        text = clean_text(incoming.text, len(incoming.text)) if incoming.text else ""
         area = address = None
         if incoming.point is not None:
             area = self._geocoder.locate_area(incoming.point.lat, incoming.point.lon)
