@@ -10,10 +10,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from telegram import Bot, BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import ChatMigrated, TelegramError
+from telegram.error import BadRequest, ChatMigrated, NetworkError, TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
@@ -60,7 +61,7 @@ from handlers.operator_views import OperatorViews
 from handlers.processing import PerChatUpdateProcessor
 from handlers.ratelimit import GovernedRateLimiter
 from handlers.views import Views
-from storage.db import create_engine, session_factory
+from storage.db import create_engine, missing_sqlite_file, session_factory
 from storage.geocode_cache import SqlGeocodeCache
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
@@ -381,31 +382,18 @@ async def _set_commands(application: SiagaApplication) -> None:
 
 
 async def check_deployment(settings: Settings) -> list[tuple[bool, str]]:
-    """Checks the database and, with a token, the bot and the operators' chat."""
-    from storage.migrate import current_revision, head_revision  # noqa: PLC0415
-
+    """Checks the database (never creating a SQLite file) and, with a token, the bot and
+    the operators' chat (naming Telegram's reason when it fails)."""
     results: list[tuple[bool, str]] = [
         (True, f"settings valid ({len(settings.agencies)} agencies)")
     ]
-    engine = create_engine(settings.database_url)
-    try:
-        revision = await current_revision(settings.database_url)
-        head = head_revision()
-        if revision is None:
-            results.append((False, "database reachable but empty: run `siaga112 db upgrade`"))
-        else:
-            results.append(
-                (revision == head, f"database reachable, schema at {revision} (latest {head})")
-            )
-        if revision == head:
-            pending = await TicketQueries(
-                SqlUnitOfWorkFactory(session_factory(engine))
-            ).pending_deliveries()
-            results.append((True, f"{pending} deliveries waiting in the outbox"))
-    except Exception as exc:
-        results.append((False, f"database: {type(exc).__name__}"))
-    finally:
-        await engine.dispose()
+    missing = missing_sqlite_file(settings.database_url)
+    if missing is not None:  # opening it would create an empty file
+        results.append(
+            (False, f"database file {missing} does not exist: run `siaga112 db upgrade`")
+        )
+    else:
+        results.extend(await _check_database(settings))
     if not settings.telegram_bot_token:
         results.append((True, "no TELEGRAM_BOT_TOKEN: Telegram not checked"))
         return results
@@ -426,6 +414,33 @@ async def check_deployment(settings: Settings) -> list[tuple[bool, str]]:
                 results.extend(await _check_chat(application.bot, settings.operator_chat_id, me.id))
     except Exception as exc:
         results.append((False, f"Telegram: {_said(exc, settings)}"))
+    return results
+
+
+async def _check_database(settings: Settings) -> list[tuple[bool, str]]:
+    """The schema's revision and the outbox's backlog."""
+    from storage.migrate import current_revision, head_revision  # noqa: PLC0415
+
+    results: list[tuple[bool, str]] = []
+    engine = create_engine(settings.database_url)
+    try:
+        revision = await current_revision(settings.database_url)
+        head = head_revision()
+        if revision is None:
+            results.append((False, "database reachable but empty: run `siaga112 db upgrade`"))
+        else:
+            results.append(
+                (revision == head, f"database reachable, schema at {revision} (latest {head})")
+            )
+        if revision == head:
+            pending = await TicketQueries(
+                SqlUnitOfWorkFactory(session_factory(engine))
+            ).pending_deliveries()
+            results.append((True, f"{pending} deliveries waiting in the outbox"))
+    except Exception as exc:
+        results.append((False, f"database: {type(exc).__name__}"))
+    finally:
+        await engine.dispose()
     return results
 
 
@@ -459,3 +474,13 @@ def _said(error: BaseException, settings: Settings) -> str:
     said = f"{telegram_reason(error)} ({type(error).__name__})"
     token = settings.telegram_bot_token.value
     return said.replace(token, "<token>") if token else said
+
+
+def unreachable(error: BaseException, base_url: str) -> str | None:
+    """ "cannot reach HOST (reason)" when ``error`` is a network failure talking to the Bot
+    API at ``base_url`` (not Telegram refusing a request), else None."""
+    if not isinstance(error, NetworkError) or isinstance(error, BadRequest):
+        return None
+    host = urlsplit(base_url).hostname or base_url
+    reason = str(error.message).split(": ", 1)[-1] if error.message else ""
+    return f"cannot reach {host} ({reason or type(error).__name__})"

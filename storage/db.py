@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, Connection, event, make_url
@@ -54,6 +55,18 @@ def split_schema(url: str | URL, schema: str | None = None) -> tuple[URL, str | 
         if not _SCHEMA_NAME.fullmatch(chosen):
             raise ValueError("schema names are lower-case letters, digits and _ (max 63)")
     return parsed.difference_update_query(["schema"]), chosen
+
+
+def missing_sqlite_file(url: str | URL) -> str | None:
+    """The path of a SQLite database file that does not exist yet (opening it would create
+    an empty one), else None (another database, in memory, or the file is there)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or Path(database).exists():
+        return None
+    return database
 
 
 def create_engine(
