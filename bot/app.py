@@ -68,6 +68,10 @@ from storage.uow import SqlUnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
+#: Seconds a citizen's action waits in all for its turn to write (SQLite) before they are
+#: told to send it again (``StorageBusy``): the answer then comes within about 5 s.
+CITIZEN_WRITE_WAIT = 4.0
+
 SWEEP_INTERVAL = timedelta(seconds=30)
 SLA_INTERVAL = timedelta(seconds=5)
 ADVISORY_INTERVAL = timedelta(seconds=2)
@@ -104,6 +108,9 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         sessions = session_factory(engine)
         uow_factory = SqlUnitOfWorkFactory(sessions)
         read_uow_factory = SqlUnitOfWorkFactory(sessions, read_only=True)
+        # A citizen is told "send it again" within seconds while another process holds
+        # SQLite's write lock, instead of waiting behind every queued writer's timeout.
+        citizen_uow_factory = SqlUnitOfWorkFactory(sessions, write_wait=CITIZEN_WRITE_WAIT)
         geo = geocoder or build_geocoder(
             settings.geocoder,
             nominatim_url=settings.nominatim_url,
@@ -126,8 +133,9 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         chats = ChatDirectory(uow_factory, clock, read_uow_factory=read_uow_factory)
         alerts = AdminAlerts(uow_factory, clock, sorted(settings.admin_user_ids))
         intake = IntakeService(
-            uow_factory, geo, clock, policy, read_uow_factory=read_uow_factory, health=health
-        )
+            citizen_uow_factory, geo, clock, policy, read_uow_factory=read_uow_factory,
+            health=health,
+        )  # fmt: skip
         queries = TicketQueries(read_uow_factory)
         roster = RosterService(uow_factory, clock, read_uow_factory=read_uow_factory)
         await roster.seed(settings.operator_user_ids, settings.admin_user_ids)
@@ -138,7 +146,7 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         directory = AgencyDirectory(settings.agencies)
         console_services = _console_services(
             settings, uow_factory, read_uow_factory, geo, clock, health=health,
-            directory=directory,
+            directory=directory, citizen_uow_factory=citizen_uow_factory,
         )  # fmt: skip
         telegram = TelegramDeliverer(
             application.bot, queries, intake, views, settings.operator_chat_id, chats=chats,
@@ -164,7 +172,8 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             *console_services,
             agencies, subscriptions, advisories, StatsService(read_uow_factory, clock, roster),
             QuickReportService(
-                uow_factory, geo, geo if isinstance(geo, CompositeGeocoder) else None, clock,
+                citizen_uow_factory, geo,
+                geo if isinstance(geo, CompositeGeocoder) else None, clock,
                 max_open_tickets=settings.max_open_tickets,
                 default_language=settings.default_language,
             ),
@@ -338,6 +347,7 @@ def _console_services(
     *,
     health: DeliveryHealth,
     directory: AgencyDirectory,
+    citizen_uow_factory: UnitOfWorkFactory | None = None,
 ) -> tuple[ConsoleService, RelayService, QueueService, SlaService]:
     """The operator side: console actions, relay both ways, the queue board, SLA timers."""
     chat = settings.operator_chat_id
@@ -346,7 +356,7 @@ def _console_services(
         read_uow_factory=read_uow_factory,
     )  # fmt: skip
     relay = RelayService(
-        uow_factory, clock, RelayPolicy(
+        citizen_uow_factory or uow_factory, clock, RelayPolicy(
             flood_limit_per_minute=settings.flood_limit_per_minute,
             reopen_window=timedelta(minutes=settings.reopen_window_minutes),
             default_language=settings.default_language, operator_chat_id=chat,

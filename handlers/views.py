@@ -694,6 +694,16 @@ class Views:
         ).format(reference=escape(reference))
         return Text(text + "\n\n" + self.fallback(_))
 
+    def busy(self, language: str) -> Text:
+        """Tells the citizen their last message or tap could not be saved (the database was
+        busy) and must be sent again: never a silent loss."""
+        _ = gettext_for(language)
+        text = _(
+            "⏳ Sorry, we are very busy right now and could <b>not</b> save your last message "
+            "or tap. Please send it again in a few seconds; everything before it is saved."
+        )
+        return Text(text + "\n\n" + self.fallback(_))
+
     # -- the conversation with the operators after submit ---------------------------------
 
     def citizen_status(

@@ -57,6 +57,11 @@ class Geocoder(Protocol):
         ...
 
 
+class StorageBusy(Exception):
+    """The database could not take a write in time: another process holds SQLite's write
+    lock. Nothing of the action was saved; the citizen must be told to send it again."""
+
+
 class PlaceFinder(Protocol):
     """Finds the place named somewhere in a free-text message, offline and at once."""
 

@@ -1,10 +1,13 @@
-"""One-message reports, "did you mean …?" and forged presses, through the real Application."""
+"""One-message reports, "did you mean …?", forged presses and a busy database, through the
+real Application."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from bot.domain.model import Category, IntakeStep, LocationSource, MediaKind
+from bot.services.ports import StorageBusy
 from handlers.context import SERVICES_KEY
 from tests.flow.conftest import OPERATOR_CHAT, Harness
 from tests.flow.steps import own_contact_and_name, submit, tap, wait_button
@@ -180,3 +183,32 @@ async def test_forged_press_in_a_group_does_nothing_to_intake(harness: Harness) 
     assert set(sent) == {"answerCallbackQuery"}  # answered, nothing sent anywhere
     assert harness.telegram.messages_for(OPERATOR_CHAT) == []
     assert await _draft(harness, user.id) is None
+
+
+async def test_citizen_is_told_to_send_again_within_seconds_while_another_process_writes(
+    harness: Harness,
+) -> None:
+    user = harness.telegram.add_user(language_code="id")
+    await user.send_command("start")
+    await user.wait_reply()
+    path = harness.settings.database_url.split(":///", 1)[1]
+    other = sqlite3.connect(path, isolation_level=None)  # another process's write lock
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        await user.send_text("ada kebakaran di pasar johar")
+        reply = await user.wait_reply(timeout=15)
+        elapsed = time.monotonic() - started
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert "tidak</b> tersimpan" in reply.html, reply.html  # told plainly: send it again
+    assert "112" in (reply.text or "")
+    assert elapsed < 6.0, elapsed  # within about 5 s, not after every writer's timeout
+    assert await _draft(harness, user.id) is None  # nothing half-saved
+    assert harness.errors
+    assert all(isinstance(error, StorageBusy) for error in harness.errors), harness.errors
+    harness.errors.clear()  # expected: the busy database reached the error handler
+    await user.send_text("ada kebakaran di pasar johar")  # sent again once the lock is free
+    guess, _ = await wait_button(user, "guessok")
+    assert "Pasar Johar" in (guess.text or "")
