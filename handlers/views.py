@@ -528,25 +528,29 @@ class Views:
 
     @staticmethod
     def _pending_place(location: Location, _: Translate) -> str:
-        """A place found for a one-message report: its name (or the shared pin) and area."""
+        """A place found for the citizen to confirm: its name (or "the location you shared")
+        and its area, the kelurahan said once."""
         if location.source in (LocationSource.GPS, LocationSource.LIVE):
             name = _("the location you shared")
         else:
-            name = escape(_cut(location.display_address or "", 120))
-        if location.area is None:
+            name = escape(_short_name(location))
+        area = location.area
+        if area is None:
             return name
-        area = _("Kel. {kelurahan}, Kec. {kecamatan}").format(
-            kelurahan=escape(location.area.kelurahan_name),
-            kecamatan=escape(location.area.kecamatan_name),
-        )
-        return f"{name} · {area}" if name else area
+        if area.kelurahan_name.lower() in name.lower():
+            where = _("Kec. {kecamatan}").format(kecamatan=escape(area.kecamatan_name))
+        else:
+            where = _("Kel. {kelurahan}, Kec. {kecamatan}").format(
+                kelurahan=escape(area.kelurahan_name), kecamatan=escape(area.kecamatan_name)
+            )
+        return f"{name} · {where}" if name else where
 
     def _suggest_location(self, ticket: Ticket, location: Location, _: Translate) -> list[Reply]:
         """A typed place read with typos: "did you mean …?", never taken without a tap."""
         tid = ticket.id
         place = self._pending_place(location, _)
         text = _("🔎 <b>Did you mean {place}?</b>").format(place=place)
-        name = _cut(location.display_address or "", 40)
+        name = _cut(_short_name(location), 40)
         rows = [
             [self._button(_("✅ Yes, {place}").format(place=name), f"i|{tid}|locok")],
             [self._button(_("✏️ No, let me type it again"), f"i|{tid}|locretry")],
@@ -831,6 +835,11 @@ def _persons_and_details(ticket: Ticket, _: Translate) -> list[str]:
         details = escape(_cut(ticket.details, DETAILS_SHOWN))
         lines.append(_("<b>Details:</b> {details}").format(details=details))
     return lines
+
+
+def _short_name(location: Location) -> str:
+    """The first part of a found place's address ("Pasar Johar", "Kelurahan Bendungan")."""
+    return (location.display_address or "").split(",")[0].strip()
 
 
 def _cut(text: str, limit: int) -> str:

@@ -171,7 +171,8 @@ class QuickReportService:
     def _attach(draft: Ticket, media: tuple[MediaKind, str], caption: str | None) -> Notice:
         if len(draft.media) >= MAX_MEDIA:
             return Notice.MEDIA_FULL
-        draft.media = [*draft.media, Media(kind=media[0], file_id=media[1], caption=caption)]
+        text = caption[:MAX_DETAILS_CHARS] if caption else None
+        draft.media = [*draft.media, Media(kind=media[0], file_id=media[1], caption=text)]
         return Notice.KEPT
 
     def _place_point(
@@ -202,7 +203,7 @@ class QuickReportService:
         if draft.incident_location or draft.pending_location or draft.location_note:
             return
         try:
-            found: GeocodeCandidate | None = self._places.find_landmark(text)
+            found: GeocodeCandidate | None = self._places.find_landmark(text[:PLACE_CHARS])
         except Exception as exc:  # never lose a report to the place finder
             log.warning("finding a place in a message failed: %s", type(exc).__name__)
             return
@@ -269,6 +270,9 @@ class QuickReportService:
             return None
 
 
+#: Characters of a message searched for a place (a place is named early; a long text is
+#: not worth the time of the search).
+PLACE_CHARS = 500
 #: Steps where a message may name the place (before the place is asked or confirmed).
 _PLACE_OPEN_STEPS = (IntakeStep.CATEGORY, IntakeStep.SUBCATEGORY, IntakeStep.GUESS)
 #: Steps recomputed after a kept message (a found place may now wait for its tap); other
