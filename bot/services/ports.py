@@ -65,8 +65,9 @@ class StorageBusy(Exception):
 class PlaceFinder(Protocol):
     """Finds the place named somewhere in a free-text message, offline and at once."""
 
-    def find_landmark(self, text: str) -> GeocodeCandidate | None:
-        """Return the landmark (else main road) the text names, or None."""
+    def find_place(self, text: str) -> GeocodeCandidate | None:
+        """Return the landmark (else main road, else kelurahan or kecamatan) the text names,
+        or None."""
         ...
 
 

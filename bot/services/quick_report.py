@@ -2,7 +2,7 @@
 
 A text, location, photo or voice note sent outside a report starts a draft pre-filled from
 it: the category guessed from the words (``bot.domain.guess``), the place named in the text
-(a landmark or main road, offline), the text itself as the details, the point or the file
+(a landmark, main road or kelurahan, offline), the text itself as the details, the point or the file
 kept. The citizen then sees the guess and confirms or changes it with one tap (step
 ``GUESS``); nothing guessed is ever taken without that tap.
 
@@ -203,14 +203,17 @@ class QuickReportService:
         if draft.incident_location or draft.pending_location or draft.location_note:
             return
         try:
-            found: GeocodeCandidate | None = self._places.find_landmark(text[:PLACE_CHARS])
+            found: GeocodeCandidate | None = self._places.find_place(text[:PLACE_CHARS])
         except Exception as exc:  # never lose a report to the place finder
             log.warning("finding a place in a message failed: %s", type(exc).__name__)
             return
         if found is None or found.area is None:
             return
+        # The rule of a typed address: an area's centre (or a road's) is only approximate.
+        approximate = found.source != "nominatim" and found.confidence < APPROXIMATE_BELOW
         draft.pending_location = Location(
-            lat=found.lat, lon=found.lon, source=LocationSource.GEOCODED,
+            lat=found.lat, lon=found.lon,
+            source=LocationSource.CENTROID if approximate else LocationSource.GEOCODED,
             captured_at=self._clock.now(), address_text=text[:300],
             display_address=found.display_address, area=found.area,
             confidence=found.confidence,
@@ -270,6 +273,8 @@ class QuickReportService:
             return None
 
 
+#: Below this confidence an offline answer is an area's (or road's) centre: approximate.
+APPROXIMATE_BELOW = 0.5
 #: Characters of a message searched for a place (a place is named early; a long text is
 #: not worth the time of the search).
 PLACE_CHARS = 500

@@ -104,6 +104,21 @@ async def test_one_message_report_while_a_draft_is_open_fills_that_draft(
     assert draft.step is IntakeStep.LOCATION
 
 
+async def test_one_message_report_naming_a_kelurahan_offers_it_in_english(
+    harness: Harness,
+) -> None:
+    user = harness.telegram.add_user(language_code="en")
+    await user.send_text("Fallen tree blocking the road in Sampangan")
+    guess, _ = await wait_button(user, "guessok")
+    assert "Fallen tree" in (guess.text or "")
+    assert "Kelurahan Sampangan · Kec. Gajahmungkur" in (guess.text or "")  # said once
+    await tap(user, "guessok")
+    draft = await _draft(harness, user.id)
+    assert draft.category is Category.TREE
+    assert draft.incident_location.area.kelurahan_name == "Sampangan"
+    assert draft.incident_location.source is LocationSource.CENTROID
+
+
 async def test_location_and_photo_outside_a_report_start_a_draft_that_keeps_them(
     harness: Harness,
 ) -> None:

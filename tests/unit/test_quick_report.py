@@ -21,6 +21,10 @@ from tests.unit.console_support import PLEBURAN, Clock, Geocoder, add_ticket
 
 SITI = Actor(5001, 5001, "id")
 JOHAR = GeocodeCandidate(-6.97173, 110.424165, "Pasar Johar", 0.6, "landmark", area=PLEBURAN)
+PLEBURAN_CENTRE = GeocodeCandidate(
+    -6.99, 110.42, "Kelurahan Pleburan, Kecamatan Semarang Selatan", 0.4, "gazetteer",
+    area=PLEBURAN,
+)  # fmt: skip
 
 
 class Places:
@@ -30,10 +34,12 @@ class Places:
         self.calls: list[str] = []
         self.fail = fail
 
-    def find_landmark(self, text: str) -> GeocodeCandidate | None:
+    def find_place(self, text: str) -> GeocodeCandidate | None:
         self.calls.append(text)
         if self.fail:
             raise RuntimeError("index broken")
+        if "pleburan" in text.lower():
+            return PLEBURAN_CENTRE
         return JOHAR if "johar" in text.lower() else None
 
 
@@ -238,3 +244,15 @@ async def test_guess_buttons_of_another_draft_or_step_are_stale(
     assert again.notices == [Notice.STALE_BUTTON]
     assert again.ticket is not None
     assert again.ticket.category is Category.FIRE
+
+
+async def test_area_named_in_the_text_is_offered_as_its_approximate_centre(
+    uow_factory: InMemoryUnitOfWorkFactory,
+) -> None:
+    outcome = await _quick(uow_factory).take(SITI, Incoming(text="banjir di pleburan"))
+    assert outcome.ticket is not None
+    pending = outcome.ticket.pending_location
+    assert pending is not None
+    assert pending.source is LocationSource.CENTROID  # the summary says "(approximate)"
+    assert pending.area == PLEBURAN
+    assert pending.confidence == 0.4
