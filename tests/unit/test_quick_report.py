@@ -151,6 +151,24 @@ async def test_shared_location_outside_report_is_offered_after_the_category(
     assert confirmed.ticket.reporter_location == confirmed.ticket.incident_location
 
 
+class FailingReverse(Geocoder):
+    """The address lookup of a point is down (the area comes from local polygons)."""
+
+    async def reverse(self, lat: float, lon: float, *, language: str = "id") -> str | None:
+        raise TimeoutError("nominatim down")
+
+
+async def test_shared_location_is_kept_when_its_address_lookup_fails(
+    uow_factory: InMemoryUnitOfWorkFactory,
+) -> None:
+    quick = QuickReportService(uow_factory, FailingReverse(), Places(), Clock())
+    outcome = await quick.take(SITI, Incoming(point=SharedPoint(-6.99, 110.42)))
+    assert outcome.ticket is not None
+    assert outcome.ticket.pending_location is not None
+    assert outcome.ticket.pending_location.area == PLEBURAN
+    assert outcome.ticket.pending_location.display_address is None
+
+
 async def test_location_outside_the_city_is_kept_as_where_the_citizen_is(
     uow_factory: InMemoryUnitOfWorkFactory,
 ) -> None:
