@@ -289,6 +289,8 @@ class Views:
                 return _("Please type your name (2 to 80 characters, with letters).")
             case Notice.DETAIL_ADDED:
                 return _("✅ Added to your report.")
+            case Notice.KEPT:
+                return _("✅ Kept in your report.")
             case Notice.DETAILS_FULL:
                 return _(
                     "Your description has reached its maximum length and was shortened. You can "
@@ -412,7 +414,7 @@ class Views:
         lines.append(self.fallback(_))
         return Text("\n\n".join(lines), ReplyKeyboardRemove())
 
-    def _prompt(
+    def _prompt(  # noqa: PLR0912 - one case per step reads best
         self, ticket: Ticket, outcome: Outcome, _: Translate, *, change_identity: bool
     ) -> list[Reply]:
         step = ticket.step
@@ -433,6 +435,10 @@ class Views:
             back = self._button(_("⬅️ Back"), f"i|{tid}|back")
             text = _("Which one fits best?")
             return [Text(text, InlineKeyboardMarkup([*rows, [back, cancel]]))]
+        if step is IntakeStep.GUESS:
+            return [self._guess(ticket, _)]
+        if step is IntakeStep.LOCATION_SUGGEST and ticket.pending_location is not None:
+            return self._suggest_location(ticket, ticket.pending_location, _)
         if step is IntakeStep.LOCATION:
             text = _(
                 "📍 <b>Where is the emergency?</b>\nTap «📍 Share my location» below, or type "
@@ -499,6 +505,57 @@ class Views:
                 location.lat, location.lon, title[:100], address[:200], InlineKeyboardMarkup(rows)
             ),
         ]
+
+    def _guess(self, ticket: Ticket, _: Translate) -> Text:
+        """A one-message report read back: the guessed category (and place), one tap."""
+        tid = ticket.id
+        lines = [_("🆘 <b>Is this what happened?</b>")]
+        if ticket.category:
+            category = _(CATEGORY_LABELS[ticket.category])
+            lines.append(_("<b>What:</b> {category}").format(category=category))
+        rows = [[self._button(_("✅ Yes, that's right"), f"i|{tid}|guessok")]]
+        rows.append([self._button(_("✏️ Another type"), f"i|{tid}|guesscat")])
+        pending = ticket.pending_location
+        if pending is not None:
+            lines.append(_("<b>Where:</b> {place}").format(place=self._pending_place(pending, _)))
+            rows.append([self._button(_("✏️ Another place"), f"i|{tid}|guessplace")])
+        if ticket.details:
+            details = escape(_cut(ticket.details, 300))
+            lines.append(_("<b>Details:</b> {details}").format(details=details))
+        lines.append(_("Tap «✅ Yes» if that is right, or change it."))
+        rows.append([self._button(_("✖️ Cancel report"), f"i|{tid}|cancel")])
+        return Text("\n".join(lines), InlineKeyboardMarkup(rows))
+
+    @staticmethod
+    def _pending_place(location: Location, _: Translate) -> str:
+        """A place found for the citizen to confirm: its name (or "the location you shared")
+        and its area, the kelurahan said once."""
+        if location.source in (LocationSource.GPS, LocationSource.LIVE):
+            name = _("the location you shared")
+        else:
+            name = escape(_short_name(location))
+        area = location.area
+        if area is None:
+            return name
+        if area.kelurahan_name.lower() in name.lower():
+            where = _("Kec. {kecamatan}").format(kecamatan=escape(area.kecamatan_name))
+        else:
+            where = _("Kel. {kelurahan}, Kec. {kecamatan}").format(
+                kelurahan=escape(area.kelurahan_name), kecamatan=escape(area.kecamatan_name)
+            )
+        return f"{name} · {where}" if name else where
+
+    def _suggest_location(self, ticket: Ticket, location: Location, _: Translate) -> list[Reply]:
+        """A typed place read with typos: "did you mean …?", never taken without a tap."""
+        tid = ticket.id
+        place = self._pending_place(location, _)
+        text = _("🔎 <b>Did you mean {place}?</b>").format(place=place)
+        name = _cut(_short_name(location), 40)
+        rows = [
+            [self._button(_("✅ Yes, {place}").format(place=name), f"i|{tid}|locok")],
+            [self._button(_("✏️ No, let me type it again"), f"i|{tid}|locretry")],
+        ]
+        return [Text(text, InlineKeyboardMarkup(rows))]
 
     def _phone_prompt(
         self, outcome: Outcome, _: Translate, *, change_identity: bool
@@ -641,6 +698,16 @@ class Views:
         ).format(reference=escape(reference))
         return Text(text + "\n\n" + self.fallback(_))
 
+    def busy(self, language: str) -> Text:
+        """Tells the citizen their last message or tap could not be saved (the database was
+        busy) and must be sent again: never a silent loss."""
+        _ = gettext_for(language)
+        text = _(
+            "⏳ Sorry, we are very busy right now and could <b>not</b> save your last message "
+            "or tap. Please send it again in a few seconds; everything before it is saved."
+        )
+        return Text(text + "\n\n" + self.fallback(_))
+
     # -- the conversation with the operators after submit ---------------------------------
 
     def citizen_status(
@@ -768,6 +835,11 @@ def _persons_and_details(ticket: Ticket, _: Translate) -> list[str]:
         details = escape(_cut(ticket.details, DETAILS_SHOWN))
         lines.append(_("<b>Details:</b> {details}").format(details=details))
     return lines
+
+
+def _short_name(location: Location) -> str:
+    """The first part of a found place's address ("Pasar Johar", "Kelurahan Bendungan")."""
+    return (location.display_address or "").split(",")[0].strip()
 
 
 def _cut(text: str, limit: int) -> str:
