@@ -19,13 +19,13 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from tests.harness.botapi_model import (
+from bot.double.botapi_model import (
     ApiCall,
     BotApiModel,
     ChatState,
     StoredMessage,
 )
-from tests.harness.flood import (
+from bot.double.flood import (
     GROUP_WINDOW,
     OVERALL_WINDOW,
     FloodControl,
@@ -33,7 +33,7 @@ from tests.harness.flood import (
     FloodStats,
     Window,
 )
-from tests.harness.updates import JSON, SIMPANG_LIMA, UpdateFactory, user_dict
+from bot.double.updates import JSON, SIMPANG_LIMA, UpdateFactory, user_dict
 
 _user_ids = itertools.count(700_000_001)
 
