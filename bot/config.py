@@ -117,6 +117,9 @@ class Settings:
     sla_idle_claim_minutes: int = 10
     reopen_window_minutes: int = 30
     rate_paid_broadcast_per_second: int | None = None
+    demo_mode: bool = False
+    """Exercise mode (``DEMO_MODE``, set by ``siaga112 demo``): every ticket carries the
+    disposition ``test`` and a visible "LATIHAN / EXERCISE" mark."""
     """Paid broadcasting (``allow_paid_broadcast``, up to 1000/s, billed in Stars): advisory
     copies are sent as paid broadcasts at this rate; None: off (the broadcast cap applies)."""
 
@@ -461,4 +464,5 @@ def load_settings(
             "REOPEN_WINDOW_MINUTES", get("REOPEN_WINDOW_MINUTES", "30"), int, 0
         ),
         rate_paid_broadcast_per_second=paid,
+        demo_mode=_switch("DEMO_MODE", get("DEMO_MODE", "off")),
     )
