@@ -106,7 +106,7 @@ class AgencyViews:
             )
         )
         category = (
-            f"{_(CATEGORY_LABELS[ticket.category])} ({ticket.category.value})"
+            f"{escape(_(CATEGORY_LABELS[ticket.category]))} ({ticket.category.value})"
             if ticket.category
             else "—"
         )

@@ -276,7 +276,7 @@ class OperatorViews:
                 )
             )
         category = (
-            f"{_(CATEGORY_LABELS[ticket.category])} ({ticket.category.value})"
+            f"{escape(_(CATEGORY_LABELS[ticket.category]))} ({ticket.category.value})"
             if ticket.category
             else "—"
         )

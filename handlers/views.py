@@ -213,7 +213,7 @@ class Views:
         if not outcome.open_tickets:
             lines.append(_("You have not sent any report yet."))
         for ticket in outcome.open_tickets:
-            category = _(CATEGORY_LABELS[ticket.category]) if ticket.category else "—"
+            category = escape(_(CATEGORY_LABELS[ticket.category])) if ticket.category else "—"
             lines.append(
                 _("• <b>{ref}</b> · {category}\n   {status} · {time}").format(
                     ref=escape(ticket.ref or "—"),
@@ -591,7 +591,9 @@ class Views:
         lines = [_("📋 <b>Please check your report</b>")]
         if ticket.category:
             lines.append(
-                _("<b>What:</b> {category}").format(category=_(CATEGORY_LABELS[ticket.category]))
+                _("<b>What:</b> {category}").format(
+                    category=escape(_(CATEGORY_LABELS[ticket.category]))
+                )
             )
         lines.append(_("<b>Where:</b> {place}").format(place=self._place(ticket, _)))
         lines.append(
