@@ -293,6 +293,17 @@ class SimUser:
             self.telegram.updates.text(self.user, text, **self._where(chat_id, thread_id))
         )
 
+    async def send_content(
+        self, content: JSON, *, chat_id: int | None = None, thread_id: int | None = None
+    ) -> JSON:
+        """Sends a message of any content, e.g. a photo whose file was registered with real
+        bytes through ``model.new_file`` (the demo console's upload)."""
+        return await self._deliver_message(
+            self.telegram.updates.message_update(
+                self.telegram.updates.message(self.user, content, **self._where(chat_id, thread_id))
+            )
+        )
+
     async def send_command(
         self,
         command: str,
