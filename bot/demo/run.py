@@ -31,9 +31,7 @@ def _port_taken(error: OSError) -> bool:
     return error.errno in (errno.EADDRINUSE, errno.EACCES)
 
 
-async def run_demo(
-    *, port: int, scenario: str | None, database: Path, agency: str = "BPBD"
-) -> int:
+async def run_demo(*, port: int, scenario: str | None, database: Path, agency: str = "BPBD") -> int:
     """Runs the demo; returns the exit code (1 with one line when the port is taken)."""
     _logging()
     try:
