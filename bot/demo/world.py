@@ -39,8 +39,12 @@ OPERATORS = (Person(9100001, "Dewi", "(operator)"), Person(9100002, "Budi", "(op
 """The roster (``OPERATOR_USER_IDS``); the console types as either."""
 AGENCY_MEMBER = Person(9200001, "Petugas", "(agency)")
 
-PASSED_THROUGH = ("DEFAULT_LANGUAGE", "TIMEZONE", "LOG_LEVEL", "EMERGENCY_PHONE")
-"""Settings a demo takes from the environment (display only, never where data goes)."""
+PASSED_THROUGH = (
+    "DEFAULT_LANGUAGE", "TIMEZONE", "LOG_LEVEL", "EMERGENCY_PHONE",
+    "TELEGRAM_RATE_PRIVATE_BURST", "TELEGRAM_RATE_PRIVATE_PER_SECOND",
+    "SLA_REALERT_SECONDS", "SLA_ESCALATE_SECONDS",
+)  # fmt: skip
+"""Settings a demo takes from the environment: display and pace, never where data goes."""
 
 
 def demo_agencies_file(directory: Path, agency: str) -> Path:
