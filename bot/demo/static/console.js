@@ -286,23 +286,24 @@ async function loadMap() {
   state.map = await (await fetch("/api/map")).json();
   const root = svg("svg", { viewBox: `0 0 ${state.map.width} ${state.map.height}`, id: "citymap", preserveAspectRatio: "xMidYMid meet" });
   const areas = svg("g", { id: "areas" });
-  const borders = svg("g");
   const labels = svg("g");
+  // Kelurahan filled by their kecamatan (the kecamatan polygons are coarser: not drawn).
+  const palette = ["#f3e9c6", "#dfeccb", "#f6dccb", "#d8e6f0", "#eadcf0", "#f0e0d8", "#d9efe6", "#efe9d8"];
   for (const area of state.map.areas) {
     if (area.level === "kelurahan") {
-      const path = svg("path", { d: area.d, class: "kel", "data-code": area.code });
+      const kecamatan = Number(area.code.split(".")[2]);
+      const path = svg("path", { d: area.d, class: "kel", "data-code": area.code, fill: palette[kecamatan % palette.length] });
       const title = svg("title");
       title.textContent = area.name;
       path.append(title);
       areas.append(path);
     } else {
-      borders.append(svg("path", { d: area.d, class: "kec" }));
       const label = svg("text", { x: area.label[0], y: area.label[1], class: "label" });
       label.textContent = area.name;
       labels.append(label);
     }
   }
-  root.append(areas, borders, labels, svg("g", { id: "ticket-points" }), svg("g", { id: "pins" }));
+  root.append(areas, labels, svg("g", { id: "pins" }), svg("g", { id: "ticket-points" }));
   root.addEventListener("click", onMapClick);
   $("map").replaceChildren(root);
   if (state.data) drawTickets(state.data.tickets);
@@ -326,7 +327,7 @@ function showPin(lat, lon) {
   const layer = document.getElementById("pins");
   if (!layer) return;
   const [x, y] = project(lon, lat);
-  layer.replaceChildren(svg("circle", { cx: x, cy: y, r: 6, class: "pin" }));
+  layer.replaceChildren(svg("circle", { cx: x, cy: y, r: 12, class: "pin" }));
 }
 
 function startPicking() {
