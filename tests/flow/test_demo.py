@@ -205,6 +205,18 @@ async def test_a_report_claimed_and_answered_in_the_console_reaches_the_citizen_
     assert not any("penelepon tenang" in t for t in citizen)  # the note stays internal
     assert state["tickets"][0]["status"] == "claimed"
     assert state["tickets"][0]["claimed_by"] == "Budi (operator)"
+    # A command in General: the queue as a reply, naming the claimer.
+    await console.post("operator/send", {"text": "/queue"})
+    await console.until(
+        lambda s: any(
+            m["thread"] is None
+            and m["bot"]
+            and not m["pinned"]
+            and ref in m["text"]
+            and "Budi" in m["text"]
+            for m in _messages(s, "operators")
+        )
+    )
     # Resolved with "emergency handled": an exercise is stored as a test all the same.
     await console.press("operators", "o|resolve|")
     await console.press("operators", f"|{Disposition.EMERGENCY.value}")
