@@ -213,6 +213,8 @@ class DemoConsole:
         self.environ = dict(os.environ if environ is None else environ)
         self.host = host
         self.port = port
+        self.answer_timeout = 10.0
+        """Seconds the console waits for the bot's answer it needs (the language menu)."""
         self.world: World | None = None
         self.scenario: asyncio.Task[None] | None = None
         self.scenario_progress: JSON = {}
@@ -355,6 +357,11 @@ class DemoConsole:
                 return self._error("that button is no longer on screen", 409)
             except (KeyError, TypeError, ValueError) as bad:
                 return self._error(f"bad request: {bad}")
+            except TimeoutError:
+                return self._error("the bot did not answer in time; try again", 504)
+            except Exception as failure:  # the page must get an answer it can show
+                log.exception("console action failed")
+                return self._error(f"the demo failed: {type(failure).__name__}", 500)
             return web.json_response({"ok": True, **result})
 
         return handle
@@ -543,7 +550,7 @@ class DemoConsole:
             w.CITIZEN_ID,
             lambda m: any(b.get("callback_data") == data for b in m.inline_buttons),
             after=int(sent["message_id"]),
-            timeout=10,
+            timeout=self.answer_timeout,
         )
         query = await citizen.press(data, menu)
         world.presses[str(query["id"])] = "citizen"

@@ -7,7 +7,10 @@ on a free port) and acts only through the console's JSON API, as the browser doe
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from bot.geo import load_gazetteer
 from storage.db import create_engine, session_factory
 from storage.uow import SqlUnitOfWorkFactory
 
+ROOT = Path(__file__).resolve().parents[2]
 JSON = dict[str, Any]
 FAST = {"TELEGRAM_RATE_PRIVATE_BURST": "100", "TELEGRAM_RATE_PRIVATE_PER_SECOND": "100"}
 """Machine-speed taps: the private-chat pace would only slow the test (the demo's default
@@ -369,3 +373,77 @@ async def test_demo_says_so_in_one_line_when_the_port_is_taken(
     assert "--port" in err
     assert "Traceback" not in err
     assert not (tmp_path / "demo.db").exists()  # nothing started
+
+
+async def test_a_bot_that_does_not_answer_or_an_action_that_crashes_gets_a_json_error(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo = console.demo
+    assert demo.world is not None
+    await console.post("citizen/send", {"text": "/start"})
+    await console.until(lambda s: _button(s, "citizen", "m|report"))
+    demo.answer_timeout = 0.5
+    demo.world.fake.fail_next("sendMessage", 400, description="Bad Request: injected", count=3)
+    timeout = await console.post("citizen/language", {"language": "en"}, 504)
+    assert timeout["error"] == "the bot did not answer in time; try again"
+
+    async def boom(**_: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(demo.world.citizen, "share_contact", boom)
+    crashed = await console.post("citizen/contact", {}, 500)
+    assert crashed["error"] == "the demo failed: RuntimeError"
+    await console.post("citizen/send", {"text": "/start"})  # and the demo goes on
+    await console.until(lambda s: len([m for m in _messages(s, "citizen") if m["bot"]]) >= 2)
+
+
+async def test_scenario_starts_from_the_console_once_at_a_time_and_shows_progress(
+    console: Console,
+) -> None:
+    await console.post("scenario", {"name": "flood"})
+    again = await console.post("scenario", {"name": "flood"}, 409)
+    assert again["error"] == "a scenario is already running"
+    state = await console.until(lambda s: s["scenario"].get("total") and s)
+    assert state["scenario"]["name"] == "flood"
+    assert state["scenario"]["total"] == 40
+    assert state["scenario"]["running"] is True
+    await console.until(lambda s: s["tickets"], within=30)  # the first reports arrive
+    await console.post("reset")  # stops the scenario and starts over
+    state = await console.state()
+    assert state["scenario"]["running"] is False
+    assert state["tickets"] == []
+
+
+async def test_console_script_runs_the_demo_until_sigterm_in_its_own_database(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    env["DATABASE_URL"] = "postgresql+asyncpg://nobody@127.0.0.1:1/never"  # must not be used
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "demo", "--port", str(port), cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        assert f"http://127.0.0.1:{port}/" in line
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/api/state") as response,
+        ):
+            state = await response.json()
+        assert state["operators"]["title"] == w.OPERATORS_TITLE
+        assert (tmp_path / "siaga112-demo.db").exists()
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 15)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    _, err = await process.communicate()
+    assert code == 0, err.decode()
+    assert "Traceback" not in err.decode()
