@@ -41,16 +41,20 @@ async def run_demo(*, port: int, scenario: str | None, database: Path, agency: s
         return EXIT_FAILURE
     try:
         await console.start()
-    except OSError as error:
+    except Exception as error:
         await console.stop()
-        if _port_taken(error):
+        if isinstance(error, OSError) and _port_taken(error):
             print(
                 f"siaga112: demo: port {port} on 127.0.0.1 is already in use; "
                 f"choose another with --port (e.g. --port {port + 1})",
                 file=sys.stderr,
             )
-            return EXIT_FAILURE
-        raise
+        else:
+            logging.getLogger(__name__).debug("the demo did not start", exc_info=True)
+            said = (str(error).splitlines() or [""])[0]  # SQLAlchemy adds a line of links
+            name = type(error).__name__
+            print(f"siaga112: demo: could not start: {name}: {said}", file=sys.stderr)
+        return EXIT_FAILURE
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

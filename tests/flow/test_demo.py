@@ -447,3 +447,15 @@ async def test_console_script_runs_the_demo_until_sigterm_in_its_own_database(
     _, err = await process.communicate()
     assert code == 0, err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_demo_says_why_in_one_line_when_its_database_cannot_be_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "no-such-directory" / "demo.db"
+    code = await run_demo(port=0, scenario=None, database=database)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("siaga112: demo: could not start: ")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
