@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from bot.app import build_application
 from bot.config import load_settings
+from bot.double.fake_bot_api import FakeBotApi
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
-from tests.harness.fake_bot_api import FakeBotApi
 from tests.integration import builders as b
 from tests.webhook_receiver import WebhookReceiver
 

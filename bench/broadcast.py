@@ -41,13 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from sqlalchemy import insert
 
 from bot.config import load_settings
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.updates import user_dict
 from storage.db import create_engine
 from storage.migrate import upgrade
 from storage.models import CitizenRow
 from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
 from tests.flow.steps import tap
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.updates import user_dict
 
 ADMIN = 9001
 FIRST_SUBSCRIBER = 100_000_000

@@ -52,13 +52,13 @@ from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot.app import build_application
 from bot.config import load_settings
+from bot.double.botapi_model import BotApiModel, StoredMessage
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.simulated import SimUser
 from bot.loop import new_event_loop
 from bot.services.intake import Notice
 from handlers.context import SERVICES_KEY
 from storage.db import create_engine
-from tests.harness.botapi_model import BotApiModel, StoredMessage
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.simulated import SimUser
 
 OPERATOR_CHAT = -1001234567890
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

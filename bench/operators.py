@@ -37,10 +37,10 @@ import surge  # bench/surge.py
 
 from bot.app import build_application
 from bot.config import load_settings
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.simulated import SimUser
 from handlers.context import SERVICES_KEY
 from tests.flow.steps import full_gps_report
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.simulated import SimUser
 
 OPERATOR_CHAT = bench.OPERATOR_CHAT
 OPERATOR_ID = 777000111

@@ -45,9 +45,9 @@ import intake as bench  # bench/intake.py
 
 from bot.app import build_application
 from bot.config import load_settings
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.flood import PRIVATE_WINDOW
 from handlers.context import SERVICES_KEY
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.flood import PRIVATE_WINDOW
 
 OPERATOR_CHAT = bench.OPERATOR_CHAT
 OPERATOR_ID = 777000111

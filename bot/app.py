@@ -127,6 +127,7 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             local_zone=settings.timezone,
             default_language=settings.default_language,
             operator_chat_id=settings.operator_chat_id,
+            exercise=settings.demo_mode,
             separate_pin=False,  # the card carries the place (a map link, a pin on demand)
         )
         health = DeliveryHealth()

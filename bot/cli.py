@@ -113,6 +113,23 @@ def _parser() -> argparse.ArgumentParser:
         "--with-personal-data", action="store_true",
         help="add names, phone numbers and locations (recorded in the audit log)",
     )  # fmt: skip
+    demo = commands.add_parser(
+        "demo",
+        help="try it without a token: the real bot against the built-in Bot API double, "
+        "with a browser console (loopback only; exercise tickets)",
+    )
+    demo.add_argument("--port", type=int, default=8080, help="console port on 127.0.0.1 (8080)")
+    demo.add_argument(
+        "--scenario", choices=["flood"], help="replay a scripted surge (flood: 40 reports "
+        "in two minutes across the northern kecamatan)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--database", default="siaga112-demo.db", type=Path,
+        help="the demo's own SQLite file, deleted by «reset demo» (siaga112-demo.db)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--agency", default="BPBD", help="agency (code in the agencies file) with a group (BPBD)"
+    )
     return parser
 
 
@@ -130,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_SETTINGS
+    if args.command == "demo":
+        return _demo(args)
     try:
         settings = load_settings()
         configure_logging(settings)
@@ -171,6 +190,23 @@ def _unreachable(error: Exception, settings: Settings) -> str | None:
     if said is None:
         return None
     return f"{said}; check the network (or proxy) and TELEGRAM_API_BASE_URL"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """``siaga112 demo``: its own settings (``bot.demo.world``): a production ``.env`` or
+    ``DATABASE_URL`` is never read, so a demo cannot touch real data."""
+    from bot.demo.run import run_demo  # noqa: PLC0415 - keeps --help fast
+
+    try:
+        return asyncio.run(
+            run_demo(port=args.port, scenario=args.scenario, database=args.database,
+                     agency=args.agency)
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        return 0
+    except SettingsError as exc:
+        print(f"siaga112: demo: {exc.variable}: {exc.problem}", file=sys.stderr)
+        return EXIT_SETTINGS
 
 
 async def _upgrade(settings: Settings) -> None:

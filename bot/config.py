@@ -125,6 +125,9 @@ class Settings:
     rate_paid_broadcast_per_second: int | None = None
     """Paid broadcasting (``allow_paid_broadcast``, up to 1000/s, billed in Stars): advisory
     copies are sent as paid broadcasts at this rate; None: off (the broadcast cap applies)."""
+    demo_mode: bool = False
+    """Exercise mode (``DEMO_MODE``, set by ``siaga112 demo``): every ticket carries the
+    disposition ``test`` and a visible "LATIHAN / EXERCISE" mark."""
 
     def require_token(self) -> str:
         """Return the bot token or raise SettingsError naming TELEGRAM_BOT_TOKEN."""
@@ -469,6 +472,7 @@ def load_settings(
         ),
         rate_paid_broadcast_per_second=paid,
         telegram_webhook_secret=_webhook_secret(get("TELEGRAM_WEBHOOK_SECRET")),
+        demo_mode=_switch("DEMO_MODE", get("DEMO_MODE", "off")),
     )
 
 

@@ -19,7 +19,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.config import AgencyConfig, Settings
 from bot.domain.handoff import ETA_CHOICES, AgencyStep, DeclineReason
-from bot.domain.model import Assignment, Citizen, Location, Ticket
+from bot.domain.model import EXERCISE_MARK, Assignment, Citizen, Location, Ticket, is_exercise
 from bot.i18n import N_, Translate, gettext_for
 from bot.services.agencies import AgencyResult, AgencyStatus
 from handlers.views import CATEGORY_LABELS
@@ -99,13 +99,14 @@ class AgencyViews:
         """The ticket as the agency needs it, with the buttons its progress allows."""
         _ = gettext_for(self.language)
         sent = ticket.submitted_at or ticket.created_at
-        lines = [
+        lines = [f"<b>{EXERCISE_MARK}</b>"] if is_exercise(ticket) else []
+        lines.append(
             _("🚨 <b>{ref}</b> · for {agency} · reported {time}").format(
                 ref=escape(ticket.ref or ""), agency=escape(agency.name), time=self._clock(sent)
             )
-        ]
+        )
         category = (
-            f"{_(CATEGORY_LABELS[ticket.category])} ({ticket.category.value})"
+            f"{escape(_(CATEGORY_LABELS[ticket.category]))} ({ticket.category.value})"
             if ticket.category
             else "—"
         )

@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.domain.handoff import DeclineReason
 from bot.domain.lifecycle import Action, actions_for
 from bot.domain.model import (
+    EXERCISE_MARK,
     Assignment,
     AssignmentChannel,
     Category,
@@ -31,6 +32,7 @@ from bot.domain.model import (
     Ticket,
     TicketEvent,
     TicketStatus,
+    is_exercise,
 )
 from bot.i18n import N_, Translate, gettext_for
 from bot.services.console import ConsoleResult, ConsoleStatus
@@ -177,7 +179,11 @@ class OperatorViews:
         language: str,
         agencies: Sequence[tuple[str, str]] = (),
         agency_phones: Mapping[str, str] | None = None,
+        *,
+        exercise: bool = False,
     ) -> None:
+        self.exercise = exercise
+        """Exercise mode (``DEMO_MODE``): the queue board carries the exercise mark."""
         self.zone = zone
         self.phone = phone
         self.language = language
@@ -196,6 +202,7 @@ class OperatorViews:
             settings.default_language,
             [(agency.code, agency.name) for agency in settings.agencies],
             {agency.code: agency.phone for agency in settings.agencies if agency.phone},
+            exercise=settings.demo_mode,
         )
 
     @property
@@ -223,6 +230,8 @@ class OperatorViews:
         area = location.area if location else None
         place = area.kecamatan_name if area else self._("place unknown")
         name = f"{category_emoji(ticket)} {ticket.ref or ticket.id} · {place}"
+        if is_exercise(ticket):
+            name = f"🧪 LATIHAN · {name}"
         return name[:MAX_TOPIC_NAME]
 
     @staticmethod
@@ -253,7 +262,7 @@ class OperatorViews:
                 ref=escape(ticket.ref or ""),
                 time=self.local_time(ticket.submitted_at or ticket.created_at),
             )
-        lines = [head]
+        lines = [f"<b>{EXERCISE_MARK}</b>", head] if is_exercise(ticket) else [head]
         if ticket.silent:
             lines.append(
                 _("🤫 <b>SILENT MODE — the caller cannot speak safely. Do NOT call; chat only.</b>")
@@ -267,7 +276,7 @@ class OperatorViews:
                 )
             )
         category = (
-            f"{_(CATEGORY_LABELS[ticket.category])} ({ticket.category.value})"
+            f"{escape(_(CATEGORY_LABELS[ticket.category]))} ({ticket.category.value})"
             if ticket.category
             else "—"
         )
@@ -627,6 +636,8 @@ class OperatorViews:
         head = _("📋 <b>Queue</b> · {open} open, {unclaimed} unclaimed · {time}").format(
             open=len(board.entries), unclaimed=board.unclaimed, time=self.local_time(board.at)
         )
+        if self.exercise:
+            head = f"<b>{EXERCISE_MARK}</b>\n{head}"
         if not board.entries:
             return head + "\n" + _("No open tickets.")
         lines = [self._board_line(entry, _) for entry in board.entries]

@@ -23,6 +23,7 @@ from telegram import (
 from bot.config import Settings
 from bot.domain.model import (
     CATEGORY_GROUPS,
+    EXERCISE_MARK,
     Category,
     CategoryGroup,
     Citizen,
@@ -31,6 +32,7 @@ from bot.domain.model import (
     LocationSource,
     Ticket,
     TicketStatus,
+    is_exercise,
 )
 from bot.domain.rules import MAX_MEDIA
 from bot.i18n import N_, Translate, gettext_for
@@ -123,6 +125,8 @@ class Views:
         self.zone: ZoneInfo = settings.timezone
         self.timeout_minutes = settings.intake_timeout_minutes
         self.operator_language = settings.default_language
+        self.exercise = settings.demo_mode
+        """Exercise mode (``DEMO_MODE``): the greeting carries the exercise mark."""
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -160,7 +164,8 @@ class Views:
         """The /start greeting with the privacy notice and the menu."""
         _ = gettext_for(citizen.language)
         text = "\n\n".join(
-            [
+            ([f"<b>{EXERCISE_MARK}</b>"] if self.exercise else [])
+            + [
                 _("🆘 <b>Siaga112 — Call Center 112 Kota Semarang</b>"),
                 _(
                     "Report an emergency here by chat: what happened, where, and who you are. "
@@ -208,7 +213,7 @@ class Views:
         if not outcome.open_tickets:
             lines.append(_("You have not sent any report yet."))
         for ticket in outcome.open_tickets:
-            category = _(CATEGORY_LABELS[ticket.category]) if ticket.category else "—"
+            category = escape(_(CATEGORY_LABELS[ticket.category])) if ticket.category else "—"
             lines.append(
                 _("• <b>{ref}</b> · {category}\n   {status} · {time}").format(
                     ref=escape(ticket.ref or "—"),
@@ -382,12 +387,13 @@ class Views:
     def _submitted(self, ticket: Ticket, _: Translate, *, queued: bool = False) -> Text:
         """The confirmation; ``queued`` while operator cards cannot be delivered (never
         promise that an operator is reading what they cannot see yet)."""
-        lines = [
+        lines = [f"<b>{EXERCISE_MARK}</b>"] if is_exercise(ticket) else []
+        lines.append(
             _("✅ Your report <b>{ref}</b> was received at {time}.").format(
                 ref=escape(ticket.ref or ""),
                 time=self.local_time(ticket.submitted_at or ticket.created_at),
             )
-        ]
+        )
         if queued:
             lines.append(
                 _(
@@ -642,7 +648,9 @@ class Views:
         lines = [_("📋 <b>Please check your report</b>")]
         if ticket.category:
             lines.append(
-                _("<b>What:</b> {category}").format(category=_(CATEGORY_LABELS[ticket.category]))
+                _("<b>What:</b> {category}").format(
+                    category=escape(_(CATEGORY_LABELS[ticket.category]))
+                )
             )
         lines.append(_("<b>Where:</b> {place}").format(place=self._place(ticket, _)))
         lines.append(
@@ -761,6 +769,8 @@ class Views:
             markup = self.menu(_)
         else:
             text = _("ℹ️ There is news about your report <b>{ref}</b>.").format(ref=ref)
+        if is_exercise(ticket):
+            text = f"<b>{EXERCISE_MARK}</b>\n{text}"
         return Text(text + "\n\n" + self.fallback(_), markup)
 
     def citizen_relay_header(

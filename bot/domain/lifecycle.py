@@ -150,6 +150,8 @@ def apply(
     agency does not move ``dispatched_at``). Raises TransitionError when refused.
     """
     to = next_status(ticket.status, action)
+    if ticket.disposition is Disposition.TEST and action in (A.RESOLVE, A.REOPEN, A.REQUEUE):
+        disposition = Disposition.TEST  # an exercise stays an exercise (``is_exercise``)
     if action is A.RESOLVE and disposition is None:
         raise TransitionError(ticket.status, action, Refusal.NEEDS_DISPOSITION)
     if eta_minutes is not None and not 1 <= eta_minutes <= MAX_ETA_MINUTES:
@@ -174,7 +176,7 @@ def apply(
     elif action in (A.RELEASE, A.REQUEUE):
         _back_to_queue(t, now)
     if action in (A.REOPEN, A.REQUEUE):
-        t.disposition = None
+        t.disposition = disposition if disposition is Disposition.TEST else None
         t.resolved_at = t.closed_at = None
         t.reopened_count += 1
     return t

@@ -96,6 +96,16 @@ class Disposition(StrEnum):
     TEST = "test"
 
 
+EXERCISE_MARK = "🧪 LATIHAN / EXERCISE"
+"""Shown on everything about an exercise ticket (disposition ``test`` from its creation, as in
+``siaga112 demo``), in both languages at once so it is never mistaken for a real emergency."""
+
+
+def is_exercise(ticket: Ticket) -> bool:
+    """Whether the ticket is an exercise: it carries the disposition ``test``."""
+    return ticket.disposition is Disposition.TEST
+
+
 class IntakeStep(StrEnum):
     """Named states of the citizen intake conversation (stored on the draft)."""
 

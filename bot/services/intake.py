@@ -20,6 +20,7 @@ from bot.domain.model import (
     Category,
     CategoryGroup,
     Citizen,
+    Disposition,
     GeocodeCandidate,
     IntakeStep,
     Location,
@@ -85,6 +86,8 @@ class IntakePolicy:
     default_language: str = "id"
     operator_chat_id: int | None = None
     """The operators' chat, whose queue board a submit updates."""
+    exercise: bool = False
+    """Exercise mode (``DEMO_MODE``): every new ticket carries the disposition ``test``."""
     separate_pin: bool = True
     """Queue the location pin as its own row after the card; False when the edge's card
     carries the location itself (the pin merged into the card)."""
@@ -204,6 +207,7 @@ class IntakeService:
                     language=citizen.language,
                     created_at=now,
                     updated_at=now,
+                    disposition=Disposition.TEST if self._policy.exercise else None,
                 )
             )
             await self._event(uow, draft, "draft_started", to_status=TicketStatus.DRAFT)

@@ -15,11 +15,11 @@ import pytest_asyncio
 
 from bot.app import build_application, build_rate_limiter
 from bot.config import Settings, load_settings
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.flood import OVERALL_WINDOW, PRIVATE_WINDOW, FloodLimits, Window
 from bot.services.governor import RateGovernor
 from handlers.context import SERVICES_KEY, SiagaApplication
 from handlers.ratelimit import GovernedRateLimiter
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.flood import OVERALL_WINDOW, PRIVATE_WINDOW, FloodLimits, Window
 
 OPERATOR_CHAT = -1001234567890
 GROUP_SECONDS = 3.0

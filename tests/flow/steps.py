@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from tests.harness.botapi_model import StoredMessage
-from tests.harness.simulated import SimUser
+from bot.double.botapi_model import StoredMessage
+from bot.double.simulated import SimUser
 
 REF = re.compile(r"SMG-\d{6}-\d{4}")
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest_asyncio
 
 from bot.config import Settings
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.simulated import SimUser
 from handlers.context import SERVICES_KEY
 from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
 from tests.flow.steps import tap
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.simulated import SimUser
 
 ADMIN = 9001
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,12 +16,12 @@ import pytest_asyncio
 from bot.config import Settings
 from bot.domain.lifecycle import Staff
 from bot.domain.model import Assignment, TicketStatus
+from bot.double.fake_bot_api import FakeBotApi
 from handlers.context import SERVICES_KEY
 from storage.db import create_engine, session_factory
 from storage.uow import SqlUnitOfWorkFactory
 from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
 from tests.flow.steps import full_gps_report
-from tests.harness.fake_bot_api import FakeBotApi
 from tests.integration import builders as b
 from tests.webhook_receiver import WebhookReceiver
 

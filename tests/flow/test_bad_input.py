@@ -21,6 +21,10 @@ from telegram.error import Forbidden
 from bot.config import Settings
 from bot.domain.model import Citizen, IntakeStep, LocationSource, Ticket, TicketStatus
 from bot.domain.rules import MAX_DETAILS_CHARS
+from bot.double.botapi_model import MAX_TEXT_LENGTH, StoredMessage
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.simulated import SimUser
+from bot.double.updates import JSON, SIMPANG_LIMA
 from handlers.context import SERVICES_KEY
 from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
 from tests.flow.steps import (
@@ -33,10 +37,6 @@ from tests.flow.steps import (
     tap,
     wait_button,
 )
-from tests.harness.botapi_model import MAX_TEXT_LENGTH, StoredMessage
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.simulated import SimUser
-from tests.harness.updates import JSON, SIMPANG_LIMA
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.harness.fake_bot_api import FakeBotApi
+from bot.double.fake_bot_api import FakeBotApi
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATORS = -1009876543210

@@ -17,13 +17,13 @@ import pytest_asyncio
 
 from bot.config import Settings
 from bot.domain.model import TicketStatus
+from bot.double.botapi_model import StoredMessage
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.simulated import SimUser
 from handlers.context import SERVICES_KEY
 from handlers.operator_views import category_emoji
 from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness, shrunk_governor
 from tests.flow.steps import full_gps_report
-from tests.harness.botapi_model import StoredMessage
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.simulated import SimUser
 
 ADMIN_ID = 810_000_001
 DEWI_ID = 810_000_002

@@ -13,12 +13,12 @@ import pytest
 import pytest_asyncio
 
 from bot.config import Settings
+from bot.double.botapi_model import ApiError
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.simulated import SimUser
 from handlers.context import SERVICES_KEY
 from tests.flow.conftest import OPERATOR_CHAT, TELEGRAM_SHRUNK, FakeClock, Harness, shrunk_governor
 from tests.flow.steps import full_gps_report
-from tests.harness.botapi_model import ApiError
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.simulated import SimUser
 
 ADMIN = 555_000_111
 NEW_CHAT = -1009876543210

@@ -8,10 +8,10 @@ import pytest
 import pytest_asyncio
 
 from bot.config import Settings
+from bot.double.fake_bot_api import FakeBotApi
 from handlers.context import SERVICES_KEY
 from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
 from tests.flow.steps import own_contact_and_name, start_report, submit, tap, wait_button
-from tests.harness.fake_bot_api import FakeBotApi
 
 
 class BrokenDatabase(Exception):

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
+from bot.double.fake_bot_api import FakeBotApi
 from bot.services.outbox_kinds import Priority
 from handlers.ratelimit import governor_of
 from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
 from tests.flow.steps import full_gps_report
-from tests.harness.fake_bot_api import FakeBotApi
 
 
 async def test_citizen_gets_the_welcome_exactly_once_when_it_draws_a_429(

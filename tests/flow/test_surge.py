@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import pytest_asyncio
 
 from bot.config import Settings
+from bot.double.botapi_model import StoredMessage
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.simulated import SimUser
 from tests.flow.conftest import OPERATOR_CHAT, TELEGRAM_SHRUNK, FakeClock, Harness, shrunk_governor
 from tests.flow.steps import REF, full_gps_report, gps_location, own_contact_and_name, start_report
 from tests.flow.steps import tap as tap_step
-from tests.harness.botapi_model import StoredMessage
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.simulated import SimUser
 
 BOARD_WITHIN = 10.0
 """Issue 8: every submitted ticket is on the queue board within 10 s."""

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.recording import RecordingRequest
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.recording import RecordingRequest
 
 
 @pytest_asyncio.fixture

@@ -34,7 +34,8 @@ async def _world(uow_factory: UnitOfWorkFactory, tickets: int) -> list[int]:
                 Ticket(
                     citizen_id=citizen.id or 0, chat_id=77, status=TicketStatus.SUBMITTED,
                     created_at=b.T0, updated_at=b.T0, step=None, ref=f"R{n}",
-                    submitted_at=b.T0, queued_at=b.T0,
+                    submitted_at=b.T0, queued_at=b.T0, operator_chat_id=-1001234567890,
+                    operator_card_message_id=500 + n,  # its card is out: a re-alert is a notice
                 )
             )  # fmt: skip
             ids.append(ticket.id or 0)

@@ -23,6 +23,7 @@ from bot.domain.model import (
     TicketEvent,
     TicketStatus,
 )
+from bot.double.botapi_model import FORUM_ICON_COLORS
 from bot.services.console import ConsoleResult, ConsoleStatus
 from bot.services.queue import QueueBoard, entry_for
 from handlers.operator_views import (
@@ -34,7 +35,6 @@ from handlers.operator_views import (
     callback,
 )
 from handlers.views import Views
-from tests.harness.botapi_model import FORUM_ICON_COLORS
 from tests.unit.console_support import PLEBURAN, T0
 
 EVIL = '<script>alert("x")</script> & <b>'

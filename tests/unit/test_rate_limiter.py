@@ -14,6 +14,7 @@ from telegram import Update
 from telegram.error import RetryAfter
 from telegram.ext import CallbackContext, CommandHandler
 
+from bot.double.recording import HandlerHarness
 from bot.services.governor import NO_CHAT, Limits, RateGovernor, Target
 from bot.services.outbox_kinds import Priority
 from handlers.ratelimit import (
@@ -25,7 +26,6 @@ from handlers.ratelimit import (
     target_of,
 )
 from tests.fakes.virtual_time import VirtualTime
-from tests.harness.recording import HandlerHarness
 
 OPERATORS = -1001234567890
 Context = CallbackContext[Any, Any, Any, Any]

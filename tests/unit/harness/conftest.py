@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 from telegram import Bot
 
-from tests.harness.fake_bot_api import FakeBotApi
+from bot.double.fake_bot_api import FakeBotApi
 from tests.harness.fixtures import fake_bot_api, recording_request
 
 __all__ = ["bot", "fake_bot_api", "ptb_timedelta", "recording_request"]

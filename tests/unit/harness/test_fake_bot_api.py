@@ -26,8 +26,8 @@ from telegram.ext import (
     filters,
 )
 
-from tests.harness.errors import HandlerError
-from tests.harness.fake_bot_api import FakeBotApi, polling
+from bot.double.errors import HandlerError
+from bot.double.fake_bot_api import FakeBotApi, polling
 
 OPERATORS = -1001234567890
 Context = CallbackContext[Any, Any, Any, Any]

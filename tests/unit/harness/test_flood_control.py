@@ -10,9 +10,9 @@ import pytest
 from telegram import Bot
 from telegram.error import RetryAfter
 
-from tests.harness.botapi_model import ApiError, BotApiModel
-from tests.harness.fake_bot_api import FakeBotApi
-from tests.harness.flood import (
+from bot.double.botapi_model import ApiError, BotApiModel
+from bot.double.fake_bot_api import FakeBotApi
+from bot.double.flood import (
     PRIVATE_WINDOW,
     FloodEvent,
     FloodLimits,

@@ -19,9 +19,9 @@ from telegram.ext import (
     filters,
 )
 
-from tests.harness.botapi_model import BotApiModel
-from tests.harness.recording import HandlerError, HandlerHarness, RecordingRequest
-from tests.harness.updates import JSON, UpdateFactory, private_chat_dict, user_dict
+from bot.double.botapi_model import BotApiModel
+from bot.double.recording import HandlerError, HandlerHarness, RecordingRequest
+from bot.double.updates import JSON, UpdateFactory, private_chat_dict, user_dict
 
 Context = CallbackContext[Any, Any, Any, Any]
 

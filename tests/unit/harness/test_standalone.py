@@ -21,11 +21,11 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 @contextlib.asynccontextmanager
 async def _standalone(*flags: str) -> AsyncIterator[dict[str, str]]:
-    """Starts ``python -m tests.harness.fake_bot_api --port 0 ...`` and reads its settings."""
+    """Starts ``python -m bot.double.fake_bot_api --port 0 ...`` and reads its settings."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.harness.fake_bot_api",
+        "bot.double.fake_bot_api",
         "--port",
         "0",
         "--forum",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness.telegram_html import HtmlParseError, parse_html
+from bot.double.telegram_html import HtmlParseError, parse_html
 
 
 @pytest.mark.parametrize(

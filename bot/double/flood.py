@@ -18,7 +18,7 @@ budget, and ``retry_after`` is the whole seconds until every full window has a f
 429s per chat, and every call as ``(time, method, chat_id, accepted)``.
 
 Switch it on through ``SimulatedTelegram.flood_control(...)``, ``POST /_control/flood`` or
-``python -m tests.harness.fake_bot_api --flood-control``; all three build ``FloodLimits``
+``python -m bot.double.fake_bot_api --flood-control``; all three build ``FloodLimits``
 with ``FloodLimits.of``.
 """
 

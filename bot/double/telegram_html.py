@@ -122,7 +122,7 @@ def _entity_for(tag: _OpenTag, length: int, *, folded_into_pre: bool) -> dict[st
     return entity
 
 
-def parse_html(  # noqa: PLR0912 - one pass like tdlib's parser, easier to compare with it
+def parse_html(  # noqa: PLR0912, PLR0915 - one pass like tdlib's parser, easier to compare with it
     text: str, *, strict_ampersand: bool = True
 ) -> tuple[str, list[dict[str, Any]]]:
     """Returns (plain text, Bot API MessageEntity dicts) or raises HtmlParseError."""
@@ -207,7 +207,7 @@ def parse_html(  # noqa: PLR0912 - one pass like tdlib's parser, easier to compa
     return out.decode("utf-8"), [entity for _, entity in ordered]
 
 
-def _parse_start_tag(  # noqa: PLR0912 - mirrors tdlib's start-tag branch by branch
+def _parse_start_tag(  # noqa: PLR0912, PLR0915 - mirrors tdlib's start-tag branch by branch
     data: bytes, i: int, begin_pos: int, stack: list[_OpenTag], utf16: int
 ) -> int:
     """Parses ``<name attr=value ...>`` starting after the ``<``; returns the index after ``>``."""

@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from tests.harness.flood import FloodControl, FloodLimits
-from tests.harness.telegram_html import HtmlParseError, parse_html
-from tests.harness.updates import (
+from bot.double.flood import FloodControl, FloodLimits
+from bot.double.telegram_html import HtmlParseError, parse_html
+from bot.double.updates import (
     BOT_USERNAME,
     JSON,
     TEST_TOKEN,

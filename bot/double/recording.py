@@ -29,10 +29,10 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder
 from telegram.request import BaseRequest, RequestData
 
-from tests.harness.botapi_model import ApiCall, ApiError, BotApiModel, UploadedFile
-from tests.harness.errors import HandlerError, raise_if_any, record_errors
-from tests.harness.simulated import SimulatedTelegram
-from tests.harness.updates import JSON, TEST_TOKEN
+from bot.double.botapi_model import ApiCall, ApiError, BotApiModel, UploadedFile
+from bot.double.errors import HandlerError, raise_if_any, record_errors
+from bot.double.simulated import SimulatedTelegram
+from bot.double.updates import JSON, TEST_TOKEN
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 __all__ = ["HandlerError", "HandlerHarness", "RecordingRequest", "application_builder"]
@@ -72,7 +72,8 @@ class RecordingRequest(BaseRequest):
     def last_call(self, method: str | None = None) -> ApiCall:
         """The newest call (of ``method``); AssertionError if there is none."""
         calls = self.calls_to(method) if method else self.calls
-        assert calls, f"no {method or 'Bot API'} call was made"
+        if not calls:
+            raise AssertionError(f"no {method or 'Bot API'} call was made")
         return calls[-1]
 
     def sent_texts(self, chat_id: int | None = None) -> list[str]:

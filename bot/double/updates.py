@@ -16,7 +16,7 @@ from typing import Any
 
 JSON = dict[str, Any]
 
-TEST_TOKEN = "5550001112:AAH-siaga112-test-token-not-a-real-one"
+TEST_TOKEN = "5550001112:AAH-siaga112-test-token-not-a-real-one"  # noqa: S105 - the double's own
 """A well-formed token: bot id before the colon, matching ``getMe``."""
 BOT_ID = int(TEST_TOKEN.split(":", 1)[0])
 BOT_USERNAME = "siaga112_test_bot"

@@ -19,13 +19,13 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from tests.harness.botapi_model import (
+from bot.double.botapi_model import (
     ApiCall,
     BotApiModel,
     ChatState,
     StoredMessage,
 )
-from tests.harness.flood import (
+from bot.double.flood import (
     GROUP_WINDOW,
     OVERALL_WINDOW,
     FloodControl,
@@ -33,7 +33,7 @@ from tests.harness.flood import (
     FloodStats,
     Window,
 )
-from tests.harness.updates import JSON, SIMPANG_LIMA, UpdateFactory, user_dict
+from bot.double.updates import JSON, SIMPANG_LIMA, UpdateFactory, user_dict
 
 _user_ids = itertools.count(700_000_001)
 
@@ -291,6 +291,17 @@ class SimUser:
         """Types and sends a text message."""
         return await self._deliver_message(
             self.telegram.updates.text(self.user, text, **self._where(chat_id, thread_id))
+        )
+
+    async def send_content(
+        self, content: JSON, *, chat_id: int | None = None, thread_id: int | None = None
+    ) -> JSON:
+        """Sends a message of any content, e.g. a photo whose file was registered with real
+        bytes through ``model.new_file`` (the demo console's upload)."""
+        return await self._deliver_message(
+            self.telegram.updates.message_update(
+                self.telegram.updates.message(self.user, content, **self._where(chat_id, thread_id))
+            )
         )
 
     async def send_command(

@@ -18,7 +18,7 @@ In a test::
 
 Standalone, for black-box runs (control endpoints under ``/_control/``)::
 
-    python -m tests.harness.fake_bot_api --port 8081 --forum -1001234567890:"Operator 112"
+    python -m bot.double.fake_bot_api --port 8081 --forum -1001234567890:"Operator 112"
     curl -s localhost:8081/_control/updates -d '{"user_id": 42, "text": "/start"}'
     curl -s 'localhost:8081/_control/messages?chat_id=42'
 
@@ -45,17 +45,17 @@ from typing import Any, Self
 from aiohttp import web
 from telegram.ext import Application, ApplicationBuilder
 
-from tests.harness.botapi_model import (
+from bot.double.botapi_model import (
     CONFLICT_OTHER_POLL,
     ApiError,
     BotApiModel,
     StoredMessage,
     UploadedFile,
 )
-from tests.harness.errors import raise_if_any, record_errors
-from tests.harness.flood import FloodLimits
-from tests.harness.simulated import SimulatedTelegram
-from tests.harness.updates import JSON, TEST_TOKEN
+from bot.double.errors import raise_if_any, record_errors
+from bot.double.flood import FloodLimits
+from bot.double.simulated import SimulatedTelegram
+from bot.double.updates import JSON, TEST_TOKEN
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -514,7 +514,8 @@ async def polling(
     record_errors(app, collected)
     async with app:
         await app.start()
-        assert app.updater is not None, "the Application was built without an Updater"
+        if app.updater is None:
+            raise RuntimeError("the Application was built without an Updater")
         await app.updater.start_polling(
             poll_interval=0, timeout=dtm.timedelta(seconds=poll_timeout)
         )
@@ -568,7 +569,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m tests.harness.fake_bot_api --port 8081 [--token T] [--forum ID:TITLE]
+    """``python -m bot.double.fake_bot_api --port 8081 [--token T] [--forum ID:TITLE]
     [--flood-control [KEY=VALUE,...]]``."""
     parser = argparse.ArgumentParser(description="Fake Telegram Bot API for black-box runs.")
     parser.add_argument("--host", default="127.0.0.1")
