@@ -113,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
         "--with-personal-data", action="store_true",
         help="add names, phone numbers and locations (recorded in the audit log)",
     )  # fmt: skip
+    purge = commands.add_parser(
+        "purge", help="anonymise personal data past RETENTION_DAYS / DRAFT_RETENTION_DAYS"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="only count what would be anonymised")
     return parser
 
 
@@ -148,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_cap_import(settings, args.source))
         if args.command == "export":
             return _export(settings, args)
+        if args.command == "purge":
+            return asyncio.run(_purge(settings, dry_run=args.dry_run))
         return asyncio.run(_check(settings))
     except SettingsError as exc:
         print(f"siaga112: {exc.variable}: {exc.problem}", file=sys.stderr)
@@ -230,6 +236,18 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{text.count(chr(10)) - 1} tickets written to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+async def _purge(settings: Settings, *, dry_run: bool) -> int:
+    from bot.commands import purge  # noqa: PLC0415 - keeps --help fast
+
+    report = await purge(settings, dry_run=dry_run)
+    verb = "would be anonymised" if dry_run else "anonymised"
+    print(
+        f"{verb} (retention {settings.retention_days} days, drafts "
+        f"{settings.draft_retention_days} days): {report.summary()}"
+    )
     return 0
 
 
