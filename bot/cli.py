@@ -17,8 +17,9 @@ from bot.config import Settings, SettingsError, load_settings
 EXIT_SETTINGS = 2
 EXIT_FAILURE = 1
 
-#: Loggers whose INFO lines contain request URLs (and so the bot token).
-NOISY_LOGGERS = ("httpx", "httpcore", "telegram.request", "aiohttp.access", "apscheduler",
+#: Loggers whose INFO lines contain request URLs (and so the bot token), and PTB's, whose DEBUG
+#: lines hold every update and Bot API call in full (citizens' phones, names, texts).
+NOISY_LOGGERS = ("httpx", "httpcore", "telegram", "aiohttp.access", "apscheduler",
                  "aiosqlite", "asyncio", "alembic.runtime.plugins")  # fmt: skip
 
 
