@@ -70,26 +70,16 @@ def anonymised(
     )
 
 
-def without_personal_data(
-    citizen: Citizen, now: datetime, *, erase_id: bool, keep_subscription: bool = False
-) -> Citizen:
-    """Return a copy of ``citizen`` without name, username, phone and (unless
-    ``keep_subscription``: the consent stands) subscription.
+def without_personal_data(citizen: Citizen, now: datetime, *, erase_id: bool) -> Citizen:
+    """Return a copy of ``citizen`` without name, username and phone (an advisory
+    subscription is the subscriptions service's to withdraw).
 
     ``erase_id`` also replaces the Telegram id with a pseudonym (minus the record's id: never
     a real user's) and marks the record erased; otherwise the erasure waits
     (``erase_requested_at``) for the citizen's open tickets to close."""
     erased = dataclasses.replace(
-        citizen,
-        name=None,
-        username=None,
-        phone_e164=None,
-        phone_verified=False,
+        citizen, name=None, username=None, phone_e164=None, phone_verified=False
     )
-    if not keep_subscription:
-        erased.subscribed = False
-        erased.subscription_kecamatan_code = None
-        erased.subscribed_at = None
     if erase_id:
         erased.telegram_id = -(citizen.id or 0)
         erased.erased_at = now

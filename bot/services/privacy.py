@@ -31,6 +31,7 @@ from bot.domain.privacy import (
 from bot.domain.rules import resolve_language
 from bot.services.citizens import Actor
 from bot.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from bot.services.subscriptions import withdraw
 
 log = logging.getLogger(__name__)
 
@@ -193,11 +194,11 @@ class PrivacyService:
             citizens = await uow.citizens.inactive(now - self.policy.retention, limit)
             report.citizens += len(citizens)
             for citizen in citizens if limit is not None else ():
-                keep = citizen.subscribed
+                subscribed = citizen.subscribed  # consent that stands: the Telegram id stays
                 await uow.citizens.update(
-                    without_personal_data(citizen, now, erase_id=not keep, keep_subscription=keep)
+                    without_personal_data(citizen, now, erase_id=not subscribed)
                 )
-                if not keep:
+                if not subscribed:
                     await uow.advisories.forget_recipient(citizen.id or 0)
             await uow.commit()
         return len(citizens)
@@ -277,6 +278,7 @@ class PrivacyService:
                 await self._anonymise(uow, ticket, now)
             await uow.advisories.forget_recipient(citizen.id or 0)
             erased = without_personal_data(citizen, now, erase_id=not open_tickets)
+            withdraw(erased)
             if open_tickets:
                 erased.erase_requested_at = citizen.erase_requested_at or now
             erased.updated_at = now
@@ -311,6 +313,7 @@ class PrivacyService:
                     other.closed_at = other.updated_at = now
                 await self._anonymise(uow, other, now)
         erased = without_personal_data(citizen, now, erase_id=True)
+        withdraw(erased)
         erased.updated_at = now
         await uow.citizens.update(erased)
         await self._audit(uow, "privacy_erase_completed", citizen, "open tickets closed")

@@ -7,16 +7,25 @@ record of a whole report for the citizen's phone number and name.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
+import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.app import PURGE_FIRST
 from bot.cli import NOISY_LOGGERS
-from bot.domain.model import TicketStatus
+from bot.domain.model import Citizen, Ticket, TicketStatus
 from handlers.context import SERVICES_KEY
+from storage.db import create_engine, session_factory
+from storage.migrate import upgrade
+from storage.uow import SqlUnitOfWorkFactory
 from tests.flow import test_console as console_flow
 from tests.flow.conftest import OPERATOR_CHAT, Harness
 from tests.flow.steps import full_gps_report, tap, wait_button
@@ -174,3 +183,82 @@ async def test_logs_hold_no_phone_number_or_name_when_a_whole_report_is_handled(
         assert secret not in logged, secret
     for record in records:  # nor the number split by spaces or dashes
         assert PHONE[2:] not in re.sub(r"\D", "", record.getMessage()), record.name
+
+
+async def test_daily_purge_job_anonymises_old_tickets_when_it_runs_in_the_bot(
+    harness: Harness,
+) -> None:
+    jobs = harness.app.job_queue.get_jobs_by_name("privacy-purge") if harness.app.job_queue else ()
+    assert len(jobs) == 1
+    assert jobs[0].trigger.interval == timedelta(days=1)  # type: ignore[attr-defined]
+    first_run = jobs[0].next_t
+    assert first_run is not None
+    assert first_run - datetime.now(UTC) <= timedelta(seconds=PURGE_FIRST)  # soon after start
+    long_ago = harness.clock.now() - timedelta(days=400)
+    services = harness.app.bot_data[SERVICES_KEY]
+    async with services.intake._uow_factory() as uow:
+        citizen = await uow.citizens.add(
+            Citizen(7_400_000_001, "id", name="Ratna", created_at=long_ago, updated_at=long_ago)
+        )
+        await uow.tickets.add(old_ticket(citizen.id or 0, long_ago))
+        await uow.commit()
+    await jobs[0].run(harness.app)
+    stored = await ticket(harness, "SMG-251001-0001")
+    assert (stored.caller_name, stored.anonymised_at is not None) == (None, True)
+
+
+def old_ticket(citizen_id: int, at: datetime) -> Ticket:
+    return Ticket(
+        citizen_id=citizen_id, chat_id=7_400_000_001, status=TicketStatus.CLOSED, created_at=at,
+        updated_at=at, step=None, ref="SMG-251001-0001", caller_name="Ratna",
+        caller_phone_e164="+6281300000001", details="pohon tumbang di depan rumah Ratna",
+        submitted_at=at, closed_at=at, resolved_at=at,
+    )  # fmt: skip
+
+
+async def _purge_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
+    env.update(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'purge.db'}", GEOCODER="offline",
+               RETENTION_DAYS="200", DRAFT_RETENTION_DAYS="10")  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "purge", *args, env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_purge_command_counts_on_a_dry_run_then_anonymises_once_when_run(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'purge.db'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    long_ago = datetime.now(UTC) - timedelta(days=201)
+    try:
+        uow_factory = SqlUnitOfWorkFactory(session_factory(engine))
+        async with uow_factory() as uow:
+            citizen = await uow.citizens.add(
+                Citizen(7_400_000_002, "id", name="Ratna", created_at=long_ago,
+                        updated_at=datetime.now(UTC))
+            )  # fmt: skip
+            await uow.tickets.add(old_ticket(citizen.id or 0, long_ago))
+            await uow.commit()
+        dry = await _purge_cli(tmp_path, "--dry-run")
+        async with uow_factory() as uow:
+            untouched = await uow.tickets.get_by_ref("SMG-251001-0001")
+        real = await _purge_cli(tmp_path)
+        again = await _purge_cli(tmp_path)
+        async with uow_factory() as uow:
+            purged = await uow.tickets.get_by_ref("SMG-251001-0001")
+    finally:
+        await engine.dispose()
+    assert dry[0] == 0, dry[2]
+    assert dry[1].startswith("would be anonymised (retention 200 days, drafts 10 days): 1 closed")
+    assert untouched is not None
+    assert untouched.caller_name == "Ratna"
+    assert real[1].startswith("anonymised (retention 200 days, drafts 10 days): 1 closed tickets")
+    assert again[1].startswith("anonymised (retention 200 days, drafts 10 days): 0 closed tickets")
+    assert purged is not None
+    assert (purged.caller_name, purged.details) == (None, None)
+    assert "Ratna" not in dry[1] + dry[2] + real[1] + real[2]
