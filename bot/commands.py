@@ -98,11 +98,7 @@ async def export_csv(settings: Settings, since: datetime, *, personal: bool) -> 
 
 
 def privacy_service(
-    settings: Settings,
-    uow_factory: UnitOfWorkFactory,
-    clock: Clock,
-    *,
-    read_uow_factory: UnitOfWorkFactory | None = None,
+    settings: Settings, uow_factory: UnitOfWorkFactory, clock: Clock
 ) -> PrivacyService:
     """The retention purge and the citizen's rights, with the settings' periods."""
     return PrivacyService(
@@ -112,7 +108,6 @@ def privacy_service(
             draft_retention=timedelta(days=settings.draft_retention_days),
         ),
         city_centroids(load_gazetteer()), default_language=settings.default_language,
-        read_uow_factory=read_uow_factory,
     )  # fmt: skip
 
 

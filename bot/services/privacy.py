@@ -40,6 +40,11 @@ BATCH = 200
 CHAT_KEPT_FOR = timedelta(days=1)
 """How long a ticket anonymised at its close keeps the chat id for its last notices."""
 CITIZEN = "citizen"
+ERASE_ATTEMPTS = 3
+
+
+class _Overtaken(Exception):
+    """A ticket was written by someone else while the erasure read it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +140,8 @@ class PrivacyService:
         centroids: Centroids,
         *,
         default_language: str = "id",
-        read_uow_factory: UnitOfWorkFactory | None = None,
     ) -> None:
         self._uow_factory = uow_factory
-        self._read_uow_factory = read_uow_factory or uow_factory
         self._clock = clock
         self.policy = policy
         self._centroids = centroids
@@ -175,14 +178,14 @@ class PrivacyService:
                 now - CHAT_KEPT_FOR, limit,
             )  # fmt: skip
             for ticket in due:
+                if limit is not None and not await self._anonymise(uow, ticket, now, report):
+                    continue  # written meanwhile (e.g. reopened): the next run decides again
                 if ticket.anonymised_at is not None:
                     report.chats += 1
                 elif is_draft_record(ticket):
                     report.drafts += 1
                 else:
                     report.tickets += 1
-                if limit is not None:
-                    await self._anonymise(uow, ticket, now, report)
             await uow.commit()
         return len(due)
 
@@ -211,9 +214,13 @@ class PrivacyService:
         report: PurgeReport | None = None,
         *,
         keep_chat: bool = False,
-    ) -> None:
-        """In ``uow``: the ticket, its relay log, its notes and its finished outbox rows."""
-        await uow.tickets.update(anonymised(ticket, now, self._centroids, keep_chat=keep_chat))
+    ) -> bool:
+        """In ``uow``: the ticket (by compare-and-set: a ticket written since it was read is
+        left alone, so nothing written meanwhile comes back), its relay log, its notes and
+        its finished outbox rows. Return whether the ticket was written."""
+        changed = anonymised(ticket, now, self._centroids, keep_chat=keep_chat)
+        if not await uow.tickets.update_if_unchanged(changed):
+            return False
         ticket_id = ticket.id or 0
         messages = await uow.messages.anonymise(ticket_id)
         notes = await uow.events.redact_notes(ticket_id, PERSONAL_EVENT_NOTES)
@@ -222,6 +229,7 @@ class PrivacyService:
             report.messages += messages
             report.notes += notes
             report.outbox += outbox
+        return True
 
     # -- the citizen's rights -------------------------------------------------------------
 
@@ -253,7 +261,18 @@ class PrivacyService:
 
     async def erase(self, actor: Actor, *, confirmed: bool) -> Erasure:
         """Without ``confirmed``: says what would be erased. Confirmed: erases the citizen's
-        personal data now, but the open tickets' (anonymised when they close); audited."""
+        personal data now, but the open tickets' (anonymised when they close); audited.
+
+        A ticket written meanwhile (the citizen typing into a draft) makes the whole erasure
+        start again, so nothing is left half erased."""
+        for _ in range(ERASE_ATTEMPTS - 1):
+            try:
+                return await self._erase(actor, confirmed=confirmed)
+            except _Overtaken:
+                log.info("privacy: erasure overtaken by another write, again")
+        return await self._erase(actor, confirmed=confirmed)
+
+    async def _erase(self, actor: Actor, *, confirmed: bool) -> Erasure:
         now = self._clock.now()
         async with self._uow_factory() as uow:
             citizen = await uow.citizens.get_by_telegram_id(actor.telegram_id)
@@ -275,7 +294,8 @@ class PrivacyService:
                 if ticket.is_draft:  # the report being written goes with the rest
                     ticket.status, ticket.step = TicketStatus.CANCELLED, None
                     ticket.closed_at = ticket.updated_at = now
-                await self._anonymise(uow, ticket, now)
+                if not await self._anonymise(uow, ticket, now):
+                    raise _Overtaken  # leaving without commit rolls everything back
             await uow.advisories.forget_recipient(citizen.id or 0)
             erased = without_personal_data(citizen, now, erase_id=not open_tickets)
             withdraw(erased)
@@ -311,7 +331,9 @@ class PrivacyService:
                 if other.is_draft:  # begun after the request: it goes with the rest
                     other.status, other.step = TicketStatus.CANCELLED, None
                     other.closed_at = other.updated_at = now
-                await self._anonymise(uow, other, now)
+                if not await self._anonymise(uow, other, now):
+                    log.warning("privacy: ticket %s was written meanwhile, left to the purge",
+                                other.id)  # fmt: skip
         erased = without_personal_data(citizen, now, erase_id=True)
         withdraw(erased)
         erased.updated_at = now

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -28,7 +30,7 @@ from bot.services.console import ConsolePolicy, ConsoleService, ConsoleStatus
 from bot.services.intake import Actor
 from bot.services.privacy import EraseStatus, PrivacyService, RetentionPolicy
 from bot.services.stats import ExportService, StatsService
-from tests.fakes.memory_uow import InMemoryUnitOfWorkFactory
+from tests.fakes.memory_uow import InMemoryTicketRepository, InMemoryUnitOfWorkFactory
 from tests.unit.console_support import (
     DEWI,
     OPERATORS_CHAT,
@@ -440,3 +442,47 @@ def test_retention_policy_is_the_settings_when_built_for_a_deployment() -> None:
     settings = load_settings({"RETENTION_DAYS": "90", "DRAFT_RETENTION_DAYS": "7"}, env_file=None)
     service = privacy_service(settings, InMemoryUnitOfWorkFactory(), Clock())
     assert service.policy == RetentionPolicy(90 * DAY, 7 * DAY)
+
+
+async def test_purge_leaves_a_ticket_alone_when_it_was_written_after_the_purge_read_it(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock, privacy: PrivacyService,
+    console: ConsoleService, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    ticket = await personal_ticket(uow_factory, clock)
+    await resolve(console, ticket.id or 0)
+    clock.advance(days=366)
+    read = InMemoryTicketRepository.due_for_anonymisation
+
+    async def overtaken(self: InMemoryTicketRepository, *args: Any) -> list[Ticket]:
+        # As if an operator wrote each ticket right after the purge read it.
+        return [dataclasses.replace(t, version=t.version - 1) for t in await read(self, *args)]
+
+    monkeypatch.setattr(InMemoryTicketRepository, "due_for_anonymisation", overtaken)
+    raced = await privacy.purge()
+    assert (raced.tickets, raced.messages) == (0, 0)
+    assert (await ticket_of(uow_factory, ticket.id or 0)).anonymised_at is None
+    monkeypatch.undo()
+    assert (await privacy.purge()).tickets == 1  # the next run decides again
+
+
+async def test_erasure_starts_again_when_a_ticket_was_written_meanwhile(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock, privacy: PrivacyService,
+    console: ConsoleService, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    ticket = await personal_ticket(uow_factory, clock)
+    await resolve(console, ticket.id or 0)
+    read = InMemoryTicketRepository.of_citizen
+    calls: list[int] = []
+
+    async def first_overtaken(self: InMemoryTicketRepository, citizen_id: int) -> list[Ticket]:
+        calls.append(citizen_id)
+        found = await read(self, citizen_id)
+        if len(calls) == 1:
+            return [dataclasses.replace(t, version=t.version - 1) for t in found]
+        return found
+
+    monkeypatch.setattr(InMemoryTicketRepository, "of_citizen", first_overtaken)
+    done = await privacy.erase(actor(), confirmed=True)
+    assert done.status is EraseStatus.DONE
+    assert len(calls) == 2
+    assert NAME not in personal_values(uow_factory)
