@@ -18,7 +18,9 @@ from bot.services.privacy import EraseStatus, Erasure, HeldTicket, MyData
 from handlers.views import CATEGORY_LABELS, STATUS_LABELS, Screen, Text, Views
 
 TICKETS_SHOWN = 10
-"""Latest reports listed by /datasaya (the message stays under Telegram's 4096 characters)."""
+"""Latest reports listed by /datasaya at most."""
+MESSAGE_BUDGET = 3800
+"""Characters of the /datasaya answer (Telegram takes 4096): fewer reports when long."""
 TEXT_SHOWN = 200
 
 
@@ -108,11 +110,19 @@ class PrivacyViews:
         if citizen.erase_requested_at is not None:
             lines.append(_("Erasure requested: the rest goes when your open reports close."))
         lines.append(_("<b>Reports: {n}</b>").format(n=len(data.tickets)))
+        footer = _("To delete your data: {delete}").format(delete=commands(data.language)[1])
+        used = len("\n".join([*lines, footer])) + 60  # room for the «older reports» line
+        shown = 0
         for held in data.tickets[:TICKETS_SHOWN]:
-            lines.append(self._ticket(held, _))
-        if len(data.tickets) > TICKETS_SHOWN:
-            lines.append(_("…and {n} older reports.").format(n=len(data.tickets) - TICKETS_SHOWN))
-        lines.append(_("To delete your data: {delete}").format(delete=commands(data.language)[1]))
+            entry = self._ticket(held, _)
+            if used + len(entry) + 1 > MESSAGE_BUDGET:
+                break
+            lines.append(entry)
+            used += len(entry) + 1
+            shown += 1
+        if len(data.tickets) > shown:
+            lines.append(_("…and {n} older reports.").format(n=len(data.tickets) - shown))
+        lines.append(footer)
         return Screen([Text("\n".join(lines))])
 
     def _ticket(self, held: HeldTicket, _: Translate) -> str:

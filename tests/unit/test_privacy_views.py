@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from telegram import InlineKeyboardMarkup
 
 from bot.config import Settings, SettingsError, load_settings
-from bot.domain.model import Citizen
-from bot.services.privacy import EraseStatus, Erasure, MyData
+from bot.domain.model import Citizen, Location, LocationSource, Ticket, TicketStatus
+from bot.services.privacy import EraseStatus, Erasure, HeldTicket, MyData
 from handlers.privacy_views import PrivacyViews
 from handlers.views import Text, Views
+
+T = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
 
 def views(**environ: str) -> PrivacyViews:
@@ -100,3 +103,23 @@ def test_privacy_settings_have_documented_defaults_when_unset() -> None:
     assert (settings.retention_days, settings.draft_retention_days) == (365, 30)
     assert settings.privacy_controller == "Pemerintah Kota Semarang (Call Center 112)"
     assert settings.privacy_contact == ""
+
+
+def test_my_data_stays_one_telegram_message_when_many_long_reports_are_held() -> None:
+    citizen = Citizen(42, "id", name="Siti", phone_e164="+6281234")
+    tickets = tuple(
+        HeldTicket(
+            Ticket(
+                1, 42, TicketStatus.RESOLVED, T, T, ref=f"SMG-261129-{n:04d}",
+                caller_name="Siti " * 20, caller_phone_e164="+6281234", details="x" * 3000,
+                incident_location=Location(-6.99, 110.42, LocationSource.GPS, T,
+                                           address_text="Jalan " * 100),
+            )
+        )
+        for n in range(30)
+    )  # fmt: skip
+    text = text_of(views().my_data(MyData("id", citizen, tickets)).replies[0])
+    assert len(text) <= 4096
+    assert "SMG-261129-0000" in text
+    assert "laporan yang lebih lama" in text
+    assert "/hapusdata" in text
