@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from bot.services.console import ConsolePolicy, ConsoleService, ConsoleStatus
 from bot.services.intake import Actor
 from bot.services.privacy import EraseStatus, PrivacyService, RetentionPolicy
 from bot.services.stats import ExportService, StatsService
+from handlers.jobs import purge_personal_data
 from tests.fakes.memory_uow import InMemoryTicketRepository, InMemoryUnitOfWorkFactory
 from tests.unit.console_support import (
     DEWI,
@@ -486,3 +489,16 @@ async def test_erasure_starts_again_when_a_ticket_was_written_meanwhile(
     assert done.status is EraseStatus.DONE
     assert len(calls) == 2
     assert NAME not in personal_values(uow_factory)
+
+
+async def test_purge_job_logs_the_error_class_only_when_the_database_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Failing:
+        async def purge(self) -> None:
+            raise ConnectionError("db down at host with +6281234567890")
+
+    context = SimpleNamespace(services=SimpleNamespace(privacy=Failing()))
+    caplog.set_level(logging.INFO)
+    await purge_personal_data(context)  # type: ignore[arg-type]
+    assert [r.getMessage() for r in caplog.records] == ["privacy purge failed: ConnectionError"]
