@@ -713,12 +713,12 @@ class SqlEventRepository(_SqlRepository):
             for row in rows
         ]
 
-    async def redact_notes(self, ticket_id: int, kinds: Collection[str]) -> int:
-        """Clear the notes of the ticket's events of ``kinds``; return how many."""
+    async def redact_notes(self, ticket_ids: Collection[int], kinds: Collection[str]) -> int:
+        """Clear the notes of the tickets' events of ``kinds``; return how many."""
         result = await self._session.execute(
             update(TicketEventRow)
             .where(
-                TicketEventRow.ticket_id == ticket_id,
+                TicketEventRow.ticket_id.in_(list(ticket_ids)),
                 TicketEventRow.kind.in_(list(kinds)),
                 TicketEventRow.note.is_not(None),
             )
@@ -790,13 +790,13 @@ class SqlMessageRepository(_SqlRepository):
         )
         return int(count or 0)
 
-    async def anonymise(self, ticket_id: int) -> int:
-        """Clear the texts, file ids and chat ids of the ticket's messages; return how many
+    async def anonymise(self, ticket_ids: Collection[int]) -> int:
+        """Clear the texts, file ids and chat ids of the tickets' messages; return how many
         messages held any."""
         result = await self._session.execute(
             update(MessageRow)
             .where(
-                MessageRow.ticket_id == ticket_id,
+                MessageRow.ticket_id.in_(list(ticket_ids)),
                 or_(
                     MessageRow.text.is_not(None),
                     MessageRow.file_id.is_not(None),
@@ -1143,19 +1143,18 @@ class SqlOutboxRepository(_SqlRepository):
         )
         return _rowcount(result)
 
-    async def scrub_finished(self, ticket_id: int) -> int:
-        """Reduce the ticket's sent or failed rows to ``{"ticket_id": id}`` without result."""
+    async def scrub_finished(self, ticket_ids: Collection[int]) -> int:
+        """Empty the payload and drop the result of the tickets' sent or failed rows."""
         rows = await self._session.execute(
             select(OutboxRow.id, OutboxRow.payload, OutboxRow.result).where(
-                OutboxRow.ticket_id == ticket_id,
+                OutboxRow.ticket_id.in_(list(ticket_ids)),
                 or_(OutboxRow.sent_at.is_not(None), OutboxRow.failed_at.is_not(None)),
             )
-        )
-        bare = {"ticket_id": ticket_id}
-        ids = [row.id for row in rows if row.payload != bare or row.result is not None]
+        )  # JSON has no equality on PostgreSQL: what still holds data is picked here
+        ids = [row.id for row in rows if row.payload or row.result is not None]
         if ids:
             await self._session.execute(
-                update(OutboxRow).where(OutboxRow.id.in_(ids)).values(payload=bare, result=None)
+                update(OutboxRow).where(OutboxRow.id.in_(ids)).values(payload={}, result=None)
             )
         return len(ids)
 
@@ -1650,11 +1649,16 @@ class SqlAdvisoryRepository(_SqlRepository):
             owed=by_state.get((False, False), 0),
         )
 
-    async def forget_recipient(self, citizen_id: int) -> int:
-        """Replace the chat id of the citizen's delivery rows by 0; return how many held it."""
+    async def forget_recipients(self, citizen_ids: Collection[int]) -> int:
+        """Replace the chat id of the citizens' delivery rows by 0; return how many held it."""
+        if not citizen_ids:
+            return 0
         result = await self._session.execute(
             update(AdvisoryDeliveryRow)
-            .where(AdvisoryDeliveryRow.citizen_id == citizen_id, AdvisoryDeliveryRow.chat_id != 0)
+            .where(
+                AdvisoryDeliveryRow.citizen_id.in_(list(citizen_ids)),
+                AdvisoryDeliveryRow.chat_id != 0,
+            )
             .values(chat_id=0)
         )
         return _rowcount(result)

@@ -251,9 +251,9 @@ class EventRepository(Protocol):
         """Return a ticket's events, oldest first."""
         ...
 
-    async def redact_notes(self, ticket_id: int, kinds: Collection[str]) -> int:
-        """Clear the free-text note of the ticket's events of ``kinds``; return how many
-        notes were cleared (events without a note are not counted)."""
+    async def redact_notes(self, ticket_ids: Collection[int], kinds: Collection[str]) -> int:
+        """Clear the free-text note of the tickets' events of ``kinds``; return how many
+        notes were cleared (events without a note are not counted). One statement."""
         ...
 
 
@@ -272,9 +272,10 @@ class MessageRepository(Protocol):
         """Return how many messages the citizen sent to operators since ``since``."""
         ...
 
-    async def anonymise(self, ticket_id: int) -> int:
-        """Clear the text, file id and Telegram chat id of the ticket's messages (direction,
-        kind and time stay); return how many messages still held any of them."""
+    async def anonymise(self, ticket_ids: Collection[int]) -> int:
+        """Clear the text, file id and Telegram chat id of the tickets' messages (direction,
+        kind and time stay); return how many messages still held any of them. One
+        statement."""
         ...
 
 
@@ -447,9 +448,9 @@ class OutboxRepository(Protocol):
         dead, its rows need not wait for their leases (they come back as repeats)."""
         ...
 
-    async def scrub_finished(self, ticket_id: int) -> int:
-        """Reduce the payload of the ticket's sent or failed rows to ``{"ticket_id": id}`` and
-        drop their result (texts, chat ids); owed rows are left to be sent. Return how many
+    async def scrub_finished(self, ticket_ids: Collection[int]) -> int:
+        """Empty the payload of the tickets' sent or failed rows and drop their result
+        (texts, chat ids; ``ticket_id`` stays); owed rows are left to be sent. Return how many
         rows were scrubbed."""
         ...
 
@@ -507,9 +508,9 @@ class AdvisoryRepository(Protocol):
         """Count the copies: sent and owed (their outbox rows), blocked, failed, cancelled."""
         ...
 
-    async def forget_recipient(self, citizen_id: int) -> int:
-        """Replace the chat id of the citizen's delivery rows by 0 (erasure); return how many
-        rows still held it."""
+    async def forget_recipients(self, citizen_ids: Collection[int]) -> int:
+        """Replace the chat id of the citizens' delivery rows by 0 (erasure); return how many
+        rows still held it. One statement."""
         ...
 
     async def cancel_owed(self, advisory_id: int, now: datetime) -> int:

@@ -16,6 +16,7 @@ Every request is an audit entry naming the citizen by the record's id only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -35,8 +36,9 @@ from bot.services.subscriptions import withdraw
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
-"""Tickets (or citizens) anonymised per unit of work: a long purge never holds one lock."""
+BATCH = 25
+"""Tickets (or citizens) anonymised per unit of work: short transactions, so a long purge
+never holds SQLite's one writer lock for long (intake and relay write between batches)."""
 CHAT_KEPT_FOR = timedelta(days=1)
 """How long a ticket anonymised at its close keeps the chat id for its last notices."""
 CITIZEN = "citizen"
@@ -171,15 +173,17 @@ class PrivacyService:
         return report
 
     async def _purge_tickets(self, now: datetime, report: PurgeReport, limit: int | None) -> int:
-        """One batch of tickets (all of them, counted only, without ``limit``)."""
+        """One batch of tickets (all of them, counted only, without ``limit``); return how
+        many were found, 0 when none could be written."""
         async with self._uow_factory() as uow:
-            due = await uow.tickets.due_for_anonymisation(
+            due = found = await uow.tickets.due_for_anonymisation(
                 now - self.policy.retention, now - self.policy.draft_retention,
                 now - CHAT_KEPT_FOR, limit,
             )  # fmt: skip
+            if limit is not None:  # tickets written meanwhile are left to the next run
+                done = set(await self._anonymise(uow, due, now, report))
+                due = [t for t in due if t.id in done]
             for ticket in due:
-                if limit is not None and not await self._anonymise(uow, ticket, now, report):
-                    continue  # written meanwhile (e.g. reopened): the next run decides again
                 if ticket.anonymised_at is not None:
                     report.chats += 1
                 elif is_draft_record(ticket):
@@ -187,7 +191,7 @@ class PrivacyService:
                 else:
                     report.tickets += 1
             await uow.commit()
-        return len(due)
+        return len(found) if due else 0  # a batch all overtaken ends this run
 
     async def _purge_citizens(self, now: datetime, report: PurgeReport, limit: int | None) -> int:
         """One batch of citizens untouched for the retention period: name, username and phone
@@ -201,35 +205,40 @@ class PrivacyService:
                 await uow.citizens.update(
                     without_personal_data(citizen, now, erase_id=not subscribed)
                 )
-                if not subscribed:
-                    await uow.advisories.forget_recipient(citizen.id or 0)
+            if limit is not None:
+                await uow.advisories.forget_recipients(
+                    [c.id or 0 for c in citizens if not c.subscribed]
+                )
             await uow.commit()
         return len(citizens)
 
     async def _anonymise(
         self,
         uow: UnitOfWork,
-        ticket: Ticket,
+        tickets: Sequence[Ticket],
         now: datetime,
         report: PurgeReport | None = None,
         *,
         keep_chat: bool = False,
-    ) -> bool:
-        """In ``uow``: the ticket (by compare-and-set: a ticket written since it was read is
-        left alone, so nothing written meanwhile comes back), its relay log, its notes and
-        its finished outbox rows. Return whether the ticket was written."""
-        changed = anonymised(ticket, now, self._centroids, keep_chat=keep_chat)
-        if not await uow.tickets.update_if_unchanged(changed):
-            return False
-        ticket_id = ticket.id or 0
-        messages = await uow.messages.anonymise(ticket_id)
-        notes = await uow.events.redact_notes(ticket_id, PERSONAL_EVENT_NOTES)
-        outbox = await uow.outbox.scrub_finished(ticket_id)
-        if report is not None:
-            report.messages += messages
-            report.notes += notes
-            report.outbox += outbox
-        return True
+    ) -> list[int]:
+        """In ``uow``: the tickets (each by compare-and-set: one written since it was read is
+        left alone, so nothing written meanwhile comes back), then in one statement each
+        their relay log, their notes and their finished outbox rows. Return the ids of the
+        tickets written."""
+        done = []
+        for ticket in tickets:
+            changed = anonymised(ticket, now, self._centroids, keep_chat=keep_chat)
+            if await uow.tickets.update_if_unchanged(changed):
+                done.append(ticket.id or 0)
+        if done:
+            messages = await uow.messages.anonymise(done)
+            notes = await uow.events.redact_notes(done, PERSONAL_EVENT_NOTES)
+            outbox = await uow.outbox.scrub_finished(done)
+            if report is not None:
+                report.messages += messages
+                report.notes += notes
+                report.outbox += outbox
+        return done
 
     # -- the citizen's rights -------------------------------------------------------------
 
@@ -294,9 +303,9 @@ class PrivacyService:
                 if ticket.is_draft:  # the report being written goes with the rest
                     ticket.status, ticket.step = TicketStatus.CANCELLED, None
                     ticket.closed_at = ticket.updated_at = now
-                if not await self._anonymise(uow, ticket, now):
-                    raise _Overtaken  # leaving without commit rolls everything back
-            await uow.advisories.forget_recipient(citizen.id or 0)
+            if len(await self._anonymise(uow, finished, now)) < len(finished):
+                raise _Overtaken  # leaving without commit rolls everything back
+            await uow.advisories.forget_recipients([citizen.id or 0])
             erased = without_personal_data(citizen, now, erase_id=not open_tickets)
             withdraw(erased)
             if open_tickets:
@@ -323,17 +332,19 @@ class PrivacyService:
             return
         now = self._clock.now()
         current = await uow.tickets.get(ticket.id or 0)
-        await self._anonymise(uow, current or ticket, now, keep_chat=True)
+        await self._anonymise(uow, [current or ticket], now, keep_chat=True)
         if await uow.tickets.open_tickets(citizen.id or 0):
             return
-        for other in await uow.tickets.of_citizen(citizen.id or 0):
-            if other.anonymised_at is None and other.id != ticket.id:
-                if other.is_draft:  # begun after the request: it goes with the rest
-                    other.status, other.step = TicketStatus.CANCELLED, None
-                    other.closed_at = other.updated_at = now
-                if not await self._anonymise(uow, other, now):
-                    log.warning("privacy: ticket %s was written meanwhile, left to the purge",
-                                other.id)  # fmt: skip
+        others = [
+            t for t in await uow.tickets.of_citizen(citizen.id or 0)
+            if t.anonymised_at is None and t.id != ticket.id
+        ]  # fmt: skip
+        for other in others:
+            if other.is_draft:  # begun after the request: it goes with the rest
+                other.status, other.step = TicketStatus.CANCELLED, None
+                other.closed_at = other.updated_at = now
+        if len(await self._anonymise(uow, others, now)) < len(others):
+            log.warning("privacy: a ticket was written meanwhile, left to the purge")
         erased = without_personal_data(citizen, now, erase_id=True)
         withdraw(erased)
         erased.updated_at = now

@@ -574,12 +574,12 @@ class InMemoryEventRepository(_Repository):
         events = [e for e in self._tx.view("events").values() if e.ticket_id == ticket_id]
         return _copies(events, key=lambda e: (e.at, e.id))
 
-    async def redact_notes(self, ticket_id: int, kinds: Collection[str]) -> int:
-        """Clear the notes of the ticket's events of ``kinds``; return how many."""
+    async def redact_notes(self, ticket_ids: Collection[int], kinds: Collection[str]) -> int:
+        """Clear the notes of the tickets' events of ``kinds``; return how many."""
         events: dict[int, TicketEvent] = self._tx.view("events")
         cleared = 0
         for event_id, event in events.items():
-            if event.ticket_id == ticket_id and event.kind in kinds and event.note is not None:
+            if event.ticket_id in ticket_ids and event.kind in kinds and event.note is not None:
                 self._tx.events[event_id] = dataclasses.replace(event, note=None)
                 cleared += 1
         return cleared
@@ -613,14 +613,14 @@ class InMemoryMessageRepository(_Repository):
             and tickets[m.ticket_id].citizen_id == citizen_id
         )
 
-    async def anonymise(self, ticket_id: int) -> int:
-        """Clear the texts, file ids and chat ids of the ticket's messages; return how many
+    async def anonymise(self, ticket_ids: Collection[int]) -> int:
+        """Clear the texts, file ids and chat ids of the tickets' messages; return how many
         messages held any."""
         messages: dict[int, RelayMessage] = self._tx.view("messages")
         cleared = 0
         for message_id, message in messages.items():
             held = (message.text, message.file_id, message.telegram_chat_id)
-            if message.ticket_id == ticket_id and any(v is not None for v in held):
+            if message.ticket_id in ticket_ids and any(v is not None for v in held):
                 self._tx.messages[message_id] = dataclasses.replace(
                     message, text=None, file_id=None, telegram_chat_id=None
                 )
@@ -819,18 +819,15 @@ class InMemoryOutboxRepository(_Repository):
             self._tx.outbox[m.id or 0] = dataclasses.replace(m, claimed_until=now)
         return len(live)
 
-    async def scrub_finished(self, ticket_id: int) -> int:
-        """Reduce the ticket's sent or failed rows to ``{"ticket_id": id}`` without result."""
-        bare: dict[str, object] = {"ticket_id": ticket_id}
+    async def scrub_finished(self, ticket_ids: Collection[int]) -> int:
+        """Empty the payload and drop the result of the tickets' sent or failed rows."""
         rows: dict[int, OutboxMessage] = self._tx.view("outbox")
         scrubbed = 0
         for message_id, message in rows.items():
-            if message.ticket_id != ticket_id or _owed(message):
+            if message.ticket_id not in ticket_ids or _owed(message):
                 continue
-            if message.payload != bare or message.result is not None:
-                self._tx.outbox[message_id] = dataclasses.replace(
-                    message, payload=dict(bare), result=None
-                )
+            if message.payload or message.result is not None:
+                self._tx.outbox[message_id] = dataclasses.replace(message, payload={}, result=None)
                 scrubbed += 1
         return scrubbed
 
@@ -1135,12 +1132,12 @@ class InMemoryAdvisoryRepository(_Repository):
             owed=sum(1 for m in copies if _owed(m)),
         )
 
-    async def forget_recipient(self, citizen_id: int) -> int:
-        """Replace the chat id of the citizen's delivery rows by 0; return how many held it."""
+    async def forget_recipients(self, citizen_ids: Collection[int]) -> int:
+        """Replace the chat id of the citizens' delivery rows by 0; return how many held it."""
         deliveries: dict[int, _Delivery] = self._tx.view("advisory_deliveries")
         forgotten = 0
         for delivery_id, delivery in deliveries.items():
-            if delivery.citizen_id == citizen_id and delivery.chat_id != 0:
+            if delivery.citizen_id in citizen_ids and delivery.chat_id != 0:
                 self._tx.advisory_deliveries[delivery_id] = dataclasses.replace(delivery, chat_id=0)
                 forgotten += 1
         return forgotten

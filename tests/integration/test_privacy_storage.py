@@ -96,8 +96,8 @@ async def test_relay_log_loses_texts_files_and_chats_when_anonymised(
         await uow.messages.add(b.message(other_id, 3))
         await uow.commit()
     async with uow_factory() as uow:
-        first = await uow.messages.anonymise(ticket_id)
-        again = await uow.messages.anonymise(ticket_id)
+        first = await uow.messages.anonymise([ticket_id])
+        again = await uow.messages.anonymise([ticket_id])
         await uow.commit()
     async with uow_factory() as uow:
         kept = await uow.messages.for_ticket(ticket_id)
@@ -122,8 +122,8 @@ async def test_only_notes_of_the_kinds_asked_are_cleared_when_redacted(
         await uow.events.add(b.event(ticket_id, 3, kind="note", note=None))
         await uow.commit()
     async with uow_factory() as uow:
-        first = await uow.events.redact_notes(ticket_id, {"note"})
-        again = await uow.events.redact_notes(ticket_id, {"note"})
+        first = await uow.events.redact_notes([ticket_id], {"note"})
+        again = await uow.events.redact_notes([ticket_id], {"note"})
         await uow.commit()
     async with uow_factory() as uow:
         events = await uow.events.for_ticket(ticket_id)
@@ -150,15 +150,15 @@ async def test_finished_outbox_rows_are_scrubbed_and_owed_ones_kept_when_scrubbe
         await uow.outbox.update(failed)
         await uow.commit()
     async with uow_factory() as uow:
-        first = await uow.outbox.scrub_finished(ticket_id)
-        again = await uow.outbox.scrub_finished(ticket_id)
+        first = await uow.outbox.scrub_finished([ticket_id])
+        again = await uow.outbox.scrub_finished([ticket_id])
         await uow.commit()
     async with uow_factory() as uow:
         rows = [await uow.outbox.get(m.id or 0) for m in (sent, failed, owed)]
     assert (first, again) == (2, 0)
     assert [(r.payload, r.result) for r in rows if r is not None] == [
-        ({"ticket_id": ticket_id}, None),
-        ({"ticket_id": ticket_id}, None),
+        ({}, None),
+        ({}, None),
         ({"text": "still owed"}, None),
     ]
     assert [r.sent_at for r in rows if r is not None] == [b.at(1), None, None]  # state stays
@@ -213,8 +213,9 @@ async def test_advisory_deliveries_forget_the_chat_when_the_recipient_is_erased(
         )  # fmt: skip
         await uow.commit()
     async with uow_factory() as uow:
-        first = await uow.advisories.forget_recipient(cid)
-        again = await uow.advisories.forget_recipient(cid)
-        others = await uow.advisories.forget_recipient(other)
+        first = await uow.advisories.forget_recipients([cid])
+        again = await uow.advisories.forget_recipients([cid])
+        others = await uow.advisories.forget_recipients([other])
+        none = await uow.advisories.forget_recipients([])
         await uow.commit()
-    assert (first, again, others) == (1, 0, 1)
+    assert (first, again, others, none) == (1, 0, 1, 0)
