@@ -151,7 +151,9 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             settings, uow_factory, clock, roster, views
         )
         directory = AgencyDirectory(settings.agencies)
-        privacy = privacy_service(settings, uow_factory, clock)
+        privacy = privacy_service(
+            settings, uow_factory, clock, citizen_uow_factory=citizen_uow_factory
+        )
         console_services = _console_services(
             settings, uow_factory, read_uow_factory, geo, clock, health=health,
             directory=directory, citizen_uow_factory=citizen_uow_factory, privacy=privacy,

@@ -98,7 +98,11 @@ async def export_csv(settings: Settings, since: datetime, *, personal: bool) -> 
 
 
 def privacy_service(
-    settings: Settings, uow_factory: UnitOfWorkFactory, clock: Clock
+    settings: Settings,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    citizen_uow_factory: UnitOfWorkFactory | None = None,
 ) -> PrivacyService:
     """The retention purge and the citizen's rights, with the settings' periods."""
     return PrivacyService(
@@ -108,6 +112,7 @@ def privacy_service(
             draft_retention=timedelta(days=settings.draft_retention_days),
         ),
         city_centroids(load_gazetteer()), default_language=settings.default_language,
+        citizen_uow_factory=citizen_uow_factory,
     )  # fmt: skip
 
 

@@ -142,8 +142,11 @@ class PrivacyService:
         centroids: Centroids,
         *,
         default_language: str = "id",
+        citizen_uow_factory: UnitOfWorkFactory | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._citizen_uow_factory = citizen_uow_factory or uow_factory
+        """For the citizen's own requests: a bounded wait for SQLite's writer (StorageBusy)."""
         self._clock = clock
         self.policy = policy
         self._centroids = centroids
@@ -256,7 +259,7 @@ class PrivacyService:
     async def my_data(self, actor: Actor) -> MyData:
         """What is held about the actor (nothing for someone never seen: no record is made);
         the request is audited."""
-        async with self._uow_factory() as uow:
+        async with self._citizen_uow_factory() as uow:
             citizen = await uow.citizens.get_by_telegram_id(actor.telegram_id)
             held: list[HeldTicket] = []
             if citizen is not None:
@@ -283,7 +286,7 @@ class PrivacyService:
 
     async def _erase(self, actor: Actor, *, confirmed: bool) -> Erasure:
         now = self._clock.now()
-        async with self._uow_factory() as uow:
+        async with self._citizen_uow_factory() as uow:
             citizen = await uow.citizens.get_by_telegram_id(actor.telegram_id)
             language = self._language(actor, citizen)
             if citizen is None:
