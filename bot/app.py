@@ -21,6 +21,7 @@ import handlers
 import handlers.jobs
 from bot.agencies_http.client import WebhookDeliverer
 from bot.agencies_http.server import AgencyApi
+from bot.commands import privacy_service
 from bot.config import Settings
 from bot.geo import CompositeGeocoder, build_geocoder, load_gazetteer
 from bot.i18n import gettext_for
@@ -38,6 +39,7 @@ from bot.services.intake import IntakePolicy, IntakeService
 from bot.services.outbox import OutboxWorker
 from bot.services.outbox_kinds import Audience, Transport
 from bot.services.ports import Clock, Geocoder, UnitOfWorkFactory
+from bot.services.privacy import PrivacyService
 from bot.services.queries import TicketQueries
 from bot.services.queue import QueueService
 from bot.services.quick_report import QuickReportService
@@ -51,6 +53,7 @@ from handlers.console_delivery import detect_topics
 from handlers.context import (
     ADVISORY_VIEWS_KEY,
     OPERATOR_VIEWS_KEY,
+    PRIVACY_VIEWS_KEY,
     SERVICES_KEY,
     VIEWS_KEY,
     Context,
@@ -58,6 +61,7 @@ from handlers.context import (
 )
 from handlers.delivery import TelegramDeliverer, telegram_reason
 from handlers.operator_views import OperatorViews
+from handlers.privacy_views import PrivacyViews
 from handlers.processing import PerChatUpdateProcessor
 from handlers.ratelimit import GovernedRateLimiter
 from handlers.views import Views
@@ -75,6 +79,9 @@ CITIZEN_WRITE_WAIT = 4.0
 SWEEP_INTERVAL = timedelta(seconds=30)
 SLA_INTERVAL = timedelta(seconds=5)
 ADVISORY_INTERVAL = timedelta(seconds=2)
+PURGE_INTERVAL = timedelta(days=1)
+PURGE_FIRST = 10.0
+"""Seconds after the start before the first retention purge (it runs at start, then daily)."""
 GEOCODER_TIMEOUT = 5.0
 
 
@@ -145,9 +152,12 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             settings, uow_factory, clock, roster, views
         )
         directory = AgencyDirectory(settings.agencies)
+        privacy = privacy_service(
+            settings, uow_factory, clock, citizen_uow_factory=citizen_uow_factory
+        )
         console_services = _console_services(
             settings, uow_factory, read_uow_factory, geo, clock, health=health,
-            directory=directory, citizen_uow_factory=citizen_uow_factory,
+            directory=directory, citizen_uow_factory=citizen_uow_factory, privacy=privacy,
         )  # fmt: skip
         telegram = TelegramDeliverer(
             application.bot, queries, intake, views, settings.operator_chat_id, chats=chats,
@@ -178,10 +188,12 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
                 max_open_tickets=settings.max_open_tickets,
                 default_language=settings.default_language,
             ),
+            privacy,
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
         application.bot_data[OPERATOR_VIEWS_KEY] = telegram.operator_views
         application.bot_data[ADVISORY_VIEWS_KEY] = advisory_views
+        application.bot_data[PRIVACY_VIEWS_KEY] = PrivacyViews(views, settings)
         resources.closers[:] = [worker.stop, webhooks.aclose, geo.aclose, engine.dispose]
         await _start_agency_api(settings, agencies, clock, worker, resources)
         _schedule_jobs(application)
@@ -251,7 +263,8 @@ async def _start_agency_api(
 
 
 def _schedule_jobs(application: SiagaApplication) -> None:
-    """The timers: idle drafts, SLA, agency acknowledgement deadlines, advisory progress."""
+    """The timers: idle drafts, SLA, agency acknowledgement deadlines, advisory progress, the
+    retention purge (at start, then daily)."""
     if application.job_queue is not None:
         application.job_queue.run_repeating(
             handlers.jobs.close_idle_drafts, interval=SWEEP_INTERVAL, first=5,
@@ -268,6 +281,10 @@ def _schedule_jobs(application: SiagaApplication) -> None:
         application.job_queue.run_repeating(
             handlers.jobs.advisory_progress, interval=ADVISORY_INTERVAL,
             first=ADVISORY_INTERVAL, name="advisory-progress",
+        )  # fmt: skip
+        application.job_queue.run_repeating(
+            handlers.jobs.purge_personal_data, interval=PURGE_INTERVAL, first=PURGE_FIRST,
+            name="privacy-purge",
         )  # fmt: skip
 
 
@@ -348,13 +365,15 @@ def _console_services(
     *,
     health: DeliveryHealth,
     directory: AgencyDirectory,
+    privacy: PrivacyService,
     citizen_uow_factory: UnitOfWorkFactory | None = None,
 ) -> tuple[ConsoleService, RelayService, QueueService, SlaService]:
-    """The operator side: console actions, relay both ways, the queue board, SLA timers."""
+    """The operator side: console actions, relay both ways, the queue board, SLA timers;
+    a ticket closing completes its citizen's erasure request."""
     chat = settings.operator_chat_id
     console = ConsoleService(
         uow_factory, geocoder, clock, ConsolePolicy(directory.names(), chat, directory),
-        read_uow_factory=read_uow_factory,
+        read_uow_factory=read_uow_factory, on_closed=privacy.ticket_closed,
     )  # fmt: skip
     relay = RelayService(
         citizen_uow_factory or uow_factory, clock, RelayPolicy(
@@ -384,6 +403,11 @@ async def _set_commands(application: SiagaApplication) -> None:
                 BotCommand("status", _("My reports")),
                 BotCommand("cancel", _("Cancel the report in progress")),
                 BotCommand("language", _("Language")),
+                BotCommand("privasi" if language == "id" else "privacy", _("Privacy notice")),
+                BotCommand("datasaya" if language == "id" else "mydata", _("My data")),
+                BotCommand(
+                    "hapusdata" if language == "id" else "deletemydata", _("Delete my data")
+                ),
             ]
             await application.bot.set_my_commands(
                 commands, language_code=None if language == "id" else language

@@ -17,8 +17,9 @@ from bot.config import Settings, SettingsError, load_settings
 EXIT_SETTINGS = 2
 EXIT_FAILURE = 1
 
-#: Loggers whose INFO lines contain request URLs (and so the bot token).
-NOISY_LOGGERS = ("httpx", "httpcore", "telegram.request", "aiohttp.access", "apscheduler",
+#: Loggers whose INFO lines contain request URLs (and so the bot token), and PTB's, whose DEBUG
+#: lines hold every update and Bot API call in full (citizens' phones, names, texts).
+NOISY_LOGGERS = ("httpx", "httpcore", "telegram", "aiohttp.access", "apscheduler",
                  "aiosqlite", "asyncio", "alembic.runtime.plugins")  # fmt: skip
 
 
@@ -130,6 +131,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--agency", default="BPBD", help="agency (code in the agencies file) with a group (BPBD)"
     )
+    purge = commands.add_parser(
+        "purge", help="anonymise personal data past RETENTION_DAYS / DRAFT_RETENTION_DAYS"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="only count what would be anonymised")
     return parser
 
 
@@ -167,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_cap_import(settings, args.source))
         if args.command == "export":
             return _export(settings, args)
+        if args.command == "purge":
+            return asyncio.run(_purge(settings, dry_run=args.dry_run))
         return asyncio.run(_check(settings))
     except SettingsError as exc:
         print(f"siaga112: {exc.variable}: {exc.problem}", file=sys.stderr)
@@ -266,6 +273,18 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{text.count(chr(10)) - 1} tickets written to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+async def _purge(settings: Settings, *, dry_run: bool) -> int:
+    from bot.commands import purge  # noqa: PLC0415 - keeps --help fast
+
+    report = await purge(settings, dry_run=dry_run)
+    verb = "would be anonymised" if dry_run else "anonymised"
+    print(
+        f"{verb} (retention {settings.retention_days} days, drafts "
+        f"{settings.draft_retention_days} days): {report.summary()}"
+    )
     return 0
 
 

@@ -1,10 +1,11 @@
-"""The admins' console commands: ``siaga112 cap import FILE|URL`` and ``siaga112 export``.
+"""The admins' console commands: ``siaga112 cap import FILE|URL``, ``export`` and ``purge``.
 
 Wiring only (the composition root of each command). ``cap import``: the document is read
 from a file or fetched over http(s) (10 s timeout, 1 MB at most, a real User-Agent), then
 :class:`bot.services.cap.CapImporter` matches it to the city and stores the draft; the
 running bot's outbox worker delivers the offers to the admins. ``export``: one CSV row per
-ticket with its milestones (:class:`bot.services.stats.ExportService`).
+ticket with its milestones (:class:`bot.services.stats.ExportService`). ``purge``: the
+retention purge the running bot does daily (:class:`bot.services.privacy.PrivacyService`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ import asyncio
 import csv
 import io
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot import __version__
 from bot.config import Settings
 from bot.geo import load_gazetteer
+from bot.geo.gazetteer import city_centroids
 from bot.services.cap import MAX_BYTES, CapImporter, ImportResult, parse_cap
 from bot.services.clock import SystemClock
+from bot.services.ports import Clock, UnitOfWorkFactory
+from bot.services.privacy import PrivacyService, PurgeReport, RetentionPolicy
 from bot.services.stats import EXPORT_COLUMNS, PERSONAL_COLUMNS, ExportService, StatsService
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
@@ -91,3 +95,33 @@ async def export_csv(settings: Settings, since: datetime, *, personal: bool) -> 
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+def privacy_service(
+    settings: Settings,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    citizen_uow_factory: UnitOfWorkFactory | None = None,
+) -> PrivacyService:
+    """The retention purge and the citizen's rights, with the settings' periods."""
+    return PrivacyService(
+        uow_factory, clock,
+        RetentionPolicy(
+            retention=timedelta(days=settings.retention_days),
+            draft_retention=timedelta(days=settings.draft_retention_days),
+        ),
+        city_centroids(load_gazetteer()), default_language=settings.default_language,
+        citizen_uow_factory=citizen_uow_factory,
+    )  # fmt: skip
+
+
+async def purge(settings: Settings, *, dry_run: bool) -> PurgeReport:
+    """Anonymises (``dry_run``: counts) what is past its retention period."""
+    await upgrade(settings.database_url)
+    engine = create_engine(settings.database_url)
+    try:
+        uow_factory = SqlUnitOfWorkFactory(session_factory(engine))
+        return await privacy_service(settings, uow_factory, SystemClock()).purge(dry_run=dry_run)
+    finally:
+        await engine.dispose()

@@ -29,6 +29,7 @@ LANGUAGES = ("id", "en")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///siaga112.db"
 #: The OSM Foundation's public server (at most 1 request/second, see its usage policy).
 PUBLIC_NOMINATIM_URL = "https://nominatim.openstreetmap.org"
+DEFAULT_PRIVACY_CONTROLLER = "Pemerintah Kota Semarang (Call Center 112)"
 PAID_BROADCAST_MAX = 1000
 """Telegram's ceiling for paid broadcasts (``allow_paid_broadcast``) per second."""
 
@@ -128,6 +129,15 @@ class Settings:
     demo_mode: bool = False
     """Exercise mode (``DEMO_MODE``, set by ``siaga112 demo``): every ticket carries the
     disposition ``test`` and a visible "LATIHAN / EXERCISE" mark."""
+
+    retention_days: int = 365
+    """Closed tickets' personal fields are anonymised this long after the close."""
+    draft_retention_days: int = 30
+    """Abandoned and cancelled drafts are anonymised this long after they ended."""
+    privacy_controller: str = DEFAULT_PRIVACY_CONTROLLER
+    """Who is responsible for the personal data (named in the privacy notice)."""
+    privacy_contact: str = ""
+    """Where citizens reach the controller about their data (empty: through the bot)."""
 
     def require_token(self) -> str:
         """Return the bot token or raise SettingsError naming TELEGRAM_BOT_TOKEN."""
@@ -473,6 +483,12 @@ def load_settings(
         rate_paid_broadcast_per_second=paid,
         telegram_webhook_secret=_webhook_secret(get("TELEGRAM_WEBHOOK_SECRET")),
         demo_mode=_switch("DEMO_MODE", get("DEMO_MODE", "off")),
+        retention_days=_number("RETENTION_DAYS", get("RETENTION_DAYS", "365"), int, 1),
+        draft_retention_days=_number(
+            "DRAFT_RETENTION_DAYS", get("DRAFT_RETENTION_DAYS", "30"), int, 1
+        ),
+        privacy_controller=get("PRIVACY_CONTROLLER", DEFAULT_PRIVACY_CONTROLLER),
+        privacy_contact=get("PRIVACY_CONTACT"),
     )
 
 

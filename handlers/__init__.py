@@ -17,6 +17,7 @@ from handlers import (
     console_delivery,
     intake,
     operators,
+    privacy,
     stats,
 )
 from handlers.context import SiagaApplication
@@ -57,6 +58,12 @@ def register(application: SiagaApplication, operator_chat_id: int | None = None)
         ("status", common.status),
         ("language", common.language),
         ("bahasa", common.language),
+        ("privasi", privacy.notice),
+        ("privacy", privacy.notice),
+        ("datasaya", privacy.my_data),
+        ("mydata", privacy.my_data),
+        ("hapusdata", privacy.delete_my_data),
+        ("deletemydata", privacy.delete_my_data),
     ):
         application.add_handler(CommandHandler(name, callback, filters=PRIVATE))
     application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, common.unknown_command))
@@ -76,6 +83,7 @@ def register(application: SiagaApplication, operator_chat_id: int | None = None)
         CallbackQueryHandler(advisories.on_subscription_button, pattern=r"^m\|(advisories$|sub\|)")
     )
     application.add_handler(CallbackQueryHandler(common.on_menu_button, pattern=r"^m\|"))
+    application.add_handler(CallbackQueryHandler(privacy.on_privacy_button, pattern=r"^p\|"))
     # The agency card's buttons: any chat (the service checks it is the agency's own).
     application.add_handler(CallbackQueryHandler(agencies.on_agency_button, pattern=r"^a\|"))
     application.add_handler(CallbackQueryHandler(intake.on_intake_button))  # unknown: stale

@@ -11,6 +11,7 @@ from bot.services import Services
 from bot.services.intake import Actor
 from handlers.advisory_views import AdvisoryViews
 from handlers.operator_views import OperatorViews
+from handlers.privacy_views import PrivacyViews
 from handlers.ratelimit import RateLimitArgs
 from handlers.views import Views
 
@@ -18,6 +19,7 @@ SERVICES_KEY = "services"
 VIEWS_KEY = "views"
 ADVISORY_VIEWS_KEY = "advisory_views"
 OPERATOR_VIEWS_KEY = "operator_views"
+PRIVACY_VIEWS_KEY = "privacy_views"
 
 SiagaBot = ExtBot[RateLimitArgs]
 """The bot: every call passes the rate governor (``rate_limit_args`` see handlers/ratelimit)."""
@@ -42,6 +44,12 @@ class Context(CallbackContext[SiagaBot, dict[Any, Any], dict[Any, Any], dict[Any
     def advisory_views(self) -> AdvisoryViews:
         """The renderer of subscriptions and the broadcast composer."""
         views: AdvisoryViews = self.bot_data[ADVISORY_VIEWS_KEY]
+        return views
+
+    @property
+    def privacy_views(self) -> PrivacyViews:
+        """The renderer of the privacy notice and the citizen's data requests."""
+        views: PrivacyViews = self.bot_data[PRIVACY_VIEWS_KEY]
         return views
 
     @property

@@ -1,4 +1,5 @@
-"""Timers: idle drafts closed (kept for the operators as abandoned); SLA; advisory progress."""
+"""Timers: idle drafts closed (kept for the operators as abandoned); SLA; advisory progress;
+the retention purge of personal data."""
 
 from __future__ import annotations
 
@@ -35,3 +36,11 @@ async def agency_ack_sweep(context: Context) -> None:
     report = await context.services.agencies.sweep()
     if report.fired:
         context.services.outbox.wake()
+
+
+async def purge_personal_data(context: Context) -> None:
+    """Anonymises personal data past its retention period (the service logs counts only)."""
+    try:
+        await context.services.privacy.purge()
+    except Exception as exc:  # the next run tries again; nothing is half-done (per batch)
+        log.warning("privacy purge failed: %s", type(exc).__name__)

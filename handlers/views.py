@@ -161,30 +161,22 @@ class Views:
         )
 
     def welcome(self, citizen: Citizen) -> Screen:
-        """The /start greeting with the privacy notice and the menu."""
+        """The /start greeting (short: at most 300 characters), the menu and a «Privacy»
+        button for the privacy notice."""
         _ = gettext_for(citizen.language)
         text = "\n\n".join(
             ([f"<b>{EXERCISE_MARK}</b>"] if self.exercise else [])
             + [
                 _("🆘 <b>Siaga112 — Call Center 112 Kota Semarang</b>"),
-                _(
-                    "Report an emergency here by chat: what happened, where, and who you are. "
-                    "An operator of Call Center 112 reads every report and sends the right "
-                    "service."
-                ),
+                _("Report an emergency here by chat. An operator reads every report."),
                 _("☎️ If a life is in danger, also call <b>{phone}</b> now.").format(
                     phone=escape(self.phone)
                 ),
-                _(
-                    "🔒 <i>Privacy: we store your name, phone number, location and what you "
-                    "send here only to handle your reports. Only call-center operators and the "
-                    "services that help you see them. They are kept as the call center's "
-                    "records under the rules of Kota Semarang, and never used for anything "
-                    "else.</i>"
-                ),
             ]
         )
-        return Screen([Text(text, self.menu(_))])
+        menu = self.menu(_)
+        rows = [*menu.inline_keyboard, [self._button(_("🔒 Privacy"), "p|notice")]]
+        return Screen([Text(text, InlineKeyboardMarkup(rows))])
 
     def language_menu(self, citizen: Citizen) -> Screen:
         """Offers the two languages."""

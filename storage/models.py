@@ -131,6 +131,9 @@ class CitizenRow(Base):
     subscribed_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[CreatedAt]
+    # Personal data (migration 0006): erasure asked for while a ticket was open; done.
+    erase_requested_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]
 
 
 class TicketRow(Base):
@@ -145,6 +148,7 @@ class TicketRow(Base):
     __table_args__ = (
         Index("ix_tickets_citizen_id_status", "citizen_id", "status"),
         Index("ix_tickets_status_updated_at", "status", "updated_at"),
+        Index("ix_tickets_status_closed_at", "status", "closed_at"),
         Index(
             "ix_tickets_operator_chat_id_operator_thread_id",
             "operator_chat_id",
@@ -253,6 +257,8 @@ class TicketRow(Base):
     reopened_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     version: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     """Bumped by every write; compare-and-set writes (claims, SLA markers) check it."""
+    anonymised_at: Mapped[datetime | None]
+    """When the personal fields were removed (migration 0006; retention or erasure)."""
 
 
 class TicketEventRow(Base):

@@ -137,6 +137,8 @@ def _citizen_columns(citizen: Citizen) -> dict[str, Any]:
         "subscribed": citizen.subscribed,
         "subscription_kecamatan_code": citizen.subscription_kecamatan_code,
         "subscribed_at": ensure_utc_or_none(citizen.subscribed_at),
+        "erase_requested_at": ensure_utc_or_none(citizen.erase_requested_at),
+        "erased_at": ensure_utc_or_none(citizen.erased_at),
     }
     # Timestamps come from the service's clock; a missing one is filled by the database's.
     columns["created_at"] = ensure_utc_or_none(citizen.created_at)
@@ -158,6 +160,8 @@ def _citizen_from_row(row: CitizenRow) -> Citizen:
         subscribed=row.subscribed,
         subscription_kecamatan_code=row.subscription_kecamatan_code,
         subscribed_at=row.subscribed_at,
+        erase_requested_at=row.erase_requested_at,
+        erased_at=row.erased_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -215,6 +219,37 @@ class SqlCitizenRepository(_SqlRepository):
             )
         rows = await self._session.execute(statement.order_by(CitizenRow.id))
         return [Recipient(row.id, row.telegram_id, row.language) for row in rows]
+
+    async def inactive(self, before: datetime, limit: int | None = None) -> list[Citizen]:
+        """Return not erased citizens holding personal data, untouched (record and tickets)
+        since before ``before`` and without a draft or open ticket; by id."""
+        cutoff = ensure_utc(before)
+        busy = exists().where(
+            TicketRow.citizen_id == CitizenRow.id,
+            or_(
+                TicketRow.updated_at >= cutoff,
+                TicketRow.status.in_([*_OPEN, TicketStatus.DRAFT.value]),
+            ),
+        )
+        statement = (
+            select(CitizenRow)
+            .where(
+                CitizenRow.erased_at.is_(None),
+                CitizenRow.updated_at < cutoff,
+                or_(
+                    CitizenRow.name.is_not(None),
+                    CitizenRow.username.is_not(None),
+                    CitizenRow.phone_e164.is_not(None),
+                    CitizenRow.subscribed.is_(False),
+                ),
+                ~busy,
+            )
+            .order_by(CitizenRow.id)
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        rows = await self._session.scalars(statement)
+        return [_citizen_from_row(row) for row in rows]
 
 
 # --- tickets ------------------------------------------------------------------------------
@@ -319,6 +354,7 @@ def _ticket_columns(ticket: Ticket) -> dict[str, Any]:
         "sla_realerted_at": ensure_utc_or_none(ticket.sla_realerted_at),
         "sla_escalated_at": ensure_utc_or_none(ticket.sla_escalated_at),
         "reopened_count": ticket.reopened_count,
+        "anonymised_at": ensure_utc_or_none(ticket.anonymised_at),
     }
 
 
@@ -371,6 +407,7 @@ def _ticket_from_row(row: TicketRow) -> Ticket:
         sla_realerted_at=row.sla_realerted_at,
         sla_escalated_at=row.sla_escalated_at,
         reopened_count=row.reopened_count,
+        anonymised_at=row.anonymised_at,
         version=row.version,
     )
 
@@ -577,6 +614,53 @@ class SqlTicketRepository(_SqlRepository):
         )
         return [_ticket_from_row(row) for row in rows]
 
+    async def of_citizen(self, citizen_id: int) -> list[Ticket]:
+        """Return all the citizen's tickets, drafts included, newest first."""
+        return await self._many(TicketRow.citizen_id == citizen_id)
+
+    async def due_for_anonymisation(
+        self,
+        closed_before: datetime,
+        drafts_before: datetime,
+        recheck_before: datetime,
+        limit: int | None = None,
+    ) -> list[Ticket]:
+        """Finished tickets and drafts past their retention, and anonymised tickets still
+        holding a chat id; by id."""
+        ended = func.coalesce(TicketRow.closed_at, TicketRow.updated_at)
+        cancelled = TicketRow.status == TicketStatus.CANCELLED.value
+        closed = or_(
+            TicketRow.status.in_([TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value]),
+            and_(cancelled, TicketRow.submitted_at.is_not(None)),
+        )
+        draft = or_(
+            TicketRow.status == TicketStatus.ABANDONED.value,
+            and_(cancelled, TicketRow.submitted_at.is_(None)),
+        )
+        statement = (
+            select(TicketRow)
+            .where(
+                or_(
+                    and_(
+                        TicketRow.anonymised_at.is_(None),
+                        or_(
+                            and_(closed, ended < ensure_utc(closed_before)),
+                            and_(draft, ended < ensure_utc(drafts_before)),
+                        ),
+                    ),
+                    and_(
+                        TicketRow.anonymised_at < ensure_utc(recheck_before),
+                        TicketRow.chat_id != 0,
+                    ),
+                )
+            )
+            .order_by(TicketRow.id)
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        rows = await self._session.scalars(statement)
+        return [_ticket_from_row(row) for row in rows]
+
     async def _many(self, *criteria: ColumnElement[bool], limit: int | None = None) -> list[Ticket]:
         statement = select(TicketRow).where(*criteria).order_by(*_NEWEST_FIRST)
         if limit is not None:
@@ -628,6 +712,19 @@ class SqlEventRepository(_SqlRepository):
             )
             for row in rows
         ]
+
+    async def redact_notes(self, ticket_ids: Collection[int], kinds: Collection[str]) -> int:
+        """Clear the notes of the tickets' events of ``kinds``; return how many."""
+        result = await self._session.execute(
+            update(TicketEventRow)
+            .where(
+                TicketEventRow.ticket_id.in_(list(ticket_ids)),
+                TicketEventRow.kind.in_(list(kinds)),
+                TicketEventRow.note.is_not(None),
+            )
+            .values(note=None)
+        )
+        return _rowcount(result)
 
 
 class SqlMessageRepository(_SqlRepository):
@@ -692,6 +789,23 @@ class SqlMessageRepository(_SqlRepository):
             )
         )
         return int(count or 0)
+
+    async def anonymise(self, ticket_ids: Collection[int]) -> int:
+        """Clear the texts, file ids and chat ids of the tickets' messages; return how many
+        messages held any."""
+        result = await self._session.execute(
+            update(MessageRow)
+            .where(
+                MessageRow.ticket_id.in_(list(ticket_ids)),
+                or_(
+                    MessageRow.text.is_not(None),
+                    MessageRow.file_id.is_not(None),
+                    MessageRow.telegram_chat_id.is_not(None),
+                ),
+            )
+            .values(text=None, file_id=None, telegram_chat_id=None)
+        )
+        return _rowcount(result)
 
 
 # --- outbox -------------------------------------------------------------------------------
@@ -1028,6 +1142,21 @@ class SqlOutboxRepository(_SqlRepository):
             .execution_options(synchronize_session=False)
         )
         return _rowcount(result)
+
+    async def scrub_finished(self, ticket_ids: Collection[int]) -> int:
+        """Empty the payload and drop the result of the tickets' sent or failed rows."""
+        rows = await self._session.execute(
+            select(OutboxRow.id, OutboxRow.payload, OutboxRow.result).where(
+                OutboxRow.ticket_id.in_(list(ticket_ids)),
+                or_(OutboxRow.sent_at.is_not(None), OutboxRow.failed_at.is_not(None)),
+            )
+        )  # JSON has no equality on PostgreSQL: what still holds data is picked here
+        ids = [row.id for row in rows if row.payload or row.result is not None]
+        if ids:
+            await self._session.execute(
+                update(OutboxRow).where(OutboxRow.id.in_(ids)).values(payload={}, result=None)
+            )
+        return len(ids)
 
     async def exists_since(self, dedup_key: str, since: datetime) -> bool:
         """Whether a row with ``dedup_key`` was enqueued at or after ``since`` (the key stays
@@ -1519,6 +1648,20 @@ class SqlAdvisoryRepository(_SqlRepository):
             cancelled=counts.get(DeliveryOutcome.CANCELLED.value, 0),
             owed=by_state.get((False, False), 0),
         )
+
+    async def forget_recipients(self, citizen_ids: Collection[int]) -> int:
+        """Replace the chat id of the citizens' delivery rows by 0; return how many held it."""
+        if not citizen_ids:
+            return 0
+        result = await self._session.execute(
+            update(AdvisoryDeliveryRow)
+            .where(
+                AdvisoryDeliveryRow.citizen_id.in_(list(citizen_ids)),
+                AdvisoryDeliveryRow.chat_id != 0,
+            )
+            .values(chat_id=0)
+        )
+        return _rowcount(result)
 
     async def cancel_owed(self, advisory_id: int, now: datetime) -> int:
         """Fail the owed rows no worker holds and mark their copies cancelled."""

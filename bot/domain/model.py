@@ -196,6 +196,10 @@ class Citizen:
     subscription_kecamatan_code: str | None = None
     """The kecamatan they subscribed to; None with ``subscribed``: the whole city."""
     subscribed_at: datetime | None = None
+    erase_requested_at: datetime | None = None
+    """The citizen asked for erasure while a ticket was open: it is anonymised at its close."""
+    erased_at: datetime | None = None
+    """The record holds no personal data any more (erasure or retention)."""
     id: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -276,6 +280,8 @@ class Ticket:
     reopened_count: int = 0
     version: int = 0
     """How many times the stored row was written; compare-and-set writes check it."""
+    anonymised_at: datetime | None = None
+    """When the personal fields were removed (retention purge or the citizen's erasure)."""
     id: int | None = None
 
     @property

@@ -862,3 +862,11 @@ def _with_rt_rw(candidate: GeocodeCandidate, rt_rw: str | None) -> GeocodeCandid
 def load_gazetteer() -> Gazetteer:
     """Returns the process-wide gazetteer of the packaged Semarang data (built once)."""
     return Gazetteer.from_package_data()
+
+
+def city_centroids(gazetteer: Gazetteer) -> dict[str, tuple[float, float]]:
+    """Kelurahan and kecamatan code -> the ``(lat, lon)`` of its centroid (anonymised
+    tickets keep their place at this precision)."""
+    points = {k.code: (k.lat, k.lon) for k in gazetteer.kecamatan}
+    points.update({k.code: (k.lat, k.lon) for k in gazetteer.kelurahan})
+    return points

@@ -10,6 +10,7 @@ from bot.services.agencies import AgencyService
 from bot.services.console import ConsoleService
 from bot.services.intake import IntakeService
 from bot.services.outbox import OutboxWorker
+from bot.services.privacy import PrivacyService
 from bot.services.queries import TicketQueries
 from bot.services.queue import QueueService
 from bot.services.quick_report import QuickReportService
@@ -39,3 +40,4 @@ class Services:
     stats: StatsService
     quick: QuickReportService
     """One-message reports: a message outside a report starts a draft pre-filled from it."""
+    privacy: PrivacyService

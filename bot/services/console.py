@@ -135,6 +135,9 @@ RENAMES_TOPIC = frozenset({"category_corrected", "location_corrected"})
 WORKABLE = frozenset(TicketStatus) - {TicketStatus.DRAFT, TicketStatus.ABANDONED}
 
 Extra = Callable[[UnitOfWork, Ticket], Awaitable[dict[str, object]]]
+ClosedHook = Callable[[UnitOfWork, Ticket], Awaitable[None]]
+"""Called in the unit of work of an action that closed a ticket (the citizen's erasure)."""
+CLOSING = frozenset({Action.RESOLVE, Action.CLOSE, Action.CANCEL})
 
 
 class ConsoleService:
@@ -148,12 +151,14 @@ class ConsoleService:
         policy: ConsolePolicy,
         *,
         read_uow_factory: UnitOfWorkFactory | None = None,
+        on_closed: ClosedHook | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._read_uow_factory = read_uow_factory or uow_factory
         self._geocoder = geocoder
         self._clock = clock
         self._policy = policy
+        self._on_closed = on_closed
 
     # -- the lifecycle --------------------------------------------------------------------
 
@@ -344,6 +349,8 @@ class ConsoleService:
         ticket = await uow.tickets.get(ticket_id)
         if ticket is None or ticket.status not in WORKABLE:
             return ConsoleResult(ConsoleStatus.NOT_FOUND)
+        if ticket.anonymised_at is not None and action != Action.CLOSE.value:
+            return ConsoleResult(ConsoleStatus.NOT_FOUND)  # erased: only archiving is left
         return member, ticket
 
     async def _act(
@@ -389,6 +396,8 @@ class ConsoleService:
                 to_status=after.status, note=note,
             )  # fmt: skip
             await self._announce(uow, after, action, details)
+            if self._on_closed is not None and action in CLOSING:
+                await self._on_closed(uow, after)
             assignments = await uow.assignments.for_ticket(ticket_id)
             await uow.commit()
         after.version += 1

@@ -124,6 +124,12 @@ class CitizenRepository(Protocol):
         ``kecamatan_codes``."""
         ...
 
+    async def inactive(self, before: datetime, limit: int | None = None) -> list[Citizen]:
+        """Return citizens still holding personal data (not erased; a name, username or phone,
+        or a Telegram id without a subscription) whose record and every ticket were last
+        written before ``before`` and who have no draft or open ticket; by id (retention)."""
+        ...
+
 
 class TicketRepository(Protocol):
     """Tickets, drafts included."""
@@ -210,6 +216,29 @@ class TicketRepository(Protocol):
         submission order (statistics and exports)."""
         ...
 
+    async def of_citizen(self, citizen_id: int) -> list[Ticket]:
+        """Return all the citizen's tickets, drafts included, newest first."""
+        ...
+
+    async def due_for_anonymisation(
+        self,
+        closed_before: datetime,
+        drafts_before: datetime,
+        recheck_before: datetime,
+        limit: int | None = None,
+    ) -> list[Ticket]:
+        """Return the tickets whose personal fields must go now, by id:
+
+        * not anonymised, finished after submission (resolved, closed, or cancelled once
+          submitted) before ``closed_before``;
+        * not anonymised drafts that ended (abandoned, or cancelled before submission)
+          before ``drafts_before``;
+        * anonymised before ``recheck_before`` but still holding the citizen's chat id (kept
+          for the last notice of a ticket anonymised at its close).
+
+        The end is ``closed_at`` (``updated_at`` when unset)."""
+        ...
+
 
 class EventRepository(Protocol):
     """The append-only ticket timeline."""
@@ -220,6 +249,11 @@ class EventRepository(Protocol):
 
     async def for_ticket(self, ticket_id: int) -> list[TicketEvent]:
         """Return a ticket's events, oldest first."""
+        ...
+
+    async def redact_notes(self, ticket_ids: Collection[int], kinds: Collection[str]) -> int:
+        """Clear the free-text note of the tickets' events of ``kinds``; return how many
+        notes were cleared (events without a note are not counted). One statement."""
         ...
 
 
@@ -236,6 +270,12 @@ class MessageRepository(Protocol):
 
     async def count_from_citizen_since(self, citizen_id: int, since: datetime) -> int:
         """Return how many messages the citizen sent to operators since ``since``."""
+        ...
+
+    async def anonymise(self, ticket_ids: Collection[int]) -> int:
+        """Clear the text, file id and Telegram chat id of the tickets' messages (direction,
+        kind and time stay); return how many messages still held any of them. One
+        statement."""
         ...
 
 
@@ -408,6 +448,12 @@ class OutboxRepository(Protocol):
         dead, its rows need not wait for their leases (they come back as repeats)."""
         ...
 
+    async def scrub_finished(self, ticket_ids: Collection[int]) -> int:
+        """Empty the payload of the tickets' sent or failed rows and drop their result
+        (texts, chat ids; ``ticket_id`` stays); owed rows are left to be sent. Return how many
+        rows were scrubbed."""
+        ...
+
     async def exists_since(self, dedup_key: str, since: datetime) -> bool:
         """Whether a row with ``dedup_key`` was enqueued at or after ``since``.
 
@@ -460,6 +506,11 @@ class AdvisoryRepository(Protocol):
 
     async def progress(self, advisory_id: int) -> Progress:
         """Count the copies: sent and owed (their outbox rows), blocked, failed, cancelled."""
+        ...
+
+    async def forget_recipients(self, citizen_ids: Collection[int]) -> int:
+        """Replace the chat id of the citizens' delivery rows by 0 (erasure); return how many
+        rows still held it. One statement."""
         ...
 
     async def cancel_owed(self, advisory_id: int, now: datetime) -> int:

@@ -204,7 +204,7 @@ class RelayService:
         now = self._clock.now()
         async with self._uow_factory() as uow:
             ticket = await self._ticket_of(uow, post)
-            if ticket is None:
+            if ticket is None or ticket.anonymised_at is not None:  # erased: nobody to tell
                 return PostResult(PostStatus.NO_TICKET)
             member = await active_member(uow, post.telegram_id)
             if member is None:

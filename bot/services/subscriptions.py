@@ -76,7 +76,7 @@ class SubscriptionService:
         async with self._uow_factory() as uow:
             citizen = await self._citizen(uow, actor)
             changed = citizen.subscribed
-            _unsubscribe(citizen)
+            withdraw(citizen)
             citizen.updated_at = now
             await uow.citizens.update(citizen)
             view = await self._view(uow, citizen, changed=changed)
@@ -111,7 +111,9 @@ class SubscriptionService:
         )
 
 
-def _unsubscribe(citizen: Citizen) -> None:
+def withdraw(citizen: Citizen) -> None:
+    """Ends the citizen's subscription and clears its consent time (unsubscribe, a blocked
+    bot, an erasure)."""
     citizen.subscribed = False
     citizen.subscription_kecamatan_code = None
     citizen.subscribed_at = None
@@ -125,7 +127,7 @@ async def mark_blocked(uow: UnitOfWork, telegram_id: int, clock: Clock) -> bool:
     if citizen.blocked_bot and not citizen.subscribed:
         return True
     citizen.blocked_bot = True
-    _unsubscribe(citizen)
+    withdraw(citizen)
     citizen.updated_at = clock.now()
     await uow.citizens.update(citizen)
     return True

@@ -332,6 +332,31 @@ class InMemoryCitizenRepository(_Repository):
             )
         ]
 
+    async def inactive(self, before: datetime, limit: int | None = None) -> list[Citizen]:
+        """Return not erased citizens holding personal data, untouched (record and tickets)
+        since before ``before`` and without a draft or open ticket; by id."""
+        cutoff = _require_aware(before)
+        tickets: list[Ticket] = list(self._tx.view("tickets").values())
+
+        def busy(citizen_id: int) -> bool:
+            return any(
+                t.citizen_id == citizen_id
+                and (t.updated_at >= cutoff or t.is_draft or t.status in OPEN_STATUSES)
+                for t in tickets
+            )
+
+        citizens: dict[int, Citizen] = self._tx.view("citizens")
+        found = [
+            c
+            for c in citizens.values()
+            if c.erased_at is None
+            and (c.updated_at is not None and c.updated_at < cutoff)
+            and (c.name is not None or c.username is not None or c.phone_e164 is not None
+                 or not c.subscribed)
+            and not busy(c.id or 0)
+        ]  # fmt: skip
+        return _copies(found, key=lambda c: c.id)[:limit]
+
 
 class InMemoryTicketRepository(_Repository):
     """Tickets, drafts included."""
@@ -471,6 +496,38 @@ class InMemoryTicketRepository(_Repository):
         )
         return copy.deepcopy(newest)
 
+    async def of_citizen(self, citizen_id: int) -> list[Ticket]:
+        """Return all the citizen's tickets, drafts included, newest first."""
+        return self._select(lambda t: t.citizen_id == citizen_id)
+
+    async def due_for_anonymisation(
+        self,
+        closed_before: datetime,
+        drafts_before: datetime,
+        recheck_before: datetime,
+        limit: int | None = None,
+    ) -> list[Ticket]:
+        """Finished tickets and drafts past their retention, and anonymised tickets still
+        holding a chat id; by id."""
+        for moment in (closed_before, drafts_before, recheck_before):
+            _require_aware(moment)
+
+        def due(t: Ticket) -> bool:
+            if t.anonymised_at is not None:
+                return t.anonymised_at < recheck_before and t.chat_id != 0
+            ended = t.closed_at or t.updated_at
+            cancelled = t.status is TicketStatus.CANCELLED
+            if t.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED) or (
+                cancelled and t.submitted_at is not None
+            ):
+                return ended < closed_before
+            if t.status is TicketStatus.ABANDONED or (cancelled and t.submitted_at is None):
+                return ended < drafts_before
+            return False
+
+        found = [t for t in self._tx.view("tickets").values() if due(t)]
+        return _copies(found, key=lambda t: t.id)[:limit]
+
     def _queue(self, predicate: Callable[[Ticket], bool]) -> list[Ticket]:
         matching = [t for t in self._tx.view("tickets").values() if predicate(t)]
         return _copies(matching, key=queue_key)
@@ -517,6 +574,16 @@ class InMemoryEventRepository(_Repository):
         events = [e for e in self._tx.view("events").values() if e.ticket_id == ticket_id]
         return _copies(events, key=lambda e: (e.at, e.id))
 
+    async def redact_notes(self, ticket_ids: Collection[int], kinds: Collection[str]) -> int:
+        """Clear the notes of the tickets' events of ``kinds``; return how many."""
+        events: dict[int, TicketEvent] = self._tx.view("events")
+        cleared = 0
+        for event_id, event in events.items():
+            if event.ticket_id in ticket_ids and event.kind in kinds and event.note is not None:
+                self._tx.events[event_id] = dataclasses.replace(event, note=None)
+                cleared += 1
+        return cleared
+
 
 class InMemoryMessageRepository(_Repository):
     """The relay log of a ticket's conversation."""
@@ -545,6 +612,20 @@ class InMemoryMessageRepository(_Repository):
             and m.at >= since
             and tickets[m.ticket_id].citizen_id == citizen_id
         )
+
+    async def anonymise(self, ticket_ids: Collection[int]) -> int:
+        """Clear the texts, file ids and chat ids of the tickets' messages; return how many
+        messages held any."""
+        messages: dict[int, RelayMessage] = self._tx.view("messages")
+        cleared = 0
+        for message_id, message in messages.items():
+            held = (message.text, message.file_id, message.telegram_chat_id)
+            if message.ticket_id in ticket_ids and any(v is not None for v in held):
+                self._tx.messages[message_id] = dataclasses.replace(
+                    message, text=None, file_id=None, telegram_chat_id=None
+                )
+                cleared += 1
+        return cleared
 
 
 def _owed(message: OutboxMessage) -> bool:
@@ -737,6 +818,18 @@ class InMemoryOutboxRepository(_Repository):
         for m in live:
             self._tx.outbox[m.id or 0] = dataclasses.replace(m, claimed_until=now)
         return len(live)
+
+    async def scrub_finished(self, ticket_ids: Collection[int]) -> int:
+        """Empty the payload and drop the result of the tickets' sent or failed rows."""
+        rows: dict[int, OutboxMessage] = self._tx.view("outbox")
+        scrubbed = 0
+        for message_id, message in rows.items():
+            if message.ticket_id not in ticket_ids or _owed(message):
+                continue
+            if message.payload or message.result is not None:
+                self._tx.outbox[message_id] = dataclasses.replace(message, payload={}, result=None)
+                scrubbed += 1
+        return scrubbed
 
     async def exists_since(self, dedup_key: str, since: datetime) -> bool:
         """Whether a row with ``dedup_key`` was enqueued at or after ``since`` (the key stays
@@ -1038,6 +1131,16 @@ class InMemoryAdvisoryRepository(_Repository):
             cancelled=mine.count(DeliveryOutcome.CANCELLED),
             owed=sum(1 for m in copies if _owed(m)),
         )
+
+    async def forget_recipients(self, citizen_ids: Collection[int]) -> int:
+        """Replace the chat id of the citizens' delivery rows by 0; return how many held it."""
+        deliveries: dict[int, _Delivery] = self._tx.view("advisory_deliveries")
+        forgotten = 0
+        for delivery_id, delivery in deliveries.items():
+            if delivery.citizen_id in citizen_ids and delivery.chat_id != 0:
+                self._tx.advisory_deliveries[delivery_id] = dataclasses.replace(delivery, chat_id=0)
+                forgotten += 1
+        return forgotten
 
     async def cancel_owed(self, advisory_id: int, now: datetime) -> int:
         """Fail the owed rows no worker holds and mark their copies cancelled."""

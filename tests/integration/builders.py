@@ -82,6 +82,8 @@ def citizen(telegram_id: int = 7_000_000_001, **changes: Any) -> Citizen:
         subscribed=True,
         subscription_kecamatan_code="33.74.11",
         subscribed_at=at(-45),
+        erase_requested_at=at(-40).astimezone(WIB),
+        erased_at=at(-35),
         created_at=at(-60),
         updated_at=at(-30),
     )

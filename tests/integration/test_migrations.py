@@ -153,3 +153,45 @@ def test_migration_scripts_ship_with_the_package_when_installed() -> None:
     assert any(f.startswith("migrations/versions/") for f in files)
     unshipped = [f for f in files if not any(fnmatch(f, pattern) for pattern in patterns)]
     assert unshipped == []
+
+
+async def test_0006_keeps_tickets_and_citizens_unmarked_when_upgrading_from_0005(
+    empty_database_url: str,
+) -> None:
+    await upgrade(empty_database_url, revision="0005")
+    _, schema = split_schema(empty_database_url)
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO citizens (id, telegram_id, name, language, created_at, updated_at)"
+                    " VALUES (1, 42, 'Siti', 'id', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO tickets (id, citizen_id, chat_id, status, priority, language,"
+                    " media, caller_name, created_at, updated_at) VALUES (1, 1, 42, 'closed', 1,"
+                    " 'id', '[]', 'Siti', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+        await upgrade(empty_database_url)
+        async with engine.connect() as connection:
+            ticket = (
+                await connection.execute(text("SELECT caller_name, anonymised_at FROM tickets"))
+            ).one()
+            citizen = (
+                await connection.execute(
+                    text("SELECT name, erase_requested_at, erased_at FROM citizens")
+                )
+            ).one()
+        await downgrade(empty_database_url, schema=schema, revision="0005")
+        async with engine.connect() as connection:
+            kept = await connection.scalar(text("SELECT caller_name FROM tickets"))
+    finally:
+        await engine.dispose()
+    assert tuple(ticket) == ("Siti", None)
+    assert tuple(citizen) == ("Siti", None, None)
+    assert kept == "Siti"
+    assert await current_revision(empty_database_url) == "0005"
