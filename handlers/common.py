@@ -12,7 +12,8 @@ from telegram.error import Forbidden
 from bot.domain.rules import SUPPORTED_LANGUAGES, resolve_language
 from bot.services.intake import Notice
 from handlers.context import Context, actor_of
-from handlers.render import answer, send
+from handlers.intake import answered_text
+from handlers.render import send, show
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,7 @@ async def on_menu_button(update: Update, context: Context) -> None:
         outcome = await intake.greet(actor)
         outcome.notices.append(Notice.STALE_BUTTON)
         screen = views.intake(outcome)
-    await answer(query, screen)
-    await send(context.bot, actor.chat_id, screen)
+    await show(context.bot, query, screen, answered_text(context, query.message, query.data))
 
 
 async def on_error(update: object, context: Context) -> None:
