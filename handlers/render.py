@@ -105,7 +105,10 @@ async def show(
         chat_id = message.chat.id if message is not None else query.from_user.id
         return [*in_place, *await send(bot, chat_id, Screen(replies))]
     finally:
-        await answer(query, screen)
+        try:
+            await answer(query, screen)
+        except BadRequest as exc:  # "query is too old": the screen is shown all the same
+            log.info("could not answer a button press: %s", exc.message)
 
 
 async def redraw(bot: Bot, chat_id: int, message_id: int, reply: Text) -> None:

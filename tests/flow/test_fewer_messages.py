@@ -229,3 +229,38 @@ async def test_phone_step_can_be_skipped_and_operators_see_no_callback_number_wh
         OPERATOR_CHAT, lambda m: ref in (m.text or "") and "📋" not in (m.text or "")
     )
     assert "tanpa nomor untuk dihubungi" in (card.text or "")
+
+
+async def test_next_question_is_sent_anew_when_telegram_refuses_to_edit_the_menu(
+    harness: Harness,
+) -> None:
+    user = harness.telegram.add_user(language_code="en")
+    await user.send_command("report")
+    menu = await user.wait_reply()
+    harness.telegram.fail_next(
+        "editMessageText", 400, description="Bad Request: message can't be edited"
+    )
+    await tap(user, "grp|CRIME")
+    again = await user.wait_reply(lambda m: "Which one fits best" in (m.text or ""))
+    assert again.message_id != menu.message_id  # sent as a new message instead
+    assert not harness.errors
+
+
+async def test_screen_is_shown_and_nothing_breaks_when_the_press_is_too_old_to_answer(
+    harness: Harness,
+) -> None:
+    user = harness.telegram.add_user(language_code="en")
+    await user.send_command("report")
+    menu = await user.wait_reply()
+    harness.telegram.fail_next(
+        "answerCallbackQuery",
+        400,
+        description="Bad Request: query is too old and response timeout expired or query ID is "
+        "invalid",
+    )
+    message, data = await wait_button(user, "grp|FIRE")
+    await user.press(data, on=message)
+    await user.wait_reply(lambda m: "Where is the emergency" in (m.text or ""))
+    assert "☑️" in (_now(user, menu).text or "")
+    assert not any("went wrong" in (m.text or "") for m in user.messages)
+    assert not harness.errors
