@@ -3,7 +3,7 @@
 Run from the repo root::
 
     .venv/bin/python bench/intake.py [--citizens 50] [--db sqlite|postgres] [--repeat 3]
-                                     [--think 0] [--postgres-url URL]
+                                     [--think 0] [--postgres-url URL] [--loop uvloop|asyncio]
 
 Each run starts the real ``build_application`` (SQLite file in a temp dir, or a fresh
 PostgreSQL schema that is dropped afterwards) polling the in-process fake Bot API over
@@ -52,6 +52,7 @@ from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot.app import build_application
 from bot.config import load_settings
+from bot.loop import new_event_loop
 from bot.services.intake import Notice
 from handlers.context import SERVICES_KEY
 from storage.db import create_engine
@@ -650,11 +651,18 @@ def main() -> None:
         default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
         help="server for --db postgres (a bench_<random> schema is created and dropped)",
     )
+    parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop",
+        help="event loop, as `siaga112 run` picks it with UVLOOP=on/off (uvloop)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.citizens < 1 or args.repeat < 1 or args.think < 0:
         parser.error("--citizens and --repeat must be at least 1, --think not negative")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    sys.exit(asyncio.run(main_async(args)))
+    loop, name = new_event_loop(args.loop == "uvloop")
+    print(f"event loop: {name}")
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        sys.exit(runner.run(main_async(args)))
 
 
 if __name__ == "__main__":

@@ -148,7 +148,9 @@ async def _upgrade(settings: Settings) -> None:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     settings.require_token()
     from bot.app import build_application  # noqa: PLC0415 - keeps --help and errors fast
+    from bot.loop import install_event_loop  # noqa: PLC0415 - keeps --help fast
 
+    install_event_loop(settings.uvloop)  # PTB runs on the thread's current loop
     application = build_application(settings)
     if args.webhook_url:
         application.run_webhook(

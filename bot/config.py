@@ -105,6 +105,8 @@ class Settings:
     log_level: str
     rate_governor: bool
     """Whether every Bot API call is paced by the rate governor (off: only for comparisons)."""
+    uvloop: bool
+    """Whether ``run`` uses uvloop's event loop where it is installed (UVLOOP, default on)."""
     rate_overall_per_second: int
     rate_group_per_minute: int
     rate_private_per_second: float
@@ -434,6 +436,7 @@ def load_settings(
         ),
         log_level=log_level,
         rate_governor=_switch("TELEGRAM_RATE_GOVERNOR", get("TELEGRAM_RATE_GOVERNOR", "on")),
+        uvloop=_switch("UVLOOP", get("UVLOOP", "on")),
         rate_overall_per_second=overall,
         rate_group_per_minute=_number(
             "TELEGRAM_RATE_GROUP_PER_MINUTE", get("TELEGRAM_RATE_GROUP_PER_MINUTE", "20"), int, 1

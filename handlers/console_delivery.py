@@ -28,6 +28,7 @@ from bot.services.outbox_kinds import (
     OPERATOR_CARD_EDIT,
     OPERATOR_NOTICE,
     OPERATOR_TOPIC,
+    OPERATOR_TOPIC_STATE,
     QUEUE_BOARD,
 )
 from bot.services.ports import DeliveryError, DeliveryResult, Fault
@@ -126,7 +127,7 @@ async def _queue_board(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResu
         result = await _edit_board(d, delivery, chat, board_id, text) if board_id else None
         if result is None:
             result = await _post_board(d, delivery, chat, text)
-        d.board_sent()
+        d.board_sent(chat)
         if result.message_id is not None:
             d.boards[chat] = result.message_id
             d.board_texts[chat] = text
@@ -170,6 +171,31 @@ async def _operator_notice(d: TelegramDeliverer, delivery: Delivery) -> Delivery
             log.info("topic of ticket %s not reopened: %s", ticket.id, exc.message)
     text = d.marked(delivery, d.operator_views.notice(ticket, payload))
     return result_of(await d.bot.send_message(chat, text, **d.place(delivery), **limits))
+
+
+@sends(OPERATOR_TOPIC_STATE)
+async def _operator_topic_state(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
+    """Closes, reopens or renames the ticket's topic (nothing to do without one)."""
+    ticket, action = delivery.ticket, delivery.message.payload.get("topic")
+    thread = ticket.operator_thread_id
+    if thread is None:
+        return None  # not a forum, or the topic is not created yet (it is named as it is then)
+    chat = ticket.operator_chat_id or await d.operators_chat(delivery)
+    delivery.chat_id = chat
+    limits = d.limits(delivery)
+    try:
+        if action == "close":
+            await d.bot.close_forum_topic(chat, thread, **limits)
+        elif action == "reopen":
+            await d.bot.reopen_forum_topic(chat, thread, **limits)
+        elif action == "rename":
+            name = d.operator_views.topic_name(ticket)
+            await d.bot.edit_forum_topic(chat, thread, name=name, **limits)
+        else:
+            raise DeliveryError(f"unknown topic action {action!r}", fault=Fault.REJECTED)
+    except BadRequest as exc:  # already so ("TOPIC_NOT_MODIFIED"), deleted, or no right
+        log.info("topic of ticket %s not changed (%s): %s", ticket.id, action, exc.message)
+    return DeliveryResult(chat_id=chat, thread_id=thread)
 
 
 @sends(CITIZEN_STATUS)

@@ -173,8 +173,8 @@ class TelegramDeliverer:
         """Whether tickets get forum topics (decided at start, see ``console_delivery``)."""
         self.board_lock = asyncio.Lock()
         """One queue-board send at a time, so two rows in flight never post two boards."""
-        self.board_last = float("-inf")
-        """When (the governor's time) the board was last edited: see :meth:`pace_board`."""
+        self.board_next: dict[int, float] = {}
+        """Per chat, when (the governor's time) the next board call may go: :meth:`pace_board`."""
         self.boards: dict[int, int] = {}
         """The board's message per chat, as this process last posted or edited it."""
         self.board_texts: dict[int, str] = {}
@@ -270,26 +270,26 @@ class TelegramDeliverer:
         return None
 
     async def pace_board(self, chat: int) -> None:
-        """Waits, in a surge, until the next queue-board edit may go (hold ``board_lock``).
+        """Waits until the next queue-board call may go into ``chat`` (hold ``board_lock``).
 
-        While topics and cards have taken their whole share of the group's window, the board
-        lives on the slots the governor keeps for rank-0 calls (6 of 20 a minute). Editing it
-        for every new ticket would spend them in the first seconds and leave the board a
-        minute behind; edits spaced by window / reserve (10 s) keep it at most that far
-        behind. Outside a surge it is edited at once."""
+        Board calls are spaced by the governor's ``board_interval`` (7.5 s with Telegram's 20
+        a minute), always, not only once a surge is seen: a surge is seen too late (the first
+        seconds' edits, one per new ticket, would already have spent the group's window and
+        left the board dark for most of a minute). The wait also gathers every ticket that
+        arrives meanwhile into one edit. Without a governor the board goes at once."""
         governor = self._governor()
-        if governor is None or not governor.ranked_share_full(chat):
+        if governor is None:
             return
-        limits = governor.limits
-        every = limits.group_window / limits.group_reserve if limits.group_reserve else 0.0
-        wait = self.board_last + every - governor.now()
+        wait = self.board_next.get(chat, float("-inf")) - governor.now()
         if wait > 0:
             await asyncio.sleep(wait)
 
-    def board_sent(self) -> None:
-        """Notes a board edit that went out (it spent one slot of the group's window)."""
+    def board_sent(self, chat: int) -> None:
+        """Notes a board call into ``chat``. A new board's pin is not counted: it happens once
+        per board, and the interval leaves it room (see ``Limits.board_interval``)."""
         governor = self._governor()
-        self.board_last = governor.now() if governor is not None else 0.0
+        if governor is not None:
+            self.board_next[chat] = governor.now() + governor.limits.board_interval
 
     async def edit_in_place(
         self,

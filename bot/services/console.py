@@ -50,6 +50,7 @@ from bot.services.outbox_kinds import (
     OPERATOR_CARD,
     OPERATOR_CARD_EDIT,
     OPERATOR_TOPIC,
+    OPERATOR_TOPIC_STATE,
     set_recorder,
 )
 from bot.services.ports import Clock, DeliveryResult, Geocoder, UnitOfWork, UnitOfWorkFactory
@@ -122,6 +123,14 @@ CITIZEN_STEPS: Mapping[Action, str] = {
 AGENCY_CARD_ACTIONS = frozenset(
     {Action.EN_ROUTE, Action.ON_SCENE, Action.RESOLVE, Action.CANCEL, Action.REOPEN}
 )
+#: Actions after which the ticket's forum topic is closed or reopened.
+TOPIC_STATES: Mapping[Action, str] = {
+    Action.RESOLVE: "close",
+    Action.CANCEL: "close",
+    Action.REOPEN: "reopen",
+}
+#: Corrections that change the topic's name (the category's emoji, the kecamatan).
+RENAMES_TOPIC = frozenset({"category_corrected", "location_corrected"})
 #: Tickets an operator may act on: submitted ones (abandoned drafts are only shown).
 WORKABLE = frozenset(TicketStatus) - {TicketStatus.DRAFT, TicketStatus.ABANDONED}
 
@@ -331,6 +340,7 @@ class ConsoleService:
         member = await self._member(uow, by, action, ticket_id)
         if member is None:
             return ConsoleResult(ConsoleStatus.NOT_ALLOWED)
+        await _remember_name(uow, by)
         ticket = await uow.tickets.get(ticket_id)
         if ticket is None or ticket.status not in WORKABLE:
             return ConsoleResult(ConsoleStatus.NOT_FOUND)
@@ -408,6 +418,8 @@ class ConsoleService:
                 return ConsoleResult(ConsoleStatus.LOST_RACE, await uow.tickets.get(ticket_id))
             await add_event(uow, ticket, kind, now, member.actor, note=note)
             await enqueue(uow, OPERATOR_CARD_EDIT, now, ticket=ticket)
+            if kind in RENAMES_TOPIC:
+                await enqueue(uow, OPERATOR_TOPIC_STATE, now, {"topic": "rename"}, ticket=ticket)
             await request_board(uow, now, self._policy.operator_chat_id)
             await uow.commit()
         ticket.version += 1
@@ -418,11 +430,22 @@ class ConsoleService:
     ) -> None:
         now = self._clock.now()
         await enqueue(uow, OPERATOR_CARD_EDIT, now, ticket=ticket)
+        if (topic := TOPIC_STATES.get(action)) is not None:
+            await enqueue(uow, OPERATOR_TOPIC_STATE, now, {"topic": topic}, ticket=ticket)
         if self._policy.directory is not None and action in AGENCY_CARD_ACTIONS:
             await refresh_cards(uow, ticket, now, self._policy.directory)
         if (step := CITIZEN_STEPS.get(action)) is not None:
             await enqueue(uow, CITIZEN_STATUS, now, {"status": step, **details}, ticket=ticket)
         await request_board(uow, now, self._policy.operator_chat_id)
+
+
+async def _remember_name(uow: UnitOfWork, by: Staff) -> None:
+    """Gives a roster entry seeded by id only (``OPERATOR_USER_IDS``) the name Telegram shows
+    for that person, the first time they act, so the timeline and the card name them."""
+    operator = await active_member(uow, by.telegram_id)
+    if operator is not None and not operator.display_name and by.name:
+        operator.display_name = by.name
+        await uow.operators.update(operator)
 
 
 class _Invalid(Exception):

@@ -64,11 +64,14 @@ class Limits:
     overall_window: float = 1.0
     group_calls: int = 20
     group_window: float = 60.0
-    group_reserve_share: float = 0.3
+    group_reserve_share: float = 0.5
     """The share of each group's window that ranked calls (topics, cards, relays: rank 1-3)
     may not take: together they hold at most ``group_calls - group_reserve`` slots, so however
     many topics and cards wait, unranked and rank-0 calls (the queue board, the bot's answers
-    to operators) still find room (20 per minute: 6 kept, a board edit every 10 s at worst)."""
+    to operators) still find room. 20 per minute: 10 kept, of which the board takes one every
+    ``board_interval`` (7.5 s: eight a minute, plus its pin once) and operators the rest. The
+    board is what keeps a surge visible (every ticket on it within 10 s), so it gets its
+    slots first; topics and cards follow at 10 a minute, most urgent first."""
     private_burst: int = 3
     private_per_second: float = 1.0
     broadcast_per_second: int = 20
@@ -100,6 +103,15 @@ class Limits:
     def group_reserve(self) -> int:
         """Slots of a group's window that ranked calls leave free."""
         return int(self.group_calls * self.group_reserve_share)
+
+    @property
+    def board_interval(self) -> float:
+        """The least time between two queue-board calls into one group.
+
+        The board may spend all of the reserve but two slots (kept for the pin that follows a
+        new board and for the operators' own rank-0 calls), spread evenly over the window:
+        bursts would spend the reserve in seconds and leave the board a window behind."""
+        return self.group_window / max(1, self.group_reserve - 2)
 
 
 class TargetKind(StrEnum):
@@ -585,12 +597,6 @@ class Scheduler:
         remaining = len(self._groups) + len(self._privates) + len(self._paused)
         self._prune_at = max(_PRUNE_AT, 2 * remaining)
 
-    def ranked_share_full(self, chat_id: ChatId, now: float) -> bool:
-        """Whether ranked calls (topics, cards) have taken their whole share of the group's
-        window: the group is in a surge, and rank-0 calls live on the reserve."""
-        window = self._ranked.get(chat_id)
-        return window is not None and not window.has_room(now)
-
     def stats(self) -> GovernorStats:
         """A snapshot of the counters."""
         return GovernorStats(
@@ -633,10 +639,6 @@ class RateGovernor:
     def now(self) -> float:
         """The governor's monotonic time."""
         return self._monotonic()
-
-    def ranked_share_full(self, chat_id: ChatId) -> bool:
-        """See :meth:`Scheduler.ranked_share_full`, now."""
-        return self.scheduler.ranked_share_full(chat_id, self.now())
 
     async def acquire(
         self,

@@ -193,6 +193,14 @@ OPERATOR_NOTICE = register(
 """A system notice into the ticket's topic (or General): payload ``{"notice": …}`` with
 ``unclaimed`` (SLA re-alert, ``waited_seconds``), ``released_idle`` (``operator_id``),
 ``reopened`` (``reopen_topic``: reopen the closed forum topic first)."""
+OPERATOR_TOPIC_STATE = register(
+    "operator_topic_state", lane=Lane.EMERGENCY, audience=Audience.OPERATORS,
+    priority=Priority.OPERATOR, must_deliver=False,
+)  # fmt: skip
+"""Keep the ticket's forum topic in step with the ticket: payload ``{"topic": …}`` with
+``close`` (resolved or cancelled: the topic is closed, its history kept), ``reopen`` (back to
+work) or ``rename`` (category or place corrected: the name shows the new emoji and kecamatan;
+Telegram keeps a topic's icon colour from its creation). Nothing to do without a topic."""
 CITIZEN_STATUS = register(
     "citizen_status", lane=Lane.CITIZEN, audience=Audience.CITIZEN,
     priority=Priority.RELAY, must_deliver=False,

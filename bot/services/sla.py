@@ -3,7 +3,8 @@
 A sweep (run every few seconds by the edge's job queue) fires, for each ticket:
 
 * **re-alert**: unclaimed ``realert_after`` (60 s) after it entered the queue
-  (``queued_at``): an ``OPERATOR_NOTICE`` (``unclaimed``) into its topic;
+  (``queued_at``): an ``OPERATOR_NOTICE`` (``unclaimed``) into its topic; in a surge, when
+  its card is not posted yet, only the event (the board shows the ticket and its age);
 * **escalation**: unclaimed ``escalate_after`` (180 s) after it entered the queue: one
   ``ADMIN_ALERT`` per active admin, by direct message;
 * **idle claim**: claimed, with no operator message (nor the claim itself) for
@@ -109,6 +110,13 @@ class SlaService:
 
     async def _realert(self, uow: UnitOfWork, ticket: Ticket, waited: int) -> None:
         now = self._clock.now()
+        if ticket.operator_card_message_id is None:
+            # A surge: its card still waits for the group's budget. The card, when it comes,
+            # is the alert, and the queue board shows the ticket and its age meanwhile; a
+            # notice would only take one more of the group's 20 messages a minute.
+            note = f"{waited} s; no card yet, on the queue board"
+            await add_event(uow, ticket, "sla_realert", now, SYSTEM.actor, note=note)
+            return
         await add_event(uow, ticket, "sla_realert", now, SYSTEM.actor, note=f"{waited} s")
         await enqueue(
             uow, OPERATOR_NOTICE, now, {"notice": "unclaimed", "waited_seconds": waited},

@@ -131,6 +131,7 @@ async def test_running_bot_answers_start_and_exits_on_sigterm_when_pointed_at_a_
     assert code == 0, err.decode()
     assert elapsed < 5.0
     assert fake.token not in err.decode()
+    assert "event loop: uvloop" in err.decode()  # UVLOOP defaults to on
 
 
 async def test_check_fails_and_says_what_to_do_when_the_database_was_never_created(

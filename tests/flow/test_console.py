@@ -18,7 +18,8 @@ import pytest_asyncio
 from bot.config import Settings
 from bot.domain.model import TicketStatus
 from handlers.context import SERVICES_KEY
-from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
+from handlers.operator_views import category_emoji
+from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness, shrunk_governor
 from tests.flow.steps import full_gps_report
 from tests.harness.botapi_model import StoredMessage
 from tests.harness.fake_bot_api import FakeBotApi
@@ -96,7 +97,9 @@ async def make_console(
             fake_bot_api, OPERATOR_USER_IDS=f"{DEWI_ID},{BUDI_ID}", ADMIN_USER_IDS=str(ADMIN_ID),
             **overrides,
         )  # fmt: skip
-        h = Harness(fake_bot_api, settings, FakeClock())
+        # The group window shrunk like the surge tests': the queue board's calls are spaced by
+        # 1/8 of it (0.375 s here, 7.5 s with Telegram's minute), not by the test's patience.
+        h = Harness(fake_bot_api, settings, FakeClock(), rate_limiter=shrunk_governor)
         await h.start()
         started.append(h)
         t = fake_bot_api
@@ -202,6 +205,11 @@ async def test_claim_dispatch_en_route_on_scene_resolve_tell_citizen_when_in_eit
     ticket = await console.ticket(t.ref)
     assert ticket.status is TicketStatus.RESOLVED
     assert ticket.eta_minutes == 10
+    topic = console.telegram.model.chats[OPERATOR_CHAT].topics[t.thread or 0]
+    await console.telegram.wait_for(lambda: topic.closed)  # resolved: its topic is closed
+    await console.press(console.dewi, t.button("reopen"), t.card)
+    await console.telegram.wait_for(lambda: not topic.closed)  # and open again on Reopen
+    assert (await console.ticket(t.ref)).status is TicketStatus.CLAIMED
 
 
 def _datas(message: StoredMessage) -> list[str]:
@@ -378,14 +386,14 @@ async def _resolve(console: Console, t: Ticketed) -> None:
                         t.card)  # fmt: skip
     await t.citizen.wait_reply(_has("ditutup"))
     await console.h.outbox_drained()
+    assert console.telegram.model.chats[OPERATOR_CHAT].topics[t.thread or 0].closed
 
 
 async def test_citizen_writing_soon_after_close_reopens_ticket_and_topic_when_within_30_min(
     console: Console,
 ) -> None:
     t = await console.report()
-    await _resolve(console, t)
-    console.telegram.model.chats[OPERATOR_CHAT].topics[t.thread or 0].closed = True
+    await _resolve(console, t)  # which closes its topic
     console.h.clock.advance(timedelta(minutes=20))
     await t.citizen.send_text("ternyata masih ada asap")
     notice = await console.telegram.wait_for_message(OPERATOR_CHAT, _has("dibuka kembali"))
@@ -496,6 +504,7 @@ async def test_unclaimed_ticket_is_realerted_in_topic_and_escalated_to_admin_whe
     await console.rina.send_command("start")  # the admin's chat with the bot is open
     await console.rina.wait_reply()
     t = await console.report()
+    await console.h.outbox_drained()  # its card is posted and stored (else the card alerts)
     services = console.h.app.bot_data[SERVICES_KEY]
     console.h.clock.advance(timedelta(seconds=200))
     report = await services.sla.sweep()
@@ -529,6 +538,9 @@ async def test_location_replying_to_the_card_corrects_the_ticket_when_operator_k
     await console.h.outbox_drained()
     assert len(t.citizen.messages) == before  # a correction is not a message to the citizen
     assert "-6.966800" in str(t.card.raw)  # the card shows the corrected place
+    topic = telegram.model.chats[OPERATOR_CHAT].topics[t.thread or 0]
+    kecamatan = ticket.incident_location.area.kecamatan_name
+    assert topic.name.endswith("· " + kecamatan), topic.name  # renamed to the new place
 
 
 async def test_operator_corrects_category_and_priority_when_the_caller_tapped_the_wrong_one(
@@ -543,6 +555,9 @@ async def test_operator_corrects_category_and_priority_when_the_caller_tapped_th
     ticket = await console.ticket(t.ref)
     assert ticket.category.value == "FLOOD"
     assert ticket.priority == 2  # a flood without more is urgent, not life-threatening
+    topic = console.telegram.model.chats[OPERATOR_CHAT].topics[t.thread or 0]
+    await console.telegram.wait_for(lambda: topic.name.startswith(category_emoji(ticket) + " "))
+    assert not topic.name.startswith("🚑")  # renamed: the flood's emoji, not the ambulance
     await console.telegram.wait_for(lambda: "|cats|" in " ".join(_datas(t.card)))
     await console.press(console.dewi, t.button("prios"), t.card)
     await console.telegram.wait_for(lambda: any("|setprio|" in d for d in _datas(t.card)))

@@ -22,6 +22,7 @@ from bot.services.outbox_kinds import (
     OPERATOR_CARD,
     OPERATOR_CARD_EDIT,
     OPERATOR_TOPIC,
+    OPERATOR_TOPIC_STATE,
     QUEUE_BOARD,
     kind_of,
 )
@@ -92,6 +93,19 @@ async def test_ten_operators_racing_leave_one_claim_when_pressed_together(
     ticket = await add_ticket(uow_factory)
     results = await asyncio.gather(*(console.claim(op, ticket.id or 0) for op in crowd))
     assert [r.status for r in results].count(ConsoleStatus.DONE) == 1
+
+
+async def test_roster_entry_seeded_by_id_gets_the_telegram_name_when_its_operator_first_acts(
+    uow_factory: InMemoryUnitOfWorkFactory, console: ConsoleService
+) -> None:
+    await add_staff(uow_factory, Staff(3001, None), admin=None)  # from OPERATOR_USER_IDS
+    ticket = await add_ticket(uow_factory)
+    assert (await console.claim(Staff(3001, "Sari"), ticket.id or 0)).ok
+    assert (await console.release(Staff(3001, "Sari W."), ticket.id or 0)).ok
+    async with uow_factory() as uow:
+        operator = await uow.operators.get(3001)
+    assert operator is not None
+    assert operator.display_name == "Sari"  # the first name seen; a roster name is kept
 
 
 @pytest.mark.parametrize("status", list(S))
@@ -312,6 +326,17 @@ async def test_reopen_claims_for_the_operator_and_counts_when_a_resolved_ticket_
     assert (reopened.ticket.status, reopened.ticket.claimed_by) == (S.CLAIMED, BUDI.telegram_id)
     assert reopened.ticket.reopened_count == 1
     assert reopened.ticket.disposition is None
+    topics = [m.payload["topic"] for m in rows(uow_factory, OPERATOR_TOPIC_STATE)]
+    assert topics == ["close", "reopen"]  # the topic follows: closed when resolved, reopened
+
+
+async def test_cancel_closes_the_topic_and_a_refused_action_queues_nothing_when_it_ends(
+    console: ConsoleService, uow_factory: InMemoryUnitOfWorkFactory
+) -> None:
+    ticket = await add_ticket(uow_factory)
+    assert (await console.cancel(DEWI, ticket.id or 0)).ok
+    assert not (await console.resolve(DEWI, ticket.id or 0, Disposition.INFO)).ok
+    assert [m.payload["topic"] for m in rows(uow_factory, OPERATOR_TOPIC_STATE)] == ["close"]
 
 
 async def test_corrections_change_category_priority_and_location_when_an_operator_knows_better(
@@ -346,6 +371,8 @@ async def test_corrections_change_category_priority_and_location_when_an_operato
     ]  # fmt: skip
     assert CITIZEN_STATUS not in kinds(uow_factory)
     assert kinds(uow_factory).count(OPERATOR_CARD_EDIT) == 4
+    topics = [m.payload["topic"] for m in rows(uow_factory, OPERATOR_TOPIC_STATE)]
+    assert topics == ["rename"] * 3  # category and both places: not the priority
 
 
 async def test_corrections_are_refused_when_the_ticket_is_closed(

@@ -29,6 +29,7 @@ from bot.services.outbox_kinds import (
     OPERATOR_CARD,
     OPERATOR_PIN,
     OPERATOR_RELAY,
+    OPERATOR_TOPIC_STATE,
     Audience,
     Lane,
     Priority,
@@ -80,6 +81,19 @@ class FakeBot:
                            **kwargs: Any) -> MessageId:  # fmt: skip
         sent = self._answer("copyMessage", chat_id, from_chat_id=from_chat_id, **kwargs)
         return MessageId(sent.message_id)
+
+    async def _topic(self, method: str, chat_id: int, **kwargs: Any) -> bool:
+        self._answer(method, chat_id, **kwargs)
+        return True
+
+    async def close_forum_topic(self, chat_id: int, message_thread_id: int, **kw: Any) -> bool:
+        return await self._topic("closeForumTopic", chat_id, thread=message_thread_id, **kw)
+
+    async def reopen_forum_topic(self, chat_id: int, message_thread_id: int, **kw: Any) -> bool:
+        return await self._topic("reopenForumTopic", chat_id, thread=message_thread_id, **kw)
+
+    async def edit_forum_topic(self, chat_id: int, message_thread_id: int, **kw: Any) -> bool:
+        return await self._topic("editForumTopic", chat_id, thread=message_thread_id, **kw)
 
     def texts(self) -> list[str]:
         return [str(kwargs["text"]) for method, _, kwargs in self.calls if "text" in kwargs]
@@ -179,6 +193,38 @@ async def test_result_keeps_the_copys_id_when_a_citizens_photo_is_relayed(setup:
                "message_id": 9, "text": "look"}  # fmt: skip
     result = await setup.deliver(OPERATOR_RELAY, payload=payload)
     assert result == DeliveryResult(chat_id=OPERATORS, message_id=101)
+
+
+@pytest.mark.parametrize(
+    ("action", "method"),
+    [("close", "closeForumTopic"), ("reopen", "reopenForumTopic"), ("rename", "editForumTopic")],
+)
+async def test_topic_state_calls_telegram_in_the_tickets_topic_when_it_has_one(
+    setup: Setup, action: str, method: str
+) -> None:
+    payload = {"ticket_id": setup.ticket_id, "topic": action}
+    result = await setup.deliver(OPERATOR_TOPIC_STATE, payload=payload)
+    assert result == DeliveryResult(chat_id=-1_001_234_567_890, thread_id=77)
+    [(called, chat, kwargs)] = setup.bot.calls
+    assert (called, chat, kwargs["thread"]) == (method, -1_001_234_567_890, 77)
+    if action == "rename":
+        assert kwargs["name"] == "🌊 SMG-260527-0042 · Semarang Tengah"  # the builder's flood
+
+
+async def test_topic_state_is_done_when_telegram_says_it_is_so_already(setup: Setup) -> None:
+    setup.bot.error = BadRequest("Topic_not_modified")
+    payload = {"ticket_id": setup.ticket_id, "topic": "close"}
+    result = await setup.deliver(OPERATOR_TOPIC_STATE, payload=payload)
+    assert result is not None
+    assert result.thread_id == 77  # logged, not retried: the topic is closed already
+
+
+async def test_topic_state_is_rejected_when_the_action_is_unknown(setup: Setup) -> None:
+    payload = {"ticket_id": setup.ticket_id, "topic": "explode"}
+    with pytest.raises(DeliveryError) as raised:
+        await setup.deliver(OPERATOR_TOPIC_STATE, payload=payload)
+    assert raised.value.fault is Fault.REJECTED
+    assert setup.bot.calls == []
 
 
 @pytest.mark.parametrize(

@@ -132,27 +132,27 @@ def test_higher_class_takes_the_next_free_slot_when_both_wait_for_the_overall_bu
 
 # -- budgets -------------------------------------------------------------------------------------
 def test_queue_board_goes_at_once_when_topics_and_cards_have_spent_their_share_of_a_group() -> None:
-    scheduler = Scheduler(Limits())  # 20 a minute per group, 6 of them kept for rank 0
+    scheduler = Scheduler(Limits())  # 20 a minute per group, 10 of them kept for rank 0
     for n in range(30):  # a surge: topics and cards of tickets of priority 1-3
         scheduler.submit(Priority.OPERATOR, GROUP, 0.0, rank=1 + n % 3)
     cards = scheduler.grant(0.0)
-    assert len(cards) == 14  # ranked calls leave the reserve free
+    assert len(cards) == 10  # ranked calls leave the reserve free
     for card in cards:
         scheduler.release(card, 0.0)
-    for n in range(1, 7):  # each board edit goes the moment it is asked for
+    for n in range(1, 11):  # each board edit goes the moment it is asked for
         board = scheduler.submit(Priority.OPERATOR, GROUP, 5.0 * n, rank=0)
         assert scheduler.grant(5.0 * n) == [board]
         scheduler.release(board, 5.0 * n)
-    late = scheduler.submit(Priority.OPERATOR, GROUP, 31.0, rank=0)
-    assert scheduler.grant(31.0) == []  # the whole window is spent now: it waits like any call
-    granted = scheduler.grant(60.0)  # the cards' 14 slots free: the board edit goes first,
-    assert granted[0] is late  # then cards, into what is left of the window (20 - 6 - 1)
-    assert len(granted) == 1 + 13
+    late = scheduler.submit(Priority.OPERATOR, GROUP, 51.0, rank=0)
+    assert scheduler.grant(51.0) == []  # the whole window is spent now: it waits like any call
+    granted = scheduler.grant(60.0)  # the cards' 10 slots free: the board edit goes first,
+    assert granted[0] is late  # then cards, into what is left of the window (20 - 10 - 1)
+    assert len(granted) == 1 + 9
 
 
 def test_group_reserve_share_must_leave_room_for_ranked_calls_when_configured() -> None:
-    assert Limits(group_calls=20).group_reserve == 6
-    assert Limits(group_calls=2).group_reserve == 0  # tiny windows keep no reserve
+    assert Limits(group_calls=20).group_reserve == 10
+    assert Limits(group_calls=1).group_reserve == 0  # tiny windows keep no reserve
     with pytest.raises(ValueError, match="group_reserve_share"):
         Limits(group_reserve_share=1.0)
 
@@ -478,11 +478,8 @@ def test_every_call_is_granted_within_all_budgets_when_traffic_is_random(seed: i
                 assert not start < at < end, f"granted at {at} inside a pause {start}..{end}"
 
 
-def test_group_counts_as_in_a_surge_when_ranked_calls_have_taken_their_share() -> None:
-    scheduler = Scheduler(Limits())  # ranked calls may hold 14 of a group's 20 a minute
-    assert not scheduler.ranked_share_full(GROUP.chat_id or 0, 0.0)
-    for n in range(14):
-        scheduler.submit(Priority.OPERATOR, GROUP, 0.0, rank=1 + n % 3)
-    assert len(scheduler.grant(0.0)) == 14
-    assert scheduler.ranked_share_full(GROUP.chat_id or 0, 1.0)  # the board lives on the reserve
-    assert not scheduler.ranked_share_full(-999, 1.0)  # another group is quiet
+def test_board_interval_spreads_the_reserve_less_two_slots_over_the_window() -> None:
+    assert Limits().group_reserve == 10
+    assert Limits().board_interval == 7.5  # eight board calls a minute, within 10 s of a ticket
+    assert Limits(group_calls=20, group_reserve_share=0.3).board_interval == 15.0
+    assert Limits(group_calls=2, group_window=3.0).board_interval == 3.0  # no reserve: one

@@ -84,6 +84,21 @@ async def test_unclaimed_ticket_realerts_at_61_s_and_escalates_at_181_s_once_eac
     assert [e.kind for e in uow_factory.store.events.values()] == ["sla_realert", "sla_escalated"]
 
 
+async def test_realert_is_only_an_event_when_the_card_still_waits_for_the_groups_budget(
+    sla: SlaService, uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    ticket = await add_ticket(uow_factory, operator_thread_id=None, operator_card_message_id=None)
+    clock.advance(seconds=61)
+    report = await sla.sweep()
+    assert report.realerted == [ticket.id]
+    assert rows(uow_factory, OPERATOR_NOTICE) == []  # the coming card is the alert
+    [event] = uow_factory.store.events.values()
+    assert (event.kind, event.note) == ("sla_realert", "61 s; no card yet, on the queue board")
+    clock.advance(seconds=120)
+    assert (await sla.sweep()).escalated == [ticket.id]  # the admins are still told
+    assert len(rows(uow_factory, ADMIN_ALERT)) == 2
+
+
 async def test_late_sweep_fires_realert_and_escalation_together_when_the_bot_was_down(
     sla: SlaService, uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
 ) -> None:
