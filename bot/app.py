@@ -10,10 +10,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from telegram import Bot, BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import ChatMigrated, TelegramError
+from telegram.error import BadRequest, ChatMigrated, NetworkError, TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
@@ -21,7 +22,7 @@ import handlers.jobs
 from bot.agencies_http.client import WebhookDeliverer
 from bot.agencies_http.server import AgencyApi
 from bot.config import Settings
-from bot.geo import build_geocoder, load_gazetteer
+from bot.geo import CompositeGeocoder, build_geocoder, load_gazetteer
 from bot.i18n import gettext_for
 from bot.services import Services
 from bot.services.advisories import AdvisoryService
@@ -39,6 +40,7 @@ from bot.services.outbox_kinds import Audience, Transport
 from bot.services.ports import Clock, Geocoder, UnitOfWorkFactory
 from bot.services.queries import TicketQueries
 from bot.services.queue import QueueService
+from bot.services.quick_report import QuickReportService
 from bot.services.relay import RelayPolicy, RelayService
 from bot.services.roster import RosterService
 from bot.services.sla import SlaPolicy, SlaService
@@ -59,12 +61,16 @@ from handlers.operator_views import OperatorViews
 from handlers.processing import PerChatUpdateProcessor
 from handlers.ratelimit import GovernedRateLimiter
 from handlers.views import Views
-from storage.db import create_engine, session_factory
+from storage.db import create_engine, missing_sqlite_file, session_factory
 from storage.geocode_cache import SqlGeocodeCache
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+
+#: Seconds a citizen's action waits in all for its turn to write (SQLite) before they are
+#: told to send it again (``StorageBusy``): the answer then comes within about 5 s.
+CITIZEN_WRITE_WAIT = 4.0
 
 SWEEP_INTERVAL = timedelta(seconds=30)
 SLA_INTERVAL = timedelta(seconds=5)
@@ -102,6 +108,9 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         sessions = session_factory(engine)
         uow_factory = SqlUnitOfWorkFactory(sessions)
         read_uow_factory = SqlUnitOfWorkFactory(sessions, read_only=True)
+        # A citizen is told "send it again" within seconds while another process holds
+        # SQLite's write lock, instead of waiting behind every queued writer's timeout.
+        citizen_uow_factory = SqlUnitOfWorkFactory(sessions, write_wait=CITIZEN_WRITE_WAIT)
         geo = geocoder or build_geocoder(
             settings.geocoder,
             nominatim_url=settings.nominatim_url,
@@ -124,8 +133,9 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         chats = ChatDirectory(uow_factory, clock, read_uow_factory=read_uow_factory)
         alerts = AdminAlerts(uow_factory, clock, sorted(settings.admin_user_ids))
         intake = IntakeService(
-            uow_factory, geo, clock, policy, read_uow_factory=read_uow_factory, health=health
-        )
+            citizen_uow_factory, geo, clock, policy, read_uow_factory=read_uow_factory,
+            health=health,
+        )  # fmt: skip
         queries = TicketQueries(read_uow_factory)
         roster = RosterService(uow_factory, clock, read_uow_factory=read_uow_factory)
         await roster.seed(settings.operator_user_ids, settings.admin_user_ids)
@@ -136,7 +146,7 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         directory = AgencyDirectory(settings.agencies)
         console_services = _console_services(
             settings, uow_factory, read_uow_factory, geo, clock, health=health,
-            directory=directory,
+            directory=directory, citizen_uow_factory=citizen_uow_factory,
         )  # fmt: skip
         telegram = TelegramDeliverer(
             application.bot, queries, intake, views, settings.operator_chat_id, chats=chats,
@@ -161,6 +171,12 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             settings, intake, queries, worker, roster,
             *console_services,
             agencies, subscriptions, advisories, StatsService(read_uow_factory, clock, roster),
+            QuickReportService(
+                citizen_uow_factory, geo,
+                geo if isinstance(geo, CompositeGeocoder) else None, clock,
+                max_open_tickets=settings.max_open_tickets,
+                default_language=settings.default_language,
+            ),
         )  # fmt: skip
         application.bot_data[VIEWS_KEY] = views
         application.bot_data[OPERATOR_VIEWS_KEY] = telegram.operator_views
@@ -331,6 +347,7 @@ def _console_services(
     *,
     health: DeliveryHealth,
     directory: AgencyDirectory,
+    citizen_uow_factory: UnitOfWorkFactory | None = None,
 ) -> tuple[ConsoleService, RelayService, QueueService, SlaService]:
     """The operator side: console actions, relay both ways, the queue board, SLA timers."""
     chat = settings.operator_chat_id
@@ -339,7 +356,7 @@ def _console_services(
         read_uow_factory=read_uow_factory,
     )  # fmt: skip
     relay = RelayService(
-        uow_factory, clock, RelayPolicy(
+        citizen_uow_factory or uow_factory, clock, RelayPolicy(
             flood_limit_per_minute=settings.flood_limit_per_minute,
             reopen_window=timedelta(minutes=settings.reopen_window_minutes),
             default_language=settings.default_language, operator_chat_id=chat,
@@ -376,31 +393,18 @@ async def _set_commands(application: SiagaApplication) -> None:
 
 
 async def check_deployment(settings: Settings) -> list[tuple[bool, str]]:
-    """Checks the database and, with a token, the bot and the operators' chat."""
-    from storage.migrate import current_revision, head_revision  # noqa: PLC0415
-
+    """Checks the database (never creating a SQLite file) and, with a token, the bot and
+    the operators' chat (naming Telegram's reason when it fails)."""
     results: list[tuple[bool, str]] = [
         (True, f"settings valid ({len(settings.agencies)} agencies)")
     ]
-    engine = create_engine(settings.database_url)
-    try:
-        revision = await current_revision(settings.database_url)
-        head = head_revision()
-        if revision is None:
-            results.append((False, "database reachable but empty: run `siaga112 db upgrade`"))
-        else:
-            results.append(
-                (revision == head, f"database reachable, schema at {revision} (latest {head})")
-            )
-        if revision == head:
-            pending = await TicketQueries(
-                SqlUnitOfWorkFactory(session_factory(engine))
-            ).pending_deliveries()
-            results.append((True, f"{pending} deliveries waiting in the outbox"))
-    except Exception as exc:
-        results.append((False, f"database: {type(exc).__name__}"))
-    finally:
-        await engine.dispose()
+    missing = missing_sqlite_file(settings.database_url)
+    if missing is not None:  # opening it would create an empty file
+        results.append(
+            (False, f"database file {missing} does not exist: run `siaga112 db upgrade`")
+        )
+    else:
+        results.extend(await _check_database(settings))
     if not settings.telegram_bot_token:
         results.append((True, "no TELEGRAM_BOT_TOKEN: Telegram not checked"))
         return results
@@ -421,6 +425,33 @@ async def check_deployment(settings: Settings) -> list[tuple[bool, str]]:
                 results.extend(await _check_chat(application.bot, settings.operator_chat_id, me.id))
     except Exception as exc:
         results.append((False, f"Telegram: {_said(exc, settings)}"))
+    return results
+
+
+async def _check_database(settings: Settings) -> list[tuple[bool, str]]:
+    """The schema's revision and the outbox's backlog."""
+    from storage.migrate import current_revision, head_revision  # noqa: PLC0415
+
+    results: list[tuple[bool, str]] = []
+    engine = create_engine(settings.database_url)
+    try:
+        revision = await current_revision(settings.database_url)
+        head = head_revision()
+        if revision is None:
+            results.append((False, "database reachable but empty: run `siaga112 db upgrade`"))
+        else:
+            results.append(
+                (revision == head, f"database reachable, schema at {revision} (latest {head})")
+            )
+        if revision == head:
+            pending = await TicketQueries(
+                SqlUnitOfWorkFactory(session_factory(engine))
+            ).pending_deliveries()
+            results.append((True, f"{pending} deliveries waiting in the outbox"))
+    except Exception as exc:
+        results.append((False, f"database: {type(exc).__name__}"))
+    finally:
+        await engine.dispose()
     return results
 
 
@@ -454,3 +485,13 @@ def _said(error: BaseException, settings: Settings) -> str:
     said = f"{telegram_reason(error)} ({type(error).__name__})"
     token = settings.telegram_bot_token.value
     return said.replace(token, "<token>") if token else said
+
+
+def unreachable(error: BaseException, base_url: str) -> str | None:
+    """ "cannot reach HOST (reason)" when ``error`` is a network failure talking to the Bot
+    API at ``base_url`` (not Telegram refusing a request), else None."""
+    if not isinstance(error, NetworkError) or isinstance(error, BadRequest):
+        return None
+    host = urlsplit(base_url).hostname or base_url
+    reason = str(error.message).split(": ", 1)[-1] if error.message else ""
+    return f"cannot reach {host} ({reason or type(error).__name__})"

@@ -48,11 +48,29 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class QuietStartupFilter(logging.Filter):
+    """Drops PTB's record of a start-up that gave up ("Network Retry Loop (Bootstrap …):
+    Aborting", a 100-line traceback): the error reaches ``main``, which prints one line
+    naming the host it could not reach. At DEBUG the record is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for PTB's bootstrap abort with a traceback."""
+        if record.levelno > logging.DEBUG and record.name.startswith("telegram.ext"):
+            message = record.getMessage()
+            if "Bootstrap" in message and "Aborting" in message and record.exc_info:
+                return logging.getLogger().level <= logging.DEBUG
+        return True
+
+
 def configure_logging(settings: Settings) -> None:
-    """Logs to stderr; HTTP client loggers stay at WARNING; the token is redacted."""
+    """Logs to stderr; HTTP client loggers stay at WARNING; the token and the webhook
+    secret are redacted."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter([settings.telegram_bot_token.value]))
+    handler.addFilter(QuietStartupFilter())
+    handler.addFilter(
+        RedactingFilter([settings.telegram_bot_token.value, settings.telegram_webhook_secret.value])
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -72,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook-url", help="public HTTPS URL Telegram posts updates to")
     run.add_argument("--port", type=int, default=8443, help="webhook listen port (8443)")
     run.add_argument("--listen", default="0.0.0.0", help="webhook listen address")  # noqa: S104
-    run.add_argument("--secret", help="webhook secret token Telegram must send back")
+    # Refused with a clear line: a secret on the command line is in every user's `ps`.
+    run.add_argument("--secret", help=argparse.SUPPRESS)
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_commands.add_parser("upgrade", help="create or migrate the database schema")
@@ -115,8 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         configure_logging(settings)
         if args.command == "run":
-            if args.secret and not args.webhook_url:
-                raise SettingsError("--secret", "is only used with --webhook-url")
+            if args.secret:
+                raise SettingsError(
+                    "--secret", "is not read from the command line (every user can see it "
+                    "with ps): set TELEGRAM_WEBHOOK_SECRET instead",
+                )  # fmt: skip
             return _run(settings, args)
         if args.command == "db":
             asyncio.run(_upgrade(settings))
@@ -135,8 +157,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # One clear line; the traceback of an operational failure goes to the log at DEBUG.
         logging.getLogger(__name__).debug("failure", exc_info=True)
-        print(f"siaga112: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        unreachable = _unreachable(exc, settings) if args.command == "run" else None
+        said = unreachable or f"{type(exc).__name__}: {exc}"
+        print(f"siaga112: {args.command} failed: {said}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _unreachable(error: Exception, settings: Settings) -> str | None:
+    """One line for a network failure talking to the Bot API, else None."""
+    from bot.app import unreachable  # noqa: PLC0415 - after a failure only
+
+    said = unreachable(error, settings.telegram_api_base_url)
+    if said is None:
+        return None
+    return f"{said}; check the network (or proxy) and TELEGRAM_API_BASE_URL"
 
 
 async def _upgrade(settings: Settings) -> None:
@@ -158,7 +192,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             port=args.port,
             url_path=urlsplit(args.webhook_url).path.lstrip("/"),
             webhook_url=args.webhook_url,
-            secret_token=args.secret,
+            secret_token=settings.telegram_webhook_secret.value or None,
             allowed_updates=["message", "edited_message", "callback_query"],
         )
     else:

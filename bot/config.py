@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -118,6 +119,9 @@ class Settings:
     sla_escalate_seconds: int = 180
     sla_idle_claim_minutes: int = 10
     reopen_window_minutes: int = 30
+    telegram_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    """The secret Telegram sends back with each webhook update (``TELEGRAM_WEBHOOK_SECRET``;
+    read from the environment, never from the command line, where ``ps`` shows it)."""
     rate_paid_broadcast_per_second: int | None = None
     """Paid broadcasting (``allow_paid_broadcast``, up to 1000/s, billed in Stars): advisory
     copies are sent as paid broadcasts at this rate; None: off (the broadcast cap applies)."""
@@ -464,4 +468,17 @@ def load_settings(
             "REOPEN_WINDOW_MINUTES", get("REOPEN_WINDOW_MINUTES", "30"), int, 0
         ),
         rate_paid_broadcast_per_second=paid,
+        telegram_webhook_secret=_webhook_secret(get("TELEGRAM_WEBHOOK_SECRET")),
     )
+
+
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def _webhook_secret(raw: str) -> Secret:
+    """Telegram's rule for ``secret_token``: 1-256 of A-Z, a-z, 0-9, _ and -."""
+    if raw and not _WEBHOOK_SECRET.fullmatch(raw):
+        raise SettingsError(
+            "TELEGRAM_WEBHOOK_SECRET", "must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+        )
+    return Secret(raw)

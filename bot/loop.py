@@ -31,5 +31,5 @@ def install_event_loop(use_uvloop: bool) -> str:
     """Makes a new loop (see :func:`new_event_loop`) this thread's current one; its name."""
     loop, name = new_event_loop(use_uvloop)
     asyncio.set_event_loop(loop)
-    log.info("event loop: %s", name)
+    log.debug("event loop: %s", name)
     return name

@@ -25,7 +25,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.domain.advisory import Target, TargetKind
 from bot.services.advisories import InvalidInput, NotAllowed
-from handlers.context import Context, actor_of
+from handlers.context import Context, actor_of, private_press
 from handlers.render import send
 from handlers.views import Screen, Text
 
@@ -57,6 +57,9 @@ async def on_subscription_button(update: Update, context: Context) -> None:
     """Shows or changes the citizen's subscription (``m|advisories`` and ``m|sub|…``)."""
     query = update.callback_query
     if query is None or query.data is None:
+        return
+    if not private_press(update):  # the menu acts only in the presser's own chat
+        await query.answer()
         return
     actor = actor_of(update)
     service = context.services.subscriptions

@@ -11,7 +11,8 @@ from telegram.error import Forbidden
 
 from bot.domain.rules import SUPPORTED_LANGUAGES, resolve_language
 from bot.services.intake import Notice
-from handlers.context import Context, actor_of
+from bot.services.ports import StorageBusy
+from handlers.context import Context, actor_of, private_press
 from handlers.intake import answered_text, remember_screen
 from handlers.render import send, show
 
@@ -74,6 +75,9 @@ async def on_menu_button(update: Update, context: Context) -> None:
     query = update.callback_query
     if query is None or query.data is None:
         return
+    if not private_press(update):  # the menu acts only in the presser's own chat
+        await query.answer()
+        return
     actor = actor_of(update)
     parts = query.data.split("|")
     intake = context.services.intake
@@ -110,20 +114,25 @@ async def on_error(update: object, context: Context) -> None:
     reference = secrets.token_hex(4).upper()
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
-    log.error(
-        "error %s while handling update %s: %s",
-        reference,
-        update_id,
-        type(error).__name__,
-        exc_info=(type(error), error, error.__traceback__) if error else None,
-    )
+    if isinstance(error, StorageBusy):  # a state of the database, not a bug: no traceback
+        log.warning("update %s not saved: the database is busy (%s)", update_id, error)
+    else:
+        log.error(
+            "error %s while handling update %s: %s",
+            reference,
+            update_id,
+            type(error).__name__,
+            exc_info=(type(error), error, error.__traceback__) if error else None,
+        )
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     if update.effective_chat.type != "private" or isinstance(error, Forbidden):
         if isinstance(error, Forbidden) and update.effective_user is not None:
             await _mark_blocked(context, update.effective_user.id)
         return
-    text = context.views.error(await _language(update, context), reference)
+    language = await _language(update, context)
+    busy = isinstance(error, StorageBusy)  # nothing was saved: ask for it again, plainly
+    text = context.views.busy(language) if busy else context.views.error(language, reference)
     try:
         await context.bot.send_message(update.effective_chat.id, text.text)
     except Exception as exc:  # the error message itself failed: only log

@@ -69,3 +69,16 @@ def actor_of(update: Update) -> Actor:
         username=user.username,
         display_name=user.full_name,
     )
+
+
+def private_press(update: Update) -> bool:
+    """Whether a button press came from the presser's own private chat with the bot.
+
+    Citizens' buttons only ever appear there; a press on a bot message in a group (a
+    forged ``callback_data`` included) must not act for the presser.
+    """
+    query = update.callback_query
+    if query is None or query.message is None:
+        return False
+    chat = query.message.chat
+    return chat.type == chat.PRIVATE and chat.id == query.from_user.id

@@ -19,7 +19,8 @@ from telegram.ext import JobQueue
 
 from bot.domain.model import Category, CategoryGroup, IntakeStep, MediaKind
 from bot.services.intake import Actor, IntakeService, Notice, Outcome
-from handlers.context import Context, actor_of
+from bot.services.quick_report import Incoming, QuickReportService, SharedPoint
+from handlers.context import Context, actor_of, private_press
 from handlers.render import react, redraw, send, show
 from handlers.views import Screen, Text, Views
 
@@ -49,6 +50,9 @@ class Input(StrEnum):
 
 MessageAction = Callable[[IntakeService, Actor, Message], Awaitable[Outcome]]
 ButtonAction = Callable[[IntakeService, Actor, int, str], Awaitable[Outcome]]
+QuickAction = Callable[[QuickReportService, Actor, int], Awaitable[Outcome]]
+#: What a report can be started from, or kept on a draft at any step (never thrown away).
+KEPT_KINDS = (Input.TEXT, Input.LOCATION, Input.MEDIA)
 
 
 def _media(message: Message) -> tuple[MediaKind, str] | None:
@@ -128,9 +132,11 @@ async def _phone_text(intake: IntakeService, actor: Actor, message: Message) -> 
 STATES: dict[IntakeStep, dict[Input, MessageAction]] = {
     IntakeStep.CATEGORY: {},  # buttons only
     IntakeStep.SUBCATEGORY: {},  # buttons only
+    IntakeStep.GUESS: {},  # buttons only
     IntakeStep.LOCATION: {Input.LOCATION: _location, Input.TEXT: _ADDRESS},
     IntakeStep.INCIDENT_LOCATION: {Input.LOCATION: _location, Input.TEXT: _ADDRESS},
     IntakeStep.LOCATION_CONFIRM: {Input.LOCATION: _location, Input.TEXT: _ADDRESS},
+    IntakeStep.LOCATION_SUGGEST: {Input.LOCATION: _location, Input.TEXT: _ADDRESS},
     IntakeStep.PHONE: {Input.CONTACT: _contact, Input.TEXT: _phone_text},
     IntakeStep.NAME: {Input.TEXT: text_action(IntakeService.type_name)},
     IntakeStep.DETAILS: {
@@ -162,6 +168,23 @@ BUTTONS: dict[str, ButtonAction] = {
     "submit": lambda s, a, t, _: s.submit(a, t),
     "cancel": lambda s, a, t, _: s.cancel(a, t),
 }
+#: The buttons of a one-message report's guess.
+QUICK_BUTTONS: dict[str, QuickAction] = {
+    "guessok": QuickReportService.confirm_guess,
+    "guesscat": QuickReportService.change_guess,
+    "guessplace": QuickReportService.change_guessed_place,
+}
+
+
+def incoming(message: Message) -> Incoming:
+    """What a message carries, as plain data for the one-message report."""
+    point = None
+    if message.location is not None:
+        loc = message.location
+        live = loc.live_period
+        seconds = int(live.total_seconds()) if isinstance(live, timedelta) else live
+        point = SharedPoint(loc.latitude, loc.longitude, loc.horizontal_accuracy, seconds)
+    return Incoming(text=message.text or message.caption, point=point, media=_media(message))
 
 
 async def on_private_message(update: Update, context: Context) -> None:
@@ -177,11 +200,13 @@ async def on_private_message(update: Update, context: Context) -> None:
         await relay(update, context, actor, kind)
         return
     action = STATES[state.step].get(kind)
-    if action is None:
+    if action is not None:
+        outcome = await action(intake, actor, message)
+    elif kind in KEPT_KINDS:  # not this step's answer, but never thrown away
+        outcome = await context.services.quick.take(actor, incoming(message))
+    else:
         state.notices.append(Notice.WRONG_INPUT)
         outcome = state
-    else:
-        outcome = await action(intake, actor, message)
     screen = context.views.intake(outcome)
     if message.media_group_id and not _first_in_album(context, message.media_group_id, screen):
         return  # an album is acknowledged once, not once per photo
@@ -270,6 +295,10 @@ async def relay(update: Update, context: Context, actor: Actor, kind: Input) -> 
         file_id=media[1] if media else None,
     )
     if Notice.NO_REPORT in outcome.notices:
+        if kind in KEPT_KINDS:  # a one-message report: start a draft pre-filled from it
+            started = await context.services.quick.take(actor, incoming(message))
+            await send(context.bot, actor.chat_id, context.views.intake(started))
+            return
         await send(context.bot, actor.chat_id, context.views.no_report(outcome.citizen))
         return
     context.services.outbox.wake()  # before the reply: operators first
@@ -294,11 +323,18 @@ async def on_intake_button(update: Update, context: Context) -> None:
     query = update.callback_query
     if query is None or query.data is None:
         return
+    if not private_press(update):  # a press in a group (forged or not) never reaches intake
+        await query.answer()
+        return
     actor = actor_of(update)
     intake = context.services.intake
     parts = query.data.split("|")
-    action = BUTTONS.get(parts[2]) if len(parts) >= 3 and parts[1].isdigit() else None
-    if action is None:
+    known = len(parts) >= 3 and parts[1].isdigit()
+    action = BUTTONS.get(parts[2]) if known else None
+    quick = QUICK_BUTTONS.get(parts[2]) if known else None
+    if quick is not None:
+        outcome = await quick(context.services.quick, actor, int(parts[1]))
+    elif action is None:
         outcome = await intake.greet(actor)
         outcome.notices.append(Notice.STALE_BUTTON)
     else:

@@ -271,7 +271,8 @@ class Views:
             self._notice(screen, notice, outcome, _)
         if Notice.SUBMITTED in outcome.notices or Notice.CANCELLED in outcome.notices:
             return screen
-        if {Notice.DETAILS_FULL, Notice.MEDIA_FULL} & set(outcome.notices):
+        full = {Notice.DETAILS_FULL, Notice.MEDIA_FULL} & set(outcome.notices)
+        if full and ticket is not None and ticket.step in (IntakeStep.DETAILS, IntakeStep.CONFIRM):
             return screen  # the details screen above stays as it is
         if Notice.TOO_MANY_OPEN in outcome.notices or ticket is None or not ticket.is_draft:
             if not screen.replies and outcome.open_tickets:
@@ -333,6 +334,8 @@ class Views:
                 return _("Please type your name (2 to 80 characters, with letters).")
             case Notice.DETAIL_ADDED:
                 return _("✅ Added to your report.")
+            case Notice.KEPT:
+                return _("✅ Kept in your report.")
             case Notice.DETAILS_FULL:
                 return _(
                     "Your description has reached its maximum length and was shortened. You can "
@@ -478,6 +481,10 @@ class Views:
             back = self._button(_("⬅️ Back"), f"i|{tid}|back")
             text = _("Which one fits best?")
             return [Text(text, InlineKeyboardMarkup([*rows, [back, cancel]]))]
+        if step is IntakeStep.GUESS:
+            return [self._guess(ticket, _)]
+        if step is IntakeStep.LOCATION_SUGGEST and ticket.pending_location is not None:
+            return self._suggest_location(ticket, ticket.pending_location, _)
         if step is IntakeStep.LOCATION:
             text = _(
                 "📍 <b>Where is the emergency?</b>\nTap «📍 Share my location» below, or type "
@@ -522,7 +529,7 @@ class Views:
                 [self._button(_("📍 It is somewhere else"), f"i|{tid}|elsewhere")],
             ]
             question = _("📍 Location received: {place}.\nIs the emergency at this place?").format(
-                place=self._location_line(location, _)
+                place=self._location_line(ticket, location, _)
             )
             return [Text(question, InlineKeyboardMarkup(rows))]
         rows = [
@@ -537,11 +544,7 @@ class Views:
             if area
             else _("Kota Semarang")
         )
-        title = (
-            _street(location.address_text, area)
-            or _street(location.display_address, area)
-            or kelurahan
-        )
+        title = _typed_street(ticket, location) or kelurahan
         return [
             Venue(
                 location.lat, location.lon, _cut(title, 100), _cut(kelurahan, 200),
@@ -550,12 +553,10 @@ class Views:
         ]  # fmt: skip
 
     @staticmethod
-    def _location_line(location: Location, _: Translate) -> str:
+    def _location_line(ticket: Ticket, location: Location, _: Translate) -> str:
         """The place in one line, escaped: the street as typed (or found), then the kelurahan
         and kecamatan once."""
-        street = _street(location.address_text, location.area) or _street(
-            location.display_address, location.area
-        )
+        street = _typed_street(ticket, location)
         parts = [escape(_cut(street, 200))] if street else []
         if location.area is not None:
             parts.append(
@@ -565,6 +566,57 @@ class Views:
                 )
             )
         return " · ".join(parts) or _("Kota Semarang")
+
+    def _guess(self, ticket: Ticket, _: Translate) -> Text:
+        """A one-message report read back: the guessed category (and place), one tap."""
+        tid = ticket.id
+        lines = [_("🆘 <b>Is this what happened?</b>")]
+        if ticket.category:
+            category = _(CATEGORY_LABELS[ticket.category])
+            lines.append(_("<b>What:</b> {category}").format(category=category))
+        rows = [[self._button(_("✅ Yes, that's right"), f"i|{tid}|guessok")]]
+        rows.append([self._button(_("✏️ Another type"), f"i|{tid}|guesscat")])
+        pending = ticket.pending_location
+        if pending is not None:
+            lines.append(_("<b>Where:</b> {place}").format(place=self._pending_place(pending, _)))
+            rows.append([self._button(_("✏️ Another place"), f"i|{tid}|guessplace")])
+        if ticket.details:
+            details = escape(_cut(ticket.details, 300))
+            lines.append(_("<b>Details:</b> {details}").format(details=details))
+        lines.append(_("Tap «✅ Yes» if that is right, or change it."))
+        rows.append([self._button(_("✖️ Cancel report"), f"i|{tid}|cancel")])
+        return Text("\n".join(lines), InlineKeyboardMarkup(rows))
+
+    @staticmethod
+    def _pending_place(location: Location, _: Translate) -> str:
+        """A place found for the citizen to confirm: its name (or "the location you shared")
+        and its area, the kelurahan said once."""
+        if location.source in (LocationSource.GPS, LocationSource.LIVE):
+            name = _("the location you shared")
+        else:
+            name = escape(_short_name(location))
+        area = location.area
+        if area is None:
+            return name
+        if area.kelurahan_name.lower() in name.lower():
+            where = _("Kec. {kecamatan}").format(kecamatan=escape(area.kecamatan_name))
+        else:
+            where = _("Kel. {kelurahan}, Kec. {kecamatan}").format(
+                kelurahan=escape(area.kelurahan_name), kecamatan=escape(area.kecamatan_name)
+            )
+        return f"{name} · {where}" if name else where
+
+    def _suggest_location(self, ticket: Ticket, location: Location, _: Translate) -> list[Reply]:
+        """A typed place read with typos: "did you mean …?", never taken without a tap."""
+        tid = ticket.id
+        place = self._pending_place(location, _)
+        text = _("🔎 <b>Did you mean {place}?</b>").format(place=place)
+        name = _cut(_short_name(location), 40)
+        rows = [
+            [self._button(_("✅ Yes, {place}").format(place=name), f"i|{tid}|locok")],
+            [self._button(_("✏️ No, let me type it again"), f"i|{tid}|locretry")],
+        ]
+        return [Text(text, InlineKeyboardMarkup(rows))]
 
     def _phone_prompt(
         self, outcome: Outcome, _: Translate, *, change_identity: bool
@@ -700,7 +752,7 @@ class Views:
         location = ticket.incident_location
         if location is None:
             return escape(_cut(ticket.location_note or "—", 300))
-        line = self._location_line(location, _)
+        line = self._location_line(ticket, location, _)
         if location.source is LocationSource.CENTROID:
             line += " · " + _("(approximate)")
         return line
@@ -724,6 +776,16 @@ class Views:
             "⚠️ Sorry, something went wrong on our side (reference {reference}). What you "
             "sent so far is saved; please try again in a moment."
         ).format(reference=escape(reference))
+        return Text(text + "\n\n" + self.fallback(_))
+
+    def busy(self, language: str) -> Text:
+        """Tells the citizen their last message or tap could not be saved (the database was
+        busy) and must be sent again: never a silent loss."""
+        _ = gettext_for(language)
+        text = _(
+            "⏳ Sorry, we are very busy right now and could <b>not</b> save your last message "
+            "or tap. Please send it again in a few seconds; everything before it is saved."
+        )
         return Text(text + "\n\n" + self.fallback(_))
 
     # -- the conversation with the operators after submit ---------------------------------
@@ -855,6 +917,15 @@ def _persons_and_details(ticket: Ticket, _: Translate) -> list[str]:
     return lines
 
 
+def _typed_street(ticket: Ticket, location: Location) -> str:
+    """The street the citizen typed as the address (without its kelurahan), else the found
+    place's; a one-message report's own words are not an address."""
+    typed = location.address_text
+    if typed and ticket.details and typed in ticket.details:
+        typed = None
+    return _street(typed, location.area) or _street(location.display_address, location.area)
+
+
 def _street(display_address: str | None, area: Area | None) -> str:
     """The street part of a found address: what comes before its kelurahan (which the line
     names once, with the kecamatan, on its own)."""
@@ -872,6 +943,11 @@ def _street(display_address: str | None, area: Area | None) -> str:
             break
         kept.append(part)
     return ", ".join(kept)
+
+
+def _short_name(location: Location) -> str:
+    """The first part of a found place's address ("Pasar Johar", "Kelurahan Bendungan")."""
+    return (location.display_address or "").split(",")[0].strip()
 
 
 def _cut(text: str, limit: int) -> str:

@@ -16,18 +16,27 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, Connection, event, make_url
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from bot.services.ports import StorageBusy
 
 #: Connection execution option choosing how SQLite transactions begin: ``"DEFERRED"``
 #: (the default: the write lock is taken at the first write) or ``"IMMEDIATE"`` (taken at
 #: ``BEGIN``, so a read-then-write transaction can never fail with ``SQLITE_BUSY`` half-way).
 SQLITE_BEGIN_OPTION = "siaga112_sqlite_begin"
 _SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
+
+#: Connection execution option: milliseconds this transaction's ``BEGIN`` may wait for
+#: another process's write lock (default: the engine's busy timeout). A unit of work with a
+#: deadline passes what is left of it, so queued writers never each wait the full timeout.
+SQLITE_BUSY_OPTION = "siaga112_sqlite_busy_ms"
 
 #: How long a SQLite connection waits for another writer before giving up.
 DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -54,6 +63,18 @@ def split_schema(url: str | URL, schema: str | None = None) -> tuple[URL, str | 
         if not _SCHEMA_NAME.fullmatch(chosen):
             raise ValueError("schema names are lower-case letters, digits and _ (max 63)")
     return parsed.difference_update_query(["schema"]), chosen
+
+
+def missing_sqlite_file(url: str | URL) -> str | None:
+    """The path of a SQLite database file that does not exist yet (opening it would create
+    an empty one), else None (another database, in memory, or the file is there)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or Path(database).exists():
+        return None
+    return database
 
 
 def create_engine(
@@ -103,12 +124,30 @@ def _create_sqlite_engine(url: URL, *, echo: bool, busy_timeout_ms: int) -> Asyn
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        options = connection.get_execution_options()
+        mode = options.get(SQLITE_BEGIN_OPTION, "DEFERRED")
         if mode not in _SQLITE_BEGIN_MODES:
             raise ValueError(f"unknown SQLite BEGIN mode {mode!r}")
+        busy_ms = max(1, int(options.get(SQLITE_BUSY_OPTION, busy_timeout_ms)))
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy_ms}")  # this turn's wait
         connection.exec_driver_sql(f"BEGIN {mode}")
 
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # Another process held the write lock past the busy timeout: a state to tell the
+        # citizen about ("send it again"), not a crash.
+        if _is_locked(context.original_exception):
+            raise StorageBusy(str(context.original_exception)) from context.original_exception
+
     return engine
+
+
+def _is_locked(error: BaseException) -> bool:
+    """Whether a driver error is SQLite's "database is locked" (or "busy")."""
+    text = str(error).lower()
+    return type(error).__name__ == "OperationalError" and (
+        "database is locked" in text or "database is busy" in text
+    )
 
 
 def _use_wal(cursor: Any) -> None:

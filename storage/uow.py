@@ -39,9 +39,10 @@ from bot.services.ports import (
     MessageRepository,
     OperatorRepository,
     OutboxRepository,
+    StorageBusy,
     TicketRepository,
 )
-from storage.db import SQLITE_BEGIN_OPTION
+from storage.db import SQLITE_BEGIN_OPTION, SQLITE_BUSY_OPTION
 from storage.repositories import (
     SqlAdvisoryRepository,
     SqlAgencyRequestRepository,
@@ -78,23 +79,34 @@ class SqlUnitOfWork:
         *,
         writers: WriterQueue | None = None,
         read_only: bool = False,
+        write_wait: float | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._session: AsyncSession | None = None
         self._writers = writers
         self._read_only = read_only
+        self._write_wait = write_wait
 
     async def __aenter__(self) -> Self:
-        """Begin the transaction (lazily, at the first statement)."""
+        """Begin the transaction (lazily, at the first statement).
+
+        With ``write_wait``, the turn behind this process's writers and the other process's
+        write lock are waited for at most that long in all: then ``StorageBusy``.
+        """
         if self._session is not None:
             raise RuntimeError("this unit of work is already in progress")
+        loop = asyncio.get_running_loop()
+        deadline = None if self._write_wait is None else loop.time() + self._write_wait
         if self._writers is not None:
-            await self._writers.acquire()
+            await self._writers.acquire(None if deadline is None else deadline - loop.time())
+        options: dict[str, object] = {
+            SQLITE_BEGIN_OPTION: "DEFERRED" if self._read_only else "IMMEDIATE"
+        }
+        if deadline is not None and self._writers is not None:
+            options[SQLITE_BUSY_OPTION] = max(1, int((deadline - loop.time()) * 1000))
         try:
             session = self._session_factory(
-                execution_options={
-                    SQLITE_BEGIN_OPTION: "DEFERRED" if self._read_only else "IMMEDIATE"
-                },
+                execution_options=options,
                 close_resets_only=False,  # a repository kept past the block fails loudly
             )
         except BaseException:
@@ -155,12 +167,19 @@ class WriterQueue:
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[object] | None = None
 
-    async def acquire(self) -> None:
-        """Waits for the turn of the current task."""
+    async def acquire(self, patience: float | None = None) -> None:
+        """Waits for the turn of the current task (at most ``patience`` seconds, else
+        ``StorageBusy``: the writers ahead are stuck behind another process's lock)."""
         task = asyncio.current_task()
         if task is not None and task is self._owner:
             raise RuntimeError("a writing unit of work was opened inside another one")
-        await self._lock.acquire()
+        if patience is None:
+            await self._lock.acquire()
+        else:
+            try:
+                await asyncio.wait_for(self._lock.acquire(), max(patience, 0.0))
+            except TimeoutError:
+                raise StorageBusy("the writers ahead did not finish in time") from None
         self._owner = task
 
     def release(self) -> None:
@@ -179,10 +198,17 @@ class SqlUnitOfWorkFactory:
     _queues: ClassVar[weakref.WeakKeyDictionary[object, WriterQueue]] = weakref.WeakKeyDictionary()
 
     def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], *, read_only: bool = False
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        read_only: bool = False,
+        write_wait: float | None = None,
     ) -> None:
+        """``write_wait``: seconds a writer waits in all for its turn and SQLite's write
+        lock before ``StorageBusy`` (None: the engine's busy timeout after the queue)."""
         self._session_factory = session_factory
         self._read_only = read_only
+        self._write_wait = write_wait
         engine = session_factory.kw.get("bind")
         sqlite = engine is not None and engine.dialect.name == "sqlite"
         self._writers = (
@@ -192,5 +218,6 @@ class SqlUnitOfWorkFactory:
     def __call__(self) -> SqlUnitOfWork:
         """Return a new unit of work; enter it with ``async with``."""
         return SqlUnitOfWork(
-            self._session_factory, writers=self._writers, read_only=self._read_only
-        )
+            self._session_factory, writers=self._writers, read_only=self._read_only,
+            write_wait=self._write_wait,
+        )  # fmt: skip

@@ -101,8 +101,12 @@ class IntakeStep(StrEnum):
 
     CATEGORY = "category"
     SUBCATEGORY = "subcategory"
+    GUESS = "guess"
+    """A report started from one message: the guessed category (and place) waits for a tap."""
     LOCATION = "location"
     LOCATION_CONFIRM = "location_confirm"
+    LOCATION_SUGGEST = "location_suggest"
+    """The typed place was read with typos: "did you mean …?" waits for a tap."""
     INCIDENT_LOCATION = "incident_location"
     PHONE = "phone"
     NAME = "name"

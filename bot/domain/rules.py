@@ -30,6 +30,8 @@ def next_step(ticket: Ticket) -> IntakeStep:
     if ticket.category is None:
         return IntakeStep.SUBCATEGORY if ticket.category_group else IntakeStep.CATEGORY
     if ticket.incident_location is None and ticket.location_note is None:
+        if ticket.pending_location is not None:  # a point found earlier waits for its tap
+            return IntakeStep.LOCATION_CONFIRM
         return IntakeStep.INCIDENT_LOCATION if ticket.location_elsewhere else IntakeStep.LOCATION
     if ticket.caller_phone_e164 is None:
         return IntakeStep.PHONE

@@ -21,7 +21,8 @@ and closes it with ``await geocoder.aclose()`` on shutdown.
 
 A text naming a landmark of ``data/semarang_landmarks.csv`` exactly is answered offline at
 once (no Nominatim request); ``geocoder.find_landmark(text)`` reads the landmark (or main
-road) in a whole free-text message without any request. A candidate with ``fuzzy=True``
+road) in a whole free-text message without any request; ``geocoder.find_place(text)`` also
+reads a kelurahan or kecamatan named exactly (one-message reports). A candidate with ``fuzzy=True``
 came from a name typed with typos and must be confirmed by the citizen.
 
 Modules: ``factory`` (build_geocoder), ``composite`` (CompositeGeocoder: landmarks first,

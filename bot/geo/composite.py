@@ -130,6 +130,10 @@ class CompositeGeocoder:
         """Returns the landmark (else main road) named in free text; offline, never a request."""
         return self.gazetteer.find_landmark(text)
 
+    def find_place(self, text: str) -> GeocodeCandidate | None:
+        """Returns the landmark, main road or area named in free text; never a request."""
+        return self.gazetteer.find_place(text)
+
     def locate_area(self, lat: float, lon: float) -> Area | None:
         """Returns the kelurahan/kecamatan of a point from the polygons, None outside."""
         return self.gazetteer.locate_area(lat, lon)

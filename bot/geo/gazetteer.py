@@ -408,6 +408,20 @@ class Gazetteer:
             return match.landmarks[0]
         return next((c for c in match.candidates if c.source == ROAD_SOURCE), None)
 
+    def find_place(self, text: str) -> GeocodeCandidate | None:
+        """Returns the place named anywhere in free text: a landmark, else a main road (as
+        ``find_landmark``), else a kelurahan or kecamatan named exactly ("banjir di
+        tlogosari kulon"); None when the text names none. A name read with typos is only
+        taken for a landmark (``fuzzy=True``): area names are everyday words too often.
+        Offline and instant."""
+        match = self.match(parse_address(text))
+        if match.landmarks:
+            return match.landmarks[0]
+        road = next((c for c in match.candidates if c.source == ROAD_SOURCE), None)
+        if road is not None:
+            return road
+        return next((c for c in match.candidates if not c.fuzzy and c.area is not None), None)
+
     def mentions_landmark(self, parsed: ParsedAddress) -> bool:
         """Whether a landmark's exact name or alias occurs in the text (a quick key scan).
 

@@ -12,6 +12,7 @@ from bot.services.intake import IntakeService
 from bot.services.outbox import OutboxWorker
 from bot.services.queries import TicketQueries
 from bot.services.queue import QueueService
+from bot.services.quick_report import QuickReportService
 from bot.services.relay import RelayService
 from bot.services.roster import RosterService
 from bot.services.sla import SlaService
@@ -36,3 +37,5 @@ class Services:
     subscriptions: SubscriptionService
     advisories: AdvisoryService
     stats: StatsService
+    quick: QuickReportService
+    """One-message reports: a message outside a report starts a draft pre-filled from it."""

@@ -29,6 +29,9 @@ class Notice(StrEnum):
     INVALID_PHONE = "invalid_phone"
     INVALID_NAME = "invalid_name"
     DETAIL_ADDED = "detail_added"
+    KEPT = "kept"
+    """A message sent where no answer was expected was kept on the report (as details, an
+    attachment or the place)."""
     DETAILS_FULL = "details_full"
     MEDIA_FULL = "media_full"
     TOO_MANY_OPEN = "too_many_open"

@@ -62,7 +62,14 @@ log = logging.getLogger(__name__)
 
 LIVE_NOTIFY_EVERY = timedelta(minutes=1)
 #: Steps where a location (shared or typed) is taken; a new one at the confirm step corrects.
-LOCATION_STEPS = (IntakeStep.LOCATION, IntakeStep.INCIDENT_LOCATION, IntakeStep.LOCATION_CONFIRM)
+LOCATION_STEPS = (
+    IntakeStep.LOCATION,
+    IntakeStep.INCIDENT_LOCATION,
+    IntakeStep.LOCATION_CONFIRM,
+    IntakeStep.LOCATION_SUGGEST,
+)
+#: Steps where a pin waits for the citizen's tap (shown, or offered as "did you mean …?").
+PIN_STEPS = (IntakeStep.LOCATION_CONFIRM, IntakeStep.LOCATION_SUGGEST)
 CITIZEN = "citizen"
 SYSTEM = "system"
 CANCELLED_SLACK = 10
@@ -396,7 +403,8 @@ class IntakeService:
                 confidence=best.confidence,
             )
             draft.unresolved_address = None
-            draft.step = IntakeStep.LOCATION_CONFIRM
+            # A name read with typos is only a guess: "did you mean …?" (never taken silently).
+            draft.step = IntakeStep.LOCATION_SUGGEST if best.fuzzy else IntakeStep.LOCATION_CONFIRM
             draft.updated_at = self._clock.now()
             await uow.tickets.update(draft)
             await uow.commit()
@@ -430,7 +438,7 @@ class IntakeService:
             await self._event(uow, draft, "location_set", note=pending.source.value)
             return None
 
-        return await self._apply(actor, ticket_id, (IntakeStep.LOCATION_CONFIRM,), change)
+        return await self._apply(actor, ticket_id, PIN_STEPS, change)
 
     async def location_elsewhere(self, actor: Actor, ticket_id: int) -> Outcome:
         """Keeps the shared GPS as the reporter's location and asks where the incident is."""
@@ -453,7 +461,7 @@ class IntakeService:
             draft.pending_location = None
             return None
 
-        return await self._apply(actor, ticket_id, (IntakeStep.LOCATION_CONFIRM,), change)
+        return await self._apply(actor, ticket_id, PIN_STEPS, change)
 
     async def update_live_location(
         self, actor: Actor, lat: float, lon: float, accuracy_m: float | None

@@ -57,6 +57,20 @@ class Geocoder(Protocol):
         ...
 
 
+class StorageBusy(Exception):
+    """The database could not take a write in time: another process holds SQLite's write
+    lock. Nothing of the action was saved; the citizen must be told to send it again."""
+
+
+class PlaceFinder(Protocol):
+    """Finds the place named somewhere in a free-text message, offline and at once."""
+
+    def find_place(self, text: str) -> GeocodeCandidate | None:
+        """Return the landmark (else main road, else kelurahan or kecamatan) the text names,
+        or None."""
+        ...
+
+
 class AreaIndex(Protocol):
     """The city's kecamatan and kelurahan and their shapes (advisory targets, CAP areas)."""
 

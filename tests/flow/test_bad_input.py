@@ -20,6 +20,7 @@ from telegram.error import Forbidden
 
 from bot.config import Settings
 from bot.domain.model import Citizen, IntakeStep, LocationSource, Ticket, TicketStatus
+from bot.domain.rules import MAX_DETAILS_CHARS
 from handlers.context import SERVICES_KEY
 from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
 from tests.flow.steps import (
@@ -269,35 +270,39 @@ def _operator_texts(harness: Harness, needle: str) -> list[str]:
 
 # -- wrong kind of input at each step ---------------------------------------------------------
 
+#: What a step cannot use at all (stickers, someone's contact where no phone is asked).
 WRONG_INPUTS = [
-    (IntakeStep.CATEGORY, "text"),
-    (IntakeStep.CATEGORY, "long_text"),
-    (IntakeStep.CATEGORY, "emoji"),
-    (IntakeStep.CATEGORY, "html"),
     (IntakeStep.CATEGORY, "sticker"),
-    (IntakeStep.CATEGORY, "photo"),
-    (IntakeStep.CATEGORY, "location"),
-    (IntakeStep.SUBCATEGORY, "text"),
-    (IntakeStep.SUBCATEGORY, "voice"),
     (IntakeStep.LOCATION, "sticker"),
-    (IntakeStep.LOCATION, "photo"),
-    (IntakeStep.LOCATION, "voice"),
     (IntakeStep.LOCATION, "contact"),
     (IntakeStep.LOCATION_CONFIRM, "sticker"),
-    (IntakeStep.LOCATION_CONFIRM, "photo"),
-    (IntakeStep.PHONE, "photo"),
     (IntakeStep.PHONE, "sticker"),
-    (IntakeStep.PHONE, "location"),
-    (IntakeStep.NAME, "photo"),
     (IntakeStep.NAME, "sticker"),
     (IntakeStep.NAME, "contact"),
-    (IntakeStep.NAME, "location"),
     (IntakeStep.DETAILS, "sticker"),
-    (IntakeStep.DETAILS, "location"),
     (IntakeStep.DETAILS, "contact"),
-    (IntakeStep.CONFIRM, "sticker"),  # text and media there are details (kept, reacted to)
+    (IntakeStep.CONFIRM, "sticker"),
+]
+
+#: Text, files and points a step does not ask for: kept on the report, never thrown away.
+KEPT_INPUTS = [
+    (IntakeStep.CATEGORY, "emoji"),
+    (IntakeStep.CATEGORY, "html"),
+    (IntakeStep.CATEGORY, "photo"),
+    (IntakeStep.CATEGORY, "location"),
+    (IntakeStep.SUBCATEGORY, "voice"),
+    (IntakeStep.LOCATION, "photo"),
+    (IntakeStep.LOCATION, "voice"),
+    (IntakeStep.LOCATION_CONFIRM, "photo"),
+    (IntakeStep.PHONE, "photo"),
+    (IntakeStep.PHONE, "location"),
+    (IntakeStep.NAME, "photo"),
+    (IntakeStep.NAME, "location"),
+    (IntakeStep.DETAILS, "location"),
+    # text, photos and voice at the summary are details: reacted to (test_fewer_messages)
     (IntakeStep.CONFIRM, "location"),
 ]
+KEPT = "✅ Kept in your report."
 
 
 @pytest.mark.parametrize(
@@ -316,6 +321,58 @@ async def test_wrong_input_is_refused_and_prompt_repeated_when_sent_at_a_step(
     after = await _the_draft(harness, user.id)
     assert after == before  # nothing collected was lost, nothing was changed
     assert after.step is step
+
+
+@pytest.mark.parametrize(
+    ("step", "kind"), KEPT_INPUTS, ids=[f"{s.value}-{k}" for s, k in KEPT_INPUTS]
+)
+async def test_input_a_step_does_not_ask_for_is_kept_and_prompt_repeated(
+    harness: Harness, step: IntakeStep, kind: str
+) -> None:
+    user = harness.telegram.add_user(language_code="en")
+    await _reach(user, step)
+    before = await _the_draft(harness, user.id)
+    await _send(user, kind)
+    texts = await _screen(user, step)
+    assert texts[0] == KEPT  # told it was kept ...
+    assert len(texts) <= 3  # ... then only the prompt of the step again
+    after = await _the_draft(harness, user.id)
+    assert after.step is step
+    assert after.category == before.category
+    assert after.incident_location == before.incident_location  # nothing collected was lost
+    if kind in ("photo", "voice"):
+        assert len(after.media) == len(before.media) + 1
+        assert after.media[-1].kind.value == kind
+    elif kind == "location":
+        where = after.pending_location or after.reporter_location
+        assert where is not None
+        assert (where.lat, where.lon) == user.location
+    else:
+        sent = {"text": "tolong ada kebakaran", "html": HTML_BAIT, "emoji": "🔥🚒🔥"}[kind]
+        assert (after.details or "").endswith(sent)
+        assert (after.details or "").startswith(before.details or "")
+
+
+@pytest.mark.parametrize("step", [IntakeStep.CATEGORY, IntakeStep.SUBCATEGORY])
+@pytest.mark.parametrize("kind", ["text", "long_text"])
+async def test_text_at_the_category_menu_is_read_back_as_a_guess(
+    harness: Harness, step: IntakeStep, kind: str
+) -> None:
+    user = harness.telegram.add_user(language_code="en")
+    await _reach(user, step)
+    await _send(user, kind)
+    guess, _ = await wait_button(user, "guessok")
+    assert "Is this what happened?" in (guess.text or "")
+    assert "Fire" in (guess.text or "")
+    after = await _the_draft(harness, user.id)
+    assert after.step is IntakeStep.GUESS
+    assert after.category is not None
+    assert after.category.value == "FIRE"
+    assert after.details is not None
+    assert after.details.startswith("tolong ada kebakaran" if kind == "text" else "kebakaran!")
+    if kind == "long_text":  # 5500 characters: kept up to the limit, and the citizen is told
+        assert len(after.details) == MAX_DETAILS_CHARS
+        assert any("maximum length" in (m.text or "") for m in user.messages[-3:])
 
 
 async def test_wrong_input_is_refused_in_indonesian_when_citizen_speaks_indonesian(
@@ -342,7 +399,7 @@ async def test_phone_keyboard_is_offered_again_when_a_photo_is_sent_at_the_phone
     await _reach(user, IntakeStep.PHONE)
     await user.send_photo()
     texts = await _screen(user, IntakeStep.PHONE)
-    assert texts[0] == SORRY
+    assert texts[0] == KEPT
     keyboard = harness.telegram.reply_keyboard(user.id)
     assert keyboard is not None
     assert any(key.get("request_contact") for row in keyboard["keyboard"] for key in row)

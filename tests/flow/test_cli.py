@@ -131,15 +131,78 @@ async def test_running_bot_answers_start_and_exits_on_sigterm_when_pointed_at_a_
     assert code == 0, err.decode()
     assert elapsed < 5.0
     assert fake.token not in err.decode()
-    assert "event loop: uvloop" in err.decode()  # UVLOOP defaults to on
 
 
-async def test_check_fails_and_says_what_to_do_when_the_database_was_never_created(
+async def test_check_fails_and_says_what_to_do_without_creating_the_database_file(
     tmp_path: Path,
 ) -> None:
     code, out, _ = await _siaga(tmp_path, "check")
     assert code == 1
-    assert "FAIL  database reachable but empty: run `siaga112 db upgrade`" in out
+    db = tmp_path / "cli.db"
+    assert f"FAIL  database file {db} does not exist: run `siaga112 db upgrade`" in out
+    assert not db.exists()  # checking never creates an empty database
+
+
+async def test_check_names_telegrams_reason_when_the_operators_chat_is_unknown(
+    tmp_path: Path,
+) -> None:
+    async with FakeBotApi() as fake:  # no chat registered: Telegram says "chat not found"
+        assert (await _siaga(tmp_path, "db", "upgrade"))[0] == 0
+        code, out, err = await _siaga(
+            tmp_path, "check", TELEGRAM_BOT_TOKEN=fake.token,
+            TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_API_FILE_URL=fake.base_file_url,
+            OPERATOR_CHAT_ID=str(OPERATORS),
+        )  # fmt: skip
+    assert code == 1, out + err
+    failed = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1, out
+    assert str(OPERATORS) in failed[0]
+    assert "chat not found" in failed[0].lower()
+
+
+async def test_run_without_a_reachable_bot_api_ends_with_one_line_naming_the_host(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()  # nothing listens there: connection refused, on loopback
+    code, out, err = await _siaga(
+        tmp_path, "run", TELEGRAM_BOT_TOKEN="123456:AAH-offline-token",
+        TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{port}/bot",
+    )  # fmt: skip
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("siaga112: run failed: cannot reach 127.0.0.1 (")
+    assert "TELEGRAM_API_BASE_URL" in lines[0]
+    assert "Traceback" not in err + out
+    assert "AAH-offline-token" not in err + out
+
+
+async def test_webhook_secret_on_the_command_line_is_refused_with_one_line(
+    tmp_path: Path,
+) -> None:
+    code, _, err = await _siaga(
+        tmp_path, "run", "--webhook-url", "https://bot.example/hook", "--secret", "s3cret",
+        TELEGRAM_BOT_TOKEN="123456:AAH-token",
+    )  # fmt: skip
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "siaga112: --secret: is not read from the command line (every user can see it with "
+        "ps): set TELEGRAM_WEBHOOK_SECRET instead"
+    ]
+    assert not (tmp_path / "cli.db").exists()  # refused before anything started
+
+
+async def test_webhook_secret_that_telegram_would_refuse_is_named_at_start(
+    tmp_path: Path,
+) -> None:
+    code, _, err = await _siaga(
+        tmp_path, "run", TELEGRAM_BOT_TOKEN="123456:AAH-token",
+        TELEGRAM_WEBHOOK_SECRET="has spaces and ü",
+    )  # fmt: skip
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "siaga112: TELEGRAM_WEBHOOK_SECRET: must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+    ]
 
 
 async def _listening(port: int, within: float = 20.0) -> None:
@@ -164,7 +227,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_webhook_mode_accepts_only_updates_with_the_secret_when_run_with_secret(
+async def test_webhook_mode_accepts_only_updates_with_the_secret_from_the_environment(
     tmp_path: Path,
 ) -> None:
     port = _free_port()
@@ -172,11 +235,12 @@ async def test_webhook_mode_accepts_only_updates_with_the_secret_when_run_with_s
         fake.register_forum(OPERATORS, "Operator 112")
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", "--webhook-url", "https://bot.example/hook",
-            "--listen", "127.0.0.1", "--port", str(port), "--secret", "s3cret-Token_1",
+            "--listen", "127.0.0.1", "--port", str(port),
             cwd=tmp_path,
             env=_env(
                 tmp_path, TELEGRAM_BOT_TOKEN=fake.token, TELEGRAM_API_BASE_URL=fake.base_url,
                 TELEGRAM_API_FILE_URL=fake.base_file_url, OPERATOR_CHAT_ID=str(OPERATORS),
+                TELEGRAM_WEBHOOK_SECRET="s3cret-Token_1", LOG_LEVEL="DEBUG",
             ),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -206,4 +270,9 @@ async def test_webhook_mode_accepts_only_updates_with_the_secret_when_run_with_s
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+        out, err = await process.communicate()
     assert code == 0
+    logged = (out + err).decode()
+    assert "setWebhook" in logged  # PTB logs the call's parameters at DEBUG ...
+    assert "s3cret-Token_1" not in logged  # ... with the secret redacted
+    assert fake.token not in logged

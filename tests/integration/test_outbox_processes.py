@@ -40,7 +40,7 @@ PER_TICKET = (OPERATOR_CARD, OPERATOR_PIN, OPERATOR_MEDIA, OPERATOR_MEDIA, OPERA
               OPERATOR_RELAY)  # fmt: skip
 SUBMITTED = TicketStatus.SUBMITTED
 ALONE = 100  # rows of no ticket (admin alerts)
-LEASE = 1.5
+LEASE = 3.0  # heartbeat every 0.6 s: a live worker keeps its rows even on a loaded machine
 HANG_AFTER = 60
 
 

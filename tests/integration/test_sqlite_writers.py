@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.domain.model import Citizen
+from bot.services.ports import StorageBusy
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
@@ -55,3 +59,71 @@ async def test_nested_writer_fails_loudly_when_opened_inside_another(factories) 
         with pytest.raises(RuntimeError, match="inside another"):
             async with writers():
                 pass
+
+
+@contextlib.contextmanager
+def _other_process_writing(path: Path) -> Iterator[sqlite3.Connection]:
+    """Holds SQLite's write lock the way another process would (its own connection)."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield other
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+async def test_queued_writers_with_a_deadline_give_up_together_while_another_process_writes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "writers.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade(url)
+    engine = create_engine(url)  # busy timeout 10 s: each writer would wait it in turn
+    writers = SqlUnitOfWorkFactory(session_factory(engine), write_wait=1.0)
+
+    async def add(n: int) -> None:
+        async with writers() as uow:
+            await uow.citizens.add(Citizen(telegram_id=2000 + n, language="id"))
+            await uow.commit()
+
+    async def write(n: int) -> float:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(StorageBusy):
+            await add(n)
+        return asyncio.get_running_loop().time() - started
+
+    try:
+        with _other_process_writing(path):
+            waited = await asyncio.gather(*(write(n) for n in range(5)))
+        # every one is told within its own deadline, not 5 x the busy timeout one after another
+        assert max(waited) < 2.0, waited
+        assert min(waited) > 0.5, waited  # and each did wait for the lock, not fail at once
+        async with writers() as uow:  # the lock is free again: writing works, nothing stuck
+            await uow.citizens.add(Citizen(telegram_id=3000, language="id"))
+            await uow.commit()
+        async with SqlUnitOfWorkFactory(session_factory(engine), read_only=True)() as uow:
+            assert await uow.citizens.get_by_telegram_id(3000) is not None
+            assert await uow.citizens.get_by_telegram_id(2000) is None  # refused, not half-kept
+    finally:
+        await engine.dispose()
+
+
+async def test_writer_without_a_deadline_still_waits_out_a_short_lock(tmp_path: Path) -> None:
+    path = tmp_path / "writers.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade(url)
+    engine = create_engine(url)
+    writers = SqlUnitOfWorkFactory(session_factory(engine))
+    try:
+        with _other_process_writing(path) as other:
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.3, other.execute, "ROLLBACK")  # the other process finishes
+            async with writers() as uow:
+                await uow.citizens.add(Citizen(telegram_id=4000, language="id"))
+                await uow.commit()
+            other.execute("BEGIN IMMEDIATE")  # for the context manager's own ROLLBACK
+        async with writers() as uow:
+            assert await uow.citizens.get_by_telegram_id(4000) is not None
+    finally:
+        await engine.dispose()

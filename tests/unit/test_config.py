@@ -62,6 +62,8 @@ def test_environment_wins_over_dotenv_when_both_set_a_value(tmp_path: Path) -> N
         ("TELEGRAM_RATE_PRIVATE_PER_SECOND", "0"),
         ("TELEGRAM_RATE_PRIVATE_BURST", "1.5"),
         ("TELEGRAM_RATE_BROADCAST_PER_SECOND", "31"),
+        ("TELEGRAM_WEBHOOK_SECRET", "with space"),
+        ("TELEGRAM_WEBHOOK_SECRET", "x" * 257),
     ],
 )
 def test_invalid_value_names_its_variable_when_loading(variable: str, value: str) -> None:
@@ -83,6 +85,16 @@ def test_token_never_shows_in_repr_when_settings_are_printed() -> None:
     assert TOKEN not in repr(settings)
     assert TOKEN not in str(settings.telegram_bot_token)
     assert settings.require_token() == TOKEN
+
+
+def test_webhook_secret_comes_from_the_environment_and_never_shows_in_repr() -> None:
+    secret = "s3cret-Token_1"
+    settings = load_settings(
+        {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_WEBHOOK_SECRET": secret}, env_file=None
+    )
+    assert settings.telegram_webhook_secret.value == secret
+    assert secret not in repr(settings)
+    assert not load_settings({}, env_file=None).telegram_webhook_secret  # unset: no secret
 
 
 @pytest.mark.parametrize(

@@ -47,14 +47,13 @@ def test_asyncio_loop_is_used_when_uvloop_is_not_installed(monkeypatch: pytest.M
 
 
 def test_installed_loop_is_the_threads_current_one_when_run_starts() -> None:
-    before = asyncio.get_event_loop_policy().get_event_loop()
     try:
         assert loops.install_event_loop(True) == "uvloop"
         current = asyncio.get_event_loop_policy().get_event_loop()
         assert isinstance(current, uvloop.Loop)
         current.close()
     finally:
-        asyncio.set_event_loop(before)
+        asyncio.set_event_loop(None)
 
 
 @pytest.mark.parametrize(("raw", "expected"), [(None, True), ("off", False), ("on", True)])

@@ -443,3 +443,44 @@ async def test_nominatim_asked_when_a_fuzzy_name_is_all_the_gazetteer_has(
 
     assert len(nominatim.requests) == 1
     assert [c.fuzzy for c in candidates] == [True]
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("ada kebakaran di pasar johar!!", "Pasar Johar"),  # a landmark first
+        ("kecelakaan di jl pandanaran", "Jalan Pandanaran (sekitar Kawasan Simpang Lima)"),
+        ("banjir di tlogosari kulon", "Kelurahan Tlogosari Kulon, Kecamatan Pedurungan"),
+        ("pohon tumbang di sampangan", "Kelurahan Sampangan, Kecamatan Gajahmungkur"),
+        ("my house is on fire in tembalang", "Kelurahan Tembalang, Kecamatan Tembalang"),
+        ("kebakaran gudang di genuk", "Kecamatan Genuk"),
+    ],
+)
+def test_place_in_a_sentence_is_a_landmark_road_or_area(
+    gazetteer: Gazetteer, text: str, place: str
+) -> None:
+    found = gazetteer.find_place(text)
+    assert found is not None
+    assert found.display_address.startswith(place)
+    assert found.area is not None
+    assert not found.fuzzy
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ada kebakaran di rumah saya",
+        "tolong ada maling",
+        "kecelakaan di jalan raya dekat pasar",
+        "tolong datang sekarang",  # one letter from Kelurahan Sekaran: not read as it
+    ],
+)
+def test_no_place_when_a_sentence_names_none(gazetteer: Gazetteer, text: str) -> None:
+    assert gazetteer.find_place(text) is None
+
+
+def test_place_with_typos_is_only_a_landmark_and_marked_fuzzy(gazetteer: Gazetteer) -> None:
+    found = gazetteer.find_place("kebakaran dekat lawang sewo")
+    assert found is not None
+    assert found.fuzzy
+    assert gazetteer.find_place("banjir di tlogosori kulon") is None  # an area: read exactly
