@@ -397,17 +397,16 @@ async def _set_commands(application: SiagaApplication) -> None:
     try:
         for language in ("id", "en"):
             _ = gettext_for(language)
+            indonesian = language == "id"  # the Indonesian aliases (/lapor, /batal, /bahasa)
             commands = [
                 BotCommand("start", _("Start and menu")),
-                BotCommand("lapor" if language == "id" else "report", _("Report an emergency")),
+                BotCommand("lapor" if indonesian else "report", _("Report an emergency")),
                 BotCommand("status", _("My reports")),
-                BotCommand("cancel", _("Cancel the report in progress")),
-                BotCommand("language", _("Language")),
-                BotCommand("privasi" if language == "id" else "privacy", _("Privacy notice")),
-                BotCommand("datasaya" if language == "id" else "mydata", _("My data")),
-                BotCommand(
-                    "hapusdata" if language == "id" else "deletemydata", _("Delete my data")
-                ),
+                BotCommand("batal" if indonesian else "cancel", _("Cancel the report in progress")),
+                BotCommand("bahasa" if indonesian else "language", _("Language")),
+                BotCommand("privasi" if indonesian else "privacy", _("Privacy notice")),
+                BotCommand("datasaya" if indonesian else "mydata", _("My data")),
+                BotCommand("hapusdata" if indonesian else "deletemydata", _("Delete my data")),
             ]
             await application.bot.set_my_commands(
                 commands, language_code=None if language == "id" else language

@@ -13,7 +13,8 @@ from bot.domain.rules import SUPPORTED_LANGUAGES, resolve_language
 from bot.services.intake import Notice
 from bot.services.ports import StorageBusy
 from handlers.context import Context, actor_of, private_press
-from handlers.render import answer, send
+from handlers.intake import answered_text, remember_screen
+from handlers.render import send, show
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,16 @@ async def start(update: Update, context: Context) -> None:
     await send(context.bot, actor.chat_id, context.views.welcome(outcome.citizen))
     if outcome.step is not None:
         resumed = await context.services.intake.start_report(actor)
-        await send(context.bot, actor.chat_id, context.views.intake(resumed))
+        screen = context.views.intake(resumed)
+        remember_screen(context, resumed, screen, await send(context.bot, actor.chat_id, screen))
 
 
 async def report(update: Update, context: Context) -> None:
     """Starts (or resumes) a report."""
     actor = actor_of(update)
     outcome = await context.services.intake.start_report(actor)
-    await send(context.bot, actor.chat_id, context.views.intake(outcome))
+    screen = context.views.intake(outcome)
+    remember_screen(context, outcome, screen, await send(context.bot, actor.chat_id, screen))
 
 
 async def cancel(update: Update, context: Context) -> None:
@@ -80,6 +83,7 @@ async def on_menu_button(update: Update, context: Context) -> None:
     intake = context.services.intake
     views = context.views
     action = parts[1] if len(parts) > 1 else ""
+    outcome = None
     if action == "report":
         outcome = await intake.start_report(actor)
         screen = views.intake(outcome)
@@ -91,13 +95,18 @@ async def on_menu_button(update: Update, context: Context) -> None:
         outcome = await intake.set_language(actor, parts[2])
         screen = views.language_set(outcome.citizen)
         if outcome.step is not None:
-            screen.replies.extend(views.intake(outcome).replies)
+            prompt = views.intake(outcome)
+            screen.replies.extend(prompt.replies)
+            screen.prompted = prompt.prompted
     else:  # not one of ours: an old or forged button
         outcome = await intake.greet(actor)
         outcome.notices.append(Notice.STALE_BUTTON)
         screen = views.intake(outcome)
-    await answer(query, screen)
-    await send(context.bot, actor.chat_id, screen)
+    shown = await show(
+        context.bot, query, screen, answered_text(context, query.message, query.data)
+    )
+    if outcome is not None:
+        remember_screen(context, outcome, screen, shown)
 
 
 async def on_error(update: object, context: Context) -> None:

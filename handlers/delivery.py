@@ -368,7 +368,7 @@ async def _operator_card(d: TelegramDeliverer, delivery: Delivery) -> DeliveryRe
 async def _operator_pin(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
     chat = await d.operators_chat(delivery)
     ticket = delivery.ticket
-    location = ticket.incident_location or ticket.reporter_location
+    location = ticket.pinned_location
     return result_of(await d.pin(delivery, chat, location)) if location is not None else None
 
 
@@ -434,18 +434,21 @@ async def _operator_relay(d: TelegramDeliverer, delivery: Delivery) -> DeliveryR
 async def _operator_location_update(
     d: TelegramDeliverer, delivery: Delivery
 ) -> DeliveryResult | None:
+    """One pin that says what it is (ticket, kelurahan, accuracy, time), in the ticket's topic
+    or replying to its card: no header followed by a bare pin."""
     chat = await d.operators_chat(delivery)
     ticket = delivery.ticket
     location = ticket.reporter_location or ticket.incident_location
-    text = d.marked(delivery, d.operator_views.location_update(ticket))
+    if location is None:
+        return None
     limits = {**d.limits(delivery), **d.place(delivery)}
-    sent = await d.bot.send_message(chat, text, **limits)
-    if location is not None:
-        accuracy = min(location.accuracy_m, MAX_ACCURACY) if location.accuracy_m else None
-        await d.bot.send_location(
-            chat, latitude=location.lat, longitude=location.lon, horizontal_accuracy=accuracy,
-            **limits,
-        )  # fmt: skip
+    if delivery.message.repeat:
+        await d.bot.send_message(chat, d.views.repeat_pin(ticket), **limits)
+    title, address = d.operator_views.location_update(ticket, location)
+    sent = await d.bot.send_venue(
+        chat, latitude=location.lat, longitude=location.lon, title=title, address=address,
+        **limits,
+    )  # fmt: skip
     return result_of(sent)
 
 

@@ -7,17 +7,35 @@ state; idle drafts are closed by a timer (see ``handlers.jobs``).
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from enum import StrEnum
+from typing import cast
 
-from telegram import Message, Update
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.ext import JobQueue
 
 from bot.domain.model import Category, CategoryGroup, IntakeStep, MediaKind
 from bot.services.intake import Actor, IntakeService, Notice, Outcome
 from bot.services.quick_report import Incoming, QuickReportService, SharedPoint
 from handlers.context import Context, actor_of, private_press
-from handlers.render import answer, send
+from handlers.render import react, redraw, send, show
+from handlers.views import Screen, Text, Views
+
+log = logging.getLogger(__name__)
+
+SCREEN_KEY = "screen"
+"""chat_data: the id of the message showing the report and its «Send» (drawn again, in
+place, after details arrive; in memory: after a restart only the reaction acknowledges)."""
+REDRAW_AFTER = 1.0
+"""Seconds after the last detail before the screen is drawn again: an album's photos arrive
+together, and the screen is redrawn once after them."""
+SCREEN_STEPS = (IntakeStep.DETAILS, IntakeStep.CONFIRM)
+ALBUMS_KEY = "albums"
+ALBUMS_KEPT = 20
+"""Albums of a chat remembered (in memory) so each is acknowledged once."""
 
 
 class Input(StrEnum):
@@ -101,6 +119,15 @@ def text_action(
 
 _ADDRESS = text_action(IntakeService.type_address)
 
+
+async def _phone_text(intake: IntakeService, actor: Actor, message: Message) -> Outcome:
+    """A typed number, or the keyboard's «Skip» key (which arrives as its label)."""
+    text = message.text or ""
+    if text.strip() in Views.skip_labels():
+        return await intake.skip_phone(actor)
+    return await intake.type_phone(actor, text)
+
+
 #: The conversation: for each named state, which kinds of message it takes.
 STATES: dict[IntakeStep, dict[Input, MessageAction]] = {
     IntakeStep.CATEGORY: {},  # buttons only
@@ -110,13 +137,16 @@ STATES: dict[IntakeStep, dict[Input, MessageAction]] = {
     IntakeStep.INCIDENT_LOCATION: {Input.LOCATION: _location, Input.TEXT: _ADDRESS},
     IntakeStep.LOCATION_CONFIRM: {Input.LOCATION: _location, Input.TEXT: _ADDRESS},
     IntakeStep.LOCATION_SUGGEST: {Input.LOCATION: _location, Input.TEXT: _ADDRESS},
-    IntakeStep.PHONE: {Input.CONTACT: _contact, Input.TEXT: text_action(IntakeService.type_phone)},
+    IntakeStep.PHONE: {Input.CONTACT: _contact, Input.TEXT: _phone_text},
     IntakeStep.NAME: {Input.TEXT: text_action(IntakeService.type_name)},
     IntakeStep.DETAILS: {
         Input.TEXT: text_action(IntakeService.add_detail_text),
         Input.MEDIA: _media_detail,
     },
-    IntakeStep.CONFIRM: {},  # buttons only
+    IntakeStep.CONFIRM: {  # a detail sent at the summary is added as well
+        Input.TEXT: text_action(IntakeService.add_detail_text),
+        Input.MEDIA: _media_detail,
+    },
 }
 
 #: The buttons of the conversation: ``i|<ticket id>|<action>[|<argument>]``.
@@ -177,7 +207,79 @@ async def on_private_message(update: Update, context: Context) -> None:
     else:
         state.notices.append(Notice.WRONG_INPUT)
         outcome = state
-    await send(context.bot, actor.chat_id, context.views.intake(outcome))
+    screen = context.views.intake(outcome)
+    if message.media_group_id and not _first_in_album(context, message.media_group_id, screen):
+        return  # an album is acknowledged once, not once per photo
+    if screen.react:
+        await react(context.bot, message, Screen([context.views.detail_added(outcome.citizen)]))
+        redraw_later(context, actor)
+        return
+    remember_screen(context, outcome, screen, await send(context.bot, actor.chat_id, screen))
+
+
+def remember_screen(
+    context: Context, outcome: Outcome, screen: Screen, shown: list[Message]
+) -> None:
+    """Notes which message shows the report's details screen (or summary), to redraw it."""
+    ticket = outcome.ticket
+    if (
+        screen.prompted
+        and shown
+        and context.chat_data is not None
+        and ticket is not None
+        and ticket.is_draft
+        and ticket.step in SCREEN_STEPS
+    ):
+        context.chat_data[SCREEN_KEY] = shown[-1].message_id
+
+
+def redraw_later(context: Context, actor: Actor) -> None:
+    """Redraws the details screen once the citizen's details stop arriving."""
+    jobs = cast("JobQueue[Context] | None", context.job_queue)  # PTB leaves its type open
+    if jobs is None or not (context.chat_data or {}).get(SCREEN_KEY):
+        return
+    name = f"redraw:{actor.chat_id}"
+    for job in jobs.get_jobs_by_name(name):
+        job.schedule_removal()
+    jobs.run_once(_redraw, REDRAW_AFTER, data=actor, chat_id=actor.chat_id, name=name)
+
+
+async def _redraw(context: Context) -> None:
+    """Draws the details screen again with what the citizen added (best effort)."""
+    job = context.job
+    message_id = (context.chat_data or {}).get(SCREEN_KEY)
+    if job is None or not isinstance(job.data, Actor) or not isinstance(message_id, int):
+        return
+    actor = job.data
+    try:
+        outcome = await context.services.intake.peek(actor)
+        ticket = outcome.ticket
+        if ticket is None or not ticket.is_draft or ticket.step not in SCREEN_STEPS:
+            return
+        first = context.views.intake(outcome).replies[:1]
+        if first and isinstance(first[0], Text):
+            await redraw(context.bot, actor.chat_id, message_id, first[0])
+    except Exception as exc:  # the reaction already acknowledged the detail
+        log.info("could not redraw the details screen: %s", type(exc).__name__)
+
+
+def _first_in_album(context: Context, album: str, screen: Screen) -> bool:
+    """Whether this answer is new for the album (each kind of answer is shown once)."""
+    chat_data = context.chat_data if context.chat_data is not None else {}
+    albums: OrderedDict[str, set[str]] = chat_data.setdefault(ALBUMS_KEY, OrderedDict())
+    key = (
+        "react"
+        if screen.react
+        else "|".join(f"{type(r).__name__}:{getattr(r, 'text', '')[:40]}" for r in screen.replies)
+    )
+    shown = albums.setdefault(album, set())
+    albums.move_to_end(album)
+    while len(albums) > ALBUMS_KEPT:
+        albums.popitem(last=False)
+    if key in shown:
+        return False
+    shown.add(key)
+    return True
 
 
 async def relay(update: Update, context: Context, actor: Actor, kind: Input) -> None:
@@ -245,5 +347,18 @@ async def on_intake_button(update: Update, context: Context) -> None:
         context.services.outbox.wake()  # before the reply: operators first
     change_identity = parts[2:3] == ["notme"] and not outcome.notices
     screen = context.views.intake(outcome, change_identity=change_identity)
-    await answer(query, screen)
-    await send(context.bot, actor.chat_id, screen)
+    answered = answered_text(context, query.message, query.data)
+    remember_screen(context, outcome, screen, await show(context.bot, query, screen, answered))
+
+
+def answered_text(context: Context, message: object, data: str) -> str | None:
+    """The pressed message's question followed by the label of the pressed button."""
+    if not isinstance(message, Message) or message.text is None:
+        return None
+    markup = message.reply_markup
+    labels = (
+        [b.text for row in markup.inline_keyboard for b in row if b.callback_data == data]
+        if isinstance(markup, InlineKeyboardMarkup)
+        else []
+    )
+    return context.views.answered(message.text_html, labels[0]) if labels else None

@@ -28,6 +28,7 @@ from bot.domain.model import (
     Citizen,
     Disposition,
     Location,
+    LocationSource,
     Operator,
     Ticket,
     TicketEvent,
@@ -43,6 +44,8 @@ from handlers.views import CATEGORY_LABELS, DETAILS_SHOWN, _cut, _persons_and_de
 
 MAX_TEXT = 4096
 MAX_TOPIC_NAME = 128
+MAX_VENUE_TITLE = 100
+MAX_VENUE_ADDRESS = 200
 MAX_CALLBACK_DATA = 64
 MAX_ANSWER = 200  # characters of a callback-query answer
 ETA_CHOICES = (5, 10, 15, 30)
@@ -70,6 +73,15 @@ OPERATOR_STATUS: Mapping[TicketStatus, str] = {
     TicketStatus.CLOSED: N_("⬛ closed"),
     TicketStatus.CANCELLED: N_("✖️ cancelled"),
     TicketStatus.ABANDONED: N_("⌛ abandoned draft"),
+}
+
+SOURCE_WORDS: Mapping[LocationSource, str] = {
+    LocationSource.GPS: N_("GPS of the caller's phone"),
+    LocationSource.LIVE: N_("live location of the caller's phone"),
+    LocationSource.PIN: N_("pin placed by the caller"),
+    LocationSource.GEOCODED: N_("found from the typed address"),
+    LocationSource.CENTROID: N_("approximate: centre of the kelurahan"),
+    LocationSource.OPERATOR: N_("set by an operator"),
 }
 
 DISPOSITION_WORDS: Mapping[Disposition, str] = {
@@ -275,11 +287,7 @@ class OperatorViews:
                     time=self.clock(ticket.claimed_at) if ticket.claimed_at else "—",
                 )
             )
-        category = (
-            f"{escape(_(CATEGORY_LABELS[ticket.category]))} ({ticket.category.value})"
-            if ticket.category
-            else "—"
-        )
+        category = escape(_(CATEGORY_LABELS[ticket.category])) if ticket.category else "—"
         lines.append(
             _("<b>Type:</b> {category} · {priority}").format(
                 category=category,
@@ -288,6 +296,9 @@ class OperatorViews:
         )
         lines.extend(self._caller(ticket, citizen, _))
         lines.extend(self._place(_("<b>Incident:</b>"), ticket.incident_location, _))
+        if ticket.pending_location is not None and ticket.status is TicketStatus.ABANDONED:
+            label = _("<b>Shared, never confirmed:</b>")
+            lines.extend(self._place(label, ticket.pending_location, _))
         if ticket.location_note:
             lines.append(
                 _("<b>Place as described (not on the map):</b> {text}").format(
@@ -321,19 +332,19 @@ class OperatorViews:
                 language=escape(ticket.language),
             )
         ]
+        phone = escape(ticket.caller_phone_e164 or "")
         if ticket.silent:
             lines.append(_("<b>Phone:</b> no number: chat only"))
-        elif ticket.caller_phone_e164:
-            verified = _("verified") if ticket.caller_phone_verified else _("not verified")
+        elif ticket.phone_skipped or not phone:
+            lines.append(_("<b>Phone:</b> no callback number (the caller skipped it): chat only"))
+        elif ticket.caller_phone_verified:
+            lines.append(_("<b>Phone:</b> {phone} (verified)").format(phone=phone))
+        else:  # the warning once, on the number's own line
             lines.append(
-                _("<b>Phone:</b> {phone} ({verified})").format(
-                    phone=escape(ticket.caller_phone_e164), verified=verified
+                _("⚠️ <b>Phone:</b> {phone} — NOT verified (typed by the caller)").format(
+                    phone=phone
                 )
             )
-            if not ticket.caller_phone_verified:
-                lines.append(_("⚠️ <b>Phone number NOT verified</b> (typed by the caller)"))
-        else:
-            lines.append(_("<b>Phone:</b> no number: chat only"))
         return lines
 
     def _place(self, label: str, location: Location | None, _: Translate) -> list[str]:
@@ -358,13 +369,13 @@ class OperatorViews:
         lines.append(
             "   "
             + _(
-                '<a href="{url}">🗺 {lat:.6f}, {lon:.6f}</a> · {accuracy} · source {source} · {time}'
+                '<a href="{url}">🗺 {lat:.6f}, {lon:.6f}</a> · {accuracy} · {source} · {time}'
             ).format(
                 url=maps_link(location),
                 lat=location.lat,
                 lon=location.lon,
                 accuracy=accuracy,
-                source=location.source.value,
+                source=_(SOURCE_WORDS[location.source]),
                 time=self.local_time(location.captured_at),
             )
         )
@@ -761,11 +772,23 @@ class OperatorViews:
             ref=escape(ticket.ref or ""), name=escape(_cut(ticket.caller_name or "—", 100))
         )
 
-    def location_update(self, ticket: Ticket) -> str:
-        """Announces a live-location update of a ticket."""
-        return self._("📍 <b>{ref}</b>: live location updated.").format(
-            ref=escape(ticket.ref or "")
-        )
+    def location_update(self, ticket: Ticket, location: Location) -> tuple[str, str]:
+        """A live-location update as one pin's title and address (plain text, no HTML):
+        which ticket, where now (kelurahan, kecamatan), how precise, when."""
+        _ = self._
+        title = _("📍 {ref}: live location updated").format(ref=ticket.ref or ticket.id)
+        area = location.area
+        parts = [
+            _("Kel. {kelurahan}, Kec. {kecamatan}").format(
+                kelurahan=area.kelurahan_name, kecamatan=area.kecamatan_name
+            )
+            if area
+            else _("outside Kota Semarang")
+        ]
+        if location.accuracy_m:
+            parts.append(f"±{round(location.accuracy_m)} m")
+        parts.append(self.clock(location.captured_at))
+        return title[:MAX_VENUE_TITLE], " · ".join(parts)[:MAX_VENUE_ADDRESS]
 
     # -- the roster -------------------------------------------------------------------------
 

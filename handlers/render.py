@@ -9,14 +9,15 @@ from datetime import timedelta
 from functools import partial
 from typing import TypeVar
 
-from telegram import Bot, CallbackQuery, Message
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from handlers.views import Screen, Text
+from handlers.views import ACK_REACTION, Screen, Text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+NOT_MODIFIED = "message is not modified"
 ATTEMPTS = 3
 MAX_INLINE_WAIT = 5.0  # seconds a citizen's reply may wait for Telegram's flood control
 
@@ -69,3 +70,82 @@ async def send(bot: Bot, chat_id: int, screen: Screen) -> list[Message]:
 async def answer(query: CallbackQuery, screen: Screen) -> None:
     """Answers a button press (with the screen's alert, if any)."""
     await query.answer(screen.alert, show_alert=False)
+
+
+async def show(
+    bot: Bot, query: CallbackQuery, screen: Screen, answered: str | None = None
+) -> list[Message]:
+    """Shows the screen that answers a button press, editing menus in place; returns the
+    messages that show it (the pressed one, if edited into the screen, and those sent).
+
+    When the screen opens with a text that needs no reply keyboard, the pressed message
+    becomes it (no new message). Otherwise the pressed message keeps its question, its
+    buttons replaced by the answer (``answered``; a pin just loses its buttons), and the
+    screen follows as new messages. A stale press leaves the pressed message alone. The
+    query is answered last, so its spinner ends when the chat shows the result.
+    """
+    replies = list(screen.replies)
+    message = query.message
+    in_place: list[Message] = []
+    try:
+        if isinstance(message, Message) and not screen.keep_pressed:
+            first = replies[0] if replies else None
+            if (
+                isinstance(first, Text)
+                and message.text is not None
+                and (first.markup is None or isinstance(first.markup, InlineKeyboardMarkup))
+            ):
+                if await _edit(message, first.text, first.markup):
+                    replies.pop(0)
+                    in_place.append(message)
+            elif message.text is not None and answered is not None:
+                await _edit(message, answered, None)
+            elif message.reply_markup is not None:
+                await _edit(message, None, None)
+        chat_id = message.chat.id if message is not None else query.from_user.id
+        return [*in_place, *await send(bot, chat_id, Screen(replies))]
+    finally:
+        try:
+            await answer(query, screen)
+        except BadRequest as exc:  # "query is too old": the screen is shown all the same
+            log.info("could not answer a button press: %s", exc.message)
+
+
+async def redraw(bot: Bot, chat_id: int, message_id: int, reply: Text) -> None:
+    """Draws a screen again in its message (Telegram's "not modified" counts as done)."""
+    markup = reply.markup if isinstance(reply.markup, InlineKeyboardMarkup) else None
+    try:
+        await with_retries(
+            partial(bot.edit_message_text, reply.text, chat_id, message_id, reply_markup=markup)
+        )
+    except BadRequest as exc:
+        if NOT_MODIFIED not in exc.message.lower():
+            raise
+
+
+async def _edit(message: Message, text: str | None, markup: InlineKeyboardMarkup | None) -> bool:
+    """Edits a message the bot sent (its text, or only its buttons when ``text`` is None).
+    Returns False when Telegram refuses (too old, deleted): the caller sends instead."""
+    try:
+        if text is None:
+            await with_retries(partial(message.edit_reply_markup, reply_markup=markup))
+        else:
+            await with_retries(partial(message.edit_text, text, reply_markup=markup))
+    except BadRequest as exc:
+        if NOT_MODIFIED in exc.message.lower():
+            return True
+        log.info("could not edit a message in place: %s", exc.message)
+        return False
+    return True
+
+
+async def react(bot: Bot, message: Message, fallback: Screen) -> None:
+    """Acknowledges the citizen's message with a reaction; if Telegram refuses it, with the
+    fallback's words instead (an acknowledgement is never silently lost)."""
+    try:
+        await with_retries(partial(message.set_reaction, ACK_REACTION))
+    except Forbidden:
+        raise
+    except TelegramError as exc:
+        log.info("could not react, acknowledging in words: %s", type(exc).__name__)
+        await send(bot, message.chat_id, fallback)

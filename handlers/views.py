@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.domain.model import (
     CATEGORY_GROUPS,
     EXERCISE_MARK,
+    Area,
     Category,
     CategoryGroup,
     Citizen,
@@ -35,7 +36,7 @@ from bot.domain.model import (
     is_exercise,
 )
 from bot.domain.rules import MAX_MEDIA
-from bot.i18n import N_, Translate, gettext_for
+from bot.i18n import N_, SUPPORTED, Translate, gettext_for
 from bot.services.intake import Notice, Outcome
 
 DETAILS_SHOWN = 1500  # characters of details in a summary or card: the whole stays < 4096
@@ -70,6 +71,12 @@ class Screen:
 
     replies: list[Reply] = field(default_factory=list)
     alert: str | None = None  # shown as the callback-query answer
+    react: bool = False
+    """Acknowledge the citizen's message with a reaction (a detail was added), no reply."""
+    keep_pressed: bool = False
+    """Leave the pressed message as it is (a stale button): the answer comes as new messages."""
+    prompted: bool = False
+    """The last reply is the prompt of the draft's current step."""
 
 
 GROUP_LABELS: dict[CategoryGroup, str] = {
@@ -115,6 +122,10 @@ STATUS_LABELS: dict[TicketStatus, str] = {
 }
 
 PERSONS_LABELS = {"1": "👤 1", "2-5": "👥 2–5", "6+": "👥 6+", "unknown": N_("❔ Not sure")}
+ACK_REACTION = "👍"
+"""The reaction that acknowledges a detail (one of the emoji Telegram lets bots use)."""
+SKIP_PHONE = N_("⏭️ Skip")
+"""The phone keyboard's second key: go on without a callback number."""
 
 
 class Views:
@@ -134,6 +145,27 @@ class Views:
         """Return ``27-11-2026 14:05 WIB`` in the display time zone."""
         local = moment.astimezone(self.zone)
         return f"{local:%d-%m-%Y %H:%M} {local.tzname()}"
+
+    def when(self, moment: datetime, _: Translate) -> str:
+        """Return «pada 29-11-2026 pukul 23.41 WIB» (en: «on 29-11-2026 at 23.41 WIB»)."""
+        local = moment.astimezone(self.zone)
+        return _("on {date} at {time} {zone}").format(
+            date=f"{local:%d-%m-%Y}", time=f"{local:%H.%M}", zone=local.tzname()
+        )
+
+    @staticmethod
+    def skip_labels() -> frozenset[str]:
+        """The «Skip» key of the phone keyboard in every language (it arrives as text)."""
+        return frozenset(gettext_for(language)(SKIP_PHONE) for language in SUPPORTED)
+
+    def answered(self, question_html: str, label: str) -> str:
+        """A question whose buttons were answered: the question and the chosen answer."""
+        return f"{question_html}\n<b>☑️ {escape(label)}</b>"
+
+    def detail_added(self, citizen: Citizen) -> Text:
+        """Acknowledges a detail in words (when a reaction cannot be set)."""
+        _ = gettext_for(citizen.language)
+        return Text(_("✅ Added to your report."))
 
     def fallback(self, _: Translate) -> str:
         """The voice fallback line every terminal message carries."""
@@ -194,7 +226,7 @@ class Views:
     def language_set(self, citizen: Citizen) -> Screen:
         """Confirms the language switch in the new language."""
         _ = gettext_for(citizen.language)
-        return Screen([Text(_("✅ I will talk to you in English."), self.menu(_))])
+        return Screen([Text(_("✅ We will talk to you in English."), self.menu(_))])
 
     def status(self, outcome: Outcome) -> Screen:
         """Lists the citizen's latest reports with their status."""
@@ -211,7 +243,7 @@ class Views:
                     ref=escape(ticket.ref or "—"),
                     category=category,
                     status=_(STATUS_LABELS[ticket.status]),
-                    time=self.local_time(ticket.submitted_at or ticket.created_at),
+                    time=self.when(ticket.submitted_at or ticket.created_at, _),
                 )
             )
         lines.append(self.fallback(_))
@@ -230,10 +262,15 @@ class Views:
         citizen, ticket = outcome.citizen, outcome.ticket
         _ = gettext_for(citizen.language)
         screen = Screen()
+        if outcome.notices == [Notice.DETAIL_ADDED]:
+            return Screen(react=True)  # a reaction, not the whole prompt again
         for notice in outcome.notices:
             self._notice(screen, notice, outcome, _)
         if Notice.SUBMITTED in outcome.notices or Notice.CANCELLED in outcome.notices:
             return screen
+        full = {Notice.DETAILS_FULL, Notice.MEDIA_FULL} & set(outcome.notices)
+        if full and ticket is not None and ticket.step in (IntakeStep.DETAILS, IntakeStep.CONFIRM):
+            return screen  # the details screen above stays as it is
         if Notice.TOO_MANY_OPEN in outcome.notices or ticket is None or not ticket.is_draft:
             if not screen.replies and outcome.open_tickets:
                 screen.replies.append(self._open_reminder(outcome, _))
@@ -243,6 +280,7 @@ class Views:
                 return fallback
             return screen
         screen.replies.extend(self._prompt(ticket, outcome, _, change_identity=change_identity))
+        screen.prompted = True
         return screen
 
     def _notice_text(  # noqa: PLR0912 - one case per notice reads best
@@ -253,7 +291,7 @@ class Views:
             case Notice.RESUMED:
                 return _("You have a report in progress. Let's continue where you left off.")
             case Notice.WRONG_INPUT:
-                return _("Sorry, I cannot use that here.")
+                return _("Sorry, we cannot use that here.")
             case Notice.OUTSIDE_CITY:
                 return _(
                     "📍 That place is outside Kota Semarang; Siaga112 serves Kota Semarang only. "
@@ -261,21 +299,28 @@ class Views:
                     "everywhere. If the emergency is in Semarang, type its address or a landmark."
                 ).format(phone=escape(self.phone))
             case Notice.ADDRESS_NOT_FOUND:
-                return _(
-                    "🔎 I could not find «{text}» on the map of Kota Semarang. Try a street with "
-                    "its kelurahan (e.g. «Jl. Pemuda, Sekayu»), a well-known landmark, or share "
-                    "your location. Or continue with your description as it is; an operator will "
-                    "ask you for more."
-                ).format(text=escape(outcome.suggestion or ""))
+                return (
+                    _(
+                        "🔎 We could not find «{text}» on the map of Kota Semarang. Try a street "
+                        "with its kelurahan (e.g. «Jl. Pemuda, Sekayu»), a well-known landmark, "
+                        "or share your location. Or continue with your description as it is; "
+                        "an operator will ask you for more."
+                    ).format(text=escape(outcome.suggestion or ""))
+                    + "\n"
+                    + _(
+                        "If the emergency is outside Kota Semarang, call <b>{phone}</b>: it "
+                        "works everywhere."
+                    ).format(phone=escape(self.phone))
+                )
             case Notice.APPROXIMATE:
                 return _(
-                    "ℹ️ I only found the area, not the exact place: the pin is the centre of the "
+                    "ℹ️ We only found the area, not the exact place: the pin is the centre of the "
                     "kelurahan. Confirm it if that is right, or type a street or landmark."
                 )
             case Notice.CONTACT_NOT_YOURS:
                 return _(
                     "That is someone else's contact. Tap «📱 Share my phone number» to share your "
-                    "own, or type the number the operator should call."
+                    "own, type the number the operator should call, or tap «⏭️ Skip»."
                 )
             case Notice.INVALID_PHONE:
                 return _(
@@ -351,6 +396,7 @@ class Views:
             return
         if notice is Notice.STALE_BUTTON:
             screen.alert = _("This button is no longer active.")
+            screen.keep_pressed = True
             return
         text = self._notice_text(notice, outcome, _)
         if not text:
@@ -381,9 +427,9 @@ class Views:
         promise that an operator is reading what they cannot see yet)."""
         lines = [f"<b>{EXERCISE_MARK}</b>"] if is_exercise(ticket) else []
         lines.append(
-            _("✅ Your report <b>{ref}</b> was received at {time}.").format(
+            _("✅ Your report <b>{ref}</b> was received {when}.").format(
                 ref=escape(ticket.ref or ""),
-                time=self.local_time(ticket.submitted_at or ticket.created_at),
+                when=self.when(ticket.submitted_at or ticket.created_at, _),
             )
         )
         if queued:
@@ -412,7 +458,7 @@ class Views:
         lines.append(self.fallback(_))
         return Text("\n\n".join(lines), ReplyKeyboardRemove())
 
-    def _prompt(  # noqa: PLR0912 - one case per step reads best
+    def _prompt(
         self, ticket: Ticket, outcome: Outcome, _: Translate, *, change_identity: bool
     ) -> list[Reply]:
         step = ticket.step
@@ -462,47 +508,62 @@ class Views:
                     name=escape(outcome.suggestion)
                 )
                 rows.append([self._button(f"✅ {outcome.suggestion[:40]}", f"i|{tid}|name")])
-            prompt = Text(text, InlineKeyboardMarkup([*rows, [cancel]]))
-            if outcome.notices:  # asked again: the contact keyboard is already gone
-                return [prompt]
-            return [Text(_("Thank you."), ReplyKeyboardRemove()), prompt]
+            return [Text(text, InlineKeyboardMarkup([*rows, [cancel]]))]
         if step is IntakeStep.DETAILS:
             return [Text(self._details_text(ticket, _), self._details_keyboard(ticket, _))]
         if step is IntakeStep.CONFIRM:
             return [Text(self.summary(ticket, _), self._confirm_keyboard(ticket, _))]
         return [
-            Text(_("Sorry, I lost track. Tap «🆘 Report an emergency» to go on."), self.menu(_))
+            Text(_("Sorry, we lost track. Tap «🆘 Report an emergency» to go on."), self.menu(_))
         ]
 
     def _confirm_location(self, ticket: Ticket, location: Location, _: Translate) -> list[Reply]:
+        """One message: for a GPS share (the citizen's own pin is on screen) the question with
+        the place in words; for a typed address the found pin, titled with what was typed."""
         tid = ticket.id
-        area = location.area
-        title = (
-            _("Kelurahan {kelurahan}, Kecamatan {kecamatan}").format(
-                kelurahan=area.kelurahan_name, kecamatan=area.kecamatan_name
-            )
-            if area
-            else _("Kota Semarang")
-        )
-        address = location.display_address or location.address_text or title
         if location.source in (LocationSource.GPS, LocationSource.LIVE):
             rows = [
                 [self._button(_("✅ The emergency is here"), f"i|{tid}|locok")],
                 [self._button(_("📍 It is somewhere else"), f"i|{tid}|elsewhere")],
             ]
-            question = _("📍 Location received. Is the emergency at this place?")
-        else:
-            rows = [
-                [self._button(_("✅ Yes, this is the place"), f"i|{tid}|locok")],
-                [self._button(_("✏️ No, let me correct it"), f"i|{tid}|locretry")],
-            ]
-            question = _("📍 Is this the place of the emergency?")
-        return [
-            Text(question, ReplyKeyboardRemove()),
-            Venue(
-                location.lat, location.lon, title[:100], address[:200], InlineKeyboardMarkup(rows)
-            ),
+            question = _("📍 Location received: {place}.\nIs the emergency at this place?").format(
+                place=self._location_line(ticket, location, _)
+            )
+            return [Text(question, InlineKeyboardMarkup(rows))]
+        rows = [
+            [self._button(_("✅ Yes, this is the place"), f"i|{tid}|locok")],
+            [self._button(_("✏️ No, let me correct it"), f"i|{tid}|locretry")],
         ]
+        area = location.area
+        kelurahan = (
+            _("Kel. {kelurahan}, Kec. {kecamatan}").format(
+                kelurahan=area.kelurahan_name, kecamatan=area.kecamatan_name
+            )
+            if area
+            else _("Kota Semarang")
+        )
+        title = _typed_street(ticket, location) or kelurahan
+        return [
+            Venue(
+                location.lat, location.lon, _cut(title, 100), _cut(kelurahan, 200),
+                InlineKeyboardMarkup(rows),
+            )
+        ]  # fmt: skip
+
+    @staticmethod
+    def _location_line(ticket: Ticket, location: Location, _: Translate) -> str:
+        """The place in one line, escaped: the street as typed (or found), then the kelurahan
+        and kecamatan once."""
+        street = _typed_street(ticket, location)
+        parts = [escape(_cut(street, 200))] if street else []
+        if location.area is not None:
+            parts.append(
+                _("Kel. {kelurahan}, Kec. {kecamatan}").format(
+                    kelurahan=escape(location.area.kelurahan_name),
+                    kecamatan=escape(location.area.kecamatan_name),
+                )
+            )
+        return " · ".join(parts) or _("Kota Semarang")
 
     def _guess(self, ticket: Ticket, _: Translate) -> Text:
         """A one-message report read back: the guessed category (and place), one tap."""
@@ -575,28 +636,38 @@ class Views:
             return [Text(text, markup)]
         text = _(
             "📱 <b>Who are you?</b> Tap «📱 Share my phone number» below so the operator can "
-            "call you back. You can also type your number (it will be marked as not verified)."
+            "call you back. You can also type your number (it will be marked as not verified), "
+            "or tap «⏭️ Skip» to go on without one."
         )
         button = KeyboardButton(_("📱 Share my phone number"), request_contact=True)
-        return [self._keyboard_prompt(text, button, _("Phone number"), _)]
+        skip = KeyboardButton(_(SKIP_PHONE))
+        return [self._keyboard_prompt(text, button, _("Phone number"), _, skip)]
 
     @staticmethod
-    def _keyboard_prompt(text: str, button: KeyboardButton, placeholder: str, _: Translate) -> Text:
+    def _keyboard_prompt(
+        text: str, button: KeyboardButton, placeholder: str, _: Translate,
+        *more: KeyboardButton,
+    ) -> Text:  # fmt: skip
         """A question answered by one tap on a reply-keyboard button (or by typing)."""
         keyboard = ReplyKeyboardMarkup(
-            [[button]], resize_keyboard=True, one_time_keyboard=True,
-            input_field_placeholder=placeholder,
+            [[button], *([list(more)] if more else [])], resize_keyboard=True,
+            one_time_keyboard=True, input_field_placeholder=placeholder,
         )  # fmt: skip
         return Text(text + "\n" + _("Send /cancel to stop."), keyboard)
 
     def _details_text(self, ticket: Ticket, _: Translate) -> str:
-        text = _(
-            "📝 <b>Anything else the operator should know?</b> (optional)\nSend a short "
-            "description, a photo or a voice note — as many as you like — then tap «Done»."
+        """The report so far, the invitation to add details, and the persons question: one
+        screen, edited in place as the citizen taps, sent with one more tap."""
+        lines = self._summary_lines(ticket, _)
+        lines.append("")
+        lines.append(
+            _(
+                "📝 <b>Anything else the operator should know?</b> (optional) Send a short "
+                "description, a photo or a voice note, then tap «📨 Send report»."
+            )
         )
-        if ticket.silent:
-            text += "\n" + _("🤫 Silent mode is on: the operator will contact you by chat only.")
-        return text
+        lines.append(_("👥 <b>How many people are affected?</b>"))
+        return "\n".join(lines)
 
     def _details_keyboard(self, ticket: Ticket, _: Translate) -> InlineKeyboardMarkup:
         tid = ticket.id
@@ -612,9 +683,13 @@ class Views:
         ]
         return InlineKeyboardMarkup(
             [
-                [self._button(silent, f"i|{tid}|silent")],
                 persons,
-                [self._button(_("➡️ Done"), f"i|{tid}|done")],
+                [self._button(silent, f"i|{tid}|silent")],
+                [self._button(_("📨 Send report"), f"i|{tid}|submit")],
+                [
+                    self._button(_("✏️ Change something"), f"i|{tid}|done"),
+                    self._button(_("✖️ Cancel report"), f"i|{tid}|cancel"),
+                ],
             ]
         )
 
@@ -637,7 +712,14 @@ class Views:
 
     def summary(self, ticket: Ticket, _: Translate) -> str:
         """The citizen's summary before sending."""
-        lines = [_("📋 <b>Please check your report</b>")]
+        lines = [_("📋 <b>Please check your report</b>"), *self._summary_lines(ticket, _)[1:]]
+        lines.append("")
+        lines.append(_("Send it to Call Center 112?"))
+        return "\n".join(lines)  # every part is bounded, so the whole stays < 4096
+
+    def _summary_lines(self, ticket: Ticket, _: Translate) -> list[str]:
+        """A heading and what the report holds so far (each part bounded)."""
+        lines = [_("📋 <b>Your report</b>")]
         if ticket.category:
             lines.append(
                 _("<b>What:</b> {category}").format(
@@ -645,37 +727,35 @@ class Views:
                 )
             )
         lines.append(_("<b>Where:</b> {place}").format(place=self._place(ticket, _)))
-        lines.append(
-            _("<b>Who:</b> {name}, {phone} ({verified})").format(
-                name=escape(ticket.caller_name or "—"),
-                phone=escape(ticket.caller_phone_e164 or "—"),
-                verified=_verified(ticket.caller_phone_verified, _),
+        if ticket.phone_skipped:
+            lines.append(
+                _("<b>Who:</b> {name}, no callback number").format(
+                    name=escape(ticket.caller_name or "—")
+                )
             )
-        )
+        else:
+            lines.append(
+                _("<b>Who:</b> {name}, {phone} ({verified})").format(
+                    name=escape(ticket.caller_name or "—"),
+                    phone=escape(ticket.caller_phone_e164 or "—"),
+                    verified=_verified(ticket.caller_phone_verified, _),
+                )
+            )
         lines.extend(_persons_and_details(ticket, _))
         if ticket.media:
             lines.append(_("<b>Attachments:</b> {count}").format(count=len(ticket.media)))
         if ticket.silent:
             lines.append(_("🤫 Silent mode is on: the operator will contact you by chat only."))
-        lines.append("")
-        lines.append(_("Send it to Call Center 112?"))
-        return "\n".join(lines)  # every part is bounded, so the whole stays < 4096
+        return lines
 
     def _place(self, ticket: Ticket, _: Translate) -> str:
         location = ticket.incident_location
         if location is None:
             return escape(_cut(ticket.location_note or "—", 300))
-        parts = [escape(_cut(location.display_address or location.address_text or "", 200))]
-        if location.area is not None:
-            parts.append(
-                _("Kel. {kelurahan}, Kec. {kecamatan}").format(
-                    kelurahan=escape(location.area.kelurahan_name),
-                    kecamatan=escape(location.area.kecamatan_name),
-                )
-            )
+        line = self._location_line(ticket, location, _)
         if location.source is LocationSource.CENTROID:
-            parts.append(_("(approximate)"))
-        return " · ".join(p for p in parts if p)
+            line += " · " + _("(approximate)")
+        return line
 
     # -- after submit and system notices ------------------------------------------------
 
@@ -837,6 +917,34 @@ def _persons_and_details(ticket: Ticket, _: Translate) -> list[str]:
         details = escape(_cut(ticket.details, DETAILS_SHOWN))
         lines.append(_("<b>Details:</b> {details}").format(details=details))
     return lines
+
+
+def _typed_street(ticket: Ticket, location: Location) -> str:
+    """The street the citizen typed as the address (without its kelurahan), else the found
+    place's; a one-message report's own words are not an address."""
+    typed = location.address_text
+    if typed and ticket.details and typed in ticket.details:
+        typed = None
+    return _street(typed, location.area) or _street(location.display_address, location.area)
+
+
+def _street(display_address: str | None, area: Area | None) -> str:
+    """The street part of a found address: what comes before its kelurahan (which the line
+    names once, with the kecamatan, on its own)."""
+    if not display_address:
+        return ""
+    if area is None:
+        return display_address
+    names = {area.kelurahan_name.lower(), area.kecamatan_name.lower(), "kota semarang",
+             "semarang", "jawa tengah", "central java", "indonesia"}  # fmt: skip
+    kept: list[str] = []
+    for part in (p.strip() for p in display_address.split(",")):
+        bare = part.lower().removeprefix("kelurahan ").removeprefix("kecamatan ")
+        bare = bare.removeprefix("kel. ").removeprefix("kec. ")
+        if bare.isdigit() or any(bare == n or bare.startswith(f"{n} ") for n in names):
+            break
+        kept.append(part)
+    return ", ".join(kept)
 
 
 def _short_name(location: Location) -> str:

@@ -109,9 +109,10 @@ def _keyboard(user: SimUser, request: str, after: int) -> bool:
 
 
 def _button(user: SimUser, action: str, after: int) -> tuple[StoredMessage, str] | None:
-    """The newest bot message after ``after`` offering a button whose data ends in ``action``."""
+    """The newest bot message offering a button whose data ends in ``action``: one sent after
+    ``after``, or an older one edited since (the bot edits its menus in place)."""
     for message in reversed(user.messages):
-        if message.message_id <= after:
+        if message.message_id <= after and len(message.times) < 2:
             break
         for button in message.inline_buttons:
             data = str(button.get("callback_data", ""))
@@ -151,10 +152,10 @@ async def report(world: World, script: Report) -> None:
     shared = await user.share_location(script.lat, script.lon, 15.0)
     mark = await _tap(world, user, "locok", int(shared["message_id"]))
     await _wait_keyboard(world, user, "request_contact", mark)
-    contact = await user.share_contact(own=True)
-    mark = await _tap(world, user, "name", int(contact["message_id"]))
-    details = await user.send_text(script.details)
-    mark = await _tap(world, user, "done", int(details["message_id"]))
+    contact = await user.share_contact(own=True)  # its name is taken: the details screen
+    mark = int(contact["message_id"])
+    await world.fake.wait_for(lambda: _button(user, "submit", mark), timeout=STEP_TIMEOUT)
+    await user.send_text(script.details)  # acknowledged with a reaction
     await _tap(world, user, "submit", mark)
 
 

@@ -224,6 +224,10 @@ class Media:
     caption: str | None = None
 
 
+NO_PHONE = ""
+"""The caller's number when they skipped the phone step: no callback number (chat only)."""
+
+
 @dataclass(slots=True)
 class Ticket:
     """A report: a draft while the citizen answers, a ticket after submit."""
@@ -288,6 +292,17 @@ class Ticket:
     def is_draft(self) -> bool:
         """Whether the citizen is still filling the report in."""
         return self.status is TicketStatus.DRAFT
+
+    @property
+    def pinned_location(self) -> Location | None:
+        """The point the operators' pin shows: the incident, else where the caller is, else
+        (an abandoned draft) the point the citizen shared but never confirmed."""
+        return self.incident_location or self.reporter_location or self.pending_location
+
+    @property
+    def phone_skipped(self) -> bool:
+        """Whether the caller chose to give no callback number."""
+        return self.caller_phone_e164 == NO_PHONE
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,84 @@ MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_CALLBACK_ANSWER_LENGTH = 200
+#: The emoji a bot may react with (Telegram's ``ReactionTypeEmoji`` list).
+REACTION_EMOJI = frozenset(
+    [
+        "👍",
+        "👎",
+        "❤",
+        "🔥",
+        "🥰",
+        "👏",
+        "😁",
+        "🤔",
+        "🤯",
+        "😱",
+        "🤬",
+        "😢",
+        "🎉",
+        "🤩",
+        "🤮",
+        "💩",
+        "🙏",
+        "👌",
+        "🕊",
+        "🤡",
+        "🥱",
+        "🥴",
+        "😍",
+        "🐳",
+        "❤\u200d🔥",
+        "🌚",
+        "🌭",
+        "💯",
+        "🤣",
+        "⚡",
+        "🍌",
+        "🏆",
+        "💔",
+        "🤨",
+        "😐",
+        "🍓",
+        "🍾",
+        "💋",
+        "🖕",
+        "😈",
+        "😴",
+        "😭",
+        "🤓",
+        "👻",
+        "👨\u200d💻",
+        "👀",
+        "🎃",
+        "🙈",
+        "😇",
+        "😨",
+        "🤝",
+        "✍",
+        "🤗",
+        "🫡",
+        "🎅",
+        "🎄",
+        "☃",
+        "💅",
+        "🤪",
+        "🗿",
+        "🆒",
+        "💘",
+        "🙉",
+        "🦄",
+        "😘",
+        "💊",
+        "🙊",
+        "😎",
+        "👾",
+        "🤷\u200d♂",
+        "🤷",
+        "🤷\u200d♀",
+        "😡",
+    ]
+)
 FORUM_ICON_COLORS = (7322096, 16766590, 13338331, 9367192, 16749490, 16478047)
 
 _CONTENT_KEYS = (
@@ -171,6 +249,8 @@ class StoredMessage:
     params: JSON = field(default_factory=dict)
     deleted: bool = False
     history: list[JSON] = field(default_factory=list)
+    reaction: list[JSON] = field(default_factory=list)
+    """The bot's reaction on the message (``setMessageReaction``; empty: none)."""
     times: list[float] = field(default_factory=list)
     """When each version was stored, on the model's monotonic clock: ``times[i]`` for
     ``history[i]`` and the last one for ``raw`` (the send, then every edit)."""
@@ -1148,6 +1228,26 @@ class BotApiModel:
     def _api_editmessagereplymarkup(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
         message = self._editable(params)
         return self._apply_edit(message, {}, self._reply_markup(params))
+
+    def _api_setmessagereaction(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        """A bot sets at most one reaction, an emoji of Telegram's list (or a paid or
+        custom one, not modelled); an empty list takes it back."""
+        chat = self._chat(params)
+        message = chat.messages.get(_require_int(params, "message_id"))
+        if message is None or message.deleted:
+            raise bad_request("message to react not found")  # test double wording
+        reaction = params.get("reaction") or []
+        if not isinstance(reaction, list):
+            raise bad_request("can't parse reaction types JSON object")
+        if len(reaction) > 1:
+            raise bad_request("REACTIONS_TOO_MANY")
+        for item in reaction:
+            if not isinstance(item, dict) or item.get("type") != "emoji":
+                raise bad_request("REACTION_INVALID")
+            if item.get("emoji") not in REACTION_EMOJI:
+                raise bad_request("REACTION_INVALID")
+        message.reaction = [dict(item) for item in reaction]
+        return True
 
     def _api_deletemessage(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
         chat = self._chat(params)

@@ -154,6 +154,7 @@ def message_view(message: StoredMessage) -> JSON:
         "thread_id": message.thread_id,
         "deleted": message.deleted,
         "edited": bool(message.history),
+        "reaction": message.reaction,
         "raw": message.raw,
     }
 

@@ -36,6 +36,7 @@ from bot.double.flood import (
 from bot.double.updates import JSON, SIMPANG_LIMA, UpdateFactory, user_dict
 
 _user_ids = itertools.count(700_000_001)
+_albums = itertools.count(1)
 
 
 class SimulatedTelegram(abc.ABC):
@@ -237,6 +238,8 @@ class SimUser:
         self.location = location
         self.accuracy = accuracy
         self._mark: tuple[int, int] = (self.id, 0)
+        self.acted_at = telegram.model.monotonic()
+        """When this user last acted (model clock): bot messages edited since are fresh."""
 
     @property
     def id(self) -> int:
@@ -282,6 +285,7 @@ class SimUser:
     async def _deliver_message(self, update: JSON) -> JSON:
         message: JSON = update.get("message") or update["edited_message"]
         self._mark = (int(message["chat"]["id"]), int(message["message_id"]))
+        self.acted_at = self.telegram.model.monotonic()
         await self.telegram.deliver(update)
         return message
 
@@ -389,6 +393,18 @@ class SimUser:
             )
         )
 
+    async def send_album(self, count: int, caption: str | None = None) -> list[JSON]:
+        """Sends ``count`` photos at once as one album (Telegram delivers one message per
+        photo, all with the same ``media_group_id``; the caption rides on the first)."""
+        group = f"album{next(_albums)}"
+        sent = []
+        for index in range(count):
+            update = self.telegram.updates.photo(
+                self.user, caption=caption if index == 0 else None, media_group_id=group
+            )
+            sent.append(await self._deliver_message(update))
+        return sent
+
     async def send_voice(
         self, duration: int = 4, *, chat_id: int | None = None, thread_id: int | None = None
     ) -> JSON:
@@ -435,6 +451,7 @@ class SimUser:
                     )
                     query: JSON = update["callback_query"]
                     self._mark = (chat_id, model.chats[chat_id].last_message_id)
+                    self.acted_at = model.monotonic()
                     await self.telegram.deliver(update)
                     return query
         return await self._press_keyboard(button, chat_id, on)

@@ -272,8 +272,16 @@ class UpdateFactory:
         edited["edit_date"] = max(self.now(), int(location_message["date"]) + 1)
         return self.message_update(edited, edited=True)
 
-    def photo(self, user: JSON, *, caption: str | None = None, **where: Any) -> JSON:
-        """A photo (three sizes, like Telegram sends) with an optional caption."""
+    def photo(
+        self,
+        user: JSON,
+        *,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        **where: Any,
+    ) -> JSON:
+        """A photo (three sizes, like Telegram sends) with an optional caption; photos of one
+        album each come as their own message carrying the album's ``media_group_id``."""
         sizes = []
         for side, size in ((90, 1_200), (320, 14_000), (1280, 120_000)):
             file_id, unique_id = self._new_file("photo", size)
@@ -289,6 +297,8 @@ class UpdateFactory:
         content: JSON = {"photo": sizes}
         if caption is not None:
             content["caption"] = caption
+        if media_group_id is not None:
+            content["media_group_id"] = media_group_id
         return self.message_update(self.message(user, content, **where))
 
     def voice(self, user: JSON, *, duration: int = 4, **where: Any) -> JSON:

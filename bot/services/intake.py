@@ -17,6 +17,7 @@ import phonenumbers
 
 from bot.domain.model import (
     CATEGORY_GROUPS,
+    NO_PHONE,
     Category,
     CategoryGroup,
     Citizen,
@@ -72,6 +73,11 @@ LOCATION_STEPS = (
 PIN_STEPS = (IntakeStep.LOCATION_CONFIRM, IntakeStep.LOCATION_SUGGEST)
 CITIZEN = "citizen"
 SYSTEM = "system"
+CANCELLED_SLACK = 10
+"""/status hides cancelled drafts: read this many more so they do not crowd the list out."""
+DETAIL_STEPS = (IntakeStep.DETAILS, IntakeStep.CONFIRM)
+"""Details (text, photos, voice) are taken on the details screen and on the summary alike;
+the report can be sent from either."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +185,11 @@ class IntakeService:
         """Returns the citizen's open tickets and latest reports."""
         async with self._uow_factory() as uow:
             citizen = await self._citizen(uow, actor)
-            recent = await uow.tickets.recent(citizen.id or 0, limit)
+            recent = await uow.tickets.recent(citizen.id or 0, limit + CANCELLED_SLACK)
             draft = await uow.tickets.active_draft(citizen.id or 0)
             await uow.commit()
-        return Outcome(citizen, draft, open_tickets=recent)
+        shown = [t for t in recent if t.status is not TicketStatus.CANCELLED][:limit]
+        return Outcome(citizen, draft, open_tickets=shown)
 
     # -- the draft ------------------------------------------------------------------------
 
@@ -512,9 +519,11 @@ class IntakeService:
             if e164 is None:
                 return Outcome(citizen, draft, [Notice.INVALID_PHONE])
             draft.caller_phone_e164, draft.caller_phone_verified = e164, True
-            draft.caller_name = None
             citizen.phone_e164, citizen.phone_verified = e164, True
             citizen.name = citizen.name or clean_text(contact_name or "", MAX_NAME_CHARS) or None
+            # The name comes with the contact: no question of its own (the summary shows it,
+            # and «Name/phone» there changes it).
+            draft.caller_name = _valid_name(citizen.name or "")
             await self._update_citizen(uow, citizen)
             return None
 
@@ -549,6 +558,19 @@ class IntakeService:
         outcome.suggestion = self._suggested_name(outcome.citizen, actor)
         return outcome
 
+    async def skip_phone(self, actor: Actor) -> Outcome:
+        """Goes on without a callback number (operators see "no callback number")."""
+
+        async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
+            draft.caller_phone_e164, draft.caller_phone_verified = NO_PHONE, False
+            draft.caller_name = None
+            await self._event(uow, draft, "phone_skipped")
+            return None
+
+        outcome = await self._apply(actor, None, (IntakeStep.PHONE,), change)
+        outcome.suggestion = self._suggested_name(outcome.citizen, actor)
+        return outcome
+
     async def confirm_identity(self, actor: Actor, ticket_id: int) -> Outcome:
         """Reuses a returning citizen's name and number for this report."""
 
@@ -573,8 +595,8 @@ class IntakeService:
     async def _set_name(self, actor: Actor, text: str | None, ticket_id: int | None) -> Outcome:
         async def change(uow: UnitOfWork, citizen: Citizen, draft: Ticket) -> Result:
             typed = self._suggested_name(citizen, actor) if text is None else text
-            name = " ".join(clean_text(typed or "", MAX_NAME_CHARS * 2).split())
-            if not (2 <= len(name) <= MAX_NAME_CHARS) or not any(ch.isalpha() for ch in name):
+            name = _valid_name(typed or "")
+            if name is None:
                 suggestion = self._suggested_name(citizen, actor)
                 return Outcome(citizen, draft, [Notice.INVALID_NAME], suggestion=suggestion)
             draft.caller_name = citizen.name = name
@@ -599,7 +621,7 @@ class IntakeService:
             draft.details = f"{current}\n{piece[:room]}" if current else piece[:room]
             return Notice.DETAILS_FULL if len(piece) > room else Notice.DETAIL_ADDED
 
-        return await self._apply(actor, None, (IntakeStep.DETAILS,), change)
+        return await self._apply(actor, None, DETAIL_STEPS, change)
 
     async def add_media(
         self, actor: Actor, kind: MediaKind, file_id: str, caption: str | None
@@ -613,7 +635,7 @@ class IntakeService:
             draft.media = [*draft.media, Media(kind=kind, file_id=file_id, caption=text)]
             return Notice.DETAIL_ADDED
 
-        return await self._apply(actor, None, (IntakeStep.DETAILS,), change)
+        return await self._apply(actor, None, DETAIL_STEPS, change)
 
     async def toggle_silent(self, actor: Actor, ticket_id: int) -> Outcome:
         """Switches "I cannot speak safely" on or off."""
@@ -671,8 +693,8 @@ class IntakeService:
         """Turns the draft into a ticket with a reference and queues the operator card."""
         async with self._uow_factory() as uow:
             citizen, draft = await self._load(uow, actor)
-            steps = (IntakeStep.CONFIRM,)
-            if (bad := await self._check(uow, citizen, draft, ticket_id, steps)) or not draft:
+            bad = await self._check(uow, citizen, draft, ticket_id, DETAIL_STEPS)
+            if bad or not draft:
                 return bad or Outcome(citizen)
             now = self._clock.now()
             day = now.astimezone(self._policy.local_zone).date()
@@ -704,7 +726,7 @@ class IntakeService:
         if queued:
             await self._enqueue(uow, ticket, OPERATOR_TOPIC)
         await self._enqueue(uow, ticket, OPERATOR_CARD)
-        located = ticket.incident_location is not None or ticket.reporter_location is not None
+        located = ticket.pinned_location is not None
         if located and self._policy.separate_pin:
             await self._enqueue(uow, ticket, OPERATOR_PIN)
         for index in range(len(ticket.media)):
@@ -767,6 +789,15 @@ class IntakeService:
         async with self._uow_factory() as uow:
             await mark_blocked(uow, telegram_id, self._clock)
             await uow.commit()
+
+
+def _valid_name(text: str) -> str | None:
+    """The name with its spaces tidied, or None unless it has 2 to 80 characters and a
+    letter."""
+    name = " ".join(clean_text(text, MAX_NAME_CHARS * 2).split())
+    if not (2 <= len(name) <= MAX_NAME_CHARS) or not any(ch.isalpha() for ch in name):
+        return None
+    return name
 
 
 def normalise_phone(text: str) -> str | None:

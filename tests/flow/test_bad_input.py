@@ -32,6 +32,8 @@ from tests.flow.steps import (
     find_button,
     full_gps_report,
     own_contact_and_name,
+    reacted,
+    shown,
     start_report,
     submit,
     tap,
@@ -40,7 +42,7 @@ from tests.flow.steps import (
 
 T = TypeVar("T")
 
-SORRY = "Sorry, I cannot use that here."
+SORRY = "Sorry, we cannot use that here."
 STALE = "This button is no longer active."
 HTML_BAIT = "<b>x</b> & <script>"
 SEKAYU = (-6.9800, 110.4130)
@@ -52,10 +54,13 @@ PROMPTS: dict[IntakeStep, Callable[[StoredMessage], bool]] = {
     IntakeStep.CATEGORY: lambda m: "What happened?" in (m.text or ""),
     IntakeStep.SUBCATEGORY: lambda m: "Which one fits best?" in (m.text or ""),
     IntakeStep.LOCATION: lambda m: "Where is the emergency?" in (m.text or ""),
-    IntakeStep.LOCATION_CONFIRM: lambda m: m.kind == "venue",
+    IntakeStep.LOCATION_CONFIRM: lambda m: (
+        m.kind == "venue" or "Is the emergency at this place?" in (m.text or "")
+    ),
     IntakeStep.PHONE: lambda m: "Who are you?" in (m.text or ""),
     IntakeStep.NAME: lambda m: "What is your name?" in (m.text or ""),
     IntakeStep.DETAILS: lambda m: "Anything else the operator should know?" in (m.text or ""),
+    # the details screen is the report so far, the details' invitation and «Send»
     IntakeStep.CONFIRM: lambda m: "Please check your report" in (m.text or ""),
 }
 
@@ -166,6 +171,24 @@ async def _alert(harness: Harness, query: JSON) -> str | None:
     return str(text) if text is not None else None
 
 
+def _now(user: SimUser, message: StoredMessage) -> StoredMessage:
+    """The message as it stands now (edited in place since it was first seen)."""
+    found = user.telegram.model.message(user.id, message.message_id)
+    assert found is not None
+    return found
+
+
+async def _press_gone(harness: Harness, user: SimUser, message: StoredMessage, data: str) -> JSON:
+    """Presses a button the message no longer shows (answered and edited in place since):
+    an old client, or a second tap faster than the edit."""
+    update = harness.telegram.updates.callback_query(user.user, message.raw, data)
+    user._mark = (user.id, _last_id(user))
+    user.acted_at = harness.telegram.model.monotonic()
+    await harness.telegram.deliver(update)
+    query: JSON = update["callback_query"]
+    return query
+
+
 async def _forge_press(harness: Harness, user: SimUser, data: str) -> tuple[JSON, int]:
     """Delivers a press carrying ``data`` under the user's newest bot message (which need
     not show such a button: old clients, forged or garbled data). Returns the query and the
@@ -202,14 +225,14 @@ async def _reach(user: SimUser, step: IntakeStep) -> None:
                 await user.share_location()
             elif reached is IntakeStep.PHONE:
                 await tap(user, "locok")
-            elif reached is IntakeStep.NAME:
-                await user.share_contact(own=True)
+            elif reached is IntakeStep.NAME:  # a shared contact brings its name: typed
+                await user.send_text("0813 9000 1234")
             elif reached is IntakeStep.DETAILS:
                 await tap(user, "name")
             elif reached is IntakeStep.CONFIRM:
                 await tap(user, "done")
-            await user.wait_reply(PROMPTS[reached])
-    await user.wait_reply(PROMPTS[step])
+            await shown(user, PROMPTS[reached])
+    await shown(user, PROMPTS[step])
 
 
 async def _send(user: SimUser, kind: str) -> None:
@@ -276,9 +299,7 @@ KEPT_INPUTS = [
     (IntakeStep.NAME, "photo"),
     (IntakeStep.NAME, "location"),
     (IntakeStep.DETAILS, "location"),
-    (IntakeStep.CONFIRM, "text"),
-    (IntakeStep.CONFIRM, "html"),
-    (IntakeStep.CONFIRM, "photo"),
+    # text, photos and voice at the summary are details: reacted to (test_fewer_messages)
     (IntakeStep.CONFIRM, "location"),
 ]
 KEPT = "✅ Kept in your report."
@@ -363,7 +384,7 @@ async def test_wrong_input_is_refused_in_indonesian_when_citizen_speaks_indonesi
     await user.send_sticker("🔥")
     prompt = await user.wait_reply(lambda m: "Di mana keadaan daruratnya?" in (m.text or ""))
     refusal = user.messages[-2]
-    assert refusal.text == "Maaf, pesan seperti itu tidak dapat diproses di sini."
+    assert refusal.text == "Maaf, pesan seperti itu tidak dapat kami proses di sini."
     assert prompt.reply_markup is not None  # the «share my location» keyboard is shown again
     assert any(
         key.get("request_location") for row in prompt.reply_markup["keyboard"] for key in row
@@ -403,8 +424,7 @@ async def test_name_of_only_emoji_is_refused_with_a_clear_message_when_typed(
     after = await _the_draft(harness, user.id)
     assert after == before
     assert after.caller_name is None
-    assert after.caller_phone_e164 == "+6281390001234"
-    assert after.caller_phone_verified
+    assert after.caller_phone_e164 == "+6281390001234"  # typed on the way here
     await user.send_text("Budi 🙏")  # emoji next to letters are fine
     await user.wait_reply(PROMPTS[IntakeStep.DETAILS])
     assert (await _the_draft(harness, user.id)).caller_name == "Budi 🙏"
@@ -428,7 +448,7 @@ async def test_emoji_only_address_is_echoed_and_can_be_kept_as_description_when_
     await _reach(user, IntakeStep.LOCATION)
     await user.send_text("🏠🔥🌳")
     texts = await _screen(user, IntakeStep.LOCATION)
-    assert "I could not find «🏠🔥🌳»" in texts[0]
+    assert "We could not find «🏠🔥🌳»" in texts[0]
     draft = await _the_draft(harness, user.id)
     assert draft.category is not None
     assert draft.category.value == "MED"
@@ -455,8 +475,7 @@ async def test_emoji_details_are_kept_as_sent_when_added_at_details_step(
 ) -> None:
     user = harness.telegram.add_user(language_code="en")
     await _reach(user, IntakeStep.DETAILS)
-    await user.send_text("🔥🔥 🚗💥")
-    await user.wait_reply(lambda m: "Added to your report" in (m.text or ""))
+    assert await reacted(user, await user.send_text("🔥🔥 🚗💥"))
     ref = await submit(user)
     assert (await _ticket(harness, ref)).details == "🔥🔥 🚗💥"
 
@@ -473,17 +492,14 @@ async def test_html_looking_text_is_shown_literally_when_used_as_name_place_and_
     not_found = await user.wait_reply(lambda m: "could not find" in (m.text or ""))
     assert f"«{HTML_BAIT} gang»" in (not_found.text or "")
     await tap(user, "note")
-    await user.share_contact(own=True)
-    name_prompt = await user.wait_reply(PROMPTS[IntakeStep.NAME])
-    assert f"«{HTML_BAIT}»" in (name_prompt.text or "")
-    await tap(user, "name")
-    await user.send_text(f"{HTML_BAIT} two hurt")
-    await user.wait_reply(lambda m: "Added to your report" in (m.text or ""))
-    await user.send_photo(caption=f"{HTML_BAIT} photo")
-    await user.wait_reply(lambda m: "Added to your report" in (m.text or ""))
+    await user.share_contact(own=True)  # the contact's name (the bait) is taken as it is
+    screen = await user.wait_reply(PROMPTS[IntakeStep.DETAILS])
+    assert await reacted(user, await user.send_text(f"{HTML_BAIT} two hurt"))
+    assert await reacted(user, await user.send_photo(caption=f"{HTML_BAIT} photo"))
+    summary = await harness.telegram.wait_for(  # drawn again with the details
+        lambda: _now(user, screen) if "Attachments: 1" in (_now(user, screen).text or "") else None
+    )
     ref = await submit(user)
-
-    summary = next(m for m in reversed(user.messages) if PROMPTS[IntakeStep.CONFIRM](m))
     text = summary.text or ""
     assert f"Who: {HTML_BAIT}, +6281390001234" in text
     assert f"Where: {HTML_BAIT} gang" in text
@@ -539,7 +555,7 @@ async def test_html_looking_name_is_shown_literally_when_returning_citizen_confi
     await start_report(user, "FIRE")
     await user.share_location()
     await tap(user, "locok")
-    prompt = await user.wait_reply(lambda m: "Are you still" in (m.text or ""))
+    prompt = await shown(user, lambda m: "Are you still" in (m.text or ""))
     assert f"Are you still {HTML_BAIT}, phone" in (prompt.text or "")
 
 
@@ -569,13 +585,14 @@ async def test_summary_and_operator_card_stay_within_telegram_limits_when_detail
     huge = "".join(f"{i:04d} tolong & <cpt> " for i in range(250))  # 5000 characters
     assert len(huge) == 5000
     await user.send_text(huge)
-    await user.wait_reply(PROMPTS[IntakeStep.DETAILS])
+    await user.wait_reply(lambda m: "was shortened" in (m.text or ""))
     draft = await _the_draft(harness, user.id)
     assert draft.details == huge[:3000]
     assert draft.category is not None
     assert draft.caller_phone_e164 is not None
+    await tap(user, "done", fresh=False)  # the summary, with everything
+    summary = await shown(user, PROMPTS[IntakeStep.CONFIRM])
     ref = await submit(user)
-    summary = next(m for m in reversed(user.messages) if PROMPTS[IntakeStep.CONFIRM](m))
     assert len(summary.text or "") <= MAX_TEXT_LENGTH
     assert "0000 tolong & <cpt>" in (summary.text or "")
     assert "…" in (summary.text or "")
@@ -592,8 +609,8 @@ async def test_citizen_is_told_details_were_shortened_when_one_message_is_too_lo
     user = harness.telegram.add_user(language_code="en")
     await _reach(user, IntakeStep.DETAILS)
     await user.send_text("a" * length)
-    texts = await _screen(user, IntakeStep.DETAILS)
-    assert "was shortened" in texts[0]
+    notice = await user.wait_reply()
+    assert "was shortened" in (notice.text or "")
 
 
 async def test_citizen_is_told_details_were_shortened_when_messages_add_up_past_the_limit(
@@ -602,18 +619,15 @@ async def test_citizen_is_told_details_were_shortened_when_messages_add_up_past_
     user = harness.telegram.add_user(language_code="en")
     await _reach(user, IntakeStep.DETAILS)
     first, second = "a" * 2000, "b" * 2000
-    await user.send_text(first)
-    texts = await _screen(user, IntakeStep.DETAILS)
-    assert texts[0] == "✅ Added to your report."
+    assert await reacted(user, await user.send_text(first))
     await user.send_text(second)
-    texts = await _screen(user, IntakeStep.DETAILS)
-    assert "was shortened" in texts[0]
-    assert "photos or voice notes" in texts[0]
+    notice = (await user.wait_reply()).text or ""
+    assert "was shortened" in notice
+    assert "photos or voice notes" in notice
     draft = await _the_draft(harness, user.id)
     assert draft.details == f"{first}\n{second[:999]}"
     await user.send_text("more")
-    texts = await _screen(user, IntakeStep.DETAILS)
-    assert "was shortened" in texts[0]
+    assert "was shortened" in ((await user.wait_reply()).text or "")
     assert (await _the_draft(harness, user.id)).details == draft.details
 
 
@@ -624,7 +638,7 @@ async def test_long_typed_address_is_cut_and_echoed_within_limits_when_over_4096
     await _reach(user, IntakeStep.LOCATION)
     await user.send_text("gang buntu " * 500)  # 5500 characters
     texts = await _screen(user, IntakeStep.LOCATION)
-    assert texts[0].startswith("🔎 I could not find «gang buntu")
+    assert texts[0].startswith("🔎 We could not find «gang buntu")
     assert len(texts[0]) < 1000
     draft = await _the_draft(harness, user.id)
     assert draft.unresolved_address is not None
@@ -668,8 +682,7 @@ async def test_unknown_command_is_refused_and_prompt_repeated_when_sent_mid_flow
 ) -> None:
     user = harness.telegram.add_user(language_code="en")
     await _reach(user, IntakeStep.DETAILS)
-    await user.send_text("kaki patah")
-    await user.wait_reply(PROMPTS[IntakeStep.DETAILS])
+    assert await reacted(user, await user.send_text("kaki patah"))
     before = await _the_draft(harness, user.id)
     await user.send_command(command)
     texts = await _screen(user, IntakeStep.DETAILS)
@@ -697,7 +710,7 @@ async def test_start_greets_and_resumes_the_draft_when_sent_mid_flow(
     await user.wait_reply(PROMPTS[IntakeStep.DETAILS])
     draft = await _the_draft(harness, user.id)
     assert draft.caller_name == "Budi Santoso"
-    assert draft.caller_phone_verified
+    assert draft.caller_phone_e164 == "+6281390001234"
 
 
 @pytest.mark.parametrize("command", ["report", "lapor"])
@@ -710,7 +723,7 @@ async def test_report_command_resumes_the_draft_when_sent_mid_flow(
     await user.send_command(command)
     texts = await _screen(user, IntakeStep.LOCATION_CONFIRM)
     assert texts[0] == "You have a report in progress. Let's continue where you left off."
-    assert texts[-1] == "venue:Kelurahan Pleburan, Kecamatan Semarang Selatan"
+    assert "Kel. Pleburan, Kec. Semarang Selatan" in texts[-1]
     assert await _the_draft(harness, user.id) == before
 
 
@@ -720,13 +733,14 @@ async def test_old_menu_report_button_resumes_the_draft_when_pressed_mid_flow(
     user = harness.telegram.add_user(language_code="en")
     await user.send_command("start")
     welcome, data = await wait_button(user, "report")
-    await tap(user, "report")
+    await tap(user, "report")  # the welcome's menu became the categories, then the answer
     await tap(user, "grp|FIRE")
     before = await _the_draft(harness, user.id)
-    query = await user.press(data, on=welcome)
-    texts = await _screen(user, IntakeStep.LOCATION)
-    assert texts[0] == "You have a report in progress. Let's continue where you left off."
+    query = await _press_gone(harness, user, welcome, data)
     assert await _alert(harness, query) is None
+    await _screen(user, IntakeStep.LOCATION)
+    resumed = "You have a report in progress. Let's continue where you left off."
+    assert _now(user, welcome).text == resumed
     assert await _the_draft(harness, user.id) == before
 
 
@@ -752,9 +766,10 @@ async def test_language_switch_shows_the_current_prompt_again_when_done_mid_flow
     await start_report(user, "FIRE")
     before = await _the_draft(harness, user.id)
     await user.send_command("bahasa")
-    await tap(user, "lang|en")
-    texts = await _screen(user, IntakeStep.LOCATION)
-    assert texts[0].startswith("✅ I will talk to you in English.")
+    menu = await user.wait_reply()
+    await tap(user, "lang|en")  # the language menu says so in place, the prompt follows
+    await _screen(user, IntakeStep.LOCATION)
+    assert (_now(user, menu).text or "").startswith("✅ We will talk to you in English.")
     after = await _the_draft(harness, user.id)
     assert after.language == "en"
     assert (after.category, after.step) == (before.category, before.step)
@@ -783,9 +798,9 @@ async def test_old_button_is_refused_and_prompt_reshown_when_pressed_after_movin
     user = harness.telegram.add_user(language_code="en")
     await _reach(user, step)
     before = await _the_draft(harness, user.id)
-    message, data = find_button(user, button, fresh=False)
-    query = await user.press(data, on=message)
-    texts = await _screen(user, step)
+    # The button's message was edited in place since (the old button is gone from it).
+    query, after = await _forge_press(harness, user, f"i|{before.id}|{button}")
+    texts = await _screen(user, step, after=after)
     assert await _alert(harness, query) == STALE
     assert len(texts) <= 2  # just the current prompt (a venue comes with its question)
     assert await _the_draft(harness, user.id) == before
@@ -798,7 +813,7 @@ FORGED = [
     "i|{tid}|cat|FIRE",
     "i|{tid}|persons|lots",
     "i|{tid}|edit|everything",
-    "i|{tid}|submit",
+    "i|{tid}|locok",
     "i|{tid}|teleport",
     "i|{tid}",
     "i|²|done",
@@ -851,7 +866,7 @@ async def test_old_cancel_button_is_refused_when_a_newer_draft_is_in_progress(
     await tap(user, "submit")
     await start_report(user, "FIRE")  # report 2, while report 1 is with the operators
     before = await _the_draft(harness, user.id)
-    query = await user.press(old_cancel, on=summary)
+    query = await _press_gone(harness, user, summary, old_cancel)
     assert await _alert(harness, query) == STALE
     assert await _the_draft(harness, user.id) == before
 
@@ -864,7 +879,7 @@ async def test_double_tap_on_send_reminds_of_the_sent_report_when_pressed_after_
     summary, data = find_button(user, "submit")
     await user.press(data, on=summary)
     confirmation = await user.wait_reply(lambda m: "was received" in (m.text or ""))
-    query = await user.press(data, on=summary)
+    query = await _press_gone(harness, user, summary, data)
     assert await _alert(harness, query) == STALE
     reply = await user.wait_reply()
     assert len(await _open_tickets(harness, user.id)) == 1
@@ -882,7 +897,7 @@ async def test_second_tap_on_send_creates_no_second_ticket_when_pressed_after_su
     summary, data = find_button(user, "submit")
     await user.press(data, on=summary)
     await user.wait_reply(lambda m: "was received" in (m.text or ""))
-    query = await user.press(data, on=summary)
+    query = await _press_gone(harness, user, summary, data)
     assert await _alert(harness, query) == STALE
     await user.wait_reply()
     tickets = await _open_tickets(harness, user.id)
@@ -931,7 +946,7 @@ async def test_draft_is_kept_and_flow_resumes_when_citizen_blocks_the_bot_mid_fl
     harness.errors.clear()
     assert await _eventually(lambda: _blocked(harness, user.id))
     draft = await _the_draft(harness, user.id)  # the contact was taken before the reply failed
-    assert draft.step is IntakeStep.NAME
+    assert draft.step is IntakeStep.DETAILS  # its name too
     assert draft.caller_phone_e164 == "+6281390001234"
     assert draft.caller_phone_verified
     assert draft.incident_location is not None
@@ -944,11 +959,9 @@ async def test_draft_is_kept_and_flow_resumes_when_citizen_blocks_the_bot_mid_fl
 
     user.block_bot(blocked=False)
     await user.send_command("start")
-    texts = await _screen(user, IntakeStep.NAME)
+    texts = await _screen(user, IntakeStep.DETAILS)
     assert "You have a report in progress. Let's continue where you left off." in texts
     assert not (await _citizen(harness, user.id)).blocked_bot
-    await user.send_text("Budi")
-    await user.wait_reply(PROMPTS[IntakeStep.DETAILS])
     ref = await submit(user)
     ticket = await _ticket(harness, ref)
     assert ticket.caller_phone_verified
@@ -966,8 +979,10 @@ async def _blocked(harness: Harness, telegram_id: int) -> bool:
 
 
 def _location_updates(harness: Harness, ref: str) -> list[str]:
-    """The operators' «live location updated» notes of a ticket (operators read Indonesian)."""
-    return [text for text in _operator_texts(harness, ref) if "lokasi terkini" in text]
+    """The operators' «live location updated» pins of a ticket (operators read Indonesian)."""
+    pins = [m for m in harness.operator_messages() if m.kind == "venue"]
+    titles = [str(m.raw["venue"]["title"]) for m in pins]
+    return [title for title in titles if ref in title and "lokasi terkini" in title]
 
 
 async def _moved_to(harness: Harness, telegram_id: int, point: tuple[float, float]) -> Ticket:
@@ -1033,9 +1048,10 @@ async def test_live_location_moves_the_draft_and_the_ticket_when_citizen_shares_
     assert ticket.incident_location.area.kelurahan_name == "Pleburan"
     await harness.outbox_drained()
     assert len(_location_updates(harness, ref)) == 1
-    pin = harness.operator_messages()[-1]
-    assert pin.kind == "location"
-    assert pin.raw["location"]["latitude"] == pytest.approx(PLEBURAN_EAST[0], abs=1e-5)
+    pin = harness.operator_messages()[-1]  # one pin that says what it is: no bare header
+    assert pin.kind == "venue"
+    assert pin.raw["venue"]["address"].startswith("Kel. Pleburan, Kec. Semarang Selatan")
+    assert pin.raw["venue"]["location"]["latitude"] == pytest.approx(PLEBURAN_EAST[0], abs=1e-5)
 
 
 async def _submitted_with_live_location(harness: Harness) -> tuple[SimUser, JSON, str]:
@@ -1096,9 +1112,9 @@ async def test_new_report_is_refused_with_112_when_citizen_has_max_open_tickets(
     assert ref in text
     assert "call 112 now" in text
     assert await _draft(limited, user.id) is None
-    welcome, data = find_button(user, "m|report", fresh=False)  # the menu of the greeting
-    query = await user.press(data, on=welcome)
-    again = await user.wait_reply()
+    welcome = user.messages[0]  # the greeting, whose menu became the report's screens
+    query = await _press_gone(harness=limited, user=user, message=welcome, data="m|report")
+    again = await shown(user, lambda m: "limit of open reports" in (m.text or ""))
     assert "You have reached the limit of open reports" in (again.text or "")
     assert await _alert(limited, query) is None
     assert await _draft(limited, user.id) is None

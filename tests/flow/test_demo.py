@@ -123,10 +123,9 @@ async def report_by_api(console: Console, lat: float, lon: float) -> str:
             for k in row
         )
     )
-    await console.post("citizen/contact")
-    await console.press("citizen", "|name")
+    await console.post("citizen/contact")  # the contact's name is taken: the details screen
+    await console.until(lambda s: _button(s, "citizen", "|submit"))
     await console.post("citizen/send", {"text": "Api di dapur, asap tebal"})
-    await console.press("citizen", "|done")
     await console.press("citizen", "|submit")
     state = await console.until(lambda s: s["tickets"] and s)
     ref: str = state["tickets"][0]["ref"]

@@ -220,10 +220,9 @@ def test_one_person_plays_citizen_operator_and_agency_from_first_tap_to_help_on_
         page.wait_text("#citizen-messages", "📍")
         page.click('#citizen-messages button[data-data$="|locok"]')
         _until(lambda: page.css("#citizen-keyboard button"), "the contact keyboard")
-        page.click("#citizen-phone")
-        page.click('#citizen-messages button[data-data$="|name"]')
+        page.click("#citizen-phone")  # the contact's name is taken: the details screen
+        _until(lambda: page.css('#citizen-messages button[data-data$="|submit"]'), "submit")
         page.type("#citizen-input", "Air masuk rumah setinggi lutut")
-        page.click('#citizen-messages button[data-data$="|done"]')
         page.click('#citizen-messages button[data-data$="|submit"]')
         confirmation = page.wait_text("#citizen-messages", "SMG-")
         assert "LATIHAN / EXERCISE" in confirmation

@@ -71,7 +71,8 @@ async def test_one_message_report_in_english_can_change_the_guessed_type(
     assert "What happened?" in (user.last_message.text or "")
     await tap(user, "grp|MEDICAL")
     venue, _ = await wait_button(user, "locok")
-    assert "Pleburan" in venue.raw["venue"]["title"]
+    assert venue.raw["venue"]["title"] == "Kawasan Simpang Lima"  # the place, not the sentence
+    assert venue.raw["venue"]["address"] == "Kel. Pleburan, Kec. Semarang Selatan"
     await tap(user, "locok")
     await own_contact_and_name(user)
     ref = await submit(user)

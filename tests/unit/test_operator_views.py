@@ -24,6 +24,7 @@ from bot.domain.model import (
     TicketStatus,
 )
 from bot.double.botapi_model import FORUM_ICON_COLORS
+from bot.i18n import gettext_for
 from bot.services.console import ConsoleResult, ConsoleStatus
 from bot.services.queue import QueueBoard, entry_for
 from handlers.operator_views import (
@@ -228,3 +229,53 @@ def test_citizen_status_notices_carry_reference_and_112_when_in_either_language(
     assert resolved.markup is not None  # the menu: a new report is one tap away
     header = citizen_views.citizen_relay_header(citizen, ticket)
     assert header.startswith("👮 <b>Operator 112</b>")
+
+
+def test_card_names_the_phone_once_per_state_when_verified_typed_or_skipped(
+    views: OperatorViews,
+) -> None:
+    verified = views.card_text(_ticket(category=Category.FIRE), None)
+    assert "Telepon: +6281390001234 (terverifikasi)" in _plain(verified)
+    assert "🔥 Kebakaran · prioritas 1" in verified
+    assert "(FIRE)" not in verified
+    typed = _plain(views.card_text(_ticket(caller_phone_verified=False), None))
+    assert typed.count("terverifikasi") == 1
+    assert "⚠️ Telepon: +6281390001234 — BELUM terverifikasi (diketik oleh pelapor)" in typed
+    skipped = _plain(views.card_text(_ticket(caller_phone_e164=""), None))
+    assert "tanpa nomor untuk dihubungi" in skipped
+
+
+def test_card_says_where_a_point_comes_from_in_words_when_it_is_a_kelurahan_centre(
+    views: OperatorViews,
+) -> None:
+    centre = Location(-6.99, 110.42, LocationSource.CENTROID, T0, area=PLEBURAN)
+    text = views.card_text(_ticket(incident_location=centre), None)
+    assert "perkiraan: titik tengah kelurahan" in text
+    assert "sumber" not in text
+    assert "centroid" not in text
+
+
+def test_live_location_update_is_a_pin_titled_with_its_ticket_when_it_moves(
+    views: OperatorViews,
+) -> None:
+    moved = Location(-6.99, 110.42, LocationSource.LIVE, T0, accuracy_m=8.4, area=PLEBURAN)
+    title, address = views.location_update(_ticket(), moved)
+    assert title == "📍 SMG-261127-0001: lokasi terkini diperbarui"
+    assert address == "Kel. Pleburan, Kec. Semarang Selatan · ±8 m · 10:00"
+    outside = views.location_update(_ticket(), Location(-6.5, 110.42, LocationSource.LIVE, T0))
+    assert outside[1].startswith("di luar Kota Semarang")
+
+
+def test_citizen_times_read_pada_and_pukul_when_shown_in_either_language(
+    citizen_views: Views,
+) -> None:
+    assert citizen_views.when(T0, gettext_for("id")) == "pada 27-11-2026 pukul 10.00 WIB"
+    assert citizen_views.when(T0, gettext_for("en")) == "on 27-11-2026 at 10.00 WIB"
+
+
+def test_skip_key_is_known_in_both_languages_when_it_arrives_as_text() -> None:
+    assert Views.skip_labels() == {"⏭️ Lewati", "⏭️ Skip"}
+
+
+def _plain(html: str) -> str:
+    return html.replace("<b>", "").replace("</b>", "")

@@ -469,3 +469,46 @@ async def test_pinned_messages_are_kept_in_order_when_pinned_and_unpinned(
             await bot.pin_chat_message(OPERATORS, 9999)
         with pytest.raises(BadRequest, match=r"(?i)message to unpin not found"):
             await bot.unpin_chat_message(OPERATORS, second.message_id)
+
+
+async def test_reaction_is_stored_on_the_users_message_when_the_bot_reacts(
+    fake_bot_api: FakeBotApi, bot: Bot
+) -> None:
+    budi = fake_bot_api.add_user()
+    sent = await budi.send_text("ada kebakaran")
+    message_id = int(sent["message_id"])
+
+    assert await bot.set_message_reaction(budi.id, message_id, "👍")
+
+    stored = fake_bot_api.model.message(budi.id, message_id)
+    assert stored is not None
+    assert stored.reaction == [{"type": "emoji", "emoji": "👍"}]
+    assert await bot.set_message_reaction(budi.id, message_id, [])
+    assert stored.reaction == []
+
+
+async def test_reaction_is_refused_when_not_an_allowed_emoji_or_more_than_one(
+    fake_bot_api: FakeBotApi, bot: Bot
+) -> None:
+    budi = fake_bot_api.add_user()
+    sent = await budi.send_text("halo")
+    message_id = int(sent["message_id"])
+
+    with pytest.raises(BadRequest, match="Reaction_invalid"):
+        await bot.set_message_reaction(budi.id, message_id, "🚑")
+    with pytest.raises(BadRequest, match="Reactions_too_many"):
+        await bot.set_message_reaction(budi.id, message_id, ["👍", "🔥"])
+    with pytest.raises(BadRequest, match="not found"):
+        await bot.set_message_reaction(budi.id, message_id + 100, "👍")
+
+
+async def test_album_photos_arrive_as_messages_sharing_one_media_group_id_when_sent(
+    fake_bot_api: FakeBotApi,
+) -> None:
+    budi = fake_bot_api.add_user()
+    sent = await budi.send_album(3, caption="banjir")
+
+    groups = {message["media_group_id"] for message in sent}
+    assert len(sent) == 3
+    assert len(groups) == 1
+    assert [message.get("caption") for message in sent] == ["banjir", None, None]
