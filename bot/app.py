@@ -102,6 +102,7 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         sessions = session_factory(engine)
         uow_factory = SqlUnitOfWorkFactory(sessions)
         read_uow_factory = SqlUnitOfWorkFactory(sessions, read_only=True)
+        background_uow_factory = SqlUnitOfWorkFactory(sessions, background=True)
         geo = geocoder or build_geocoder(
             settings.geocoder,
             nominatim_url=settings.nominatim_url,
@@ -151,6 +152,7 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             alerts=alerts, chats=chats,
             # One process per SQLite database: a previous run's leases are a dead process's.
             take_over_on_start=engine.dialect.name == "sqlite",
+            background_uow_factory=background_uow_factory,
         )  # fmt: skip
         alerts.on_enqueue(worker.wake)
         agencies = AgencyService(

@@ -157,10 +157,12 @@ class OutboxWorker:
         alerts: AdminAlerts | None = None,
         chats: ChatDirectory | None = None,
         take_over_on_start: bool = False,
+        background_uow_factory: UnitOfWorkFactory | None = None,
     ) -> None:
         if parallel < 1 or batch < 1 or broadcast_parallel < 1 or broadcast_streams < 1:
             raise ValueError("the outbox worker needs parallel, batch and streams >= 1")
         self._uow_factory = uow_factory
+        self._background_uow_factory = background_uow_factory
         self._deliverer = deliverer
         self._clock = clock
         self.owner = owner or default_owner()
@@ -222,6 +224,11 @@ class OutboxWorker:
         ):
             self._wakeup.set()
 
+    def _background(self) -> UnitOfWorkFactory:
+        """Units of work for the broadcast's claims and stores: they give way to every other
+        writer waiting (SQLite has one writer), so an intake never queues behind them."""
+        return self._background_uow_factory or self._uow_factory
+
     def _forget(self, message_id: int) -> None:
         """The row's slot is free (it was sent, failed or released)."""
         self._held.discard(message_id)
@@ -260,7 +267,7 @@ class OutboxWorker:
         """Claims up to ``limit`` broadcast-lane rows in one statement; the held ones are
         sent by ``broadcast_streams`` tasks, each in claim order."""
         now = self._clock.now()
-        async with self._uow_factory() as uow:
+        async with self._background()() as uow:
             claimed = await uow.outbox.claim_lane(
                 self.owner, now, now + self._lease, limit, Lane.BROADCAST.value
             )
@@ -567,7 +574,7 @@ class OutboxWorker:
         if not finished:
             return
         try:
-            async with self._uow_factory() as uow:
+            async with self._background()() as uow:
                 await uow.outbox.finish_sent([message for message, _, _ in finished], self.owner)
                 for message, kind, result in finished:
                     if kind.record is not None:
