@@ -58,6 +58,7 @@ from bot.services.ports import (
     DeliveryError,
     DeliveryResult,
     Fault,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 
@@ -76,8 +77,9 @@ claim every 64 ms keeps the paid window full."""
 BROADCAST_STREAMS = 16
 """Tasks sending the held broadcast rows (each in turn): fewer Bot API calls at once than
 the HTTP pool's 32 connections, so a citizen's reply never queues behind copies there."""
-FINISH_BATCH = 50  # sent rows of a batched kind stored in one unit of work …
-FINISH_DELAY = 0.05  # … or this many seconds after the first of them
+FINISH_BATCH = 64  # sent rows of a batched kind stored in one unit of work …
+FINISH_DELAY = 0.05  # … or this many seconds after the first of them; while a broadcast's
+# backlog is claimed they ride on its next claim instead (one unit of work for both)
 
 
 def group_kinds() -> frozenset[str]:
@@ -264,14 +266,23 @@ class OutboxWorker:
         return len(claimed)
 
     async def _claim_broadcast(self, limit: int) -> int:
-        """Claims up to ``limit`` broadcast-lane rows in one statement; the held ones are
+        """Claims up to ``limit`` broadcast-lane rows in one statement, in the unit of work
+        that stores the sent rows waiting (one writer's turn for both); the held ones are
         sent by ``broadcast_streams`` tasks, each in claim order."""
+        finished, self._finished = self._finished, []
         now = self._clock.now()
-        async with self._background()() as uow:
-            claimed = await uow.outbox.claim_lane(
-                self.owner, now, now + self._lease, limit, Lane.BROADCAST.value
-            )
-            await uow.commit()
+        try:
+            async with self._background()() as uow:
+                if finished:
+                    await self._store(uow, finished)
+                claimed = await uow.outbox.claim_lane(
+                    self.owner, now, now + self._lease, limit, Lane.BROADCAST.value
+                )
+                await uow.commit()
+        except BaseException:
+            self._finished[:0] = finished  # stored with the next claim or store
+            raise
+        self._finishing.difference_update(message.id or 0 for message, _, _ in finished)
         self.claims += 1
         ids = [message.id or 0 for message in claimed]
         self._held.update(ids)
@@ -554,37 +565,57 @@ class OutboxWorker:
         self._forget(message.id or 0)  # its slot is free; its lease is still prolonged
         self._finishing.add(message.id or 0)
         self._finished.append((message, kind, result))
-        if len(self._finished) >= FINISH_BATCH:
+        if len(self._finished) >= FINISH_BATCH and not self._carried():
             asyncio.get_running_loop().create_task(self._store_finished(), name="outbox-store")
         elif self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.get_running_loop().create_task(
                 self._store_soon(), name="outbox-store-soon"
             )
 
+    def _carried(self) -> bool:
+        """Whether the next broadcast claim will store the sent rows waiting: a backlog is
+        being claimed, and fewer than two batches wait."""
+        return (
+            self._broadcast_starved
+            and not self._stopping
+            and len(self._finished) < 2 * FINISH_BATCH
+        )
+
     async def _store_soon(self) -> None:
-        await asyncio.sleep(FINISH_DELAY)
-        await self._store_finished()
+        while True:
+            await asyncio.sleep(FINISH_DELAY)
+            if not self._finished:
+                return
+            if not self._carried():
+                await self._store_finished()
+                return
 
     async def _store_finished(self) -> None:
         """Stores the sent rows of batched kinds (and their results) in one unit of work.
 
         A crash before this store sends those rows again once their leases end (as repeats):
-        at most ``FINISH_BATCH`` copies, the price of not writing the database per copy."""
+        about ``FINISH_BATCH`` copies (two batches at most), the price of not writing the
+        database per copy."""
         finished, self._finished = self._finished, []
         if not finished:
             return
         try:
             async with self._background()() as uow:
-                await uow.outbox.finish_sent([message for message, _, _ in finished], self.owner)
-                for message, kind, result in finished:
-                    if kind.record is not None:
-                        await kind.record(uow, message, result)
+                await self._store(uow, finished)
                 await uow.commit()
         except Exception as exc:  # they went out: their leases lapse and they are repeats
             log.exception("outbox: storing %d sent rows failed: %s", len(finished),
                           type(exc).__name__)  # fmt: skip
         finally:
             self._finishing.difference_update(message.id or 0 for message, _, _ in finished)
+
+    async def _store(
+        self, uow: UnitOfWork, finished: list[tuple[OutboxMessage, OutboxKind, DeliveryResult]]
+    ) -> None:
+        await uow.outbox.finish_sent([message for message, _, _ in finished], self.owner)
+        for message, kind, result in finished:
+            if kind.record is not None:
+                await kind.record(uow, message, result)
 
     async def _failed(
         self,

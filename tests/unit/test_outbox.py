@@ -956,3 +956,47 @@ async def test_broadcast_waits_for_the_other_lanes_when_their_due_rows_fill_the_
             gate.set()
         await worker.stop()
     assert deliverer.delivered == ["notice 0", "notice 1", "copy"]
+
+
+class Counting:
+    """A unit-of-work factory that counts the units of work opened."""
+
+    def __init__(self, inner: InMemoryUnitOfWorkFactory) -> None:
+        self.inner = inner
+        self.opened = 0
+
+    def __call__(self) -> object:
+        self.opened += 1
+        return self.inner()
+
+
+async def test_sent_copies_are_stored_in_the_next_claims_unit_of_work_when_a_backlog_is_claimed(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    batched = register(
+        "test_batched_advisory", lane=Lane.BROADCAST, audience=Audience.CITIZEN,
+        priority=Priority.BROADCAST, must_deliver=False, batched=True,
+    )  # fmt: skip
+    names = [f"copy {n}" for n in range(8)]
+    deliverer = Gated(*names)
+    ids = await _enqueue(uow_factory, clock, *names, kind=batched)
+    counting = Counting(uow_factory)
+    worker = _loop(uow_factory, deliverer, clock, broadcast_parallel=4, broadcast_batch=2,
+                   broadcast_streams=4, background_uow_factory=counting)  # fmt: skip
+    try:
+        await _until(deliverer, lambda: deliverer.in_flight == 4, "four copies under way")
+        opened = counting.opened
+        deliverer.gates["copy 0"].set()
+        deliverer.gates["copy 1"].set()
+        await _until(deliverer, lambda: "copy 5" in deliverer.started, "the next batch")
+        assert counting.opened == opened + 1  # one unit of work: the claim and the store
+        assert [(await _row(uow_factory, i)).sent_at is not None for i in ids[:2]] == [True] * 2
+        for gate in deliverer.gates.values():
+            gate.set()
+        await _until(deliverer, lambda: len(deliverer.delivered) == 8, "every copy")
+    finally:
+        for gate in deliverer.gates.values():
+            gate.set()
+        await worker.stop()
+        del KINDS[batched]
+    assert await _pending(uow_factory) == 0
