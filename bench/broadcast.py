@@ -3,6 +3,7 @@
 Run from the repo root::
 
     .venv/bin/python bench/broadcast.py [--recipients 10000] [--rate 1000] [--probes 40]
+                                        [--split] [--db sqlite|postgres] [--ceiling]
 
 The real ``build_application`` (SQLite file in a temp dir, offline geocoder) polls the
 in-process fake Bot API over loopback; N subscribers are written to the database and made
@@ -16,6 +17,14 @@ second (``TELEGRAM_RATE_PAID_BROADCAST_PER_SECOND``). Measured (never asserted i
 * intake reply p95: other citizens send ``/start`` (one every 50 ms) before the broadcast
   (idle) and while it runs; the time to the bot's answer (target: during <= 1.5 x idle).
 
+Also printed: the outbox's claims and its stores of sent rows during the run (count, rows,
+mean wall time each). ``--db postgres`` runs the bot on PostgreSQL (``--postgres-url`` /
+BENCH_POSTGRES_URL, in a ``bench_<random>`` schema created and dropped) instead of a SQLite
+file. ``--ceiling`` measures first what the HTTP stack alone reaches: a bare PTB ``Bot``
+(the bot's pool of 32 connections) sending N messages to the same double from as many tasks
+as the worker has broadcast streams, no database and no bot logic: the most the bot could
+reach on this machine in the same layout.
+
 Nothing leaves loopback. The harness is observed, never changed (``model.call`` wrapped).
 """
 
@@ -23,14 +32,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
 import platform
+import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,16 +51,20 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from sqlalchemy import insert
+from telegram import Bot
+from telegram.request import HTTPXRequest
 
 from bot.config import load_settings
 from bot.double.fake_bot_api import FakeBotApi
 from bot.double.updates import user_dict
+from bot.services import outbox as outbox_module
 from storage.db import create_engine
 from storage.migrate import upgrade
 from storage.models import CitizenRow
 from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
 from tests.flow.steps import tap
 
+DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 ADMIN = 9001
 FIRST_SUBSCRIBER = 100_000_000
 PROBE_IDS = 50_000
@@ -115,6 +131,55 @@ async def probe(fake: FakeBotApi, count: int, first_id: int) -> list[float]:
         await asyncio.sleep(0.05)
     await asyncio.gather(*tasks)
     return waits
+
+
+class WorkerStats:
+    """Counts the outbox worker's claims and stores of sent rows (the class is wrapped)."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, float] = {}
+        worker = outbox_module.OutboxWorker
+        for name in ("_claim", "_claim_broadcast"):
+            self._wrap(worker, name, name.strip("_"))
+        original = worker._store_finished
+
+        async def store(this: Any) -> None:
+            rows = len(this._finished)
+            started = perf_counter()
+            await original(this)
+            if rows:
+                self._add("store", rows, perf_counter() - started)
+
+        worker._store_finished = store  # type: ignore[method-assign]
+
+    def _add(self, what: str, rows: int, seconds: float) -> None:
+        for key, value in ((what, 1), (f"{what}_rows", rows), (f"{what}_s", seconds)):
+            self.figures[key] = self.figures.get(key, 0) + value
+
+    def _wrap(self, worker: Any, name: str, what: str) -> None:
+        original = getattr(worker, name, None)
+        if original is None:  # an older worker (the benchmark also measures those)
+            return
+
+        async def claim(this: Any, limit: int) -> int:
+            started = perf_counter()
+            got: int = await original(this, limit)
+            self._add(what, got, perf_counter() - started)
+            return got
+
+        setattr(worker, name, claim)
+
+    def lines(self) -> list[str]:
+        out = []
+        for what, label in (("claim", "claims (other lanes)"),
+                            ("claim_broadcast", "claims (broadcast lane)"),
+                            ("store", "stores of sent rows")):  # fmt: skip
+            count = int(self.figures.get(what, 0))
+            if count:
+                rows = int(self.figures[f"{what}_rows"])
+                mean = 1000 * self.figures[f"{what}_s"] / count
+                out.append(f"  {label:<28} {count:8d} ({rows} rows, {mean:.1f} ms each)")
+        return out
 
 
 def p95(values: list[float]) -> float:
@@ -226,10 +291,84 @@ async def two_processes(database_url: str, subscribers: range, rate: int, probes
     return outcome  # type: ignore[no-any-return]
 
 
-async def run(recipients: int, rate: int, probes: int, *, split: bool) -> None:
+async def bare_sends(base_url: str, token: str, subscribers: range) -> tuple[float, float]:
+    """A bare PTB bot sends one message per subscriber: (messages/s, CPU ms per message)."""
+    request = HTTPXRequest(connection_pool_size=32, pool_timeout=30)
+    chats = iter(subscribers)
+    async with Bot(token, base_url=base_url, request=request) as bot:
+
+        async def sender() -> None:
+            for chat in chats:
+                await bot.send_message(chat, "Waspada banjir rob malam ini di pesisir Semarang.")
+
+        started, cpu = perf_counter(), time.process_time()
+        await asyncio.gather(*(sender() for _ in range(outbox_module.BROADCAST_STREAMS)))
+        wall, cpu = perf_counter() - started, time.process_time() - cpu
+    return len(subscribers) / wall, 1000 * cpu / len(subscribers)
+
+
+def _register(fake: FakeBotApi, subscribers: range) -> None:
+    for chat in subscribers:
+        fake.model.register_chat({"id": chat, "type": "private", "first_name": "W"})
+        fake.model.users[chat] = user_dict(chat, "W")
+
+
+def _ceiling_child(subscribers: range, results: Any, stop: Any) -> None:
+    async def main() -> None:
+        async with FakeBotApi() as fake:
+            _register(fake, subscribers)
+            results.put((fake.base_url, fake.token))
+            await asyncio.to_thread(stop.wait)
+
+    asyncio.run(main())
+
+
+async def ceiling(subscribers: range, *, split: bool) -> tuple[float, float]:
+    """What the HTTP stack alone reaches in the same layout (see the module)."""
+    if not split:
+        async with FakeBotApi() as fake:
+            _register(fake, subscribers)
+            return await bare_sends(fake.base_url, fake.token, subscribers)
+    context = multiprocessing.get_context("spawn")
+    results, stop = context.Queue(), context.Event()
+    child = context.Process(target=_ceiling_child, args=(subscribers, results, stop))
+    child.start()
+    try:
+        base_url, token = await asyncio.to_thread(results.get, True, 120)
+        return await bare_sends(base_url, token, subscribers)
+    finally:
+        stop.set()
+        child.join(10)
+
+
+@contextlib.asynccontextmanager
+async def database(kind: str, postgres_url: str) -> AsyncIterator[str]:
+    """A fresh database URL: a SQLite file in a temp dir, or a PostgreSQL schema (dropped)."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="siaga112-bench-") as tmp:
+            yield f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    schema = f"bench_{secrets.token_hex(4)}"
+    separator = "&" if "?" in postgres_url else "?"
+    try:
+        yield f"{postgres_url}{separator}schema={schema}"
+    finally:
+        engine = create_engine(postgres_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await engine.dispose()
+
+
+async def run(
+    recipients: int, rate: int, probes: int, *, split: bool, db: str = "sqlite",
+    postgres_url: str = DEFAULT_POSTGRES, with_ceiling: bool = False,
+) -> None:  # fmt: skip
     subscribers = range(FIRST_SUBSCRIBER, FIRST_SUBSCRIBER + recipients)
-    with tempfile.TemporaryDirectory() as tmp:
-        database_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+    bare = await ceiling(subscribers, split=split) if with_ceiling else None
+    stats = WorkerStats()
+    async with database(db, postgres_url) as database_url:
         await seed(database_url, subscribers)
         runner = two_processes if split else one_process
         outcome = await runner(database_url, subscribers, rate, probes)
@@ -239,8 +378,11 @@ async def run(recipients: int, rate: int, probes: int, *, split: bool) -> None:
     where = "bot alone; fake Bot API and people in a second process" if split else (
         "bot, fake Bot API and people in one event loop"
     )  # fmt: skip
-    print(f"broadcast benchmark: {recipients} recipients, paid rate {rate}/s, {where}, "
-          f"Python {platform.python_version()}")  # fmt: skip
+    print(f"broadcast benchmark: {recipients} recipients, paid rate {rate}/s, {db}, {where}, "
+          f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    if bare is not None:
+        print(f"  bare PTB sends, same double   {bare[0]:8.1f} /s ({bare[1]:.2f} ms CPU per "
+              f"message in the sending process): the ceiling")  # fmt: skip
     print(f"  confirm -> first copy        {outcome.confirm_to_first:8.3f} s")
     print(f"  copies delivered             {outcome.delivered:8d} of {recipients}")
     print(f"  first -> last copy           {span:8.2f} s")
@@ -252,6 +394,8 @@ async def run(recipients: int, rate: int, probes: int, *, split: bool) -> None:
     print(f"  intake reply p95 during      {1000 * p95(during):8.1f} ms (p50 "
           f"{1000 * statistics.median(during):.1f}); ratio {p95(during) / p95(idle):.2f} "
           "(target <= 1.5)")  # fmt: skip
+    for line in stats.lines():
+        print(line)
 
 
 def main() -> None:
@@ -263,9 +407,20 @@ def main() -> None:
         "--split", action="store_true",
         help="run the fake Bot API and the people in a second process (the bot has a core)",
     )  # fmt: skip
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="server for --db postgres (a bench_<random> schema is created and dropped)",
+    )
+    parser.add_argument(
+        "--ceiling", action="store_true",
+        help="first measure bare PTB sends to the same double (the HTTP stack's ceiling)",
+    )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(run(args.recipients, args.rate, args.probes, split=args.split))
+    options = {"db": args.db, "postgres_url": args.postgres_url, "with_ceiling": args.ceiling}
+    asyncio.run(run(args.recipients, args.rate, args.probes, split=args.split, **options))
 
 
 if __name__ == "__main__":

@@ -118,6 +118,7 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         # A citizen is told "send it again" within seconds while another process holds
         # SQLite's write lock, instead of waiting behind every queued writer's timeout.
         citizen_uow_factory = SqlUnitOfWorkFactory(sessions, write_wait=CITIZEN_WRITE_WAIT)
+        background_uow_factory = SqlUnitOfWorkFactory(sessions, background=True)
         geo = geocoder or build_geocoder(
             settings.geocoder,
             nominatim_url=settings.nominatim_url,
@@ -172,6 +173,7 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             alerts=alerts, chats=chats,
             # One process per SQLite database: a previous run's leases are a dead process's.
             take_over_on_start=engine.dialect.name == "sqlite",
+            background_uow_factory=background_uow_factory,
         )  # fmt: skip
         alerts.on_enqueue(worker.wake)
         agencies = AgencyService(

@@ -947,6 +947,7 @@ class SqlOutboxRepository(_SqlRepository):
         holding: Collection[str] = (),
         skip: Collection[str] = (),
         max_rank: int | None = None,
+        skip_lanes: Collection[str] = (),
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` (see the port for the rules).
 
@@ -991,6 +992,8 @@ class SqlOutboxRepository(_SqlRepository):
             statement = statement.where(row.kind.not_in(list(skip)))
         if max_rank is not None:
             statement = statement.where(row.rank <= max_rank)
+        if skip_lanes:
+            statement = statement.where(row.lane.not_in(list(skip_lanes)))
         if self._dialect == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
         candidates = list(await self._session.scalars(statement))
@@ -1002,6 +1005,46 @@ class SqlOutboxRepository(_SqlRepository):
             claimed.attempts += 1
         await self._flush()
         return [_outbox_from_row(claimed) for claimed in kept]
+
+    async def claim_lane(
+        self, owner: str, now: datetime, until: datetime, limit: int, lane: str
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due rows of ``lane`` that belong to no ticket, by rank then
+        id, in one statement (see the port)."""
+        if limit < 1:
+            return []
+        now, until = ensure_utc(now), ensure_utc(until)
+        row = OutboxRow
+        pick = (
+            select(row.id)
+            .where(
+                *_OWED,
+                row.lane == lane,
+                row.ticket_id.is_(None),
+                row.next_attempt_at <= now,
+                or_(row.claimed_by.is_(None), row.claimed_until <= now),
+            )
+            .order_by(row.rank, row.id)
+            .limit(limit)
+        )
+        if self._dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        claimed = await self._session.scalars(
+            update(row)
+            .where(row.id.in_(pick.scalar_subquery()))
+            .values(
+                # SET reads the row as it was: a lease that ended makes the row a repeat.
+                repeat=or_(row.repeat, row.claimed_by.is_not(None)),
+                claimed_by=owner,
+                claimed_until=until,
+                attempts=row.attempts + 1,
+            )
+            .returning(row)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return sorted(
+            (_outbox_from_row(found) for found in claimed), key=lambda m: (m.rank, m.id or 0)
+        )
 
     async def _in_ticket_order(
         self, candidates: list[OutboxRow], owner: str, now: datetime, holding: Collection[str]

@@ -14,7 +14,10 @@ On SQLite a unit of work begins with ``BEGIN IMMEDIATE``: it takes the database'
 write lock at its first statement and holds it to the end, so read-modify-write sequences
 cannot fail half-way on a lock upgrade. Writers of one process queue on an asyncio lock
 first (in arrival order) instead of sleeping in SQLite's busy handler; a read-only unit of
-work (``read_only=True``) begins ``DEFERRED`` and never waits for writers (WAL). Keep units
+work (``read_only=True``) begins ``DEFERRED`` and never waits for writers (WAL). Units of
+work of a ``background=True`` factory (the outbox's broadcast claims and stores) take their
+turn only when no other writer waits, so an intake's write never queues behind a backlog of
+them. Keep units
 of work short and never wait on the network inside one; never open a second writing unit of
 work inside another in the same task (it would wait for itself: a RuntimeError says so).
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import deque
 from types import TracebackType
 from typing import ClassVar, Self
 
@@ -80,12 +84,14 @@ class SqlUnitOfWork:
         writers: WriterQueue | None = None,
         read_only: bool = False,
         write_wait: float | None = None,
+        background: bool = False,
     ) -> None:
         self._session_factory = session_factory
         self._session: AsyncSession | None = None
         self._writers = writers
         self._read_only = read_only
         self._write_wait = write_wait
+        self._background = background
 
     async def __aenter__(self) -> Self:
         """Begin the transaction (lazily, at the first statement).
@@ -98,7 +104,8 @@ class SqlUnitOfWork:
         loop = asyncio.get_running_loop()
         deadline = None if self._write_wait is None else loop.time() + self._write_wait
         if self._writers is not None:
-            await self._writers.acquire(None if deadline is None else deadline - loop.time())
+            patience = None if deadline is None else deadline - loop.time()
+            await self._writers.acquire(patience, background=self._background)
         options: dict[str, object] = {
             SQLITE_BEGIN_OPTION: "DEFERRED" if self._read_only else "IMMEDIATE"
         }
@@ -161,38 +168,63 @@ class SqlUnitOfWork:
 
 
 class WriterQueue:
-    """Lets one SQLite writer of this process in at a time, first come first served."""
+    """Lets one SQLite writer of this process in at a time, first come first served, except
+    that background writers wait while any other writer does."""
 
     def __init__(self) -> None:
-        self._lock = asyncio.Lock()
+        self._busy = False
         self._owner: asyncio.Task[object] | None = None
+        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (
+            deque(),  # writers
+            deque(),  # background writers
+        )
 
-    async def acquire(self, patience: float | None = None) -> None:
+    async def acquire(self, patience: float | None = None, *, background: bool = False) -> None:
         """Waits for the turn of the current task (at most ``patience`` seconds, else
         ``StorageBusy``: the writers ahead are stuck behind another process's lock)."""
         task = asyncio.current_task()
         if task is not None and task is self._owner:
             raise RuntimeError("a writing unit of work was opened inside another one")
-        if patience is None:
-            await self._lock.acquire()
-        else:
+        if self._busy:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting[background].append(turn)
             try:
-                await asyncio.wait_for(self._lock.acquire(), max(patience, 0.0))
+                if patience is None:
+                    await turn
+                else:  # on time-out wait_for cancels the turn: the hand-over skips it
+                    await asyncio.wait_for(turn, max(patience, 0.0))
             except TimeoutError:
+                if turn.done() and not turn.cancelled():  # handed the turn at the deadline
+                    self._hand_over()
                 raise StorageBusy("the writers ahead did not finish in time") from None
+            except BaseException:
+                if turn.done() and not turn.cancelled():  # handed the turn, then cancelled
+                    self._hand_over()
+                raise
+        self._busy = True
         self._owner = task
 
     def release(self) -> None:
-        """Hands the turn to the next writer."""
+        """Hands the turn to the next writer (a background one only when none other waits)."""
         self._owner = None
-        self._lock.release()
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        for waiting in self._waiting:
+            while waiting:
+                turn = waiting.popleft()
+                if not turn.done():  # skipped: a writer cancelled while it waited
+                    turn.set_result(None)  # still busy: the turn passes directly
+                    return
+        self._busy = False
 
 
 class SqlUnitOfWorkFactory:
     """Makes a fresh :class:`SqlUnitOfWork` per use (a ``UnitOfWorkFactory``).
 
     ``read_only=True`` makes units of work for reading: on SQLite they begin ``DEFERRED``
-    and do not queue behind writers. Factories of one engine share its writer queue.
+    and do not queue behind writers. ``background=True`` makes writers that give way to
+    every other writer waiting. Factories of one engine share its writer queue.
     """
 
     _queues: ClassVar[weakref.WeakKeyDictionary[object, WriterQueue]] = weakref.WeakKeyDictionary()
@@ -203,12 +235,14 @@ class SqlUnitOfWorkFactory:
         *,
         read_only: bool = False,
         write_wait: float | None = None,
+        background: bool = False,
     ) -> None:
         """``write_wait``: seconds a writer waits in all for its turn and SQLite's write
         lock before ``StorageBusy`` (None: the engine's busy timeout after the queue)."""
         self._session_factory = session_factory
         self._read_only = read_only
         self._write_wait = write_wait
+        self._background = background
         engine = session_factory.kw.get("bind")
         sqlite = engine is not None and engine.dialect.name == "sqlite"
         self._writers = (
@@ -220,4 +254,5 @@ class SqlUnitOfWorkFactory:
         return SqlUnitOfWork(
             self._session_factory, writers=self._writers, read_only=self._read_only,
             write_wait=self._write_wait,
+            background=self._background,
         )  # fmt: skip

@@ -14,7 +14,15 @@ rate governor paces the calls and orders them by class and rank). A ticket's lat
 not claimed while an earlier one is in flight. While the worker holds rows their leases are
 prolonged, so no other process sends them; rows a task did not attempt are released when
 that task ends. If the worker dies, its rows are claimed again once the lease ends and go
-out marked as possible repeats. Safe with several processes on one PostgreSQL database; on
+out marked as possible repeats.
+
+The broadcast lane (advisory copies: thousands of independent rows) is claimed apart, with a
+capacity of its own, in batches: only once a batch of its slots is free, in one statement
+(``claim_lane``), and sent by a few streams instead of a task per row. A delivery that ends
+frees its slot without a claim of its own, so the database's writer (SQLite has one) serves
+the copies with one claim per batch and one store per batch of sent rows, and an intake's
+writes interleave with them; citizens' and emergency rows are still claimed whenever a
+commit wakes the worker. Safe with several processes on one PostgreSQL database; on
 SQLite run one process.
 
 What a failure means comes from its :class:`~bot.services.ports.Fault`: a 429 waits
@@ -50,6 +58,7 @@ from bot.services.ports import (
     DeliveryError,
     DeliveryResult,
     Fault,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 
@@ -62,8 +71,15 @@ LEASE = timedelta(seconds=30)
 URGENT_RANK = 1
 """Rows of life-threatening tickets (priority 1): claimed beyond the groups' share."""
 PARALLEL = 64  # rows held at most: the governor paces and orders the calls
-FINISH_BATCH = 50  # sent rows of a batched kind stored in one unit of work …
-FINISH_DELAY = 0.05  # … or this many seconds after the first of them
+BROADCAST_PARALLEL = 128
+"""Broadcast-lane rows held at most, besides ``PARALLEL``: at 1,000 copies a second a
+claim every 64 ms keeps the paid window full."""
+BROADCAST_STREAMS = 16
+"""Tasks sending the held broadcast rows (each in turn): fewer Bot API calls at once than
+the HTTP pool's 32 connections, so a citizen's reply never queues behind copies there."""
+FINISH_BATCH = 64  # sent rows of a batched kind stored in one unit of work …
+FINISH_DELAY = 0.05  # … or this many seconds after the first of them; while a broadcast's
+# backlog is claimed they ride on its next claim instead (one unit of work for both)
 
 
 def group_kinds() -> frozenset[str]:
@@ -104,7 +120,7 @@ class _Group:
     """The claimed rows of one ticket and lane (or one row of no ticket), sent in order by
     one task; rows claimed later for the same ticket and lane join it while it runs."""
 
-    key: object
+    key: tuple[object, object]
     rows: list[OutboxMessage] = field(default_factory=list)
     task: asyncio.Task[int] | None = None
 
@@ -136,14 +152,19 @@ class OutboxWorker:
         poll_interval: float = 1.0,
         parallel: int = PARALLEL,
         group_share: int | None = None,
+        broadcast_parallel: int = BROADCAST_PARALLEL,
+        broadcast_batch: int | None = None,
+        broadcast_streams: int = BROADCAST_STREAMS,
         health: DeliveryHealth | None = None,
         alerts: AdminAlerts | None = None,
         chats: ChatDirectory | None = None,
         take_over_on_start: bool = False,
+        background_uow_factory: UnitOfWorkFactory | None = None,
     ) -> None:
-        if parallel < 1 or batch < 1:
-            raise ValueError("the outbox worker needs parallel >= 1 and batch >= 1")
+        if parallel < 1 or batch < 1 or broadcast_parallel < 1 or broadcast_streams < 1:
+            raise ValueError("the outbox worker needs parallel, batch and streams >= 1")
         self._uow_factory = uow_factory
+        self._background_uow_factory = background_uow_factory
         self._deliverer = deliverer
         self._clock = clock
         self.owner = owner or default_owner()
@@ -153,22 +174,29 @@ class OutboxWorker:
         self._poll_interval = poll_interval
         self._capacity = parallel
         self._group_share = max(1, min(parallel, group_share or parallel // 2))
+        self._broadcast_capacity = broadcast_parallel
+        self._broadcast_batch = max(1, min(broadcast_parallel, broadcast_batch or
+                                           max(1, broadcast_parallel // 2)))  # fmt: skip
+        self._broadcast_streams = broadcast_streams
         self.health = health or DeliveryHealth()
         self._alerts = alerts
         self._chats = chats
         self._take_over = take_over_on_start
         self._held: set[int] = set()  # claimed by this worker, not yet finished or released
         self._held_group: set[int] = set()  # of those, rows for our groups
+        self._held_broadcast: set[int] = set()  # of those, broadcast-lane rows
         # Sent rows of batched kinds waiting to be stored together (leases still prolonged).
         self._finished: list[tuple[OutboxMessage, OutboxKind, DeliveryResult]] = []
         self._finishing: set[int] = set()
         self._flush_task: asyncio.Task[None] | None = None
-        self._groups: dict[object, _Group] = {}  # running, by ticket and lane
+        self._groups: dict[tuple[object, object], _Group] = {}  # running, by ticket and lane
         self._stopping = False
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._starved = False  # the last claim was cut by the capacity: more may be due
+        self._broadcast_starved = False  # the same for the broadcast lane
+        self._fresh = True  # woken by a commit or the poll: every lane may have due rows
         self.sent_total = 0
         self.claims = 0
 
@@ -184,7 +212,30 @@ class OutboxWorker:
 
     def wake(self) -> None:
         """Tells the worker that new rows were committed."""
+        self._fresh = True
         self._wakeup.set()
+
+    def _nudge(self) -> None:
+        """Wakes the loop when a finished delivery made room a claim should fill: a slot
+        while the last claim of the other lanes was cut short, a batch of broadcast slots
+        while the last broadcast claim was."""
+        others = len(self._held) - len(self._held_broadcast)
+        if (self._starved and others < self._capacity) or (
+            self._broadcast_starved
+            and self._broadcast_capacity - len(self._held_broadcast) >= self._broadcast_batch
+        ):
+            self._wakeup.set()
+
+    def _background(self) -> UnitOfWorkFactory:
+        """Units of work for the broadcast's claims and stores: they give way to every other
+        writer waiting (SQLite has one writer), so an intake never queues behind them."""
+        return self._background_uow_factory or self._uow_factory
+
+    def _forget(self, message_id: int) -> None:
+        """The row's slot is free (it was sent, failed or released)."""
+        self._held.discard(message_id)
+        self._held_group.discard(message_id)
+        self._held_broadcast.discard(message_id)
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -199,6 +250,7 @@ class OutboxWorker:
         """
         group_free = self._group_share - len(self._held_group)
         claimed = await self._claim_rows(min(limit, group_free)) if group_free > 0 else []
+
         if len(claimed) < limit and (group_free <= 0 or len(claimed) == group_free):
             # The share is spent: life-threatening tickets' rows are still claimed (the
             # governor then sends them ahead of the less urgent ones already waiting), the
@@ -210,8 +262,44 @@ class OutboxWorker:
         self._held_group.update(
             message.id or 0 for message in claimed if message.kind in group_kinds()
         )
+        self._start(claimed)
+        return len(claimed)
+
+    async def _claim_broadcast(self, limit: int) -> int:
+        """Claims up to ``limit`` broadcast-lane rows in one statement, in the unit of work
+        that stores the sent rows waiting (one writer's turn for both); the held ones are
+        sent by ``broadcast_streams`` tasks, each in claim order."""
+        finished, self._finished = self._finished, []
+        now = self._clock.now()
+        try:
+            async with self._background()() as uow:
+                if finished:
+                    await self._store(uow, finished)
+                claimed = await uow.outbox.claim_lane(
+                    self.owner, now, now + self._lease, limit, Lane.BROADCAST.value
+                )
+                await uow.commit()
+        except BaseException:
+            self._finished[:0] = finished  # stored with the next claim or store
+            raise
+        self._finishing.difference_update(message.id or 0 for message, _, _ in finished)
+        self.claims += 1
+        ids = [message.id or 0 for message in claimed]
+        self._held.update(ids)
+        self._held_broadcast.update(ids)
+        self._start(claimed)
+        return len(claimed)
+
+    def _start(self, claimed: list[OutboxMessage]) -> None:
+        """Hands each claimed row to its group's task, starting the task if none runs."""
         for message in claimed:
-            key = (message.ticket_id, message.lane) if message.ticket_id else ("row", message.id)
+            key: tuple[object, object]
+            if message.ticket_id:
+                key = (message.ticket_id, message.lane)
+            elif message.lane == Lane.BROADCAST:
+                key = (Lane.BROADCAST.value, (message.id or 0) % self._broadcast_streams)
+            else:
+                key = ("row", message.id)
             group = self._groups.get(key)
             if group is None:
                 group = self._groups[key] = _Group(key)
@@ -223,7 +311,6 @@ class OutboxWorker:
                 group.add(message)
         if claimed:
             self._ensure_heartbeat()
-        return len(claimed)
 
     async def _claim_rows(
         self, limit: int, skip: Collection[str] = (), max_rank: int | None = None
@@ -233,7 +320,7 @@ class OutboxWorker:
         async with self._uow_factory() as uow:
             claimed = await uow.outbox.claim(
                 self.owner, now, now + self._lease, limit, holding=holding, skip=skip,
-                max_rank=max_rank,
+                max_rank=max_rank, skip_lanes=(Lane.BROADCAST.value,),
             )  # fmt: skip
             await uow.commit()
         self.claims += 1
@@ -242,33 +329,61 @@ class OutboxWorker:
     async def _pump(self, budget: int | None) -> None:
         """Claims whenever woken, up to the free capacity, until stopped; with a ``budget``
         (rows to claim at most) it returns once nothing more is due and every group ended."""
+        self._fresh = True
         while True:
             self._wakeup.clear()
+            fresh, self._fresh = self._fresh or budget is not None, False
             if not self._stopping and (budget is None or budget > 0):
-                free = self._capacity - len(self._held)
-                limit = min(free, self._batch, budget if budget is not None else free)
-                if limit > 0:
-                    try:
-                        got = await self._claim(limit)
-                    except Exception as exc:
-                        if budget is not None:
-                            raise
-                        log.exception("outbox claim failed: %s", type(exc).__name__)
-                        got = 0
+                try:
+                    got, again = await self._claim_due(fresh, budget)
+                except Exception as exc:
                     if budget is not None:
-                        budget -= got
-                    self._starved = got == limit
-                    if got == limit and len(self._held) < self._capacity and budget != 0:
-                        continue  # more may be due and there is room: claim again at once
-                else:
-                    self._starved = True  # a finished delivery wakes the loop
+                        raise
+                    log.exception("outbox claim failed: %s", type(exc).__name__)
+                    got, again = 0, False
+                if budget is not None:
+                    budget -= got
+                if again and budget != 0:
+                    continue  # more may be due and there is room: claim again at once
             if self._stopping or (budget is not None and not self._groups):
                 return
             if budget is not None:
                 await self._wakeup.wait()  # a group's end always wakes the loop
             else:
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                except TimeoutError:
+                    self._fresh = True  # rows may have come due meanwhile
+
+    async def _claim_due(self, fresh: bool, budget: int | None) -> tuple[int, bool]:
+        """One round of claims: the other lanes' rows up to their free capacity (when
+        ``fresh`` or the last such claim was cut short), then, once none of theirs is left
+        unclaimed, broadcast rows when a batch of their slots is free. Returns how many
+        rows were claimed and whether to claim again at once (a claim was cut by its limit
+        and there is room for more)."""
+        got, again = 0, False
+        others = self._capacity - (len(self._held) - len(self._held_broadcast))
+        if others > 0 and (fresh or self._starved):
+            limit = min(others, self._batch, budget if budget is not None else others)
+            n = await self._claim(limit)
+            self._starved = n == limit
+            again = self._starved and others > n
+            got += n
+        left = None if budget is None else budget - got
+        free = self._broadcast_capacity - len(self._held_broadcast)
+        batch = self._broadcast_batch if left is None else min(self._broadcast_batch, left)
+        want = min(free, batch)
+        if (
+            want > 0
+            and want == batch  # a whole batch of slots is free (or the budget's rest)
+            and not self._starved  # the other lanes' due rows are all claimed: they go first
+            and (fresh or self._broadcast_starved)
+        ):
+            n = await self._claim_broadcast(want)
+            self._broadcast_starved = n == want
+            again = again or (self._broadcast_starved and free - n >= self._broadcast_batch)
+            got += n
+        return got, again
 
     # -- one ticket's rows ------------------------------------------------------------------
 
@@ -282,8 +397,7 @@ class OutboxWorker:
                 message = group.rows.pop(0)
                 ok = await self._deliver(message)
                 sent += ok
-                if self._starved:
-                    self.wake()  # room for one more row
+                self._nudge()  # its slot is free: a claim may be due
                 kind = KINDS.get(message.kind)
                 owed = message.sent_at is None and message.failed_at is None
                 if not ok and owed and (kind is None or kind.must_deliver):
@@ -298,7 +412,10 @@ class OutboxWorker:
             rest, group.rows = group.rows, []
             if rest and not cancelled:  # when cancelled, stop() releases what is held
                 await self._release([m.id or 0 for m in rest])
-            self.wake()  # rows behind this ticket's may be claimable now
+            if group.key[0] == Lane.BROADCAST.value:  # a stream: the next batch is claimed
+                self._wakeup.set()  # when its slots are free (``_nudge``); run_once ends
+            else:
+                self.wake()  # rows behind this ticket's may be claimable now
         return sent
 
     # -- leases -----------------------------------------------------------------------------
@@ -335,6 +452,7 @@ class OutboxWorker:
         release = set(self._held if ids is None else ids) & self._held
         self._held -= release
         self._held_group -= release
+        self._held_broadcast -= release
         if not release:
             return
         try:
@@ -413,8 +531,7 @@ class OutboxWorker:
         if kind.batched:
             self._finish_later(message, kind, result)
             return True
-        self._held.discard(message.id or 0)
-        self._held_group.discard(message.id or 0)  # from now on the lease only lapses
+        self._forget(message.id or 0)  # from now on the lease only lapses
         try:
             async with self._uow_factory() as uow:
                 await uow.outbox.finish(message, self.owner)
@@ -445,41 +562,60 @@ class OutboxWorker:
     ) -> None:
         """Keeps a sent row of a batched kind to be stored with others (at most
         ``FINISH_BATCH`` rows or ``FINISH_DELAY`` seconds later)."""
-        self._held.discard(message.id or 0)  # its slot is free; its lease is still prolonged
-        self._held_group.discard(message.id or 0)
+        self._forget(message.id or 0)  # its slot is free; its lease is still prolonged
         self._finishing.add(message.id or 0)
         self._finished.append((message, kind, result))
-        if len(self._finished) >= FINISH_BATCH:
+        if len(self._finished) >= FINISH_BATCH and not self._carried():
             asyncio.get_running_loop().create_task(self._store_finished(), name="outbox-store")
         elif self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.get_running_loop().create_task(
                 self._store_soon(), name="outbox-store-soon"
             )
 
+    def _carried(self) -> bool:
+        """Whether the next broadcast claim will store the sent rows waiting: a backlog is
+        being claimed, and fewer than two batches wait."""
+        return (
+            self._broadcast_starved
+            and not self._stopping
+            and len(self._finished) < 2 * FINISH_BATCH
+        )
+
     async def _store_soon(self) -> None:
-        await asyncio.sleep(FINISH_DELAY)
-        await self._store_finished()
+        while True:
+            await asyncio.sleep(FINISH_DELAY)
+            if not self._finished:
+                return
+            if not self._carried():
+                await self._store_finished()
+                return
 
     async def _store_finished(self) -> None:
         """Stores the sent rows of batched kinds (and their results) in one unit of work.
 
         A crash before this store sends those rows again once their leases end (as repeats):
-        at most ``FINISH_BATCH`` copies, the price of not writing the database per copy."""
+        about ``FINISH_BATCH`` copies (two batches at most), the price of not writing the
+        database per copy."""
         finished, self._finished = self._finished, []
         if not finished:
             return
         try:
-            async with self._uow_factory() as uow:
-                await uow.outbox.finish_sent([message for message, _, _ in finished], self.owner)
-                for message, kind, result in finished:
-                    if kind.record is not None:
-                        await kind.record(uow, message, result)
+            async with self._background()() as uow:
+                await self._store(uow, finished)
                 await uow.commit()
         except Exception as exc:  # they went out: their leases lapse and they are repeats
             log.exception("outbox: storing %d sent rows failed: %s", len(finished),
                           type(exc).__name__)  # fmt: skip
         finally:
             self._finishing.difference_update(message.id or 0 for message, _, _ in finished)
+
+    async def _store(
+        self, uow: UnitOfWork, finished: list[tuple[OutboxMessage, OutboxKind, DeliveryResult]]
+    ) -> None:
+        await uow.outbox.finish_sent([message for message, _, _ in finished], self.owner)
+        for message, kind, result in finished:
+            if kind.record is not None:
+                await kind.record(uow, message, result)
 
     async def _failed(
         self,
@@ -490,8 +626,7 @@ class OutboxWorker:
         *,
         wait: timedelta | None = None,
     ) -> bool:
-        self._held.discard(message.id or 0)
-        self._held_group.discard(message.id or 0)
+        self._forget(message.id or 0)
         message.last_error = error.reason[:500]
         if wait is None:
             wait = next_wait(error.fault, message.attempts, message.lane, error.retry_after)

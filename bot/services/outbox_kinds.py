@@ -29,6 +29,8 @@ class Lane(StrEnum):
     EMERGENCY = "emergency"
     AGENCY = "agency"
     BROADCAST = "broadcast"
+    """Rows of no ticket (advisory copies), claimed apart in batches (``claim_lane``): a
+    row of this lane with a ticket would never be claimed."""
 
     @property
     def rank(self) -> int:

@@ -404,6 +404,7 @@ class OutboxRepository(Protocol):
         holding: Collection[str] = (),
         skip: Collection[str] = (),
         max_rank: int | None = None,
+        skip_lanes: Collection[str] = (),
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` until ``until`` and return them.
 
@@ -416,7 +417,23 @@ class OutboxRepository(Protocol):
         Rows of a ``skip`` kind are not claimed (and, being due, hold their ticket's later
         rows); with ``max_rank`` only rows of that rank or better are. On PostgreSQL rows
         being claimed by another transaction are skipped
-        (``FOR UPDATE SKIP LOCKED``); the lease holds once the unit of work commits.
+        (``FOR UPDATE SKIP LOCKED``); the lease holds once the unit of work commits. Rows
+        of a lane in ``skip_lanes`` are not claimed (the worker claims them with
+        :meth:`claim_lane`).
+        """
+        ...
+
+    async def claim_lane(
+        self, owner: str, now: datetime, until: datetime, limit: int, lane: str
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due rows of ``lane`` that belong to no ticket to ``owner``
+        until ``until``; return them in order of ``rank``, then id.
+
+        For a lane of independent rows (the broadcast lane: one advisory copy per row), in
+        one statement: no per-ticket order to keep. The rules of :meth:`claim` otherwise: a
+        row is claimable when owed, due and not leased (an ended lease makes it a
+        ``repeat``), each claim counts an attempt, and on PostgreSQL rows another
+        transaction is claiming are skipped.
         """
         ...
 

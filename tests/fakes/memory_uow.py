@@ -632,6 +632,10 @@ def _owed(message: OutboxMessage) -> bool:
     return message.sent_at is None and message.failed_at is None
 
 
+def _lease_ended(message: OutboxMessage, now: datetime) -> bool:
+    return message.claimed_until is not None and message.claimed_until <= now
+
+
 def _leased_by_other(message: OutboxMessage, owner: str | None, now: datetime) -> bool:
     return (
         message.claimed_by is not None
@@ -697,6 +701,7 @@ class InMemoryOutboxRepository(_Repository):
         holding: Collection[str] = (),
         skip: Collection[str] = (),
         max_rank: int | None = None,
+        skip_lanes: Collection[str] = (),
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` (rules: the port's docstring)."""
         now, until = _require_aware(now), _require_aware(until)
@@ -723,6 +728,7 @@ class InMemoryOutboxRepository(_Repository):
             for m in owed
             if m.next_attempt_at <= now
             and m.kind not in skip
+            and m.lane not in skip_lanes
             and (max_rank is None or m.rank <= max_rank)
             and (m.claimed_by is None or (m.claimed_until is not None and m.claimed_until <= now))
             and not tx.locked_by_other(m.id or 0)
@@ -766,6 +772,40 @@ class InMemoryOutboxRepository(_Repository):
             kept.append(claimed)
         order = {m.id: n for n, m in enumerate(candidates)}
         return _copies(kept, key=lambda m: order[m.id])
+
+    async def claim_lane(
+        self, owner: str, now: datetime, until: datetime, limit: int, lane: str
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due rows of ``lane`` of no ticket (rules: the port's)."""
+        now, until = _require_aware(now), _require_aware(until)
+        tx = self._tx
+        rows: dict[int, OutboxMessage] = tx.view("outbox")
+        candidates = sorted(
+            (
+                m
+                for m in rows.values()
+                if _owed(m)
+                and m.lane == lane
+                and m.ticket_id is None
+                and m.next_attempt_at <= now
+                and (m.claimed_by is None or _lease_ended(m, now))
+                and not tx.locked_by_other(m.id or 0)
+            ),
+            key=lambda m: (m.rank, m.id or 0),
+        )[: max(limit, 0)]
+        claimed: list[OutboxMessage] = []
+        for m in candidates:  # FOR UPDATE: locked until this unit of work ends
+            tx.store.row_locks[m.id or 0] = tx
+            leased = dataclasses.replace(
+                m,
+                repeat=m.repeat or m.claimed_by is not None,
+                claimed_by=owner,
+                claimed_until=until.astimezone(UTC),
+                attempts=m.attempts + 1,
+            )
+            tx.outbox[leased.id or 0] = leased
+            claimed.append(leased)
+        return _copies(claimed, key=lambda m: (m.rank, m.id or 0))
 
     async def extend(self, owner: str, ids: Collection[int], until: datetime) -> int:
         """Prolong ``owner``'s leases on unsent ``ids``; return how many it still holds."""

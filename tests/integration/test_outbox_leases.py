@@ -314,3 +314,95 @@ async def test_chat_alias_is_followed_when_a_group_migrated(
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.chat_aliases.get(-42) == -1002
+
+
+# -- one lane of independent rows (the broadcast lane) -------------------------------------------
+
+
+async def claim_lane(
+    uow_factory: UnitOfWorkFactory,
+    owner: str,
+    now: datetime = NOW,
+    limit: int = 50,
+    lane: str = "broadcast",
+) -> list[int]:
+    async with uow_factory() as uow:
+        claimed = await uow.outbox.claim_lane(owner, now, now + LEASE, limit, lane)
+        await uow.commit()
+    return [m.id or 0 for m in claimed]
+
+
+async def test_claim_lane_takes_a_batch_of_its_lane_by_rank_then_age_when_rows_are_mixed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    (ticket,) = await tickets(uow_factory, 1)
+    old, new_high, newer, *_ = await add_rows(
+        uow_factory,
+        row(lane="broadcast", rank=5),
+        row(lane="broadcast", rank=1),
+        row(lane="broadcast", rank=5),
+        row(lane="broadcast", rank=5, next_attempt_at=NOW + timedelta(seconds=1)),
+        row(lane="broadcast", rank=5, sent_at=b.at(1)),
+        row(lane="broadcast", rank=5, failed_at=b.at(1)),
+        row(ticket, lane="broadcast", rank=5),  # a ticket's row keeps its ticket's order
+        row(lane="agency", rank=1),
+        row(rank=1),
+    )
+    assert await claim_lane(uow_factory, "a", limit=2) == [new_high.id, old.id]
+    assert await claim_lane(uow_factory, "a") == [newer.id]
+    assert await claim_lane(uow_factory, "a") == []
+
+
+async def test_claim_lane_counts_an_attempt_and_leases_the_rows_when_claimed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    first, second = await add_rows(
+        uow_factory, row(lane="broadcast", attempts=2), row(lane="broadcast")
+    )
+    async with uow_factory() as uow:
+        claimed = await uow.outbox.claim_lane("a", NOW, NOW + LEASE, 10, "broadcast")
+        await uow.commit()
+    expected = [
+        dataclasses.replace(first, attempts=3, claimed_by="a", claimed_until=NOW + LEASE),
+        dataclasses.replace(second, attempts=1, claimed_by="a", claimed_until=NOW + LEASE),
+    ]
+    assert claimed == expected
+    assert [await get(uow_factory, m.id or 0) for m in expected] == expected
+
+
+async def test_claim_lane_skips_live_leases_and_takes_ended_ones_as_repeats_when_claiming(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    first, second = await add_rows(uow_factory, row(lane="broadcast"), row(lane="broadcast"))
+    assert await claim_lane(uow_factory, "dead", limit=1) == [first.id]
+    assert await claim_lane(uow_factory, "b", now=NOW + LEASE - timedelta(seconds=1)) == [second.id]
+    assert await claim_lane(uow_factory, "c", now=NOW + LEASE - timedelta(seconds=1)) == []
+    assert await claim_lane(uow_factory, "c", now=NOW + LEASE) == [first.id]
+    taken = await get(uow_factory, first.id or 0)
+    assert (taken.claimed_by, taken.repeat, taken.attempts) == ("c", True, 2)
+    assert not (await get(uow_factory, second.id or 0)).repeat
+
+
+async def test_claim_leaves_a_skipped_lane_to_claim_lane_when_both_are_owed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    copy, card = await add_rows(uow_factory, row(lane="broadcast", rank=1), row(rank=3))
+    async with uow_factory() as uow:
+        claimed = await uow.outbox.claim("a", NOW, NOW + LEASE, 10, skip_lanes=("broadcast",))
+        await uow.commit()
+    assert [m.id for m in claimed] == [card.id]
+    assert await claim_lane(uow_factory, "a") == [copy.id]
+
+
+async def test_concurrent_lane_claims_take_disjoint_rows_when_transactions_overlap(
+    uow_factory: UnitOfWorkFactory, store_url: str | None
+) -> None:
+    skip_on_sqlite(store_url)
+    rows_ = await add_rows(uow_factory, *(row(lane="broadcast") for _ in range(5)))
+    async with uow_factory() as first, uow_factory() as second:
+        mine = await first.outbox.claim_lane("a", NOW, NOW + LEASE, 3, "broadcast")
+        theirs = await second.outbox.claim_lane("b", NOW, NOW + LEASE, 10, "broadcast")
+        await first.commit()
+        await second.commit()
+    assert [m.id for m in mine] == [m.id for m in rows_[:3]]
+    assert [m.id for m in theirs] == [m.id for m in rows_[3:]]

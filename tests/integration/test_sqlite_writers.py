@@ -127,3 +127,42 @@ async def test_writer_without_a_deadline_still_waits_out_a_short_lock(tmp_path: 
             assert await uow.citizens.get_by_telegram_id(4000) is not None
     finally:
         await engine.dispose()
+
+
+async def test_background_writers_give_way_when_other_writers_wait(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'writers.db'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    writers = SqlUnitOfWorkFactory(sessions)
+    background = SqlUnitOfWorkFactory(sessions, background=True)
+    order: list[str] = []
+
+    async def write(factory: SqlUnitOfWorkFactory, name: str, telegram_id: int) -> None:
+        async with factory() as uow:
+            await uow.citizens.add(Citizen(telegram_id=telegram_id, language="id"))
+            order.append(name)
+            await asyncio.sleep(0)
+            await uow.commit()
+
+    try:
+        async with writers() as uow:  # the turn is taken: everyone below queues
+            await uow.citizens.add(Citizen(telegram_id=1, language="id"))
+            queued = [
+                asyncio.create_task(write(background, "claim 1", 11)),
+                asyncio.create_task(write(background, "store 1", 12)),
+                asyncio.create_task(write(writers, "intake 1", 13)),
+                asyncio.create_task(write(background, "claim 2", 14)),
+                asyncio.create_task(write(writers, "intake 2", 15)),
+            ]
+            await asyncio.sleep(0.01)  # all of them wait for the turn
+            await uow.commit()
+        cancelled = asyncio.create_task(write(writers, "gone", 16))
+        await asyncio.sleep(0)
+        cancelled.cancel()  # a writer cancelled while waiting never takes or blocks a turn
+        await asyncio.gather(*queued)
+        async with writers() as uow:
+            assert await uow.citizens.get_by_telegram_id(16) is None
+    finally:
+        await engine.dispose()
+    assert order == ["intake 1", "intake 2", "claim 1", "store 1", "claim 2"]

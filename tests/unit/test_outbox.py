@@ -848,3 +848,155 @@ async def test_life_threatening_card_is_claimed_when_less_urgent_cards_fill_the_
         for gate in deliverer.gates.values():
             gate.set()
         await worker.stop()
+
+
+# -- the broadcast lane: batches, streams --------------------------------------------------------
+
+
+async def test_broadcast_rows_are_claimed_a_batch_at_a_time_when_a_batch_of_slots_is_free(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock, lanes: tuple[str, str]
+) -> None:
+    _, broadcast = lanes
+    names = [f"copy {n}" for n in range(12)]
+    deliverer = Gated(*names)
+    await _enqueue(uow_factory, clock, *names, kind=broadcast)
+    worker = _loop(uow_factory, deliverer, clock, broadcast_parallel=4, broadcast_batch=2,
+                   broadcast_streams=4)  # fmt: skip
+    try:
+        await _until(deliverer, lambda: deliverer.in_flight == 4, "four copies under way")
+        for _ in range(5):  # the loop gets every chance to claim more
+            await asyncio.sleep(0)
+        claims = worker.claims
+        assert worker.holding == 4
+        deliverer.gates["copy 0"].set()
+        await _until(deliverer, lambda: deliverer.delivered == ["copy 0"], "one copy")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert (worker.claims, worker.holding) == (claims, 3)  # one free slot: no claim
+        deliverer.gates["copy 1"].set()
+        await _until(deliverer, lambda: deliverer.in_flight == 4, "the next batch under way")
+        assert (worker.claims, worker.holding) == (claims + 1, 4)  # one claim for two slots
+        assert sorted(deliverer.started) == sorted(names[:6])
+        for gate in deliverer.gates.values():
+            gate.set()
+        await _until(deliverer, lambda: len(deliverer.delivered) == 12, "every copy")
+    finally:
+        for gate in deliverer.gates.values():
+            gate.set()
+        await worker.stop()
+    assert sorted(deliverer.delivered) == sorted(names)
+    assert await _pending(uow_factory) == 0
+
+
+async def test_held_broadcast_rows_go_out_through_a_few_streams_when_many_are_claimed(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock, lanes: tuple[str, str]
+) -> None:
+    _, broadcast = lanes
+    names = [f"copy {n}" for n in range(8)]
+    deliverer = Gated(*names)
+    await _enqueue(uow_factory, clock, *names, kind=broadcast)
+    worker = _loop(uow_factory, deliverer, clock, broadcast_parallel=8, broadcast_streams=2)
+    try:
+        await _until(deliverer, lambda: deliverer.in_flight == 2, "two streams under way")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert (worker.holding, deliverer.in_flight) == (8, 2)
+        for name in names:
+            deliverer.gates[name].set()
+        await _until(deliverer, lambda: len(deliverer.delivered) == 8, "every copy")
+    finally:
+        for gate in deliverer.gates.values():
+            gate.set()
+        await worker.stop()
+    assert deliverer.most_in_flight == 2
+    assert await _pending(uow_factory) == 0
+
+
+async def test_citizens_row_is_claimed_and_sent_at_once_when_broadcast_slots_are_full(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock, lanes: tuple[str, str]
+) -> None:
+    _, broadcast = lanes
+    names = [f"copy {n}" for n in range(10)]
+    deliverer = Gated(*names)
+    await _enqueue(uow_factory, clock, *names, kind=broadcast)
+    worker = _loop(uow_factory, deliverer, clock, parallel=1, broadcast_parallel=4)
+    try:
+        await _until(deliverer, lambda: deliverer.in_flight == 4, "the broadcast's slots full")
+        await _enqueue(uow_factory, clock, "notice", kind="citizen_notice",
+                       ticket=await _ticket(uow_factory, 1))  # fmt: skip
+        worker.wake()  # a commit
+        await _until(deliverer, lambda: deliverer.delivered == ["notice"], "the citizen's row")
+        assert worker.holding == 4
+    finally:
+        for gate in deliverer.gates.values():
+            gate.set()
+        await worker.stop()
+
+
+async def test_broadcast_waits_for_the_other_lanes_when_their_due_rows_fill_the_capacity(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock, lanes: tuple[str, str]
+) -> None:
+    _, broadcast = lanes
+    deliverer = Gated("notice 0", "notice 1")
+    await _enqueue(uow_factory, clock, "copy", kind=broadcast)
+    for n in range(2):
+        await _enqueue(uow_factory, clock, f"notice {n}", kind="citizen_notice",
+                       ticket=await _ticket(uow_factory, n + 1))  # fmt: skip
+    worker = _loop(uow_factory, deliverer, clock, parallel=1)
+    try:
+        await _until(deliverer, lambda: deliverer.started == ["notice 0"], "the first notice")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert deliverer.started == ["notice 0"]  # the copy waits: a notice is unclaimed
+        deliverer.gates["notice 0"].set()
+        deliverer.gates["notice 1"].set()
+        await _until(deliverer, lambda: len(deliverer.delivered) == 3, "every row")
+    finally:
+        for gate in deliverer.gates.values():
+            gate.set()
+        await worker.stop()
+    assert deliverer.delivered == ["notice 0", "notice 1", "copy"]
+
+
+class Counting:
+    """A unit-of-work factory that counts the units of work opened."""
+
+    def __init__(self, inner: InMemoryUnitOfWorkFactory) -> None:
+        self.inner = inner
+        self.opened = 0
+
+    def __call__(self) -> object:
+        self.opened += 1
+        return self.inner()
+
+
+async def test_sent_copies_are_stored_in_the_next_claims_unit_of_work_when_a_backlog_is_claimed(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    batched = register(
+        "test_batched_advisory", lane=Lane.BROADCAST, audience=Audience.CITIZEN,
+        priority=Priority.BROADCAST, must_deliver=False, batched=True,
+    )  # fmt: skip
+    names = [f"copy {n}" for n in range(8)]
+    deliverer = Gated(*names)
+    ids = await _enqueue(uow_factory, clock, *names, kind=batched)
+    counting = Counting(uow_factory)
+    worker = _loop(uow_factory, deliverer, clock, broadcast_parallel=4, broadcast_batch=2,
+                   broadcast_streams=4, background_uow_factory=counting)  # fmt: skip
+    try:
+        await _until(deliverer, lambda: deliverer.in_flight == 4, "four copies under way")
+        opened = counting.opened
+        deliverer.gates["copy 0"].set()
+        deliverer.gates["copy 1"].set()
+        await _until(deliverer, lambda: "copy 5" in deliverer.started, "the next batch")
+        assert counting.opened == opened + 1  # one unit of work: the claim and the store
+        assert [(await _row(uow_factory, i)).sent_at is not None for i in ids[:2]] == [True] * 2
+        for gate in deliverer.gates.values():
+            gate.set()
+        await _until(deliverer, lambda: len(deliverer.delivered) == 8, "every copy")
+    finally:
+        for gate in deliverer.gates.values():
+            gate.set()
+        await worker.stop()
+        del KINDS[batched]
+    assert await _pending(uow_factory) == 0
