@@ -32,24 +32,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import os
 import platform
-import secrets
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the intake benchmark's helpers
 
+from intake import database  # bench/intake.py: a fresh SQLite file or PostgreSQL schema
 from sqlalchemy import insert
 from telegram import Bot
 from telegram.request import HTTPXRequest
@@ -339,26 +338,6 @@ async def ceiling(subscribers: range, *, split: bool) -> tuple[float, float]:
     finally:
         stop.set()
         child.join(10)
-
-
-@contextlib.asynccontextmanager
-async def database(kind: str, postgres_url: str) -> AsyncIterator[str]:
-    """A fresh database URL: a SQLite file in a temp dir, or a PostgreSQL schema (dropped)."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="siaga112-bench-") as tmp:
-            yield f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        return
-    schema = f"bench_{secrets.token_hex(4)}"
-    separator = "&" if "?" in postgres_url else "?"
-    try:
-        yield f"{postgres_url}{separator}schema={schema}"
-    finally:
-        engine = create_engine(postgres_url)
-        try:
-            async with engine.begin() as connection:
-                await connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await engine.dispose()
 
 
 async def run(

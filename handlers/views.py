@@ -35,7 +35,7 @@ from bot.domain.model import (
     TicketStatus,
     is_exercise,
 )
-from bot.domain.rules import MAX_MEDIA
+from bot.domain.rules import MAX_MEDIA, OFFERS_SILENT
 from bot.i18n import N_, SUPPORTED, Translate, gettext_for
 from bot.services.intake import Notice, Outcome
 
@@ -441,6 +441,14 @@ class Views:
                     "call {phone} now.</b>"
                 ).format(phone=escape(self.phone))
             )
+        elif ticket.silent:  # never "or call you"
+            lines.append(
+                _(
+                    "<b>What happens next:</b> an operator of Call Center 112 reads it now and "
+                    "sends the responsible service. The operator will write to you here. You "
+                    "will see every step of your report in this chat."
+                )
+            )
         else:
             lines.append(
                 _(
@@ -458,27 +466,35 @@ class Views:
         lines.append(self.fallback(_))
         return Text("\n\n".join(lines), ReplyKeyboardRemove())
 
+    def _category_menu(self, ticket: Ticket, _: Translate, cancel: InlineKeyboardButton) -> Text:
+        """The group menu (with "I cannot speak safely" up front), or a group's categories."""
+        tid = ticket.id
+        if ticket.category_group is None:
+            rows = [
+                [self._button(_(GROUP_LABELS[group]), f"i|{tid}|grp|{group.value}")]
+                for group in CategoryGroup
+            ]
+            text = _("🆘 <b>What happened?</b> Tap one:")
+            silent = [self._silent_button(ticket, _)]  # up front: before anything is asked
+            return Text(text, InlineKeyboardMarkup([*rows, silent, [cancel]]))
+        rows = [
+            [self._button(_(CATEGORY_LABELS[c]), f"i|{tid}|cat|{c.value}")]
+            for c in CATEGORY_GROUPS[ticket.category_group]
+        ]
+        if ticket.category_group in OFFERS_SILENT:
+            rows.append([self._silent_button(ticket, _)])
+        back = self._button(_("⬅️ Back"), f"i|{tid}|back")
+        text = _("Which one fits best?")
+        return Text(text, InlineKeyboardMarkup([*rows, [back, cancel]]))
+
     def _prompt(
         self, ticket: Ticket, outcome: Outcome, _: Translate, *, change_identity: bool
     ) -> list[Reply]:
         step = ticket.step
         tid = ticket.id
         cancel = self._button(_("✖️ Cancel report"), f"i|{tid}|cancel")
-        if step is IntakeStep.CATEGORY:
-            rows = [
-                [self._button(_(GROUP_LABELS[group]), f"i|{tid}|grp|{group.value}")]
-                for group in CategoryGroup
-            ]
-            text = _("🆘 <b>What happened?</b> Tap one:")
-            return [Text(text, InlineKeyboardMarkup([*rows, [cancel]]))]
-        if step is IntakeStep.SUBCATEGORY and ticket.category_group is not None:
-            rows = [
-                [self._button(_(CATEGORY_LABELS[c]), f"i|{tid}|cat|{c.value}")]
-                for c in CATEGORY_GROUPS[ticket.category_group]
-            ]
-            back = self._button(_("⬅️ Back"), f"i|{tid}|back")
-            text = _("Which one fits best?")
-            return [Text(text, InlineKeyboardMarkup([*rows, [back, cancel]]))]
+        if step in (IntakeStep.CATEGORY, IntakeStep.SUBCATEGORY):
+            return [self._category_menu(ticket, _, cancel)]
         if step is IntakeStep.GUESS:
             return [self._guess(ticket, _)]
         if step is IntakeStep.LOCATION_SUGGEST and ticket.pending_location is not None:
@@ -582,6 +598,7 @@ class Views:
             details = escape(_cut(ticket.details, 300))
             lines.append(_("<b>Details:</b> {details}").format(details=details))
         lines.append(_("Tap «✅ Yes» if that is right, or change it."))
+        rows.append([self._silent_button(ticket, _)])
         rows.append([self._button(_("✖️ Cancel report"), f"i|{tid}|cancel")])
         return Text("\n".join(lines), InlineKeyboardMarkup(rows))
 
@@ -634,11 +651,18 @@ class Views:
                 ]
             )
             return [Text(text, markup)]
-        text = _(
-            "📱 <b>Who are you?</b> Tap «📱 Share my phone number» below so the operator can "
-            "call you back. You can also type your number (it will be marked as not verified), "
-            "or tap «⏭️ Skip» to go on without one."
-        )
+        if ticket is not None and ticket.silent:  # never "so the operator can call you back"
+            text = _(
+                "📱 <b>Who are you?</b> Tap «📱 Share my phone number» below: the operator will "
+                "only write to you here, never call. You can also type your number (it will be "
+                "marked as not verified), or tap «⏭️ Skip» to go on without one."
+            )
+        else:
+            text = _(
+                "📱 <b>Who are you?</b> Tap «📱 Share my phone number» below so the operator can "
+                "call you back. You can also type your number (it will be marked as not "
+                "verified), or tap «⏭️ Skip» to go on without one."
+            )
         button = KeyboardButton(_("📱 Share my phone number"), request_contact=True)
         skip = KeyboardButton(_(SKIP_PHONE))
         return [self._keyboard_prompt(text, button, _("Phone number"), _, skip)]
@@ -669,11 +693,15 @@ class Views:
         lines.append(_("👥 <b>How many people are affected?</b>"))
         return "\n".join(lines)
 
-    def _details_keyboard(self, ticket: Ticket, _: Translate) -> InlineKeyboardMarkup:
-        tid = ticket.id
-        silent = (
+    def _silent_button(self, ticket: Ticket, _: Translate) -> InlineKeyboardButton:
+        """ "I cannot speak safely", on or off: the operators then contact by chat only."""
+        label = (
             _("🤫 I cannot speak safely: ON") if ticket.silent else _("🤫 I cannot speak safely")
         )
+        return self._button(label, f"i|{ticket.id}|silent")
+
+    def _details_keyboard(self, ticket: Ticket, _: Translate) -> InlineKeyboardMarkup:
+        tid = ticket.id
         persons = [
             self._button(
                 ("• " if ticket.persons_affected == key else "") + _(label),
@@ -684,7 +712,7 @@ class Views:
         return InlineKeyboardMarkup(
             [
                 persons,
-                [self._button(silent, f"i|{tid}|silent")],
+                [self._silent_button(ticket, _)],
                 [self._button(_("📨 Send report"), f"i|{tid}|submit")],
                 [
                     self._button(_("✏️ Change something"), f"i|{tid}|done"),

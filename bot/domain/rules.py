@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from bot.domain.model import Category, IntakeStep, Ticket
+from bot.domain.model import Category, CategoryGroup, IntakeStep, Ticket
 
 MAX_DETAILS_CHARS = 3000
 MAX_NAME_CHARS = 80
@@ -14,6 +14,22 @@ PERSONS_CHOICES = ("1", "2-5", "6+", "unknown")
 
 #: Categories where minutes decide over life and death.
 _URGENT = frozenset({Category.MED, Category.FIRE, Category.TRAF, Category.SAR, Category.KDRT})
+
+
+#: Categories whose callers are put in silent mode as they choose them (they can turn it off):
+#: someone reporting domestic violence may be overheard, and must not be phoned back.
+SILENT_BY_DEFAULT = frozenset({Category.KDRT})
+#: Category groups whose menu offers "I cannot speak safely" again (crime: the caller may be
+#: near the offender). The first menu offers it to everyone.
+OFFERS_SILENT = frozenset({CategoryGroup.CRIME})
+
+
+def silent_by_default(ticket: Ticket) -> bool:
+    """Turns silent mode on when the ticket's category asks for it; True when it did."""
+    if ticket.silent or ticket.category not in SILENT_BY_DEFAULT:
+        return False
+    ticket.silent = True
+    return True
 
 
 def priority_for(ticket: Ticket) -> int:

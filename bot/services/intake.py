@@ -41,6 +41,7 @@ from bot.domain.rules import (
     format_ref,
     next_step,
     priority_for,
+    silent_by_default,
 )
 from bot.services.citizens import Actor, Notice, Outcome, citizen_for
 from bot.services.health import DeliveryHealth
@@ -75,6 +76,11 @@ CITIZEN = "citizen"
 SYSTEM = "system"
 CANCELLED_SLACK = 10
 """/status hides cancelled drafts: read this many more so they do not crowd the list out."""
+SILENT_STEPS = (
+    IntakeStep.CATEGORY, IntakeStep.SUBCATEGORY, IntakeStep.GUESS, IntakeStep.DETAILS,
+)  # fmt: skip
+"""Where "I cannot speak safely" is offered: the first menu, the crime menu, the one-message
+guess and the details screen."""
 DETAIL_STEPS = (IntakeStep.DETAILS, IntakeStep.CONFIRM)
 """Details (text, photos, voice) are taken on the details screen and on the summary alike;
 the report can be sent from either."""
@@ -306,6 +312,8 @@ class IntakeService:
             if draft.category_group and category not in CATEGORY_GROUPS[draft.category_group]:
                 return Outcome(citizen, draft, [Notice.STALE_BUTTON])
             draft.category = category
+            if silent_by_default(draft):
+                await self._event(uow, draft, "silent_on", note=f"default for {category.value}")
             return None
 
         return await self._apply(actor, ticket_id, (IntakeStep.SUBCATEGORY,), change)
@@ -645,7 +653,7 @@ class IntakeService:
             await self._event(uow, draft, "silent_on" if draft.silent else "silent_off")
             return None
 
-        return await self._apply(actor, ticket_id, (IntakeStep.DETAILS,), change)
+        return await self._apply(actor, ticket_id, SILENT_STEPS, change)
 
     async def set_persons(self, actor: Actor, ticket_id: int, choice: str) -> Outcome:
         """Stores how many people are affected."""

@@ -36,6 +36,7 @@ from bot.domain.rules import (
     clean_text,
     next_step,
     priority_for,
+    silent_by_default,
 )
 from bot.services.citizens import Actor, Notice, Outcome, citizen_for
 from bot.services.ports import Clock, Geocoder, PlaceFinder, UnitOfWork, UnitOfWorkFactory
@@ -245,6 +246,10 @@ class QuickReportService:
             if category:
                 note = draft.category.value if draft.category else None
                 await add_event(uow, draft, "guess_confirmed", now, "citizen", note=note)
+                if silent_by_default(draft):
+                    await add_event(
+                        uow, draft, "silent_on", now, "citizen", note=f"default for {note}"
+                    )
             else:
                 draft.category_group = draft.category = None
             if category and pending is not None and place:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from bot.domain.model import IntakeStep, LocationSource, TicketStatus
+from bot.double.botapi_model import StoredMessage
 from handlers.context import SERVICES_KEY
 from tests.flow.conftest import OPERATOR_CHAT, Harness
 from tests.flow.steps import (
@@ -201,18 +204,51 @@ async def test_silent_mode_is_shown_first_on_the_operator_card_when_caller_canno
 ) -> None:
     user = harness.telegram.add_user()
     await start_report(user, "CRIME")
-    await tap(user, "cat|KDRT")
+    menu = user.last_message  # the crime menu offers it again
+    assert any("tidak aman untuk bicara" in b for b in menu.button_texts), menu.button_texts
+    await tap(user, "cat|KDRT")  # domestic violence: silent mode is on by default
     await gps_location(user)
+    prompt = await user.wait_reply(lambda m: "Siapa Anda" in (m.text or ""))
+    assert "menelepon Anda kembali" not in (prompt.text or "")  # never "so we call you back"
+    assert "tidak akan menelepon" in (prompt.text or "")
     await own_contact_and_name(user)
-    await tap(user, "silent")
     assert any("AKTIF" in b for b in user.last_message.button_texts)
     ref = await submit(user)
+    confirmation = user.last_message.text or ""
+    assert "menelepon Anda" not in confirmation  # nor "or call you"
+    assert "di sini" in confirmation
     card = await _operator_card(harness, ref)
     lines = (card.text or "").splitlines()
     assert "SENYAP" in lines[1]
     ticket = await _ticket(harness, ref)
     assert ticket.silent is True
     assert ticket.priority == 1
+
+
+@pytest.mark.parametrize(("language", "on"), [("id", "AKTIF"), ("en", "ON")])
+async def test_silent_mode_is_offered_on_the_first_screen_when_a_report_starts(
+    harness: Harness, language: str, on: str
+) -> None:
+    user = harness.telegram.add_user(language_code=language)
+    await user.send_command("start")
+    await tap(user, "report")
+    first = user.last_message
+    assert any(d.endswith("|silent") for d in _callback_datas(first)), first.button_texts
+    await tap(user, "silent")  # the menu is redrawn in place with the switch on
+    assert any(on in b for b in user.last_message.button_texts), user.last_message.button_texts
+    await tap(user, "grp|FIRE")
+    await gps_location(user)
+    prompt = await user.wait_reply(lambda m: "📱" in (m.text or ""))
+    assert "call you back" not in (prompt.text or "")
+    assert "menelepon Anda kembali" not in (prompt.text or "")
+    await own_contact_and_name(user)
+    ref = await submit(user)
+    ticket = await _ticket(harness, ref)
+    assert (ticket.silent, ticket.priority) == (True, 1)  # silent callers are urgent
+
+
+def _callback_datas(message: StoredMessage) -> list[str]:
+    return [str(b.get("callback_data", "")) for b in message.inline_buttons]
 
 
 async def test_photo_and_voice_details_are_attached_and_forwarded_when_sent(

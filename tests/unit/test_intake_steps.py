@@ -8,6 +8,7 @@ import pytest
 from bot.domain.model import (
     NO_PHONE,
     Category,
+    CategoryGroup,
     Citizen,
     IntakeStep,
     Location,
@@ -166,3 +167,47 @@ async def test_abandoned_drafts_unconfirmed_gps_point_is_pinned_when_it_times_ou
         tickets = await uow.tickets.recent(citizen.id or 0, 5)
     assert tickets[0].status is S.ABANDONED
     assert tickets[0].pinned_location == shared
+
+
+# -- silent mode up front (issue 10) -----------------------------------------------------------
+
+
+async def test_silent_mode_is_switched_on_at_the_first_menu_when_the_caller_cannot_speak(
+    uow_factory: InMemoryUnitOfWorkFactory, intake: IntakeService
+) -> None:
+    started = await intake.start_report(SITI)
+    assert started.ticket is not None
+    assert started.ticket.step is IntakeStep.CATEGORY
+    outcome = await intake.toggle_silent(SITI, started.ticket.id or 0)
+    assert outcome.ticket is not None
+    assert (outcome.ticket.silent, outcome.ticket.step) == (True, IntakeStep.CATEGORY)
+    kinds_ = [e.kind for e in uow_factory.store.events.values()]
+    assert "silent_on" in kinds_
+
+
+async def test_kdrt_turns_silent_mode_on_by_default_and_the_caller_may_turn_it_off(
+    uow_factory: InMemoryUnitOfWorkFactory, intake: IntakeService
+) -> None:
+    started = await intake.start_report(SITI)
+    tid = started.ticket.id if started.ticket else 0
+    await intake.choose_group(SITI, tid or 0, CategoryGroup.CRIME)
+    chosen = await intake.choose_category(SITI, tid or 0, Category.KDRT)
+    assert chosen.ticket is not None
+    assert chosen.ticket.silent is True  # on by default for domestic violence
+    notes = [(e.kind, e.note) for e in uow_factory.store.events.values()]
+    assert ("silent_on", "default for KDRT") in notes
+    async with uow_factory() as uow:
+        draft = await uow.tickets.get(tid or 0)
+    assert draft is not None
+    assert draft.silent is True
+
+
+async def test_crime_other_than_kdrt_leaves_silent_mode_to_the_caller_when_chosen(
+    intake: IntakeService,
+) -> None:
+    started = await intake.start_report(SITI)
+    tid = (started.ticket.id if started.ticket else 0) or 0
+    await intake.choose_group(SITI, tid, CategoryGroup.CRIME)
+    chosen = await intake.choose_category(SITI, tid, Category.CRIME)
+    assert chosen.ticket is not None
+    assert chosen.ticket.silent is False  # offered on the crime menu, not imposed

@@ -15,7 +15,7 @@ from bot.domain.model import (
     Ticket,
     TicketStatus,
 )
-from bot.domain.rules import clean_text, format_ref, next_step, priority_for
+from bot.domain.rules import clean_text, format_ref, next_step, priority_for, silent_by_default
 from bot.services.intake import normalise_phone
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
@@ -112,3 +112,13 @@ def test_clean_text_drops_control_characters_and_cuts_when_text_is_hostile() -> 
 )
 def test_phone_is_stored_as_e164_or_refused_when_typed(typed: str, e164: str | None) -> None:
     assert normalise_phone(typed) == e164
+
+
+def test_silent_mode_is_on_by_default_only_for_domestic_violence_when_chosen() -> None:
+    kdrt = draft(category=Category.KDRT)
+    assert silent_by_default(kdrt) is True
+    assert kdrt.silent is True
+    assert silent_by_default(kdrt) is False  # already on: nothing to do
+    theft = draft(category=Category.CRIME)
+    assert silent_by_default(theft) is False
+    assert theft.silent is False
