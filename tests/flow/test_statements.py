@@ -1,0 +1,135 @@
+"""SQL statements and transactions per intake step (issue 11), counted on the real SQLite
+database of a running bot, so the cost per update cannot creep back up unnoticed.
+
+Only the work of the citizen's own updates is counted: statements run inside PTB's update
+tasks (``…:process_concurrent_update``); the outbox worker and the job queue run in tasks of
+their own. The ceilings are what the code does today (2026-11-29): lower them when the hot
+path gets cheaper, never raise them without saying why in the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from tests.flow.conftest import Harness
+from tests.flow.steps import reacted, submit, tap
+
+UPDATE_TASK = "process_concurrent_update"
+
+#: step -> (statements, transactions) at most, as measured on 2026-11-29 (SQLite). A message
+#: (GPS, contact, detail) costs two transactions: a read-only peek at the draft's step, then
+#: the step's write (issue 11: one unit of work per message would make it one).
+CEILINGS: dict[str, tuple[int, int]] = {
+    "/start": (8, 1),
+    "report": (9, 1),
+    "group": (6, 1),
+    "GPS": (10, 2),
+    "location ok": (7, 1),
+    "contact": (12, 2),
+    "detail": (10, 2),
+    "submit": (12, 1),
+}
+
+
+@dataclass
+class Counter:
+    """Statements and transactions (BEGINs) of update tasks since the last ``reset``."""
+
+    statements: int = 0
+    transactions: int = 0
+    seen: list[str] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.statements, self.transactions, self.seen = 0, 0, []
+
+
+def _in_update_task() -> bool:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not in the event loop's thread
+        return False
+    return task is not None and task.get_name().endswith(UPDATE_TASK)
+
+
+@contextmanager
+def counting() -> Iterator[Counter]:
+    """Counts what update tasks run on every engine (SQLAlchemy's sync core runs in the
+    task's own context under asyncio, so the task is known at each statement)."""
+    counter = Counter()
+
+    def statement(*args: Any) -> None:
+        if _in_update_task():
+            counter.statements += 1
+            counter.seen.append(str(args[2]).split(None, 1)[0])
+
+    def begin(*_: Any) -> None:  # reads and writes alike (a read is a transaction too)
+        if _in_update_task():
+            counter.transactions += 1
+
+    event.listen(Engine, "before_cursor_execute", statement)
+    event.listen(Engine, "begin", begin)
+    try:
+        yield counter
+    finally:
+        event.remove(Engine, "before_cursor_execute", statement)
+        event.remove(Engine, "begin", begin)
+
+
+async def _idle(harness: Harness) -> None:
+    """Waits until no update task of the bot is running any more."""
+
+    def busy() -> bool:
+        return any(t.get_name().endswith(UPDATE_TASK) and not t.done() for t in asyncio.all_tasks())
+
+    await harness.telegram.wait_for(lambda: not busy())
+
+
+async def test_each_intake_step_stays_within_its_statements_and_transactions(
+    harness: Harness,
+) -> None:
+    user = harness.telegram.add_user()
+
+    async def answered(sent: Awaitable[object]) -> None:  # a message: the bot answers anew
+        await sent
+        await user.wait_reply()
+
+    steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("/start", lambda: answered(user.send_command("start"))),
+        ("report", lambda: tap(user, "report")),  # a tap waits for its answer (an edit)
+        ("group", lambda: tap(user, "grp|FIRE")),
+        ("GPS", lambda: answered(user.share_location())),
+        ("location ok", lambda: tap(user, "locok")),
+        ("contact", lambda: answered(user.share_contact(own=True))),
+    ]
+    measured: dict[str, tuple[int, int]] = {}
+    with counting() as counter:
+        for name, act in steps:
+            await _idle(harness)
+            counter.reset()
+            await act()
+            await _idle(harness)
+            measured[name] = (counter.statements, counter.transactions)
+        await _idle(harness)
+        counter.reset()
+        assert await reacted(user, await user.send_text("asap tebal dari dapur"))
+        await _idle(harness)
+        measured["detail"] = (counter.statements, counter.transactions)
+        counter.reset()
+        await submit(user)
+        await _idle(harness)
+        measured["submit"] = (counter.statements, counter.transactions)
+    over = {
+        step: (got, CEILINGS[step])
+        for step, got in measured.items()
+        if got[0] > CEILINGS[step][0] or got[1] > CEILINGS[step][1]
+    }
+    assert not over, f"steps over their ceilings (measured, ceiling): {over}; all: {measured}"
+    assert all(statements > 0 for statements, _ in measured.values()), measured  # counted
+    print("statements, transactions per step:", measured)
