@@ -252,9 +252,14 @@ async def _redraw(context: Context) -> None:
         return
     actor = job.data
     try:
-        outcome = await context.services.intake.peek(actor)
-        ticket = outcome.ticket
-        if ticket is None or not ticket.is_draft or ticket.step not in SCREEN_STEPS:
+        outcome = await context.services.intake.current(actor)  # never makes a record
+        ticket = outcome.ticket if outcome is not None else None
+        if (
+            outcome is None
+            or ticket is None
+            or not ticket.is_draft
+            or ticket.step not in SCREEN_STEPS
+        ):
             return
         first = context.views.intake(outcome).replies[:1]
         if first and isinstance(first[0], Text):

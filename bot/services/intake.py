@@ -173,6 +173,16 @@ class IntakeService:
                 return await self._state(uow, citizen, actor)
         return await self.greet(actor)
 
+    async def current(self, actor: Actor) -> Outcome | None:
+        """The citizen's state, or None for someone without a record: never writes (a timer
+        such as the details screen's redraw must not recreate a citizen who erased their
+        data meanwhile)."""
+        async with self._read_uow_factory() as uow:
+            citizen = await uow.citizens.get_by_telegram_id(actor.telegram_id)
+            if citizen is None:
+                return None
+            return await self._state(uow, citizen, actor)
+
     async def set_language(self, actor: Actor, language: str) -> Outcome:
         """Remembers the citizen's language (and that of their draft)."""
         async with self._uow_factory() as uow:

@@ -211,3 +211,16 @@ async def test_crime_other_than_kdrt_leaves_silent_mode_to_the_caller_when_chose
     chosen = await intake.choose_category(SITI, tid, Category.CRIME)
     assert chosen.ticket is not None
     assert chosen.ticket.silent is False  # offered on the crime menu, not imposed
+
+
+async def test_current_state_makes_no_record_when_the_citizen_is_unknown_or_erased(
+    uow_factory: InMemoryUnitOfWorkFactory, intake: IntakeService
+) -> None:
+    assert await intake.current(SITI) is None  # e.g. the redraw timer after an erasure
+    async with uow_factory() as uow:
+        assert await uow.citizens.get_by_telegram_id(SITI.telegram_id) is None
+    draft = await _draft_at(uow_factory, IntakeStep.DETAILS)
+    state = await intake.current(SITI)
+    assert state is not None
+    assert state.ticket is not None
+    assert state.ticket.id == draft.id
