@@ -76,8 +76,11 @@ class LagPolicy:
     cooldown: float = 0.1
     """The least time between two cuts: a cut shows in the loop only once the calls granted
     before it are answered."""
-    recovery: float = 0.5
+    recovery: float = 0.1
     """The share regained per second of samples within ``max_lag`` (additive increase)."""
+    start: float = 0.1
+    """The share a broadcast starts with after a quiet spell (then it rises while the loop
+    keeps up): a burst at the full rate would stall the loop before the first cut shows."""
     floor: float = 0.02
     """The least share of a lane's configured rate."""
     min_per_second: int = 20
@@ -90,7 +93,7 @@ class LagPolicy:
         for name in ("max_lag", "interval", "cooldown", "recovery", "idle_stop"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("cut", "floor"):
+        for name in ("cut", "floor", "start"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
         if self.min_per_second < 1:
@@ -112,6 +115,12 @@ class LagThrottle:
         self.lowest = 1.0
         self._last: float | None = None
         self._last_cut = -math.inf
+
+    def restart(self) -> None:
+        """A broadcast begins after a quiet spell: back to the ``start`` share."""
+        self.share = min(self.share, self.policy.start)
+        self.lowest = min(self.lowest, self.share)
+        self._last = None
 
     def observe(self, lag: float, now: float) -> float:
         """Takes the loop's lag measured at ``now``; returns the share to apply."""
@@ -396,6 +405,14 @@ class Scheduler:
             else None
         )
         self._broadcast_share = 1.0
+        self._pace: dict[_Lane, _Window] = {}
+        """With a lag policy: per broadcast lane, a window of about ``lag.interval`` holding
+        the lane's share of that span, so a cut rate goes out evenly, not in one burst a
+        second that would stall the loop in its turn."""
+        if limits.lag is not None:
+            self._pace[_Lane.BROADCAST] = _pace_window(limits.broadcast_per_second, limits.lag)
+            if limits.paid_broadcast_per_second:
+                self._pace[_Lane.PAID] = _pace_window(limits.paid_broadcast_per_second, limits.lag)
         self._paused: dict[ChatId, float] = {}
         self._paused_all = -math.inf
         self._queued = 0
@@ -524,22 +541,36 @@ class Scheduler:
         """The shared windows a call of the lane would hold, or None when one is full."""
         if lane is _Lane.PAID:
             assert self._paid is not None  # noqa: S101 - only paid budgets fill this lane
-            return [self._paid] if self._paid.has_room(now) else None
-        if not self._overall.has_room(now):
+            windows = [self._paid]
+        elif not self._overall.has_room(now):
             return None
-        if lane is _Lane.BROADCAST:
-            return [self._overall, self._broadcast] if self._broadcast.has_room(now) else None
-        return [self._overall]
+        elif lane is _Lane.BROADCAST:
+            windows = [self._overall, self._broadcast]
+        else:
+            return [self._overall]
+        pace = self._pace.get(lane)
+        if pace is not None:
+            windows.append(pace)
+        return windows if all(w.has_room(now) for w in windows) else None
 
     def _shared_free_at(self, lane: _Lane, now: float) -> float | None:
         """When the lane's shared budgets allow a call (None: only a release)."""
         if lane is _Lane.PAID:
             assert self._paid is not None  # noqa: S101 - only paid budgets fill this lane
-            return self._paid.free_at(now)
-        free = self._overall.free_at(now)
-        if free is not None and lane is _Lane.BROADCAST:
-            broadcast = self._broadcast.free_at(now)
-            free = None if broadcast is None else max(free, broadcast)
+            windows = [self._paid]
+        elif lane is _Lane.BROADCAST:
+            windows = [self._overall, self._broadcast]
+        else:
+            return self._overall.free_at(now)
+        pace = self._pace.get(lane)
+        if pace is not None:
+            windows.append(pace)
+        free = now
+        for window in windows:
+            at = window.free_at(now)
+            if at is None:
+                return None
+            free = max(free, at)
         return free
 
     # -- granting --------------------------------------------------------------------------------
@@ -646,9 +677,16 @@ class Scheduler:
             raise ValueError(f"share must be in (0, 1], got {share!r}")
         self._broadcast_share = share
         least = self.limits.lag.min_per_second if self.limits.lag is not None else 1
+        rates = {_Lane.BROADCAST: self.limits.broadcast_per_second}
         self._broadcast.limit = _capped(self.limits.broadcast_per_second, share, least)
         if self._paid is not None and self.limits.paid_broadcast_per_second is not None:
             self._paid.limit = _capped(self.limits.paid_broadcast_per_second, share, least)
+            rates[_Lane.PAID] = self._paid.limit
+        rates[_Lane.BROADCAST] = self._broadcast.limit
+        if self.limits.lag is not None:
+            for lane, rate in rates.items():
+                pace = self._pace[lane]
+                pace.limit, pace.span = _pace_of(rate, self.limits.lag)
 
     def penalise(self, target: Target, until: float) -> None:
         """A 429: nothing more goes to the target's chat (or at all, without one) until then."""
@@ -708,6 +746,16 @@ class Scheduler:
             in_flight=self._in_flight,
             broadcast_share=self._broadcast_share,
         )
+
+
+def _pace_of(rate: int, policy: LagPolicy) -> tuple[int, float]:
+    """The pace window's (limit, span) for ``rate`` calls a second."""
+    limit = max(1, round(rate * policy.interval))
+    return limit, limit / rate
+
+
+def _pace_window(rate: int, policy: LagPolicy) -> _Window:
+    return _Window(*_pace_of(rate, policy))
 
 
 def _capped(rate: int, share: float, least: int) -> int:
@@ -830,6 +878,9 @@ class RateGovernor:
     def _watch_lag(self) -> None:
         self._last_broadcast = self._lag_monotonic()
         if not self._closed and not self.watching_lag:
+            assert self.throttle is not None  # noqa: S101 - watched only with a lag policy
+            self.throttle.restart()
+            self.scheduler.set_broadcast_share(self.throttle.share)
             self._lag_watch = asyncio.get_running_loop().create_task(self._lag_loop())
 
     async def _lag_loop(self) -> None:

@@ -75,20 +75,47 @@ def test_nonsense_policy_is_refused_when_built(field: dict[str, float]) -> None:
 
 
 # -- the scheduler's cap -------------------------------------------------------------------------
-def test_paid_lane_grants_only_its_share_in_a_second_when_throttled() -> None:
+def run_for(scheduler: Scheduler, start: float, seconds: float) -> list[float]:
+    """Grants every millisecond for ``seconds``, answering at once; the grant times."""
+    times: list[float] = []
+    for ms in range(round(seconds * 1000)):
+        now = start + ms / 1000
+        for call in scheduler.grant(now):
+            scheduler.release(call, now)
+            times.append(now)
+    return times
+
+
+def test_paid_lane_grants_only_its_share_when_throttled() -> None:
     scheduler = Scheduler(PAID)
     scheduler.set_broadcast_share(0.1)
     for n in range(500):
         scheduler.submit(Priority.BROADCAST, subscriber(n), 0.0, paid=True)
 
-    granted = scheduler.grant(0.0)
-    for call in granted:
-        scheduler.release(call, 0.0)
+    times = run_for(scheduler, 0.0, 2.0)
 
-    assert len(granted) == 100
-    assert scheduler.grant(0.5) == []
-    assert scheduler.next_wakeup(0.5) == 1.0
-    assert len(scheduler.grant(1.0)) == 100
+    assert len(times) == 200  # 100 a second, not 1000
+    for start in times:  # never more than 100 in any second
+        assert sum(1 for t in times if start <= t < start + 1.0) <= 100
+
+
+def test_throttled_copies_go_evenly_not_in_one_burst_a_second() -> None:
+    scheduler = Scheduler(PAID)
+    scheduler.set_broadcast_share(0.1)  # 100/s: 2 every 20 ms
+    for n in range(500):
+        scheduler.submit(Priority.BROADCAST, subscriber(n), 0.0, paid=True)
+
+    times = run_for(scheduler, 0.0, 1.0)
+
+    assert max(sum(1 for t in times if s <= t < s + 0.02) for s in times) == 2
+
+
+def test_unthrottled_paid_lane_still_reaches_its_rate_when_paced() -> None:
+    scheduler = Scheduler(PAID)
+    for n in range(3000):
+        scheduler.submit(Priority.BROADCAST, subscriber(n), 0.0, paid=True)
+
+    assert len(run_for(scheduler, 0.0, 2.0)) == 2000
 
 
 def test_citizen_reply_goes_at_once_when_broadcast_lane_is_throttled_and_full() -> None:
@@ -96,11 +123,11 @@ def test_citizen_reply_goes_at_once_when_broadcast_lane_is_throttled_and_full() 
     scheduler.set_broadcast_share(POLICY.floor)
     for n in range(200):
         scheduler.submit(Priority.BROADCAST, subscriber(n), 0.0, paid=True)
-    assert len(scheduler.grant(0.0)) == 20
+    assert len(run_for(scheduler, 0.0, 1.0)) == 20
 
-    reply = scheduler.submit(Priority.CITIZEN_REPLY, CITIZEN, 0.01)
+    reply = scheduler.submit(Priority.CITIZEN_REPLY, CITIZEN, 1.0)
 
-    assert scheduler.grant(0.01) == [reply]
+    assert scheduler.grant(1.0) == [reply]
 
 
 def test_throttled_lane_keeps_min_per_second_when_share_is_tiny() -> None:
@@ -109,19 +136,19 @@ def test_throttled_lane_keeps_min_per_second_when_share_is_tiny() -> None:
     for n in range(40):
         scheduler.submit(Priority.BROADCAST, subscriber(n), 0.0)
 
-    assert len(scheduler.grant(0.0)) == 20  # the free rate is never cut
+    assert len(run_for(scheduler, 0.0, 1.0)) == 20  # the free rate is never cut
 
 
 def test_raised_share_lets_waiting_copies_go_when_grant_runs_again() -> None:
     scheduler = Scheduler(PAID)
     scheduler.set_broadcast_share(0.1)
-    for n in range(300):
+    for n in range(600):
         scheduler.submit(Priority.BROADCAST, subscriber(n), 0.0, paid=True)
-    assert len(scheduler.grant(0.0)) == 100
+    assert len(run_for(scheduler, 0.0, 1.0)) == 100
 
     scheduler.set_broadcast_share(0.25)
 
-    assert len(scheduler.grant(0.0)) == 150
+    assert len(run_for(scheduler, 1.0, 1.0)) == 250
     assert scheduler.stats().broadcast_share == 0.25
 
 
