@@ -4,6 +4,7 @@ Run from the repo root::
 
     .venv/bin/python bench/broadcast.py [--recipients 10000] [--rate 1000] [--probes 40]
                                         [--split] [--db sqlite|postgres] [--ceiling]
+                                        [--max-lag-ms MS] [--probe-after SECONDS]
 
 The real ``build_application`` (SQLite file in a temp dir, offline geocoder) polls the
 in-process fake Bot API over loopback; N subscribers are written to the database and made
@@ -23,7 +24,10 @@ BENCH_POSTGRES_URL, in a ``bench_<random>`` schema created and dropped) instead 
 file. ``--ceiling`` measures first what the HTTP stack alone reaches: a bare PTB ``Bot``
 (the bot's pool of 32 connections) sending N messages to the same double from as many tasks
 as the worker has broadcast streams, no database and no bot logic: the most the bot could
-reach on this machine in the same layout.
+reach on this machine in the same layout. ``--max-lag-ms`` sets the bot's
+TELEGRAM_RATE_BROADCAST_MAX_LAG_MS (``0``: broadcasts never give way to a lagging loop: the
+code before it, for back-to-back comparisons); ``--probe-after`` starts the probes during
+the broadcast that many seconds after the first copy (the default 0 measures its start).
 
 Nothing leaves loopback. The harness is observed, never changed (``model.call`` wrapped).
 """

@@ -11,6 +11,8 @@ from dataclasses import replace
 
 import pytest
 
+from bot.app import build_rate_limiter
+from bot.config import load_settings
 from bot.services.governor import LagPolicy, LagThrottle, Limits, RateGovernor, Scheduler, Target
 from bot.services.outbox_kinds import Priority
 from tests.fakes.virtual_time import VirtualTime
@@ -255,3 +257,19 @@ async def test_no_watch_runs_when_no_lag_policy_or_only_citizen_calls() -> None:
     assert on.watching_lag
     await on.close()
     assert not on.watching_lag
+
+
+# -- the setting ---------------------------------------------------------------------------------
+def test_governor_watches_lag_by_default_and_not_when_the_setting_is_zero() -> None:
+    default = build_rate_limiter(load_settings({}, env_file=None)).governor.limits
+    tighter = build_rate_limiter(
+        load_settings({"TELEGRAM_RATE_BROADCAST_MAX_LAG_MS": "12"}, env_file=None)
+    ).governor.limits
+    off = build_rate_limiter(
+        load_settings({"TELEGRAM_RATE_BROADCAST_MAX_LAG_MS": "0"}, env_file=None)
+    ).governor.limits
+
+    assert default.lag == LagPolicy(max_lag=0.005)
+    assert tighter.lag is not None
+    assert tighter.lag.max_lag == pytest.approx(0.012)
+    assert off.lag is None
