@@ -4,6 +4,7 @@ Run from the repo root::
 
     .venv/bin/python bench/broadcast.py [--recipients 10000] [--rate 1000] [--probes 40]
                                         [--split] [--db sqlite|postgres] [--ceiling]
+                                        [--max-lag-ms MS] [--probe-after SECONDS]
 
 The real ``build_application`` (SQLite file in a temp dir, offline geocoder) polls the
 in-process fake Bot API over loopback; N subscribers are written to the database and made
@@ -23,7 +24,10 @@ BENCH_POSTGRES_URL, in a ``bench_<random>`` schema created and dropped) instead 
 file. ``--ceiling`` measures first what the HTTP stack alone reaches: a bare PTB ``Bot``
 (the bot's pool of 32 connections) sending N messages to the same double from as many tasks
 as the worker has broadcast streams, no database and no bot logic: the most the bot could
-reach on this machine in the same layout.
+reach on this machine in the same layout. ``--max-lag-ms`` sets the bot's
+TELEGRAM_RATE_BROADCAST_MAX_LAG_MS (``0``: broadcasts never give way to a lagging loop: the
+code before it, for back-to-back comparisons); ``--probe-after`` starts the probes during
+the broadcast that many seconds after the first copy (the default 0 measures its start).
 
 Nothing leaves loopback. The harness is observed, never changed (``model.call`` wrapped).
 """
@@ -57,6 +61,7 @@ from bot.config import load_settings
 from bot.double.fake_bot_api import FakeBotApi
 from bot.double.updates import user_dict
 from bot.services import outbox as outbox_module
+from handlers.ratelimit import governor_of
 from storage.db import create_engine
 from storage.migrate import upgrade
 from storage.models import CitizenRow
@@ -68,6 +73,12 @@ ADMIN = 9001
 FIRST_SUBSCRIBER = 100_000_000
 PROBE_IDS = 50_000
 perf_counter = time.perf_counter
+MAX_LAG_MS: str | None = None
+"""``--max-lag-ms``: TELEGRAM_RATE_BROADCAST_MAX_LAG_MS for the bot (None: its default)."""
+PROBE_AFTER = 0.0
+"""``--probe-after``: seconds from the first copy to the first probe during the broadcast."""
+THROTTLE: list[str] = []
+"""The governor's loop-lag throttle after a one-process run (printed)."""
 
 
 class Copies:
@@ -219,6 +230,7 @@ async def telegram_side(
     confirmed = perf_counter()
     await tap(admin, "ok")
     await fake.wait_for(lambda: copies.stamps, timeout=60)
+    await asyncio.sleep(PROBE_AFTER)
     during = await probe(fake, probes, PROBE_IDS + probes)
     await fake.wait_for(lambda: len(copies.per_chat) >= len(subscribers), timeout=600)
     await asyncio.sleep(1.0)  # late repeats would show here
@@ -242,6 +254,7 @@ def settings_for(base_url: str, file_url: str, token: str, database_url: str, ra
             "TELEGRAM_RATE_PRIVATE_PER_SECOND": "100",
             "TELEGRAM_RATE_PAID_BROADCAST_PER_SECOND": str(rate),
             "LOG_LEVEL": "WARNING",
+            **({"TELEGRAM_RATE_BROADCAST_MAX_LAG_MS": MAX_LAG_MS} if MAX_LAG_MS else {}),
         },
         env_file=None,
     )
@@ -253,7 +266,15 @@ async def one_process(database_url: str, subscribers: range, rate: int, probes: 
         settings = settings_for(fake.base_url, fake.base_file_url, fake.token, database_url, rate)
         harness = Harness(fake, settings, FakeClock())
         try:
-            return await telegram_side(fake, subscribers, probes, harness.start)
+            outcome = await telegram_side(fake, subscribers, probes, harness.start)
+            governor = governor_of(harness.app.bot)
+            if governor is not None:
+                stats = governor.stats()
+                THROTTLE.append(
+                    f"  loop-lag throttle             {stats.lag_cuts:8d} cuts, lowest share "
+                    f"{stats.lowest_broadcast_share:.3f}, last {stats.broadcast_share:.3f}"
+                )
+            return outcome
         finally:
             await harness.stop()
 
@@ -373,7 +394,7 @@ async def run(
     print(f"  intake reply p95 during      {1000 * p95(during):8.1f} ms (p50 "
           f"{1000 * statistics.median(during):.1f}); ratio {p95(during) / p95(idle):.2f} "
           "(target <= 1.5)")  # fmt: skip
-    for line in stats.lines():
+    for line in [*stats.lines(), *THROTTLE]:
         print(line)
 
 
@@ -396,7 +417,17 @@ def main() -> None:
         "--ceiling", action="store_true",
         help="first measure bare PTB sends to the same double (the HTTP stack's ceiling)",
     )  # fmt: skip
+    parser.add_argument(
+        "--max-lag-ms", default=None,
+        help="TELEGRAM_RATE_BROADCAST_MAX_LAG_MS for the bot (0: broadcasts never give way)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--probe-after", type=float, default=0.0,
+        help="seconds from the first copy to the first probe during the broadcast",
+    )  # fmt: skip
     args = parser.parse_args()
+    global MAX_LAG_MS, PROBE_AFTER
+    MAX_LAG_MS, PROBE_AFTER = args.max_lag_ms, args.probe_after
     logging.basicConfig(level=logging.WARNING)
     options = {"db": args.db, "postgres_url": args.postgres_url, "with_ceiling": args.ceiling}
     asyncio.run(run(args.recipients, args.rate, args.probes, split=args.split, **options))

@@ -33,7 +33,7 @@ from bot.services.chats import ChatDirectory
 from bot.services.clock import SystemClock
 from bot.services.composite import CompositeDeliverer
 from bot.services.console import ConsolePolicy, ConsoleService
-from bot.services.governor import Limits, RateGovernor
+from bot.services.governor import LagPolicy, Limits, RateGovernor
 from bot.services.health import DeliveryHealth
 from bot.services.intake import IntakePolicy, IntakeService
 from bot.services.outbox import OutboxWorker
@@ -299,6 +299,11 @@ def build_rate_limiter(settings: Settings) -> GovernedRateLimiter:
         private_per_second=settings.rate_private_per_second,
         broadcast_per_second=settings.rate_broadcast_per_second,
         paid_broadcast_per_second=settings.rate_paid_broadcast_per_second,
+        lag=(
+            LagPolicy(max_lag=settings.rate_broadcast_max_lag_ms / 1000)
+            if settings.rate_broadcast_max_lag_ms
+            else None
+        ),
     )
     return GovernedRateLimiter(RateGovernor(limits), enabled=settings.rate_governor)
 

@@ -126,6 +126,9 @@ class Settings:
     rate_paid_broadcast_per_second: int | None = None
     """Paid broadcasting (``allow_paid_broadcast``, up to 1000/s, billed in Stars): advisory
     copies are sent as paid broadcasts at this rate; None: off (the broadcast cap applies)."""
+    rate_broadcast_max_lag_ms: int = 5
+    """Broadcasts give way when the event loop wakes a timer this many milliseconds late
+    (``TELEGRAM_RATE_BROADCAST_MAX_LAG_MS``; 0: they never do)."""
     demo_mode: bool = False
     """Exercise mode (``DEMO_MODE``, set by ``siaga112 demo``): every ticket carries the
     disposition ``test`` and a visible "LATIHAN / EXERCISE" mark."""
@@ -481,6 +484,12 @@ def load_settings(
             "REOPEN_WINDOW_MINUTES", get("REOPEN_WINDOW_MINUTES", "30"), int, 0
         ),
         rate_paid_broadcast_per_second=paid,
+        rate_broadcast_max_lag_ms=_number(
+            "TELEGRAM_RATE_BROADCAST_MAX_LAG_MS",
+            get("TELEGRAM_RATE_BROADCAST_MAX_LAG_MS", "5"),
+            int,
+            0,
+        ),
         telegram_webhook_secret=_webhook_secret(get("TELEGRAM_WEBHOOK_SECRET")),
         demo_mode=_switch("DEMO_MODE", get("DEMO_MODE", "off")),
         retention_days=_number("RETENTION_DAYS", get("RETENTION_DAYS", "365"), int, 1),

@@ -22,6 +22,12 @@ those limits and decides who goes first when it cannot send everything at once:
   caller releases the call (the answer came back) and then for one more window. Telegram
   counts a call when it arrives, somewhere between the two, so the next call never reaches
   it inside the window of an earlier one, whatever the network delay.
+* **Loop lag.** With ``Limits.lag`` set, :class:`RateGovernor` watches its event loop's lag
+  (a timer measuring how late it wakes) while broadcasts flow, and :class:`LagThrottle`
+  (additive increase, multiplicative decrease) shrinks the broadcast and paid-broadcast
+  windows when the loop falls behind: a saturated loop makes every await of a citizen's
+  intake wait behind the copies' callbacks, so the broadcast gives way. Classes 1-4 are never
+  throttled, and a lane is never pushed below ``lag.min_per_second``.
 * **429.** :meth:`Scheduler.penalise` pauses a chat (or everything, for a call without a chat)
   until Telegram's ``retry_after`` has passed; the caller submits the same call again with its
   old sequence number, so it keeps its place.
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import math
@@ -54,6 +61,80 @@ DEFAULT_RANK = 0
 """The rank of a call that gives none: ahead of ranked calls of its class (pins, edits)."""
 _MIN_TIMER = 0.001
 _PRUNE_AT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LagPolicy:
+    """How the broadcast lanes give way when the event loop lags (see :class:`LagThrottle`)."""
+
+    max_lag: float = 0.005
+    """Seconds a timer may wake late before the broadcast lanes are cut."""
+    interval: float = 0.025
+    """Seconds between two lag samples."""
+    cut: float = 0.5
+    """The share left after a cut (multiplicative decrease)."""
+    cooldown: float = 0.1
+    """The least time between two cuts: a cut shows in the loop only once the calls granted
+    before it are answered."""
+    recovery: float = 0.1
+    """The share regained per second of samples within ``max_lag`` (additive increase)."""
+    start: float = 0.1
+    """The share a broadcast starts with after a quiet spell (then it rises while the loop
+    keeps up): a burst at the full rate would stall the loop before the first cut shows."""
+    floor: float = 0.02
+    """The least share of a lane's configured rate."""
+    min_per_second: int = 20
+    """The least calls per second a throttled lane keeps (its configured rate if lower): the
+    free broadcast rate (20/s) costs the loop little and is never cut."""
+    idle_stop: float = 5.0
+    """Seconds without a broadcast call, at full share, after which the watch stops."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_lag", "interval", "cooldown", "recovery", "idle_stop"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("cut", "floor", "start"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
+        if self.min_per_second < 1:
+            raise ValueError(f"min_per_second must be >= 1, got {self.min_per_second!r}")
+
+
+class LagThrottle:
+    """The share of their configured rate the broadcast lanes get, from lag samples (AIMD).
+
+    Pure: :meth:`observe` takes a sample and its time. A sample above ``max_lag`` cuts the
+    share to ``cut`` of itself (at most once per ``cooldown``, never below ``floor``); calm
+    samples raise it by ``recovery`` per second since the previous sample, up to 1.
+    """
+
+    def __init__(self, policy: LagPolicy) -> None:
+        self.policy = policy
+        self.share = 1.0
+        self.cuts = 0
+        self.lowest = 1.0
+        self._last: float | None = None
+        self._last_cut = -math.inf
+
+    def restart(self) -> None:
+        """A broadcast begins after a quiet spell: back to the ``start`` share."""
+        self.share = min(self.share, self.policy.start)
+        self.lowest = min(self.lowest, self.share)
+        self._last = None
+
+    def observe(self, lag: float, now: float) -> float:
+        """Takes the loop's lag measured at ``now``; returns the share to apply."""
+        policy = self.policy
+        if lag > policy.max_lag:
+            if now - self._last_cut >= policy.cooldown:
+                self.share = max(policy.floor, self.share * policy.cut)
+                self._last_cut = now
+                self.cuts += 1
+                self.lowest = min(self.lowest, self.share)
+        elif self._last is not None and now > self._last:
+            self.share = min(1.0, self.share + policy.recovery * (now - self._last))
+        self._last = now
+        return self.share
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +160,8 @@ class Limits:
     paid_broadcast_per_second: int | None = None
     """Calls with ``allow_paid_broadcast`` per second, counted instead of the overall budget;
     None: paid calls are paced like any other."""
+    lag: LagPolicy | None = None
+    """How the broadcast lanes give way to a lagging event loop; None: they never do."""
 
     def __post_init__(self) -> None:
         positive = {
@@ -191,6 +274,12 @@ class GovernorStats:
     """Calls waiting for a grant right now."""
     in_flight: int
     """Calls granted and not yet answered."""
+    broadcast_share: float = 1.0
+    """The share of their configured rates the broadcast lanes get now (loop lag)."""
+    lowest_broadcast_share: float = 1.0
+    """The lowest share applied so far."""
+    lag_cuts: int = 0
+    """How many times loop lag cut the broadcast lanes."""
 
     def mean_wait(self, priority: Priority) -> float:
         """The average wait of a class's granted calls, in seconds (0 when none)."""
@@ -315,6 +404,15 @@ class Scheduler:
             if limits.paid_broadcast_per_second
             else None
         )
+        self._broadcast_share = 1.0
+        self._pace: dict[_Lane, _Window] = {}
+        """With a lag policy: per broadcast lane, a window of about ``lag.interval`` holding
+        the lane's share of that span, so a cut rate goes out evenly, not in one burst a
+        second that would stall the loop in its turn."""
+        if limits.lag is not None:
+            self._pace[_Lane.BROADCAST] = _pace_window(limits.broadcast_per_second, limits.lag)
+            if limits.paid_broadcast_per_second:
+                self._pace[_Lane.PAID] = _pace_window(limits.paid_broadcast_per_second, limits.lag)
         self._paused: dict[ChatId, float] = {}
         self._paused_all = -math.inf
         self._queued = 0
@@ -443,22 +541,36 @@ class Scheduler:
         """The shared windows a call of the lane would hold, or None when one is full."""
         if lane is _Lane.PAID:
             assert self._paid is not None  # noqa: S101 - only paid budgets fill this lane
-            return [self._paid] if self._paid.has_room(now) else None
-        if not self._overall.has_room(now):
+            windows = [self._paid]
+        elif not self._overall.has_room(now):
             return None
-        if lane is _Lane.BROADCAST:
-            return [self._overall, self._broadcast] if self._broadcast.has_room(now) else None
-        return [self._overall]
+        elif lane is _Lane.BROADCAST:
+            windows = [self._overall, self._broadcast]
+        else:
+            return [self._overall]
+        pace = self._pace.get(lane)
+        if pace is not None:
+            windows.append(pace)
+        return windows if all(w.has_room(now) for w in windows) else None
 
     def _shared_free_at(self, lane: _Lane, now: float) -> float | None:
         """When the lane's shared budgets allow a call (None: only a release)."""
         if lane is _Lane.PAID:
             assert self._paid is not None  # noqa: S101 - only paid budgets fill this lane
-            return self._paid.free_at(now)
-        free = self._overall.free_at(now)
-        if free is not None and lane is _Lane.BROADCAST:
-            broadcast = self._broadcast.free_at(now)
-            free = None if broadcast is None else max(free, broadcast)
+            windows = [self._paid]
+        elif lane is _Lane.BROADCAST:
+            windows = [self._overall, self._broadcast]
+        else:
+            return self._overall.free_at(now)
+        pace = self._pace.get(lane)
+        if pace is not None:
+            windows.append(pace)
+        free = now
+        for window in windows:
+            at = window.free_at(now)
+            if at is None:
+                return None
+            free = max(free, at)
         return free
 
     # -- granting --------------------------------------------------------------------------------
@@ -550,6 +662,32 @@ class Scheduler:
                 if queue is not None and queue.where is _Where.RELEASE:
                     self._place(queue, now)
 
+    @property
+    def broadcast_share(self) -> float:
+        """The share of their configured rates the broadcast lanes get now."""
+        return self._broadcast_share
+
+    def set_broadcast_share(self, share: float) -> None:
+        """Caps the broadcast and paid-broadcast windows at ``share`` of their rates (never
+        below ``lag.min_per_second``, or the configured rate if lower; one call at least).
+
+        Classes 1-4 keep their budgets. A smaller cap holds new grants until the lane's
+        slots in the last second fall below it; call :meth:`grant` after raising it."""
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share!r}")
+        self._broadcast_share = share
+        least = self.limits.lag.min_per_second if self.limits.lag is not None else 1
+        rates = {_Lane.BROADCAST: self.limits.broadcast_per_second}
+        self._broadcast.limit = _capped(self.limits.broadcast_per_second, share, least)
+        if self._paid is not None and self.limits.paid_broadcast_per_second is not None:
+            self._paid.limit = _capped(self.limits.paid_broadcast_per_second, share, least)
+            rates[_Lane.PAID] = self._paid.limit
+        rates[_Lane.BROADCAST] = self._broadcast.limit
+        if self.limits.lag is not None:
+            for lane, rate in rates.items():
+                pace = self._pace[lane]
+                pace.limit, pace.span = _pace_of(rate, self.limits.lag)
+
     def penalise(self, target: Target, until: float) -> None:
         """A 429: nothing more goes to the target's chat (or at all, without one) until then."""
         self._rate_limited += 1
@@ -606,7 +744,22 @@ class Scheduler:
             rate_limited=self._rate_limited,
             queued=self._queued,
             in_flight=self._in_flight,
+            broadcast_share=self._broadcast_share,
         )
+
+
+def _pace_of(rate: int, policy: LagPolicy) -> tuple[int, float]:
+    """The pace window's (limit, span) for ``rate`` calls a second."""
+    limit = max(1, round(rate * policy.interval))
+    return limit, limit / rate
+
+
+def _pace_window(rate: int, policy: LagPolicy) -> _Window:
+    return _Window(*_pace_of(rate, policy))
+
+
+def _capped(rate: int, share: float, least: int) -> int:
+    return max(min(rate, least), round(rate * share), 1)
 
 
 class RateGovernor:
@@ -614,6 +767,11 @@ class RateGovernor:
 
     One timer task sleeps (with the injected ``sleep``) until the scheduler's next wake-up;
     submits, releases and 429s re-run the scheduler at once. Use one governor per bot.
+
+    With ``limits.lag`` set, the first broadcast call starts a watch of the event loop's lag
+    (its own ``lag_monotonic``/``lag_sleep`` pair: the loop's real time by default, even when
+    the governor's clock is a test's) that feeds :class:`LagThrottle` and applies its share to
+    the scheduler; it stops after ``lag.idle_stop`` seconds without broadcasts at full share.
     """
 
     def __init__(
@@ -622,6 +780,8 @@ class RateGovernor:
         *,
         monotonic: Monotonic = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        lag_monotonic: Monotonic = time.monotonic,
+        lag_sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.scheduler = Scheduler(limits)
         self._monotonic = monotonic
@@ -630,6 +790,12 @@ class RateGovernor:
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = math.inf
         self._closed = False
+        policy = self.scheduler.limits.lag
+        self.throttle = LagThrottle(policy) if policy is not None else None
+        self._lag_monotonic = lag_monotonic
+        self._lag_sleep = lag_sleep
+        self._lag_watch: asyncio.Task[None] | None = None
+        self._last_broadcast = -math.inf
 
     @property
     def limits(self) -> Limits:
@@ -662,6 +828,8 @@ class RateGovernor:
             paid=paid,
             seq=None if retry_of is None else retry_of.seq,
         )
+        if self.throttle is not None and (call.paid or call.priority is Priority.BROADCAST):
+            self._watch_lag()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting[call] = future
         if self._closed:
@@ -695,7 +863,43 @@ class RateGovernor:
 
     def stats(self) -> GovernorStats:
         """A snapshot of the counters."""
-        return self.scheduler.stats()
+        stats = self.scheduler.stats()
+        if self.throttle is None:
+            return stats
+        return dataclasses.replace(
+            stats, lowest_broadcast_share=self.throttle.lowest, lag_cuts=self.throttle.cuts
+        )
+
+    @property
+    def watching_lag(self) -> bool:
+        """Whether the loop-lag watch runs."""
+        return self._lag_watch is not None and not self._lag_watch.done()
+
+    def _watch_lag(self) -> None:
+        self._last_broadcast = self._lag_monotonic()
+        if not self._closed and not self.watching_lag:
+            assert self.throttle is not None  # noqa: S101 - watched only with a lag policy
+            self.throttle.restart()
+            self.scheduler.set_broadcast_share(self.throttle.share)
+            self._lag_watch = asyncio.get_running_loop().create_task(self._lag_loop())
+
+    async def _lag_loop(self) -> None:
+        """Samples the loop's lag every ``interval`` and applies the throttle's share."""
+        throttle = self.throttle
+        assert throttle is not None  # noqa: S101 - started only with a lag policy
+        policy = throttle.policy
+        while not self._closed:
+            before = self._lag_monotonic()
+            await self._lag_sleep(policy.interval)
+            now = self._lag_monotonic()
+            share = throttle.observe(now - before - policy.interval, now)
+            if share != self.scheduler.broadcast_share:
+                raised = share > self.scheduler.broadcast_share
+                self.scheduler.set_broadcast_share(share)
+                if raised:
+                    self._pump()
+            if share >= 1.0 and now - self._last_broadcast >= policy.idle_stop:
+                return
 
     def open(self) -> None:
         """Starts pacing (again) after :meth:`close`."""
@@ -706,10 +910,12 @@ class RateGovernor:
         self._closed = True
         self._release_all_waiting()
         timer, self._timer, self._timer_at = self._timer, None, math.inf
-        if timer is not None and not timer.done():
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
+        watch, self._lag_watch = self._lag_watch, None
+        for task in (timer, watch):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def _release_all_waiting(self) -> None:
         now = self._monotonic()

@@ -62,6 +62,8 @@ def test_environment_wins_over_dotenv_when_both_set_a_value(tmp_path: Path) -> N
         ("TELEGRAM_RATE_PRIVATE_PER_SECOND", "0"),
         ("TELEGRAM_RATE_PRIVATE_BURST", "1.5"),
         ("TELEGRAM_RATE_BROADCAST_PER_SECOND", "31"),
+        ("TELEGRAM_RATE_BROADCAST_MAX_LAG_MS", "-1"),
+        ("TELEGRAM_RATE_BROADCAST_MAX_LAG_MS", "2.5"),
         ("TELEGRAM_WEBHOOK_SECRET", "with space"),
         ("TELEGRAM_WEBHOOK_SECRET", "x" * 257),
     ],
