@@ -163,14 +163,10 @@ async def _post_board(
 async def _operator_notice(d: TelegramDeliverer, delivery: Delivery) -> DeliveryResult | None:
     chat = await d.operators_chat(delivery)
     ticket, payload = delivery.ticket, delivery.message.payload
-    limits = d.limits(delivery)
-    if payload.get("reopen_topic") and ticket.operator_thread_id is not None:
-        try:
-            await d.bot.reopen_forum_topic(chat, ticket.operator_thread_id, **limits)
-        except BadRequest as exc:  # open already ("TOPIC_NOT_MODIFIED"), or no topics
-            log.info("topic of ticket %s not reopened: %s", ticket.id, exc.message)
     text = d.marked(delivery, d.operator_views.notice(ticket, payload))
-    return result_of(await d.bot.send_message(chat, text, **d.place(delivery), **limits))
+    return result_of(
+        await d.bot.send_message(chat, text, **d.place(delivery), **d.limits(delivery))
+    )
 
 
 @sends(OPERATOR_TOPIC_STATE)

@@ -330,22 +330,27 @@ class ConsoleService:
     # -- the frame ------------------------------------------------------------------------
 
     async def _member(
-        self, uow: UnitOfWork, by: Staff, action: str, ticket_id: int
+        self, uow: UnitOfWork, by: Staff, action: str, ticket_id: int, *, remember: bool = False
     ) -> Staff | None:
-        """The actor with their roster name, or None (logged without personal data)."""
+        """The actor with their roster name, or None (logged without personal data).
+        ``remember`` (a writing unit of work): a roster entry without a name takes theirs."""
         member = await active_member(uow, by.telegram_id)
         if member is None:
             log.info("console: %s on ticket %s refused: not a roster member", action, ticket_id)
             return None
+        if remember and not member.display_name and by.name:
+            # Seeded by id only (OPERATOR_USER_IDS): the name Telegram shows, the first time
+            # they act, so the timeline and the card name them.
+            member.display_name = by.name
+            await uow.operators.update(member)
         return Staff(by.telegram_id, by.name or member.display_name)
 
     async def _load(
         self, uow: UnitOfWork, by: Staff, action: str, ticket_id: int
     ) -> tuple[Staff, Ticket] | ConsoleResult:
-        member = await self._member(uow, by, action, ticket_id)
+        member = await self._member(uow, by, action, ticket_id, remember=True)
         if member is None:
             return ConsoleResult(ConsoleStatus.NOT_ALLOWED)
-        await _remember_name(uow, by)
         ticket = await uow.tickets.get(ticket_id)
         if ticket is None or ticket.status not in WORKABLE:
             return ConsoleResult(ConsoleStatus.NOT_FOUND)
@@ -446,15 +451,6 @@ class ConsoleService:
         if (step := CITIZEN_STEPS.get(action)) is not None:
             await enqueue(uow, CITIZEN_STATUS, now, {"status": step, **details}, ticket=ticket)
         await request_board(uow, now, self._policy.operator_chat_id)
-
-
-async def _remember_name(uow: UnitOfWork, by: Staff) -> None:
-    """Gives a roster entry seeded by id only (``OPERATOR_USER_IDS``) the name Telegram shows
-    for that person, the first time they act, so the timeline and the card name them."""
-    operator = await active_member(uow, by.telegram_id)
-    if operator is not None and not operator.display_name and by.name:
-        operator.display_name = by.name
-        await uow.operators.update(operator)
 
 
 class _Invalid(Exception):

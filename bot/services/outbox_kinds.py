@@ -194,7 +194,7 @@ OPERATOR_NOTICE = register(
 )  # fmt: skip
 """A system notice into the ticket's topic (or General): payload ``{"notice": …}`` with
 ``unclaimed`` (SLA re-alert, ``waited_seconds``), ``released_idle`` (``operator_id``),
-``reopened`` (``reopen_topic``: reopen the closed forum topic first)."""
+``reopened`` (after an ``OPERATOR_TOPIC_STATE`` ``reopen`` row for its topic)."""
 OPERATOR_TOPIC_STATE = register(
     "operator_topic_state", lane=Lane.EMERGENCY, audience=Audience.OPERATORS,
     priority=Priority.OPERATOR, must_deliver=False,

@@ -7,7 +7,7 @@ Both directions are logged in the relay log (``messages``) and delivered through
 
 * within ``reopen_window`` (30 minutes) of the close of their last resolved or closed
   ticket, the message reopens it: back to the queue, unclaimed, SLA timers restarted; the
-  operators are told (``OPERATOR_NOTICE`` ``reopened``, which also reopens its forum topic),
+  operators are told (``OPERATOR_TOPIC_STATE`` ``reopen``, then ``OPERATOR_NOTICE`` ``reopened``),
   get the message, and the card and board follow (``Notice.REOPENED``);
 * later, the message is still logged on that old ticket but not relayed, and the citizen is
   offered a new report and 112 (``Notice.CLOSED_NEW_REPORT``);
@@ -38,6 +38,7 @@ from bot.services.outbox_kinds import (
     OPERATOR_CARD_EDIT,
     OPERATOR_NOTICE,
     OPERATOR_RELAY,
+    OPERATOR_TOPIC_STATE,
 )
 from bot.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from bot.services.queue import request_board
@@ -188,10 +189,9 @@ class RelayService:
             uow, reopened, "reopened_by_citizen", now, CITIZEN, from_status=ticket.status,
             to_status=reopened.status,
         )  # fmt: skip
-        await enqueue(
-            uow, OPERATOR_NOTICE, now, {"notice": "reopened", "reopen_topic": True},
-            ticket=reopened,
-        )  # fmt: skip
+        # The topic is reopened first: one ticket's rows go out in order.
+        await enqueue(uow, OPERATOR_TOPIC_STATE, now, {"topic": "reopen"}, ticket=reopened)
+        await enqueue(uow, OPERATOR_NOTICE, now, {"notice": "reopened"}, ticket=reopened)
         await enqueue(uow, OPERATOR_CARD_EDIT, now, ticket=reopened)
         log.info("ticket %s reopened by a citizen message", reopened.id)
         return reopened

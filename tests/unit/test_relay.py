@@ -14,6 +14,7 @@ from bot.services.outbox_kinds import (
     OPERATOR_CARD_EDIT,
     OPERATOR_NOTICE,
     OPERATOR_RELAY,
+    OPERATOR_TOPIC_STATE,
     QUEUE_BOARD,
 )
 from bot.services.relay import OperatorPost, PostStatus, RelayPolicy, RelayService
@@ -143,13 +144,16 @@ async def test_message_reopens_the_ticket_and_tells_operators_when_written_withi
     assert (stored.claimed_by, stored.closed_at, stored.disposition) == (None, None, None)
     assert (stored.queued_at, stored.reopened_count) == (clock.now(), 1)
     assert kinds(uow_factory)[before:] == [
+        OPERATOR_TOPIC_STATE,  # the topic is reopened before the notice goes into it
         OPERATOR_NOTICE,
         OPERATOR_CARD_EDIT,
         OPERATOR_RELAY,
         QUEUE_BOARD,
     ]
+    topic = rows(uow_factory, OPERATOR_TOPIC_STATE)[-1]
+    assert topic.payload == {"ticket_id": ticket.id, "topic": "reopen"}
     notice = rows(uow_factory, OPERATOR_NOTICE)[-1]
-    assert notice.payload == {"ticket_id": ticket.id, "notice": "reopened", "reopen_topic": True}
+    assert notice.payload == {"ticket_id": ticket.id, "notice": "reopened"}
     [event] = [e for e in uow_factory.store.events.values() if e.kind == "reopened_by_citizen"]
     assert (event.actor, event.from_status, event.to_status) == ("citizen", S.RESOLVED, S.SUBMITTED)
     assert (Direction.FROM_CITIZEN, "apinya menyala lagi!") in await logged(
