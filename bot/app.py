@@ -111,7 +111,7 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
 
     async def post_init(application: SiagaApplication) -> None:
         await upgrade(settings.database_url)  # created or migrated on every start
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, sqlite_driver=settings.sqlite_driver)
         sessions = session_factory(engine)
         uow_factory = SqlUnitOfWorkFactory(sessions)
         read_uow_factory = SqlUnitOfWorkFactory(sessions, read_only=True)

@@ -109,6 +109,9 @@ class Settings:
     """Whether every Bot API call is paced by the rate governor (off: only for comparisons)."""
     uvloop: bool
     """Whether ``run`` uses uvloop's event loop where it is installed (UVLOOP, default on)."""
+    sqlite_driver: str
+    """SQLITE_DRIVER: ``inline`` (SQLite's calls on the event loop's thread) or ``thread``
+    (aiosqlite's worker thread). PostgreSQL ignores it."""
     rate_overall_per_second: int
     rate_group_per_minute: int
     rate_private_per_second: float
@@ -376,6 +379,9 @@ def load_settings(
     except ValueError:
         raise SettingsError("OPERATOR_CHAT_ID", "must be a Telegram chat id (an integer)") from None
 
+    sqlite_driver = get("SQLITE_DRIVER", "inline")
+    if sqlite_driver not in ("inline", "thread"):
+        raise SettingsError("SQLITE_DRIVER", "must be 'inline' or 'thread'")
     geocoder = get("GEOCODER", "nominatim")
     if geocoder not in ("nominatim", "offline"):
         raise SettingsError("GEOCODER", "must be 'nominatim' or 'offline'")
@@ -457,6 +463,7 @@ def load_settings(
         log_level=log_level,
         rate_governor=_switch("TELEGRAM_RATE_GOVERNOR", get("TELEGRAM_RATE_GOVERNOR", "on")),
         uvloop=_switch("UVLOOP", get("UVLOOP", "on")),
+        sqlite_driver=sqlite_driver,
         rate_overall_per_second=overall,
         rate_group_per_minute=_number(
             "TELEGRAM_RATE_GROUP_PER_MINUTE", get("TELEGRAM_RATE_GROUP_PER_MINUTE", "20"), int, 1

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from bot.services.ports import StorageBusy
+from storage import sqlite_inline
 
 #: Connection execution option choosing how SQLite transactions begin: ``"DEFERRED"``
 #: (the default: the write lock is taken at the first write) or ``"IMMEDIATE"`` (taken at
@@ -40,6 +41,9 @@ SQLITE_BUSY_OPTION = "siaga112_sqlite_busy_ms"
 
 #: How long a SQLite connection waits for another writer before giving up.
 DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+#: The SQLite drivers :func:`create_engine` knows (``SQLITE_DRIVER``).
+SQLITE_DRIVERS = ("inline", "thread")
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MIN_SQLITE = (3, 35, 0)  # INSERT … ON CONFLICT … RETURNING
@@ -83,15 +87,24 @@ def create_engine(
     schema: str | None = None,
     echo: bool = False,
     sqlite_busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
+    sqlite_driver: str = "inline",
 ) -> AsyncEngine:
     """Create the async engine for ``url`` (``sqlite+aiosqlite`` or ``postgresql+asyncpg``).
 
     ``schema`` (or ``?schema=NAME`` in the URL) confines a PostgreSQL engine to that schema.
+    ``sqlite_driver``: ``"inline"`` runs SQLite's calls on the event loop's thread
+    (:mod:`storage.sqlite_inline`, the default), ``"thread"`` through aiosqlite's worker
+    thread, a hop per call (kept to measure against and as a fallback).
     """
     parsed, schema = split_schema(url, schema)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _create_sqlite_engine(parsed, echo=echo, busy_timeout_ms=sqlite_busy_timeout_ms)
+        if sqlite_driver not in SQLITE_DRIVERS:
+            raise ValueError(f"unknown SQLite driver {sqlite_driver!r}: inline or thread")
+        return _create_sqlite_engine(
+            parsed, echo=echo, busy_timeout_ms=sqlite_busy_timeout_ms,
+            inline=sqlite_driver == "inline",
+        )  # fmt: skip
     if backend == "postgresql":
         return _create_postgresql_engine(parsed, schema=schema, echo=echo)
     raise ValueError(f"unsupported database backend {backend!r}: use SQLite or PostgreSQL")
@@ -102,12 +115,19 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def _create_sqlite_engine(url: URL, *, echo: bool, busy_timeout_ms: int) -> AsyncEngine:
+def _create_sqlite_engine(
+    url: URL, *, echo: bool, busy_timeout_ms: int, inline: bool
+) -> AsyncEngine:
     if sqlite3.sqlite_version_info < _MIN_SQLITE:
         raise RuntimeError(
             f"SQLite {sqlite3.sqlite_version} is too old: Siaga112 needs 3.35 or later"
         )
+    if inline:
+        sqlite_inline.register()
+        url = url.set(drivername=f"sqlite+{sqlite_inline.DRIVER}")
     engine = _create_async_engine(url, echo=echo)
+    database = url.database or ""
+    file_backed = database not in ("", ":memory:") and not database.startswith("file:")
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -119,8 +139,16 @@ def _create_sqlite_engine(url: URL, *, echo: bool, busy_timeout_ms: int) -> Asyn
             _use_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            if inline:
+                if file_backed:  # checkpoints run in the checkpointer's thread
+                    cursor.execute("PRAGMA wal_autocheckpoint = 0")
+                # From now on a busy handler would stall the event loop: _on_begin waits
+                # instead (opening a connection, rare, may still wait in it above).
+                cursor.execute("PRAGMA busy_timeout = 0")
         finally:
             cursor.close()
+        if inline and file_backed:
+            sqlite_inline.ensure_checkpointer(engine.sync_engine, database)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -129,8 +157,15 @@ def _create_sqlite_engine(url: URL, *, echo: bool, busy_timeout_ms: int) -> Asyn
         if mode not in _SQLITE_BEGIN_MODES:
             raise ValueError(f"unknown SQLite BEGIN mode {mode!r}")
         busy_ms = max(1, int(options.get(SQLITE_BUSY_OPTION, busy_timeout_ms)))
+        if inline:  # a deferred BEGIN takes no lock; a writer's waits on asyncio
+            sqlite_inline.begin_with_retries(connection, mode, busy_ms)
+            return
         connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy_ms}")  # this turn's wait
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+    @event.listens_for(engine.sync_engine, "engine_disposed")
+    def _on_dispose(disposed: Any) -> None:
+        sqlite_inline.stop_checkpointer(disposed)
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _on_error(context: ExceptionContext) -> None:

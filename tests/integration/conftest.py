@@ -41,7 +41,13 @@ SQL_BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
 ]
-ALL_BACKENDS = [pytest.param("memory", id="memory"), *SQL_BACKENDS]
+#: The storage contract runs on every store, and on SQLite through both drivers: the default
+#: one on the event loop's thread and aiosqlite's worker thread (SQLITE_DRIVER=thread).
+ALL_BACKENDS = [
+    pytest.param("memory", id="memory"),
+    *SQL_BACKENDS,
+    pytest.param("sqlite-thread", id="sqlite-thread"),
+]
 
 #: Run a test using ``backend`` (``database_url``, ``engine``…) on one SQL backend only.
 only_sqlite = pytest.mark.parametrize("backend", [SQL_BACKENDS[0]], indirect=True)
@@ -182,18 +188,21 @@ def store_url(request: pytest.FixtureRequest) -> str | None:
     """The URL of a migrated SQL database, or None for the in-memory fake."""
     if request.param == "memory":
         return None
-    name = "sqlite_url" if request.param == "sqlite" else "postgres_schema_url"
+    name = "postgres_schema_url" if request.param == "postgresql" else "sqlite_url"
     url: str = request.getfixturevalue(name)
     return url
 
 
 @pytest.fixture
-async def uow_factory(store_url: str | None) -> AsyncIterator[UnitOfWorkFactory]:
+async def uow_factory(
+    request: pytest.FixtureRequest, store_url: str | None
+) -> AsyncIterator[UnitOfWorkFactory]:
     """A unit-of-work factory over an empty store: in memory, SQLite or PostgreSQL."""
     if store_url is None:
         yield InMemoryUnitOfWorkFactory()
         return
-    engine = create_engine(store_url)
+    threaded = request.node.callspec.params.get("store_url") == "sqlite-thread"
+    engine = create_engine(store_url, sqlite_driver="thread" if threaded else "inline")
     await empty_tables(engine)
     try:
         yield SqlUnitOfWorkFactory(session_factory(engine))

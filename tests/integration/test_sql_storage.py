@@ -20,20 +20,37 @@ def factory(engine: AsyncEngine) -> SqlUnitOfWorkFactory:
 
 
 @only_sqlite
+@pytest.mark.parametrize(
+    ("driver", "busy_timeout", "autocheckpoint"),
+    [("inline", 0, 0), ("thread", 10_000, 1000)],  # inline: waits and checkpoints off-loop
+)
 async def test_sqlite_connections_use_wal_and_enforce_foreign_keys_when_opened(
-    engine: AsyncEngine,
+    database_url: str, driver: str, busy_timeout: int, autocheckpoint: int
 ) -> None:
-    async with engine.connect() as connection:
-        pragmas = {
-            name: (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar()
-            for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")
-        }
+    engine = create_engine(database_url, sqlite_driver=driver)
+    try:
+        async with engine.connect() as connection:
+            pragmas = {
+                name: (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                for name in (
+                    "journal_mode", "foreign_keys", "synchronous", "busy_timeout",
+                    "wal_autocheckpoint",
+                )
+            }  # fmt: skip
+    finally:
+        await engine.dispose()
     assert pragmas == {
         "journal_mode": "wal",
         "foreign_keys": 1,
         "synchronous": 1,  # NORMAL
-        "busy_timeout": 10_000,
+        "busy_timeout": busy_timeout,
+        "wal_autocheckpoint": autocheckpoint,
     }
+
+
+def test_an_unknown_sqlite_driver_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="unknown SQLite driver 'greenlet'"):
+        create_engine("sqlite+aiosqlite:///x.db", sqlite_driver="greenlet")
 
 
 async def test_datetimes_are_stored_in_utc_when_given_in_another_zone(

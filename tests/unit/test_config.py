@@ -66,6 +66,7 @@ def test_environment_wins_over_dotenv_when_both_set_a_value(tmp_path: Path) -> N
         ("TELEGRAM_RATE_BROADCAST_MAX_LAG_MS", "2.5"),
         ("TELEGRAM_WEBHOOK_SECRET", "with space"),
         ("TELEGRAM_WEBHOOK_SECRET", "x" * 257),
+        ("SQLITE_DRIVER", "aiosqlite"),
     ],
 )
 def test_invalid_value_names_its_variable_when_loading(variable: str, value: str) -> None:
@@ -162,3 +163,9 @@ def test_broadcast_rate_names_the_overall_rate_when_it_exceeds_it() -> None:
             env_file=None,
         )
     assert caught.value.variable == "TELEGRAM_RATE_BROADCAST_PER_SECOND"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, "inline"), ("thread", "thread")])
+def test_sqlite_driver_defaults_to_inline_when_unset(raw: str | None, expected: str) -> None:
+    env = {"SQLITE_DRIVER": raw} if raw is not None else {}
+    assert load_settings(env, env_file=None).sqlite_driver == expected
