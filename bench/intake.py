@@ -7,8 +7,8 @@ Run from the repo root::
 
 Each run starts the real ``build_application`` (SQLite file in a temp dir, or a fresh
 PostgreSQL schema that is dropped afterwards) polling the in-process fake Bot API over
-loopback, and drives N simulated citizens concurrently through a full GPS intake (9 updates
-each: /start, report, group, GPS, location ok, contact, name, done, submit), each waiting for
+loopback, and drives N simulated citizens concurrently through a full GPS intake (7 updates
+each: /start, report, group, GPS, location ok, contact, submit), each waiting for
 the bot's answer as a person would. In the same run a bare PTB echo bot (same concurrency
 settings, its own fake) gets the same number of updates in the same pattern (N users x 9
 texts, each waiting for the echo). Targets (measured here, never asserted in tests):
@@ -64,7 +64,8 @@ from storage.db import create_engine
 OPERATOR_CHAT = -1001234567890
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 REF = re.compile(r"SMG-\d{6}-\d{4}")
-UPDATES_PER_CITIZEN = 9  # /start, report, group, GPS, locok, contact, name, done, submit
+UPDATES_PER_CITIZEN = 7  # /start, report, group, GPS, locok, contact, submit
+Mark = tuple[int, float]  # a chat's last message id and the fake's clock at an action
 WAIT_TIMEOUT = 120.0  # seconds a simulated person waits for an answer before the run fails
 CONCURRENT_UPDATES = 64  # what build_application uses (PerChatUpdateProcessor(64))
 CONNECTION_POOL = 32  # likewise
@@ -143,19 +144,24 @@ class Observer:
                 result.append(stamps[index] - at)
         return result
 
-    def fresh(self, chat_id: int, after: int) -> Iterator[StoredMessage]:
-        """The bot's visible messages in a chat with an id above ``after``, newest first."""
+    def fresh(self, chat_id: int, after: Mark) -> Iterator[StoredMessage]:
+        """The bot's visible messages in a chat sent after ``after`` (an id above its id) or
+        edited since its time (menus are edited in place), newest first."""
         chat = self.model.chats.get(chat_id)
         if chat is None:
             return
-        for message_id in range(chat.last_message_id, after, -1):
+        last, since = after
+        for message_id in range(chat.last_message_id, 0, -1):
             message = chat.messages.get(message_id)
-            if message is not None and message.outgoing and not message.deleted:
+            if message is None or not message.outgoing or message.deleted:
+                continue
+            if message_id > last or (message.times and message.times[-1] >= since):
                 yield message
 
-    def last_id(self, chat_id: int) -> int:
+    def mark(self, chat_id: int) -> Mark:
+        """Where the chat stands now: its last message id and the model's clock."""
         chat = self.model.chats.get(chat_id)
-        return chat.last_message_id if chat is not None else 0
+        return (chat.last_message_id if chat is not None else 0, self.model.monotonic())
 
     async def wait(self, chat_id: int, find: Callable[[], Any], what: str) -> Any:
         """Waits (without polling) until ``find()`` returns something for this chat."""
@@ -176,7 +182,7 @@ class Observer:
                     await event.wait()
 
     async def wait_button(
-        self, user: SimUser, after: int, action: str
+        self, user: SimUser, after: Mark, action: str
     ) -> tuple[StoredMessage, str]:
         """The newest fresh message offering the button whose callback data ends in action."""
 
@@ -192,7 +198,7 @@ class Observer:
         return found
 
     async def wait_message(
-        self, user: SimUser, after: int, predicate: Callable[[StoredMessage], bool] | None = None
+        self, user: SimUser, after: Mark, predicate: Callable[[StoredMessage], bool] | None = None
     ) -> StoredMessage:
         """The first fresh bot message (matching ``predicate``) in the user's chat."""
 
@@ -246,19 +252,19 @@ class Person:
         if self.think > 0:  # 0.5x to 1.5x the mean, so people drift apart
             await asyncio.sleep(self.think * self.rng.uniform(0.5, 1.5))
 
-    async def send(self, action: Callable[[], Awaitable[Any]]) -> int:
+    async def send(self, action: Callable[[], Awaitable[Any]]) -> Mark:
         """Does ``action`` (a message); returns the chat position before it."""
         await self._pause()
-        mark = self.obs.last_id(self.user.id)
+        mark = self.obs.mark(self.user.id)
         self.result.sent.append(perf_counter())
         await action()
         return mark
 
-    async def tap(self, action: str, after: int) -> int:
+    async def tap(self, action: str, after: Mark) -> Mark:
         """Waits for the button with this action code, then presses it."""
         message, data = await self.obs.wait_button(self.user, after, action)
         await self._pause()
-        mark = self.obs.last_id(self.user.id)
+        mark = self.obs.mark(self.user.id)
         now = perf_counter()
         self.result.sent.append(now)
         if action == "submit":
@@ -279,9 +285,7 @@ async def full_intake(user: SimUser, obs: Observer, think: float = 0.0) -> Citiz
     mark = await person.tap("locok", mark)
     await obs.wait_message(user, mark)  # "share your number"
     mark = await person.send(lambda: user.share_contact(own=True))
-    mark = await person.tap("name", mark)
-    mark = await person.tap("done", mark)
-    mark = await person.tap("submit", mark)
+    mark = await person.tap("submit", mark)  # the contact's name is taken: the details screen
     reply = await obs.wait_message(user, mark, lambda m: bool(REF.search(m.text or "")))
     person.result.done_at = perf_counter()
     found = REF.search(reply.text or "")
