@@ -16,6 +16,7 @@ from telegram import Bot, BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, NetworkError, TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
+from telegram.request import HTTPXRequest
 
 import handlers
 import handlers.jobs
@@ -48,6 +49,7 @@ from bot.services.roster import RosterService
 from bot.services.sla import SlaPolicy, SlaService
 from bot.services.stats import StatsService
 from bot.services.subscriptions import SubscriptionService
+from bot.sizes import BROADCAST_CONNECTIONS, INTERACTIVE_CONNECTIONS, UPDATES_AT_ONCE
 from handlers.advisory_views import AdvisoryViews
 from handlers.console_delivery import detect_topics
 from handlers.context import (
@@ -60,6 +62,7 @@ from handlers.context import (
     SiagaApplication,
 )
 from handlers.delivery import TelegramDeliverer, telegram_reason
+from handlers.http import SplitRequest
 from handlers.operator_views import OperatorViews
 from handlers.privacy_views import PrivacyViews
 from handlers.processing import PerChatUpdateProcessor
@@ -224,16 +227,21 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         .base_file_url(settings.telegram_api_file_url)
         .defaults(defaults)
         .context_types(ContextTypes(context=Context))
-        .concurrent_updates(PerChatUpdateProcessor(64))
+        .concurrent_updates(PerChatUpdateProcessor(UPDATES_AT_ONCE))
         .rate_limiter(rate_limiter or build_rate_limiter(settings))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
-        .connect_timeout(10)
-        .read_timeout(15)
-        .write_timeout(15)
-        .pool_timeout(5)
-        .connection_pool_size(32)
-        .get_updates_read_timeout(40)
+        .request(
+            SplitRequest(
+                INTERACTIVE_CONNECTIONS,
+                BROADCAST_CONNECTIONS,
+                connect_timeout=10,
+                read_timeout=15,
+                write_timeout=15,
+                pool_timeout=5,
+            )
+        )
+        .get_updates_request(HTTPXRequest(connection_pool_size=1, read_timeout=40))
     )
     application: SiagaApplication = builder.build()
     handlers.register(application, settings.operator_chat_id)

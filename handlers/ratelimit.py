@@ -41,6 +41,7 @@ from telegram.ext import BaseRateLimiter, ExtBot
 
 from bot.services.governor import NO_CHAT, Call, ChatId, RateGovernor, Target
 from bot.services.outbox_kinds import Priority
+from handlers.http import bulk_calls
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,22 @@ class GovernedRateLimiter(BaseRateLimiter[RateLimitArgs]):
         data: dict[str, Any],
         rate_limit_args: RateLimitArgs | None,
     ) -> Answer:
-        """Waits for the governor's grant, sends, and rides out 429s (see the module)."""
+        """Waits for the governor's grant, sends, and rides out 429s (see the module).
+        Broadcast copies go through the HTTP client's broadcast pool (``bulk_calls``)."""
+        if rate_limit_args and rate_limit_args.get("priority") == Priority.BROADCAST:
+            with bulk_calls():
+                return await self._process(callback, args, kwargs, endpoint, data, rate_limit_args)
+        return await self._process(callback, args, kwargs, endpoint, data, rate_limit_args)
+
+    async def _process(  # noqa: PLR0917 - process_request's arguments
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Answer]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: RateLimitArgs | None,
+    ) -> Answer:
         if not self.enabled:
             try:
                 return await callback(*args, **kwargs)

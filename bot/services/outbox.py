@@ -47,6 +47,7 @@ from collections.abc import Awaitable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from bot import sizes
 from bot.domain.model import OutboxMessage
 from bot.services.alerts import AdminAlerts
 from bot.services.chats import ChatDirectory
@@ -61,6 +62,7 @@ from bot.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from bot.sizes import BROADCAST_ROWS_HELD, OUTBOX_ROWS_HELD
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +72,9 @@ DESTINATION_BACKOFF = timedelta(seconds=30)
 LEASE = timedelta(seconds=30)
 URGENT_RANK = 1
 """Rows of life-threatening tickets (priority 1): claimed beyond the groups' share."""
-PARALLEL = 64  # rows held at most: the governor paces and orders the calls
-BROADCAST_PARALLEL = 128
-"""Broadcast-lane rows held at most, besides ``PARALLEL``: at 1,000 copies a second a
-claim every 64 ms keeps the paid window full."""
-BROADCAST_STREAMS = 16
-"""Tasks sending the held broadcast rows (each in turn): fewer Bot API calls at once than
-the HTTP pool's 32 connections, so a citizen's reply never queues behind copies there."""
+PARALLEL = OUTBOX_ROWS_HELD  # rows held at most: the governor paces and orders the calls
+BROADCAST_PARALLEL = BROADCAST_ROWS_HELD
+BROADCAST_STREAMS = sizes.BROADCAST_STREAMS  # fewer than the HTTP connections (bot/sizes.py)
 FINISH_BATCH = 64  # sent rows of a batched kind stored in one unit of work …
 FINISH_DELAY = 0.05  # … or this many seconds after the first of them; while a broadcast's
 # backlog is claimed they ride on its next claim instead (one unit of work for both)

@@ -1,0 +1,45 @@
+"""How much the bot does at once, in one place: the sizes depend on each other.
+
+* :data:`UPDATES_AT_ONCE` updates are handled concurrently (one at a time per chat).
+* The outbox holds at most :data:`OUTBOX_ROWS_HELD` rows of the interactive lanes and
+  :data:`BROADCAST_ROWS_HELD` broadcast rows, the latter sent by :data:`BROADCAST_STREAMS`
+  tasks; the rate governor decides when each call goes.
+* Every Bot API call (``getUpdates`` apart, it has its own connection) waits for one of
+  :data:`INTERACTIVE_CONNECTIONS` (broadcast copies: :data:`BROADCAST_CONNECTIONS`, a pool
+  of their own) on an asyncio semaphore (:class:`handlers.http.GatedRequest`), first come first
+  served, and only then enters httpx's pool of as many connections. httpcore
+  re-checks every connection of its pool for every queued request each time one is assigned
+  or released (a readability ``select`` per idle connection): with requests queued inside
+  it that work grows with queue x pool, and under a burst it cost more CPU than the calls.
+
+Why these numbers: the governor lets about 30 messages a second out (more for a paid
+broadcast); the Bot API answers in tens of milliseconds from Indonesia, so a few connections
+carry the steady load and 16 streams the paid broadcast's 1,000 a second at ~15 ms each.
+Broadcast copies never use the interactive connections, so a citizen's reply never waits
+behind them for one.
+"""
+
+from __future__ import annotations
+
+UPDATES_AT_ONCE = 64
+"""Updates in handling at once (PerChatUpdateProcessor)."""
+
+OUTBOX_ROWS_HELD = 64
+"""Interactive-lane outbox rows held at most: the governor paces and orders their calls."""
+
+BROADCAST_ROWS_HELD = 128
+"""Broadcast-lane rows held at most, besides ``OUTBOX_ROWS_HELD``: at 1,000 copies a second a
+claim every 64 ms keeps the paid window full."""
+
+BROADCAST_STREAMS = 16
+"""Tasks sending the held broadcast rows (each in turn)."""
+
+INTERACTIVE_CONNECTIONS = 8
+"""Bot API calls in flight at once besides broadcast copies (replies, cards, edits…): the
+gate and httpx pool of :class:`handlers.http.SplitRequest`'s interactive side. Measured with
+bench/intake.py (50 citizens flat out, fake Bot API on loopback): CPU per update 12.9 /
+13.1 / 10.6 ms with one shared pool of 32 / 16 / 8 (httpcore's checks of its idle
+connections), 11.8 ms with 24."""
+
+BROADCAST_CONNECTIONS = BROADCAST_STREAMS
+"""Broadcast copies in flight at once: a pool of their own, one connection per stream."""
