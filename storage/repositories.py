@@ -13,12 +13,28 @@ a new draft) run in a savepoint, so the unit of work stays usable after such a
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -167,6 +183,11 @@ def _citizen_from_row(row: CitizenRow) -> Citizen:
     )
 
 
+_CITIZEN_BY_TELEGRAM_ID = select(CitizenRow).where(
+    CitizenRow.telegram_id == bindparam("telegram_id")
+)
+
+
 class SqlCitizenRepository(_SqlRepository):
     """Citizens by id and by Telegram user id."""
 
@@ -179,9 +200,7 @@ class SqlCitizenRepository(_SqlRepository):
 
     async def get_by_telegram_id(self, telegram_id: int) -> Citizen | None:
         """Return the citizen with this Telegram user id."""
-        row = await self._session.scalar(
-            select(CitizenRow).where(CitizenRow.telegram_id == telegram_id)
-        )
+        row = await self._session.scalar(_CITIZEN_BY_TELEGRAM_ID, {"telegram_id": telegram_id})
         return None if row is None else _citizen_from_row(row)
 
     async def add(self, citizen: Citizen) -> Citizen:
@@ -413,6 +432,26 @@ def _ticket_from_row(row: TicketRow) -> Ticket:
 
 
 _NEWEST_FIRST = (TicketRow.created_at.desc(), TicketRow.id.desc())
+
+
+@functools.cache
+def _ticket_write(names: tuple[str, ...], *, compare_version: bool) -> Update:
+    """The ticket's ``UPDATE``, built once for a set of columns (the hot path: SQLAlchemy's
+    cache key of a statement object is memoised, building one costs milliseconds): the
+    columns and ``w_id`` (and ``w_version``) are bound by name; the version goes up by one."""
+    table = cast(Table, TicketRow.__table__)
+    values: dict[Any, Any] = {
+        table.c[name]: bindparam(f"v_{name}", type_=table.c[name].type) for name in names
+    }
+    criteria = [table.c.id == bindparam("w_id")]
+    if compare_version:
+        criteria.append(table.c.version == bindparam("w_version"))
+        values[table.c.version] = bindparam("w_version") + 1
+    else:
+        values[table.c.version] = table.c.version + 1
+    return update(table).where(*criteria).values(values).returning(table.c.id)
+
+
 #: ``lifecycle.queue_key``: priority 1 first, then the oldest submission.
 _QUEUE_ORDER = (
     TicketRow.priority,
@@ -420,6 +459,22 @@ _QUEUE_ORDER = (
     TicketRow.id,
 )
 _OPEN = sorted(status.value for status in OPEN_STATUSES)
+
+# The intake's reads on every update, built once (a statement object memoises its cache key).
+_ACTIVE_DRAFT = (
+    select(TicketRow)
+    .where(
+        TicketRow.citizen_id == bindparam("citizen_id"),
+        TicketRow.status == TicketStatus.DRAFT.value,
+    )
+    .order_by(*_NEWEST_FIRST)
+    .limit(1)
+)
+_OPEN_TICKETS = (
+    select(TicketRow)
+    .where(TicketRow.citizen_id == bindparam("citizen_id"), TicketRow.status.in_(_OPEN))
+    .order_by(*_NEWEST_FIRST)
+)
 
 
 class SqlTicketRepository(_SqlRepository):
@@ -438,16 +493,14 @@ class SqlTicketRepository(_SqlRepository):
 
     async def active_draft(self, citizen_id: int) -> Ticket | None:
         """Return the citizen's draft in progress, if any (a unique index allows one)."""
-        return await self._one(
-            TicketRow.citizen_id == citizen_id, TicketRow.status == TicketStatus.DRAFT.value
-        )
+        rows = await self._session.scalars(_ACTIVE_DRAFT, {"citizen_id": citizen_id})
+        row = rows.first()
+        return None if row is None else _ticket_from_row(row)
 
     async def open_tickets(self, citizen_id: int) -> list[Ticket]:
         """Return the citizen's submitted, not yet finished tickets, newest first."""
-        return await self._many(
-            TicketRow.citizen_id == citizen_id,
-            TicketRow.status.in_(sorted(status.value for status in OPEN_STATUSES)),
-        )
+        rows = await self._session.scalars(_OPEN_TICKETS, {"citizen_id": citizen_id})
+        return [_ticket_from_row(row) for row in rows]
 
     async def recent(self, citizen_id: int, limit: int) -> list[Ticket]:
         """Return the citizen's latest non-draft tickets, newest first."""
@@ -481,33 +534,33 @@ class SqlTicketRepository(_SqlRepository):
 
     async def update(self, ticket: Ticket) -> None:
         """Persist all fields of an existing ticket (its stored version goes up by one)."""
-        row = await self._session.get(TicketRow, _require_id(ticket.id, "ticket"))
-        if row is None:
+        if not await self._write(ticket, compare_version=False):
             raise LookupError("ticket not found")
-        for name, value in _ticket_columns(ticket).items():
-            setattr(row, name, value)
-        row.version = row.version + 1
-        await self._flush()
 
     async def update_if_unchanged(self, ticket: Ticket) -> bool:
         """Compare-and-set on ``version``: one ``UPDATE … WHERE id = ? AND version = ?``."""
+        won = await self._write(ticket, compare_version=True)
+        if not won and await self._session.get(TicketRow, _require_id(ticket.id, "ticket")) is None:
+            raise LookupError("ticket not found")
+        return won
+
+    async def _write(self, ticket: Ticket, *, compare_version: bool) -> bool:
+        """One prebuilt ``UPDATE … RETURNING id`` (:func:`_ticket_write`) of every column;
+        a copy in this session's identity map is expired, so the next read sees the row."""
         ticket_id = _require_id(ticket.id, "ticket")
-        statement = (
-            update(TicketRow)
-            .where(TicketRow.id == ticket_id, TicketRow.version == ticket.version)
-            .values(**_ticket_columns(ticket), version=ticket.version + 1)
-            .returning(TicketRow.id)
-            .execution_options(synchronize_session=False)
-        )
+        columns = _ticket_columns(ticket)
+        params = {f"v_{name}": value for name, value in columns.items()}
+        params["w_id"] = ticket_id
+        params["w_version"] = ticket.version
+        statement = _ticket_write(tuple(columns), compare_version=compare_version)
+        await self._flush()  # a Core statement does not flush the session's pending rows
         try:
-            won = (await self._session.execute(statement)).first() is not None
+            won = (await self._session.execute(statement, params)).first() is not None
         except IntegrityError as err:
             raise constraint_error(err, self._table) from None
         loaded = self._session.identity_map.get(self._session.identity_key(TicketRow, ticket_id))
         if loaded is not None:
-            self._session.expire(loaded)  # the next get() reads what was just written
-        if not won and await self._session.get(TicketRow, ticket_id) is None:
-            raise LookupError("ticket not found")
+            self._session.expire(loaded)
         return won
 
     async def by_operator_thread(self, chat_id: int, thread_id: int) -> Ticket | None:
@@ -845,6 +898,58 @@ _LANE_RANK = case(
 )
 
 
+@functools.cache
+def _claim_statement(dialect: str, *, skip: bool, max_rank: bool, skip_lanes: bool) -> Select[Any]:
+    """The outbox's candidate ``SELECT`` (see ``claim``), built once per shape: ``now``,
+    ``limit`` and the ``holding`` kinds (and ``skip``, ``max_rank``, ``skip_lanes`` where
+    the shape has them) are bound by name."""
+    row, earlier = OutboxRow, aliased(OutboxRow)
+    now = bindparam("now", type_=OutboxRow.next_attempt_at.type)
+    # Leased by anyone, this owner too: a continuous worker claims again while a row
+    # of the ticket is in flight, and the LIMIT must not fill up with rows behind it.
+    leased = and_(earlier.claimed_by.is_not(None), earlier.claimed_until > now)
+    held = exists().where(
+        earlier.ticket_id == row.ticket_id,
+        earlier.lane == row.lane,
+        earlier.id < row.id,
+        earlier.sent_at.is_(None),
+        earlier.failed_at.is_(None),
+        or_(
+            leased,
+            and_(
+                earlier.kind.in_(bindparam("holding", expanding=True)),
+                earlier.next_attempt_at > now,
+            ),
+            earlier.rank > row.rank,  # it is served later: this row would overtake it
+        ),
+    )
+    statement = (
+        select(row)
+        .where(
+            *_OWED,
+            row.next_attempt_at <= now,
+            or_(row.claimed_by.is_(None), row.claimed_until <= now),
+            # Inside an OR, PostgreSQL keeps NOT EXISTS a per-row probe of the
+            # (ticket_id, lane, id) index instead of an anti-join; with the statistics
+            # of a young table that join was planned as a nested loop over every owed
+            # row (13 s for a backlog of 10,000 rows; 40 ms this way).
+            or_(row.ticket_id.is_(None), ~held),
+        )
+        .order_by(_LANE_RANK, row.rank, row.id)
+        .limit(bindparam("limit", type_=Integer))
+        .execution_options(populate_existing=True)
+    )
+    if skip:
+        statement = statement.where(row.kind.not_in(bindparam("skip", expanding=True)))
+    if max_rank:
+        statement = statement.where(row.rank <= bindparam("max_rank", type_=Integer))
+    if skip_lanes:
+        statement = statement.where(row.lane.not_in(bindparam("skip_lanes", expanding=True)))
+    if dialect == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    return statement
+
+
 class SqlOutboxRepository(_SqlRepository):
     """The transactional outbox, leased row by row to the workers that send it."""
 
@@ -956,47 +1061,18 @@ class SqlOutboxRepository(_SqlRepository):
         rows of their tickets, lease the candidates that keep their ticket's order.
         """
         now, until = ensure_utc(now), ensure_utc(until)
-        row, earlier = OutboxRow, aliased(OutboxRow)
-        # Leased by anyone, this owner too: a continuous worker claims again while a row
-        # of the ticket is in flight, and the LIMIT must not fill up with rows behind it.
-        leased = and_(earlier.claimed_by.is_not(None), earlier.claimed_until > now)
-        held = exists().where(
-            earlier.ticket_id == row.ticket_id,
-            earlier.lane == row.lane,
-            earlier.id < row.id,
-            earlier.sent_at.is_(None),
-            earlier.failed_at.is_(None),
-            or_(
-                leased,
-                and_(earlier.kind.in_(list(holding)), earlier.next_attempt_at > now),
-                earlier.rank > row.rank,  # it is served later: this row would overtake it
-            ),
-        )
-        statement = (
-            select(row)
-            .where(
-                *_OWED,
-                row.next_attempt_at <= now,
-                or_(row.claimed_by.is_(None), row.claimed_until <= now),
-                # Inside an OR, PostgreSQL keeps NOT EXISTS a per-row probe of the
-                # (ticket_id, lane, id) index instead of an anti-join; with the statistics
-                # of a young table that join was planned as a nested loop over every owed
-                # row (13 s for a backlog of 10,000 rows; 40 ms this way).
-                or_(row.ticket_id.is_(None), ~held),
-            )
-            .order_by(_LANE_RANK, row.rank, row.id)
-            .limit(limit)
-            .execution_options(populate_existing=True)
-        )
+        statement = _claim_statement(
+            self._dialect, skip=bool(skip), max_rank=max_rank is not None,
+            skip_lanes=bool(skip_lanes),
+        )  # fmt: skip
+        params: dict[str, Any] = {"now": now, "limit": limit, "holding": list(holding)}
         if skip:
-            statement = statement.where(row.kind.not_in(list(skip)))
+            params["skip"] = list(skip)
         if max_rank is not None:
-            statement = statement.where(row.rank <= max_rank)
+            params["max_rank"] = max_rank
         if skip_lanes:
-            statement = statement.where(row.lane.not_in(list(skip_lanes)))
-        if self._dialect == "postgresql":
-            statement = statement.with_for_update(skip_locked=True)
-        candidates = list(await self._session.scalars(statement))
+            params["skip_lanes"] = list(skip_lanes)
+        candidates = list(await self._session.scalars(statement, params))
         kept = await self._in_ticket_order(candidates, owner, now, holding)
         for claimed in kept:
             claimed.repeat = claimed.repeat or claimed.claimed_by is not None

@@ -204,13 +204,13 @@ async def siaga(tmp_path: Path, *args: str) -> tuple[int, str, str]:
 async def test_export_writes_the_csv_header_and_personal_columns_only_when_asked(
     tmp_path: Path,
 ) -> None:
-    code, plain, _ = await siaga(tmp_path, "export", "--since", "2026-11-01")
+    code, plain, plain_err = await siaga(tmp_path, "export", "--since", "2026-11-01")
     code_personal, _, err = await siaga(
         tmp_path, "export", "--since", "2026-11-01", "--with-personal-data", "-o", "out.csv"
     )
     bad, _, bad_err = await siaga(tmp_path, "export", "--since", "yesterday")
 
-    assert code == 0
+    assert code == 0, plain_err
     assert plain.splitlines()[0].startswith("ref,status,category,")
     assert "caller_phone" not in plain
     assert code_personal == 0
