@@ -22,8 +22,9 @@ Also printed: the outbox's claims and its stores of sent rows during the run (co
 mean wall time each). ``--db postgres`` runs the bot on PostgreSQL (``--postgres-url`` /
 BENCH_POSTGRES_URL, in a ``bench_<random>`` schema created and dropped) instead of a SQLite
 file. ``--ceiling`` measures first what the HTTP stack alone reaches: a bare PTB ``Bot``
-(the bot's pool of 32 connections) sending N messages to the same double from as many tasks
-as the worker has broadcast streams, no database and no bot logic: the most the bot could
+(the bot's broadcast pool: a connection per stream) sending N messages to the same double
+from as many tasks as the worker has broadcast streams, no database and no bot logic: the
+most the bot could
 reach on this machine in the same layout. ``--max-lag-ms`` sets the bot's
 TELEGRAM_RATE_BROADCAST_MAX_LAG_MS (``0``: broadcasts never give way to a lagging loop: the
 code before it, for back-to-back comparisons); ``--probe-after`` starts the probes during
@@ -55,12 +56,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the intake benchmark
 from intake import database  # bench/intake.py: a fresh SQLite file or PostgreSQL schema
 from sqlalchemy import insert
 from telegram import Bot
-from telegram.request import HTTPXRequest
 
+from bot import sizes
 from bot.config import load_settings
 from bot.double.fake_bot_api import FakeBotApi
 from bot.double.updates import user_dict
 from bot.services import outbox as outbox_module
+from handlers.http import GatedRequest
 from handlers.ratelimit import governor_of
 from storage.db import create_engine
 from storage.migrate import upgrade
@@ -264,7 +266,7 @@ async def one_process(database_url: str, subscribers: range, rate: int, probes: 
     """Bot, fake Bot API and people share one event loop (like bench/intake.py)."""
     async with FakeBotApi() as fake:
         settings = settings_for(fake.base_url, fake.base_file_url, fake.token, database_url, rate)
-        harness = Harness(fake, settings, FakeClock())
+        harness = Harness(fake, settings, FakeClock(), outbox_poll_interval=1.0)  # as deployed
         try:
             outcome = await telegram_side(fake, subscribers, probes, harness.start)
             governor = governor_of(harness.app.bot)
@@ -301,7 +303,7 @@ async def two_processes(database_url: str, subscribers: range, rate: int, probes
     child.start()
     _, base_url, file_url, token = await asyncio.to_thread(results.get, True, 120)
     settings = settings_for(base_url, file_url, token, database_url, rate)
-    harness = Harness(None, settings, FakeClock())  # type: ignore[arg-type]
+    harness = Harness(None, settings, FakeClock(), outbox_poll_interval=1.0)  # type: ignore[arg-type]
     await harness.start()
     try:
         _, outcome = await asyncio.to_thread(results.get, True, 900)
@@ -312,8 +314,9 @@ async def two_processes(database_url: str, subscribers: range, rate: int, probes
 
 
 async def bare_sends(base_url: str, token: str, subscribers: range) -> tuple[float, float]:
-    """A bare PTB bot sends one message per subscriber: (messages/s, CPU ms per message)."""
-    request = HTTPXRequest(connection_pool_size=32, pool_timeout=30)
+    """A bare PTB bot sends one message per subscriber: (messages/s, CPU ms per message),
+    through the bot's broadcast pool (a gated pool of one connection per stream)."""
+    request = GatedRequest(sizes.BROADCAST_CONNECTIONS, pool_timeout=30)
     chats = iter(subscribers)
     async with Bot(token, base_url=base_url, request=request) as bot:
 

@@ -60,6 +60,8 @@ class Harness:
     application: SiagaApplication | None = None
     rate_limiter: Callable[[Settings], GovernedRateLimiter] | None = None
     """Builds the governor for each start (default: the settings' ``TELEGRAM_RATE_*``)."""
+    outbox_poll_interval: float = 0.05
+    """Seconds between the outbox worker's polls (the bot's default is 1; tests go faster)."""
 
     @property
     def app(self) -> SiagaApplication:
@@ -73,7 +75,10 @@ class Harness:
         """Starts the bot exactly as ``run_polling`` does (post_init included)."""
         limiter = self.rate_limiter(self.settings) if self.rate_limiter is not None else None
         application = build_application(
-            self.settings, clock=self.clock, outbox_poll_interval=0.05, rate_limiter=limiter
+            self.settings,
+            clock=self.clock,
+            outbox_poll_interval=self.outbox_poll_interval,
+            rate_limiter=limiter,
         )
 
         async def record(update: object, context: Any) -> None:

@@ -272,3 +272,40 @@ async def test_an_engine_stops_its_checkpointer_when_disposed(tmp_path: Path) ->
     await engine.dispose()
     assert engine.sync_engine not in sqlite_inline._checkpointers
     assert not checkpointer._thread.is_alive()
+
+
+async def test_background_writers_on_the_thread_driver_share_the_inline_engines_queue(
+    tmp_path: Path,
+) -> None:
+    # The app's layout: citizens' writes inline, the broadcast's claims and stores through
+    # aiosqlite's thread, both in one writer queue (else they would meet at SQLite's lock).
+    url = f"sqlite+aiosqlite:///{tmp_path / 'writers.db'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    threaded = create_engine(url, sqlite_driver="thread")
+    writers = SqlUnitOfWorkFactory(session_factory(engine))
+    background = SqlUnitOfWorkFactory(session_factory(threaded), background=True, queue_of=engine)
+    order: list[str] = []
+
+    async def write(factory: SqlUnitOfWorkFactory, name: str, telegram_id: int) -> None:
+        async with factory() as uow:
+            await uow.citizens.add(Citizen(telegram_id=telegram_id, language="id"))
+            order.append(name)
+            await uow.commit()
+
+    try:
+        async with writers() as uow:  # the turn is taken: everyone below queues
+            await uow.citizens.add(Citizen(telegram_id=1, language="id"))
+            queued = [
+                asyncio.create_task(write(background, "claim", 11)),
+                asyncio.create_task(write(writers, "intake", 12)),
+                asyncio.create_task(write(background, "store", 13)),
+            ]
+            await asyncio.sleep(0.05)
+            assert order == []  # the thread's writer waits for the turn, not in SQLite
+            await uow.commit()
+        await asyncio.gather(*queued)
+    finally:
+        await threaded.dispose()
+        await engine.dispose()
+    assert order == ["intake", "claim", "store"]
