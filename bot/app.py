@@ -121,16 +121,7 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         # A citizen is told "send it again" within seconds while another process holds
         # SQLite's write lock, instead of waiting behind every queued writer's timeout.
         citizen_uow_factory = SqlUnitOfWorkFactory(sessions, write_wait=CITIZEN_WRITE_WAIT)
-        # Background writers (a broadcast's claims of 64 rows, the stores of sent copies)
-        # run on aiosqlite's worker thread when SQLite runs on the loop's thread: their
-        # milliseconds of SQL never stall citizens' updates. They keep their place in the
-        # same writer queue, behind any citizen's write that waits.
-        background_engine = engine
-        if engine.dialect.name == "sqlite" and settings.sqlite_driver == "inline":
-            background_engine = create_engine(settings.database_url, sqlite_driver="thread")
-        background_uow_factory = SqlUnitOfWorkFactory(
-            session_factory(background_engine), background=True, queue_of=engine
-        )
+        background_uow_factory = SqlUnitOfWorkFactory(sessions, background=True)
         geo = geocoder or build_geocoder(
             settings.geocoder,
             nominatim_url=settings.nominatim_url,
@@ -209,8 +200,6 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         application.bot_data[ADVISORY_VIEWS_KEY] = advisory_views
         application.bot_data[PRIVACY_VIEWS_KEY] = PrivacyViews(views, settings)
         resources.closers[:] = [worker.stop, webhooks.aclose, geo.aclose, engine.dispose]
-        if background_engine is not engine:
-            resources.closers.append(background_engine.dispose)
         await _start_agency_api(settings, agencies, clock, worker, resources)
         _schedule_jobs(application)
         if settings.operator_chat_id is None:

@@ -236,21 +236,17 @@ class SqlUnitOfWorkFactory:
         read_only: bool = False,
         write_wait: float | None = None,
         background: bool = False,
-        queue_of: object | None = None,
     ) -> None:
         """``write_wait``: seconds a writer waits in all for its turn and SQLite's write
-        lock before ``StorageBusy`` (None: the engine's busy timeout after the queue).
-        ``queue_of``: another engine on the same SQLite file whose writer queue these units
-        of work join (the background engine on aiosqlite's thread shares the main one's)."""
+        lock before ``StorageBusy`` (None: the engine's busy timeout after the queue)."""
         self._session_factory = session_factory
         self._read_only = read_only
         self._write_wait = write_wait
         self._background = background
         engine = session_factory.kw.get("bind")
         sqlite = engine is not None and engine.dialect.name == "sqlite"
-        key = queue_of if queue_of is not None else engine
         self._writers = (
-            self._queues.setdefault(key, WriterQueue()) if sqlite and not read_only else None
+            self._queues.setdefault(engine, WriterQueue()) if sqlite and not read_only else None
         )
 
     def __call__(self) -> SqlUnitOfWork:
