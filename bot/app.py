@@ -171,8 +171,11 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
         )  # fmt: skip
         webhooks = WebhookDeliverer(queries, directory, clock)
         deliverer = CompositeDeliverer({Transport.TELEGRAM: telegram, Transport.WEBHOOK: webhooks})
+        # The outbox's writes (claims, rows marked sent) go before citizens' steps in the
+        # writer queue: an operator card never waits behind a surge of drafts.
         worker = OutboxWorker(
-            uow_factory, deliverer, clock, poll_interval=outbox_poll_interval, health=health,
+            SqlUnitOfWorkFactory(sessions, urgent=True), deliverer, clock,
+            poll_interval=outbox_poll_interval, health=health,
             alerts=alerts, chats=chats,
             # One process per SQLite database: a previous run's leases are a dead process's.
             take_over_on_start=engine.dialect.name == "sqlite",

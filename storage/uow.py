@@ -15,6 +15,7 @@ write lock at its first statement and holds it to the end, so read-modify-write 
 cannot fail half-way on a lock upgrade. Writers of one process queue on an asyncio lock
 first (in arrival order) instead of sleeping in SQLite's busy handler; a read-only unit of
 work (``read_only=True``) begins ``DEFERRED`` and never waits for writers (WAL). Units of
+work of an ``urgent=True`` factory (the outbox worker's) go before the others; units of
 work of a ``background=True`` factory (the outbox's broadcast claims and stores) take their
 turn only when no other writer waits, so an intake's write never queues behind a backlog of
 them. Keep units
@@ -85,6 +86,7 @@ class SqlUnitOfWork:
         read_only: bool = False,
         write_wait: float | None = None,
         background: bool = False,
+        urgent: bool = False,
     ) -> None:
         self._session_factory = session_factory
         self._session: AsyncSession | None = None
@@ -92,6 +94,7 @@ class SqlUnitOfWork:
         self._read_only = read_only
         self._write_wait = write_wait
         self._background = background
+        self._urgent = urgent
 
     async def __aenter__(self) -> Self:
         """Begin the transaction (lazily, at the first statement).
@@ -105,7 +108,7 @@ class SqlUnitOfWork:
         deadline = None if self._write_wait is None else loop.time() + self._write_wait
         if self._writers is not None:
             patience = None if deadline is None else deadline - loop.time()
-            await self._writers.acquire(patience, background=self._background)
+            await self._writers.acquire(patience, background=self._background, urgent=self._urgent)
         options: dict[str, object] = {
             SQLITE_BEGIN_OPTION: "DEFERRED" if self._read_only else "IMMEDIATE"
         }
@@ -168,18 +171,23 @@ class SqlUnitOfWork:
 
 
 class WriterQueue:
-    """Lets one SQLite writer of this process in at a time, first come first served, except
-    that background writers wait while any other writer does."""
+    """Lets one SQLite writer of this process in at a time, first come first served within
+    three ranks: urgent writers (the outbox's deliveries: operator cards must not queue
+    behind citizens' steps) before the others, background writers (a broadcast's claims)
+    only while no other writer waits."""
 
     def __init__(self) -> None:
         self._busy = False
         self._owner: asyncio.Task[object] | None = None
-        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (
+        self._waiting: tuple[deque[asyncio.Future[None]], ...] = (
+            deque(),  # urgent writers
             deque(),  # writers
             deque(),  # background writers
         )
 
-    async def acquire(self, patience: float | None = None, *, background: bool = False) -> None:
+    async def acquire(
+        self, patience: float | None = None, *, background: bool = False, urgent: bool = False
+    ) -> None:
         """Waits for the turn of the current task (at most ``patience`` seconds, else
         ``StorageBusy``: the writers ahead are stuck behind another process's lock)."""
         task = asyncio.current_task()
@@ -187,7 +195,7 @@ class WriterQueue:
             raise RuntimeError("a writing unit of work was opened inside another one")
         if self._busy:
             turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiting[background].append(turn)
+            self._waiting[0 if urgent else 2 if background else 1].append(turn)
             try:
                 if patience is None:
                     await turn
@@ -205,7 +213,8 @@ class WriterQueue:
         self._owner = task
 
     def release(self) -> None:
-        """Hands the turn to the next writer (a background one only when none other waits)."""
+        """Hands the turn to the next writer: an urgent one first, a background one only when
+        none other waits."""
         self._owner = None
         self._hand_over()
 
@@ -224,7 +233,8 @@ class SqlUnitOfWorkFactory:
 
     ``read_only=True`` makes units of work for reading: on SQLite they begin ``DEFERRED``
     and do not queue behind writers. ``background=True`` makes writers that give way to
-    every other writer waiting. Factories of one engine share its writer queue.
+    every other writer waiting, ``urgent=True`` writers that go before the others.
+    Factories of one engine share its writer queue.
     """
 
     _queues: ClassVar[weakref.WeakKeyDictionary[object, WriterQueue]] = weakref.WeakKeyDictionary()
@@ -236,6 +246,7 @@ class SqlUnitOfWorkFactory:
         read_only: bool = False,
         write_wait: float | None = None,
         background: bool = False,
+        urgent: bool = False,
     ) -> None:
         """``write_wait``: seconds a writer waits in all for its turn and SQLite's write
         lock before ``StorageBusy`` (None: the engine's busy timeout after the queue)."""
@@ -243,6 +254,7 @@ class SqlUnitOfWorkFactory:
         self._read_only = read_only
         self._write_wait = write_wait
         self._background = background
+        self._urgent = urgent
         engine = session_factory.kw.get("bind")
         sqlite = engine is not None and engine.dialect.name == "sqlite"
         self._writers = (
@@ -254,5 +266,5 @@ class SqlUnitOfWorkFactory:
         return SqlUnitOfWork(
             self._session_factory, writers=self._writers, read_only=self._read_only,
             write_wait=self._write_wait,
-            background=self._background,
+            background=self._background, urgent=self._urgent,
         )  # fmt: skip

@@ -133,13 +133,14 @@ async def test_writer_without_a_deadline_still_waits_out_a_short_lock(tmp_path: 
         await engine.dispose()
 
 
-async def test_background_writers_give_way_when_other_writers_wait(tmp_path: Path) -> None:
+async def test_urgent_writers_go_first_and_background_ones_give_way_when_others_wait(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'writers.db'}"
     await upgrade(url)
     engine = create_engine(url)
     sessions = session_factory(engine)
     writers = SqlUnitOfWorkFactory(sessions)
     background = SqlUnitOfWorkFactory(sessions, background=True)
+    urgent = SqlUnitOfWorkFactory(sessions, urgent=True)
     order: list[str] = []
 
     async def write(factory: SqlUnitOfWorkFactory, name: str, telegram_id: int) -> None:
@@ -158,6 +159,7 @@ async def test_background_writers_give_way_when_other_writers_wait(tmp_path: Pat
                 asyncio.create_task(write(writers, "intake 1", 13)),
                 asyncio.create_task(write(background, "claim 2", 14)),
                 asyncio.create_task(write(writers, "intake 2", 15)),
+                asyncio.create_task(write(urgent, "card", 17)),  # the outbox's: first
             ]
             await asyncio.sleep(0.01)  # all of them wait for the turn
             await uow.commit()
@@ -169,7 +171,7 @@ async def test_background_writers_give_way_when_other_writers_wait(tmp_path: Pat
             assert await uow.citizens.get_by_telegram_id(16) is None
     finally:
         await engine.dispose()
-    assert order == ["intake 1", "intake 2", "claim 1", "store 1", "claim 2"]
+    assert order == ["card", "intake 1", "intake 2", "claim 1", "store 1", "claim 2"]
 
 
 @pytest.mark.parametrize(("driver", "yields"), [("inline", False), ("thread", True)])
