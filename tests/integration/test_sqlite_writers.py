@@ -133,7 +133,9 @@ async def test_writer_without_a_deadline_still_waits_out_a_short_lock(tmp_path: 
         await engine.dispose()
 
 
-async def test_urgent_writers_go_first_and_background_ones_give_way_when_others_wait(tmp_path: Path) -> None:
+async def test_urgent_writers_go_first_and_background_ones_give_way_when_others_wait(
+    tmp_path: Path,
+) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'writers.db'}"
     await upgrade(url)
     engine = create_engine(url)
