@@ -387,6 +387,15 @@ class OutboxRow(Base):
         # Earlier owed rows of a ticket and lane (the claim keeps each ticket's order).
         Index("ix_outbox_ticket_id_lane_id", "ticket_id", "lane", "id"),
         Index("ix_outbox_dedup_key_created_at", "dedup_key", "created_at"),
+        # Owed rows of a lane in claim order (a broadcast's claim reads the first 64).
+        Index(
+            "ix_outbox_owed_lane_rank_id",
+            "lane",
+            "rank",
+            "id",
+            sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
+            postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
+        ),
     )
 
     id: Mapped[IntPK]

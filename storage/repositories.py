@@ -898,6 +898,26 @@ _LANE_RANK = case(
 )
 
 
+def _finish_sent_statements() -> tuple[Any, Any]:
+    """``finish_sent``'s two statements, built once: each row's state by primary key (one
+    ``executemany``), then the leases of this owner released."""
+    table = cast(Table, OutboxRow.__table__)
+    c = table.c
+    names = ("attempts", "next_attempt_at", "sent_at", "failed_at", "last_error", "result")
+    values = {c[name]: bindparam(f"v_{name}", type_=c[name].type) for name in names}
+    values[c.repeat] = bindparam("v_repeat", type_=c.repeat.type)
+    finish = update(table).where(c.id == bindparam("b_id")).values(values)
+    release = (
+        update(table)
+        .where(c.id.in_(bindparam("b_ids", expanding=True)), c.claimed_by == bindparam("b_owner"))
+        .values(claimed_by=None, claimed_until=None)
+    )
+    return finish, release
+
+
+_FINISH_SENT, _RELEASE_LEASES = _finish_sent_statements()
+
+
 @functools.cache
 def _claim_lane_statement(dialect: str) -> Any:
     """``claim_lane``'s statement, built once: Core (rows come back as tuples, not as ORM
@@ -1242,28 +1262,32 @@ class SqlOutboxRepository(_SqlRepository):
         """Persist many sent rows in two statements (state by primary key, then leases)."""
         if not messages:
             return
+        await self._flush()  # Core statements do not flush the session's pending rows
         await self._session.execute(
-            update(OutboxRow).execution_options(synchronize_session=False),
+            _FINISH_SENT,
             [
                 {
-                    "id": _require_id(m.id, "outbox message"),
-                    "attempts": m.attempts,
-                    "next_attempt_at": ensure_utc(m.next_attempt_at),
-                    "sent_at": ensure_utc(m.sent_at or m.next_attempt_at),
-                    "failed_at": ensure_utc_or_none(m.failed_at),
-                    "last_error": m.last_error,
-                    "result": _json_or_none(m.result),
-                    "repeat": m.repeat,
+                    "b_id": _require_id(m.id, "outbox message"),
+                    "v_attempts": m.attempts,
+                    "v_next_attempt_at": ensure_utc(m.next_attempt_at),
+                    "v_sent_at": ensure_utc(m.sent_at or m.next_attempt_at),
+                    "v_failed_at": ensure_utc_or_none(m.failed_at),
+                    "v_last_error": m.last_error,
+                    "v_result": _json_or_none(m.result),
+                    "v_repeat": m.repeat,
                 }
                 for m in messages
             ],
         )
         await self._session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id.in_([m.id for m in messages]), OutboxRow.claimed_by == owner)
-            .values(claimed_by=None, claimed_until=None)
-            .execution_options(synchronize_session=False)
+            _RELEASE_LEASES, {"b_ids": [m.id for m in messages], "b_owner": owner}
         )
+        for message in messages:  # a copy loaded in this session reads the row anew
+            loaded = self._session.identity_map.get(
+                self._session.identity_key(OutboxRow, message.id)
+            )
+            if loaded is not None:
+                self._session.expire(loaded)
 
     async def expire_leases(self, owner: str, now: datetime) -> int:
         """End every lease not held by ``owner`` at ``now`` (one process per database)."""
