@@ -113,19 +113,8 @@ class SplitRequest(BaseRequest):
         finally:
             await self._interactive.shutdown()
 
-    async def do_request(  # noqa: PLR0917 - BaseRequest's signature
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: Any = BaseRequest.DEFAULT_NONE,
-        write_timeout: Any = BaseRequest.DEFAULT_NONE,
-        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
-        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
-    ) -> tuple[int, bytes]:
-        """Sends through the broadcast pool inside :func:`bulk_calls`, else the other."""
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        """Sends through the broadcast pool inside :func:`bulk_calls`, else the other (the
+        arguments are :meth:`GatedRequest.do_request`'s, passed on as they came)."""
         pool = self._bulk if in_bulk_calls() else self._interactive
-        return await pool.do_request(
-            url, method, request_data, read_timeout, write_timeout, connect_timeout,
-            pool_timeout,
-        )  # fmt: skip
+        return await pool.do_request(*args, **kwargs)

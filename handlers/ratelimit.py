@@ -30,6 +30,7 @@ durable outbox reschedules the row. Other errors pass through untouched.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Coroutine, Mapping
@@ -157,54 +158,42 @@ class GovernedRateLimiter(BaseRateLimiter[RateLimitArgs]):
     ) -> Answer:
         """Waits for the governor's grant, sends, and rides out 429s (see the module).
         Broadcast copies go through the HTTP client's broadcast pool (``bulk_calls``)."""
-        if rate_limit_args and rate_limit_args.get("priority") == Priority.BROADCAST:
-            with bulk_calls():
-                return await self._process(callback, args, kwargs, endpoint, data, rate_limit_args)
-        return await self._process(callback, args, kwargs, endpoint, data, rate_limit_args)
-
-    async def _process(  # noqa: PLR0917 - process_request's arguments
-        self,
-        callback: Callable[..., Coroutine[Any, Any, Answer]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: RateLimitArgs | None,
-    ) -> Answer:
-        if not self.enabled:
-            try:
-                return await callback(*args, **kwargs)
-            except RetryAfter:
-                self.governor.note_rate_limited()
-                raise
-        if is_read_only(endpoint):
-            return await callback(*args, **kwargs)
-        target = target_of(endpoint, data)
-        priority, rank = priority_of(target, rate_limit_args)
-        paid = bool(data.get("allow_paid_broadcast"))
-        previous: Call | None = None
-        for attempt in itertools.count(1):
-            call = await self.governor.acquire(
-                priority, target, rank=rank, paid=paid, retry_of=previous
-            )
-            try:
-                return await callback(*args, **kwargs)
-            except RetryAfter as exc:
-                seconds = _seconds(exc.retry_after)
-                self.governor.penalise(target, seconds)
-                if priority > Priority.RELAY and attempt > self.max_retries:
-                    log.warning(
-                        "%s (class %d, %s) drew 429 %d times; handing it back to the caller",
-                        endpoint, priority, target.kind, attempt,
-                    )  # fmt: skip
+        bulk = bool(rate_limit_args and rate_limit_args.get("priority") == Priority.BROADCAST)
+        with bulk_calls() if bulk else contextlib.nullcontext():
+            if not self.enabled:
+                try:
+                    return await callback(*args, **kwargs)
+                except RetryAfter:
+                    self.governor.note_rate_limited()
                     raise
-                log.warning(
-                    "%s (class %d, %s) drew 429: sending it again in %.1f s",
-                    endpoint, priority, target.kind, seconds,
-                )  # fmt: skip
-                previous = call
-            finally:
-                self.governor.release(call)
+            if is_read_only(endpoint):
+                return await callback(*args, **kwargs)
+            target = target_of(endpoint, data)
+            priority, rank = priority_of(target, rate_limit_args)
+            paid = bool(data.get("allow_paid_broadcast"))
+            previous: Call | None = None
+            for attempt in itertools.count(1):
+                call = await self.governor.acquire(
+                    priority, target, rank=rank, paid=paid, retry_of=previous
+                )
+                try:
+                    return await callback(*args, **kwargs)
+                except RetryAfter as exc:
+                    seconds = _seconds(exc.retry_after)
+                    self.governor.penalise(target, seconds)
+                    if priority > Priority.RELAY and attempt > self.max_retries:
+                        log.warning(
+                            "%s (class %d, %s) drew 429 %d times; handing it back to the caller",
+                            endpoint, priority, target.kind, attempt,
+                        )  # fmt: skip
+                        raise
+                    log.warning(
+                        "%s (class %d, %s) drew 429: sending it again in %.1f s",
+                        endpoint, priority, target.kind, seconds,
+                    )  # fmt: skip
+                    previous = call
+                finally:
+                    self.governor.release(call)
         raise AssertionError("unreachable")  # pragma: no cover
 
 

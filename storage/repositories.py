@@ -128,6 +128,24 @@ class _SqlRepository:
         except IntegrityError as err:
             raise constraint_error(err, self._table) from None
 
+    async def _execute_core(self, statement: Any, params: Any) -> Any:
+        """Run a prebuilt Core statement in this unit of work: the session's pending rows
+        are flushed first (a Core statement does not flush them), constraint errors
+        translated."""
+        await self._flush()
+        try:
+            return await self._session.execute(statement, params)
+        except IntegrityError as err:
+            raise constraint_error(err, self._table) from None
+
+    def _expire_loaded(self, model: type[Any], ids: Collection[int | None]) -> None:
+        """Copies of these rows in this session's identity map are read anew next time
+        (a Core statement wrote the rows behind the session's back)."""
+        for row_id in ids:
+            loaded = self._session.identity_map.get(self._session.identity_key(model, row_id))
+            if loaded is not None:
+                self._session.expire(loaded)
+
     async def _add_in_savepoint(self, row: object) -> None:
         """Insert ``row`` so that a constraint violation leaves the transaction usable."""
         try:
@@ -553,14 +571,8 @@ class SqlTicketRepository(_SqlRepository):
         params["w_id"] = ticket_id
         params["w_version"] = ticket.version
         statement = _ticket_write(tuple(columns), compare_version=compare_version)
-        await self._flush()  # a Core statement does not flush the session's pending rows
-        try:
-            won = (await self._session.execute(statement, params)).first() is not None
-        except IntegrityError as err:
-            raise constraint_error(err, self._table) from None
-        loaded = self._session.identity_map.get(self._session.identity_key(TicketRow, ticket_id))
-        if loaded is not None:
-            self._session.expire(loaded)
+        won = (await self._execute_core(statement, params)).first() is not None
+        self._expire_loaded(TicketRow, [ticket_id])
         return won
 
     async def by_operator_thread(self, chat_id: int, thread_id: int) -> Ticket | None:
@@ -1150,12 +1162,12 @@ class SqlOutboxRepository(_SqlRepository):
             "w_lane": lane, "w_now": ensure_utc(now), "w_limit": limit, "v_owner": owner,
             "v_until": ensure_utc(until),
         }  # fmt: skip
-        await self._flush()  # a Core statement does not flush the session's pending rows
-        claimed = await self._session.execute(_claim_lane_statement(self._dialect), params)
-        return sorted(
-            (_outbox_from_row(found) for found in claimed),  # type: ignore[arg-type]
-            key=lambda m: (m.rank, m.id or 0),
+        claimed = await self._execute_core(_claim_lane_statement(self._dialect), params)
+        messages = sorted(
+            (_outbox_from_row(found) for found in claimed), key=lambda m: (m.rank, m.id or 0)
         )
+        self._expire_loaded(OutboxRow, [m.id for m in messages])
+        return messages
 
     async def _in_ticket_order(
         self, candidates: list[OutboxRow], owner: str, now: datetime, holding: Collection[str]
@@ -1262,8 +1274,7 @@ class SqlOutboxRepository(_SqlRepository):
         """Persist many sent rows in two statements (state by primary key, then leases)."""
         if not messages:
             return
-        await self._flush()  # Core statements do not flush the session's pending rows
-        await self._session.execute(
+        await self._execute_core(
             _FINISH_SENT,
             [
                 {
@@ -1282,12 +1293,7 @@ class SqlOutboxRepository(_SqlRepository):
         await self._session.execute(
             _RELEASE_LEASES, {"b_ids": [m.id for m in messages], "b_owner": owner}
         )
-        for message in messages:  # a copy loaded in this session reads the row anew
-            loaded = self._session.identity_map.get(
-                self._session.identity_key(OutboxRow, message.id)
-            )
-            if loaded is not None:
-                self._session.expire(loaded)
+        self._expire_loaded(OutboxRow, [m.id for m in messages])
 
     async def expire_leases(self, owner: str, now: datetime) -> int:
         """End every lease not held by ``owner`` at ``now`` (one process per database)."""

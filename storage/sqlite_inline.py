@@ -32,7 +32,6 @@ picks this dialect unless ``SQLITE_DRIVER=thread`` asks for aiosqlite.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import threading
@@ -296,5 +295,4 @@ def stop_checkpointer(owner: object) -> None:
     with _checkpointers_lock:
         found = _checkpointers.pop(owner, None)
     if found is not None:
-        with contextlib.suppress(RuntimeError):
-            found.stop()
+        found.stop()

@@ -47,7 +47,6 @@ from collections.abc import Awaitable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot import sizes
 from bot.domain.model import OutboxMessage
 from bot.services.alerts import AdminAlerts
 from bot.services.chats import ChatDirectory
@@ -62,7 +61,7 @@ from bot.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from bot.sizes import BROADCAST_ROWS_HELD, OUTBOX_ROWS_HELD
+from bot.sizes import BROADCAST_ROWS_HELD, BROADCAST_STREAMS, OUTBOX_ROWS_HELD
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +72,7 @@ LEASE = timedelta(seconds=30)
 URGENT_RANK = 1
 """Rows of life-threatening tickets (priority 1): claimed beyond the groups' share."""
 PARALLEL = OUTBOX_ROWS_HELD  # rows held at most: the governor paces and orders the calls
-BROADCAST_PARALLEL = BROADCAST_ROWS_HELD
-BROADCAST_STREAMS = sizes.BROADCAST_STREAMS  # fewer than the HTTP connections (bot/sizes.py)
+BROADCAST_PARALLEL = BROADCAST_ROWS_HELD  # and BROADCAST_STREAMS: see bot/sizes.py
 FINISH_BATCH = 64  # sent rows of a batched kind stored in one unit of work …
 FINISH_DELAY = 0.05  # … or this many seconds after the first of them; while a broadcast's
 # backlog is claimed they ride on its next claim instead (one unit of work for both)
