@@ -173,7 +173,10 @@ async def test_a_report_claimed_and_answered_in_the_console_reaches_the_citizen_
     console: Console,
 ) -> None:
     ref = await report_by_api(console, *PLEBURAN)
-    state = await console.state()
+    # The ticket is stored before the citizen's confirmation is sent: wait for the latter.
+    state = await console.until(
+        lambda s: any(ref in t and "✅" in t for t in _texts(s, "citizen")) and s
+    )
     ticket = state["tickets"][0]
     assert (ticket["priority"], ticket["kecamatan"]) == (1, "Semarang Selatan")
     assert abs(ticket["lat"] - PLEBURAN[0]) < 1e-6
