@@ -438,7 +438,13 @@ async def outbox_drained(services: Any) -> None:
 
 
 async def run_intake(
-    citizens: int, db: str, postgres_url: str, think: float = 0.0, sqlite_driver: str = "inline"
+    citizens: int,
+    db: str,
+    postgres_url: str,
+    think: float = 0.0,
+    *,
+    sqlite_driver: str = "inline",
+    http_client: str = "aiohttp",
 ) -> Run:
     """The real application (build_application), N citizens at once through full intakes."""
     async with database(db, postgres_url) as url, FakeBotApi() as fake:
@@ -451,6 +457,7 @@ async def run_intake(
                 "TELEGRAM_API_FILE_URL": fake.base_file_url,
                 "DATABASE_URL": url,
                 "SQLITE_DRIVER": sqlite_driver,
+                "TELEGRAM_HTTP_CLIENT": http_client,
                 "OPERATOR_CHAT_ID": str(OPERATOR_CHAT),
                 "GEOCODER": "offline",
                 # The echo bot is not paced: compare the work per update, not Telegram's
@@ -594,7 +601,7 @@ def summarise(args: argparse.Namespace, echoes: list[Run], intakes: list[Run]) -
         f"Siaga112 intake benchmark: {args.citizens} concurrent citizens x "
         f"{UPDATES_PER_CITIZEN} updates = {args.citizens * UPDATES_PER_CITIZEN} updates per bot, "
         f"database {args.db} ({driver}), think {args.think:g} s, {len(pairs)} run(s), "
-        "median reported"
+        f"median reported; Bot API client: intake {args.http_client}, echo httpx (PTB's default)"
     )
     print(f"machine: {machine()}")
     heads = [*(f"run {i + 1}" for i in range(len(pairs))), "median"]
@@ -633,8 +640,9 @@ async def main_async(args: argparse.Namespace) -> int:
         try:
             echo = await run_echo(args.citizens, UPDATES_PER_CITIZEN, args.think)
             intake = await run_intake(
-                args.citizens, args.db, args.postgres_url, args.think, args.sqlite_driver
-            )
+                args.citizens, args.db, args.postgres_url, args.think,
+                sqlite_driver=args.sqlite_driver, http_client=args.http_client,
+            )  # fmt: skip
         except (RunFailed, TimeoutError) as exc:
             failed += 1
             print(f"run {i + 1}/{args.repeat} FAILED: {exc}", flush=True)
@@ -674,6 +682,11 @@ def main() -> None:
     parser.add_argument(
         "--sqlite-driver", choices=("inline", "thread"), default="inline",
         help="SQLITE_DRIVER: SQLite on the loop's thread, or aiosqlite's worker (inline)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--http-client", choices=("aiohttp", "httpx"), default="aiohttp",
+        help="the intake bot's TELEGRAM_HTTP_CLIENT (aiohttp); the echo bot is PTB's default "
+        "(httpx) either way",
     )  # fmt: skip
     args = parser.parse_args()
     if args.citizens < 1 or args.repeat < 1 or args.think < 0:

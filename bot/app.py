@@ -16,7 +16,6 @@ from telegram import Bot, BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, NetworkError, TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
-from telegram.request import HTTPXRequest
 
 import handlers
 import handlers.jobs
@@ -62,7 +61,7 @@ from handlers.context import (
     SiagaApplication,
 )
 from handlers.delivery import TelegramDeliverer, telegram_reason
-from handlers.http import SplitRequest
+from handlers.http import HttpClient, SplitRequest, gated_request
 from handlers.operator_views import OperatorViews
 from handlers.privacy_views import PrivacyViews
 from handlers.processing import PerChatUpdateProcessor
@@ -223,6 +222,7 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             except Exception as exc:
                 log.warning("closing %s failed: %s", close, type(exc).__name__)
 
+    client: HttpClient = "httpx" if settings.telegram_http_client == "httpx" else "aiohttp"
     builder = (
         ApplicationBuilder()
         .token(settings.require_token())
@@ -238,13 +238,14 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             SplitRequest(
                 INTERACTIVE_CONNECTIONS,
                 BROADCAST_CONNECTIONS,
+                client=client,
                 connect_timeout=10,
                 read_timeout=15,
                 write_timeout=15,
                 pool_timeout=5,
             )
         )
-        .get_updates_request(HTTPXRequest(connection_pool_size=1, read_timeout=40))
+        .get_updates_request(gated_request(client, 1, read_timeout=40))
     )
     application: SiagaApplication = builder.build()
     handlers.register(application, settings.operator_chat_id)

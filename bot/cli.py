@@ -229,20 +229,28 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     install_event_loop(settings.uvloop)  # PTB runs on the thread's current loop
     application = build_application(settings)
-    if args.webhook_url:
-        application.run_webhook(
-            listen=args.listen,
-            port=args.port,
-            url_path=urlsplit(args.webhook_url).path.lstrip("/"),
-            webhook_url=args.webhook_url,
-            secret_token=settings.telegram_webhook_secret.value or None,
-            allowed_updates=["message", "edited_message", "callback_query"],
-        )
-    else:
-        application.run_polling(
-            allowed_updates=["message", "edited_message", "callback_query"],
-            close_loop=False,
-        )
+    try:
+        if args.webhook_url:
+            application.run_webhook(
+                listen=args.listen,
+                port=args.port,
+                url_path=urlsplit(args.webhook_url).path.lstrip("/"),
+                webhook_url=args.webhook_url,
+                secret_token=settings.telegram_webhook_secret.value or None,
+                allowed_updates=["message", "edited_message", "callback_query"],
+            )
+        else:
+            application.run_polling(
+                allowed_updates=["message", "edited_message", "callback_query"],
+                close_loop=False,
+            )
+    except Exception:
+        # PTB shuts a bot's HTTP pools down only once it started (getMe answered): after a
+        # failed start they are closed here, so no connection is left open.
+        loop = asyncio.get_event_loop()
+        if not loop.is_closed():
+            loop.run_until_complete(application.bot.request.shutdown())
+        raise
     return 0
 
 

@@ -117,6 +117,9 @@ class Settings:
     rate_private_per_second: float
     rate_private_burst: int
     rate_broadcast_per_second: int
+    telegram_http_client: str = "aiohttp"
+    """TELEGRAM_HTTP_CLIENT: the Bot API calls' HTTP client, ``aiohttp`` or PTB's ``httpx``
+    (``getUpdates`` always goes through httpx)."""
     agency_api_listen: tuple[str, int] | None = None
     """Where the signed agency status endpoint listens (``AGENCY_API_LISTEN``; None: off)."""
     sla_realert_seconds: int = 60
@@ -382,6 +385,9 @@ def load_settings(
     sqlite_driver = get("SQLITE_DRIVER", "inline")
     if sqlite_driver not in ("inline", "thread"):
         raise SettingsError("SQLITE_DRIVER", "must be 'inline' or 'thread'")
+    http_client = get("TELEGRAM_HTTP_CLIENT", "aiohttp")
+    if http_client not in ("aiohttp", "httpx"):
+        raise SettingsError("TELEGRAM_HTTP_CLIENT", "must be 'aiohttp' or 'httpx'")
     geocoder = get("GEOCODER", "nominatim")
     if geocoder not in ("nominatim", "offline"):
         raise SettingsError("GEOCODER", "must be 'nominatim' or 'offline'")
@@ -464,6 +470,7 @@ def load_settings(
         rate_governor=_switch("TELEGRAM_RATE_GOVERNOR", get("TELEGRAM_RATE_GOVERNOR", "on")),
         uvloop=_switch("UVLOOP", get("UVLOOP", "on")),
         sqlite_driver=sqlite_driver,
+        telegram_http_client=http_client,
         rate_overall_per_second=overall,
         rate_group_per_minute=_number(
             "TELEGRAM_RATE_GROUP_PER_MINUTE", get("TELEGRAM_RATE_GROUP_PER_MINUTE", "20"), int, 1

@@ -74,18 +74,22 @@ class World:
 
     async def stop(self) -> None:
         """Stops the bot like SIGTERM (post_shutdown included), then the double."""
-        app = self.application
         try:
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
-            if app.running:
-                await app.stop()
-            await app.shutdown()
-            if app.post_shutdown is not None:
-                await app.post_shutdown(app)
+            await _stop_application(self.application)
         finally:
             await self.dispose()
             await self.fake.stop()
+
+
+async def _stop_application(application: SiagaApplication) -> None:
+    """Stops the bot like SIGTERM (post_shutdown included), whatever part of it started."""
+    if application.updater is not None and application.updater.running:
+        await application.updater.stop()
+    if application.running:
+        await application.stop()
+    await application.shutdown()
+    if application.post_shutdown is not None:
+        await application.post_shutdown(application)
 
 
 async def start_world(
@@ -94,6 +98,7 @@ async def start_world(
     """Starts the double, then the bot pointed at it (``post_init`` migrates the database)."""
     fake = FakeBotApi(strict_ampersand=False)  # a bare "&" is kept literally, as Telegram does
     await fake.start()
+    application: SiagaApplication | None = None
     try:
         fake.register_forum(w.OPERATORS_CHAT, w.OPERATORS_TITLE)
         fake.register_forum(w.AGENCY_CHAT, "Agency (LATIHAN)", is_forum=False)
@@ -123,6 +128,9 @@ async def start_world(
         )
         await application.start()
     except BaseException:
+        if application is not None:  # a failed start closes what it opened (HTTP pools…)
+            with contextlib.suppress(Exception):
+                await _stop_application(application)
         await fake.stop()
         raise
     engine = create_engine(settings.database_url)

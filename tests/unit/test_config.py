@@ -67,6 +67,7 @@ def test_environment_wins_over_dotenv_when_both_set_a_value(tmp_path: Path) -> N
         ("TELEGRAM_WEBHOOK_SECRET", "with space"),
         ("TELEGRAM_WEBHOOK_SECRET", "x" * 257),
         ("SQLITE_DRIVER", "aiosqlite"),
+        ("TELEGRAM_HTTP_CLIENT", "requests"),
     ],
 )
 def test_invalid_value_names_its_variable_when_loading(variable: str, value: str) -> None:
@@ -169,3 +170,9 @@ def test_broadcast_rate_names_the_overall_rate_when_it_exceeds_it() -> None:
 def test_sqlite_driver_defaults_to_inline_when_unset(raw: str | None, expected: str) -> None:
     env = {"SQLITE_DRIVER": raw} if raw is not None else {}
     assert load_settings(env, env_file=None).sqlite_driver == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, "aiohttp"), ("httpx", "httpx")])
+def test_http_client_defaults_to_aiohttp_when_unset(raw: str | None, expected: str) -> None:
+    env = {"TELEGRAM_HTTP_CLIENT": raw} if raw is not None else {}
+    assert load_settings(env, env_file=None).telegram_http_client == expected
