@@ -17,6 +17,7 @@ import functools
 import json
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -180,7 +181,7 @@ def _citizen_columns(citizen: Citizen) -> dict[str, Any]:
     return columns
 
 
-def _citizen_from_row(row: CitizenRow) -> Citizen:
+def _citizen_from_row(row: CitizenRow | SimpleNamespace) -> Citizen:
     return Citizen(
         id=row.id,
         telegram_id=row.telegram_id,
@@ -220,6 +221,13 @@ class SqlCitizenRepository(_SqlRepository):
         """Return the citizen with this Telegram user id."""
         row = await self._session.scalar(_CITIZEN_BY_TELEGRAM_ID, {"telegram_id": telegram_id})
         return None if row is None else _citizen_from_row(row)
+
+    async def with_draft(self, telegram_id: int) -> tuple[Citizen | None, Ticket | None]:
+        """Return the citizen with this Telegram user id and their draft in progress, in one
+        read (:data:`_CITIZEN_AND_DRAFT`: plain columns, no ORM objects to load)."""
+        result = await self._session.execute(_CITIZEN_AND_DRAFT, {"telegram_id": telegram_id})
+        row = result.first()
+        return (None, None) if row is None else _citizen_and_draft(tuple(row))
 
     async def add(self, citizen: Citizen) -> Citizen:
         """Insert a citizen and return it with its id (ValueError if the id is known)."""
@@ -313,7 +321,7 @@ def _location_columns(location: Location | None, prefix: str) -> dict[str, Any]:
     }
 
 
-def _location_from_row(row: TicketRow, prefix: str) -> Location | None:
+def _location_from_row(row: TicketRow | SimpleNamespace, prefix: str) -> Location | None:
     def column(name: str) -> Any:
         return getattr(row, prefix + name)
 
@@ -395,7 +403,7 @@ def _ticket_columns(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def _ticket_from_row(row: TicketRow) -> Ticket:
+def _ticket_from_row(row: TicketRow | SimpleNamespace) -> Ticket:
     return Ticket(
         id=row.id,
         ref=row.ref,
@@ -493,6 +501,39 @@ _OPEN_TICKETS = (
     .where(TicketRow.citizen_id == bindparam("citizen_id"), TicketRow.status.in_(_OPEN))
     .order_by(*_NEWEST_FIRST)
 )
+
+# The citizen and their draft in progress, in one read: the first statement of every intake
+# update. A LEFT JOIN (a unique index allows one draft), the columns of both tables by position.
+_CITIZENS = cast(Table, CitizenRow.__table__)
+_TICKETS = cast(Table, TicketRow.__table__)
+_CITIZEN_AND_DRAFT = (
+    select(*_CITIZENS.c, *_TICKETS.c)
+    .select_from(
+        _CITIZENS.outerjoin(
+            _TICKETS,
+            and_(
+                _TICKETS.c.citizen_id == _CITIZENS.c.id,
+                _TICKETS.c.status == TicketStatus.DRAFT.value,
+            ),
+        )
+    )
+    .where(_CITIZENS.c.telegram_id == bindparam("telegram_id"))
+    .order_by(_TICKETS.c.created_at.desc(), _TICKETS.c.id.desc())
+    .limit(1)
+)
+_CITIZEN_NAMES = tuple(_CITIZENS.c.keys())
+_TICKET_NAMES = tuple(_TICKETS.c.keys())
+_DRAFT_ID_AT = len(_CITIZEN_NAMES) + _TICKET_NAMES.index("id")
+
+
+def _citizen_and_draft(values: tuple[Any, ...]) -> tuple[Citizen, Ticket | None]:
+    """The domain objects of one :data:`_CITIZEN_AND_DRAFT` row (no draft: its columns NULL)."""
+    split = len(_CITIZEN_NAMES)
+    citizen = SimpleNamespace(**dict(zip(_CITIZEN_NAMES, values[:split], strict=True)))
+    if values[_DRAFT_ID_AT] is None:
+        return _citizen_from_row(citizen), None
+    draft = SimpleNamespace(**dict(zip(_TICKET_NAMES, values[split:], strict=True)))
+    return _citizen_from_row(citizen), _ticket_from_row(draft)
 
 
 class SqlTicketRepository(_SqlRepository):

@@ -86,6 +86,21 @@ async def citizen_for(
     """Return the actor's citizen row, registering a newcomer (language from Telegram) and
     remembering a changed username or that a blocked bot was unblocked."""
     citizen = await uow.citizens.get_by_telegram_id(actor.telegram_id)
+    return await _settled(uow, actor, citizen, now, default_language)
+
+
+async def citizen_and_draft(
+    uow: UnitOfWork, actor: Actor, now: datetime, default_language: str
+) -> tuple[Citizen, Ticket | None]:
+    """:func:`citizen_for` and the citizen's draft in progress, read together (one
+    statement: the first of every intake update)."""
+    citizen, draft = await uow.citizens.with_draft(actor.telegram_id)
+    return await _settled(uow, actor, citizen, now, default_language), draft
+
+
+async def _settled(
+    uow: UnitOfWork, actor: Actor, citizen: Citizen | None, now: datetime, default_language: str
+) -> Citizen:
     if citizen is None:
         citizen = Citizen(
             telegram_id=actor.telegram_id,

@@ -43,7 +43,7 @@ from bot.domain.rules import (
     priority_for,
     silent_by_default,
 )
-from bot.services.citizens import Actor, Notice, Outcome, citizen_for
+from bot.services.citizens import Actor, Notice, Outcome, citizen_and_draft
 from bot.services.health import DeliveryHealth
 from bot.services.outbox_kinds import (
     CITIZEN_NOTICE,
@@ -131,20 +131,18 @@ class IntakeService:
 
     # -- citizens -------------------------------------------------------------------------
 
-    async def _citizen(self, uow: UnitOfWork, actor: Actor) -> Citizen:
-        return await citizen_for(uow, actor, self._clock.now(), self._policy.default_language)
-
     async def greet(self, actor: Actor) -> Outcome:
         """Registers the citizen (language from Telegram) and returns their state."""
         async with self._uow_factory() as uow:
-            outcome = await self._state(uow, await self._citizen(uow, actor), actor)
+            outcome = await self._state(uow, *await self._load(uow, actor), actor)
             await uow.commit()
         return outcome
 
-    async def _state(self, uow: UnitOfWork, citizen: Citizen, actor: Actor) -> Outcome:
+    async def _state(
+        self, uow: UnitOfWork, citizen: Citizen, draft: Ticket | None, actor: Actor
+    ) -> Outcome:
         """The citizen's draft (with the name to suggest at its name step), or else their
         open tickets."""
-        draft = await uow.tickets.active_draft(citizen.id or 0)
         open_tickets = [] if draft else await uow.tickets.open_tickets(citizen.id or 0)
         outcome = Outcome(citizen, draft, open_tickets=open_tickets)
         if draft is not None and draft.step is IntakeStep.NAME:
@@ -164,13 +162,13 @@ class IntakeService:
     async def peek(self, actor: Actor) -> Outcome:
         """Returns the citizen's state without writing (falls back to ``greet`` for newcomers)."""
         async with self._read_uow_factory() as uow:
-            citizen = await uow.citizens.get_by_telegram_id(actor.telegram_id)
+            citizen, draft = await uow.citizens.with_draft(actor.telegram_id)
             if (
                 citizen is not None
                 and citizen.username == actor.username
                 and not citizen.blocked_bot
             ):
-                return await self._state(uow, citizen, actor)
+                return await self._state(uow, citizen, draft, actor)
         return await self.greet(actor)
 
     async def current(self, actor: Actor) -> Outcome | None:
@@ -178,19 +176,18 @@ class IntakeService:
         such as the details screen's redraw must not recreate a citizen who erased their
         data meanwhile)."""
         async with self._read_uow_factory() as uow:
-            citizen = await uow.citizens.get_by_telegram_id(actor.telegram_id)
+            citizen, draft = await uow.citizens.with_draft(actor.telegram_id)
             if citizen is None:
                 return None
-            return await self._state(uow, citizen, actor)
+            return await self._state(uow, citizen, draft, actor)
 
     async def set_language(self, actor: Actor, language: str) -> Outcome:
         """Remembers the citizen's language (and that of their draft)."""
         async with self._uow_factory() as uow:
-            citizen = await self._citizen(uow, actor)
+            citizen, draft = await self._load(uow, actor)
             citizen.language = language
             citizen.updated_at = self._clock.now()
             await uow.citizens.update(citizen)
-            draft = await uow.tickets.active_draft(citizen.id or 0)
             if draft is not None:
                 draft.language = language
                 await uow.tickets.update(draft)
@@ -200,9 +197,8 @@ class IntakeService:
     async def status(self, actor: Actor, limit: int = 5) -> Outcome:
         """Returns the citizen's open tickets and latest reports."""
         async with self._uow_factory() as uow:
-            citizen = await self._citizen(uow, actor)
+            citizen, draft = await self._load(uow, actor)
             recent = await uow.tickets.recent(citizen.id or 0, limit + CANCELLED_SLACK)
-            draft = await uow.tickets.active_draft(citizen.id or 0)
             await uow.commit()
         shown = [t for t in recent if t.status is not TicketStatus.CANCELLED][:limit]
         return Outcome(citizen, draft, open_tickets=shown)
@@ -212,8 +208,7 @@ class IntakeService:
     async def start_report(self, actor: Actor) -> Outcome:
         """Starts a new draft, or resumes the one in progress."""
         async with self._uow_factory() as uow:
-            citizen = await self._citizen(uow, actor)
-            draft = await uow.tickets.active_draft(citizen.id or 0)
+            citizen, draft = await self._load(uow, actor)
             if draft is not None:
                 return Outcome(citizen, draft, [Notice.RESUMED])
             open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
@@ -238,8 +233,8 @@ class IntakeService:
         return Outcome(citizen, draft, open_tickets=open_tickets)
 
     async def _load(self, uow: UnitOfWork, actor: Actor) -> tuple[Citizen, Ticket | None]:
-        citizen = await self._citizen(uow, actor)
-        return citizen, await uow.tickets.active_draft(citizen.id or 0)
+        """The citizen (registered or refreshed) and their draft, in one read."""
+        return await citizen_and_draft(uow, actor, self._clock.now(), self._policy.default_language)
 
     async def _save(
         self, uow: UnitOfWork, citizen: Citizen, draft: Ticket, *notices: Notice

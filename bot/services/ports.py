@@ -110,6 +110,11 @@ class CitizenRepository(Protocol):
         """Return the citizen with this Telegram user id."""
         ...
 
+    async def with_draft(self, telegram_id: int) -> tuple[Citizen | None, Ticket | None]:
+        """Return the citizen with this Telegram user id (None: unknown) and their draft in
+        progress (None: none), in one read."""
+        ...
+
     async def add(self, citizen: Citizen) -> Citizen:
         """Insert a citizen and return it with its id."""
         ...

@@ -38,7 +38,7 @@ from bot.domain.rules import (
     priority_for,
     silent_by_default,
 )
-from bot.services.citizens import Actor, Notice, Outcome, citizen_for
+from bot.services.citizens import Actor, Notice, Outcome, citizen_and_draft
 from bot.services.ports import Clock, Geocoder, PlaceFinder, UnitOfWork, UnitOfWorkFactory
 from bot.services.rows import add_event
 
@@ -95,8 +95,7 @@ class QuickReportService:
             address = await self._reverse(incoming.point) if area else None
         async with self._uow_factory() as uow:
             now = self._clock.now()
-            citizen = await citizen_for(uow, actor, now, self._default_language)
-            draft = await uow.tickets.active_draft(citizen.id or 0)
+            citizen, draft = await citizen_and_draft(uow, actor, now, self._default_language)
             if draft is None:
                 open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
                 if len(open_tickets) >= self._max_open_tickets:
@@ -235,8 +234,7 @@ class QuickReportService:
     ) -> Outcome:
         async with self._uow_factory() as uow:
             now = self._clock.now()
-            citizen = await citizen_for(uow, actor, now, self._default_language)
-            draft = await uow.tickets.active_draft(citizen.id or 0)
+            citizen, draft = await citizen_and_draft(uow, actor, now, self._default_language)
             if draft is None:
                 open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
                 return Outcome(citizen, None, [Notice.STALE_BUTTON], open_tickets=open_tickets)

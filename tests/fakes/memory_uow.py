@@ -291,6 +291,16 @@ class InMemoryCitizenRepository(_Repository):
                 return copy.deepcopy(citizen)
         return None
 
+    async def with_draft(self, telegram_id: int) -> tuple[Citizen | None, Ticket | None]:
+        """Return the citizen with this Telegram user id and their draft in progress."""
+        citizen = await self.get_by_telegram_id(telegram_id)
+        if citizen is None:
+            return None, None
+        tickets: dict[int, Ticket] = self._tx.view("tickets")
+        drafts = [t for t in tickets.values() if t.citizen_id == citizen.id and t.is_draft]
+        newest = _copies(drafts, key=lambda t: (t.created_at, t.id), reverse=True)
+        return citizen, newest[0] if newest else None
+
     async def add(self, citizen: Citizen) -> Citizen:
         """Insert a citizen and return it with its id."""
         citizen = _utc(citizen)

@@ -272,6 +272,48 @@ async def test_active_draft_is_the_citizens_draft_when_one_is_in_progress(
         assert await uow.tickets.active_draft(123_456) is None
 
 
+async def test_citizen_with_draft_reads_both_with_every_field_when_a_draft_is_in_progress(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    original = b.citizen()
+    async with uow_factory() as uow:
+        citizen = await uow.citizens.add(original)
+        await uow.commit()
+    assert citizen.id is not None
+    full = b.ticket(citizen.id, anonymised_at=b.at(120).astimezone(b.WIB))
+    draft = await add_ticket(uow_factory, dataclasses.replace(full, status=TicketStatus.DRAFT))
+    assert b.unset_fields(draft) == []  # every column goes through the joined read
+    async with uow_factory() as uow:
+        read = await uow.citizens.with_draft(original.telegram_id)
+    assert read == (citizen, draft)
+    assert type(read[0]) is Citizen
+    assert type(read[1]) is Ticket
+    assert read[1].incident_location is not None
+    assert read[1].reporter_location is not None
+    assert read[1].pending_location is not None
+    assert_utc(read[0].created_at)
+    assert_utc(read[1].incident_location.captured_at)
+
+
+async def test_citizen_with_draft_has_no_draft_when_only_tickets_or_others_drafts_exist(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    other_id = await add_citizen(uow_factory, 99)
+    await add_ticket(uow_factory, b.ticket(citizen_id))  # submitted, not a draft
+    await add_ticket(uow_factory, b.draft(other_id))
+    async with uow_factory() as uow:
+        citizen, draft = await uow.citizens.with_draft(7_000_000_001)
+        assert citizen is not None
+        assert citizen.id == citizen_id
+        assert draft is None
+        assert await uow.citizens.with_draft(123_456) == (None, None)
+        other, others_draft = await uow.citizens.with_draft(99)
+        assert other is not None
+        assert others_draft == await uow.tickets.active_draft(other_id)
+        assert others_draft is not None
+
+
 async def test_active_draft_is_none_when_draft_was_submitted(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
