@@ -33,6 +33,11 @@ REDRAW_AFTER = 1.0
 """Seconds after the last detail before the screen is drawn again: an album's photos arrive
 together, and the screen is redrawn once after them."""
 SCREEN_STEPS = (IntakeStep.DETAILS, IntakeStep.CONFIRM)
+STEP_KEY = "step"
+"""chat_data: the step of the chat's draft after its last update (in memory). A message goes
+straight to that step's action, which checks the step in its own unit of work: one unit of
+work per message. Only when the draft has moved on (a timer, an operator, a restart that
+forgot it) does the message cost a read of the draft's step first."""
 ALBUMS_KEY = "albums"
 ALBUMS_KEPT = 20
 """Albums of a chat remembered (in memory) so each is acknowledged once."""
@@ -194,19 +199,23 @@ async def on_private_message(update: Update, context: Context) -> None:
         return
     actor = actor_of(update)
     intake = context.services.intake
-    state = await intake.peek(actor)
     kind = classify(message)
-    if state.step is None:  # after submit the chat belongs to the ticket (or its close rule)
-        await relay(update, context, actor, kind)
-        return
-    action = STATES[state.step].get(kind)
-    if action is not None:
-        outcome = await action(intake, actor, message)
-    elif kind in KEPT_KINDS:  # not this step's answer, but never thrown away
-        outcome = await context.services.quick.take(actor, incoming(message))
-    else:
-        state.notices.append(Notice.WRONG_INPUT)
-        outcome = state
+    outcome = await _at_known_step(context, intake, actor, message, kind)
+    if outcome is None:
+        state = await intake.peek(actor)
+        if state.step is None:  # after submit the chat belongs to the ticket (or its close rule)
+            remember_step(context, state)
+            await relay(update, context, actor, kind)
+            return
+        action = STATES[state.step].get(kind)
+        if action is not None:
+            outcome = await action(intake, actor, message)
+        elif kind in KEPT_KINDS:  # not this step's answer, but never thrown away
+            outcome = await context.services.quick.take(actor, incoming(message))
+        else:
+            state.notices.append(Notice.WRONG_INPUT)
+            outcome = state
+    remember_step(context, outcome)
     screen = context.views.intake(outcome)
     if message.media_group_id and not _first_in_album(context, message.media_group_id, screen):
         return  # an album is acknowledged once, not once per photo
@@ -217,10 +226,39 @@ async def on_private_message(update: Update, context: Context) -> None:
     remember_screen(context, outcome, screen, await send(context.bot, actor.chat_id, screen))
 
 
+async def _at_known_step(
+    context: Context, intake: IntakeService, actor: Actor, message: Message, kind: Input
+) -> Outcome | None:
+    """The message taken by the action of the step the chat's draft was last seen at; None
+    when no step is known, that step takes no such message, or the draft has moved on (the
+    action refused it and changed nothing)."""
+    step = (context.chat_data or {}).get(STEP_KEY)
+    action = STATES[step].get(kind) if isinstance(step, IntakeStep) else None
+    if action is None:
+        return None
+    outcome = await action(intake, actor, message)
+    if Notice.OTHER_STEP in outcome.notices or Notice.NO_REPORT in outcome.notices:
+        return None
+    return outcome
+
+
+def remember_step(context: Context, outcome: Outcome) -> None:
+    """Notes the step of the citizen's draft (or that there is none) for the next message."""
+    if context.chat_data is None:
+        return
+    ticket = outcome.ticket
+    if ticket is not None and ticket.is_draft and ticket.step is not None:
+        context.chat_data[STEP_KEY] = ticket.step
+    else:
+        context.chat_data.pop(STEP_KEY, None)
+
+
 def remember_screen(
     context: Context, outcome: Outcome, screen: Screen, shown: list[Message]
 ) -> None:
-    """Notes which message shows the report's details screen (or summary), to redraw it."""
+    """Notes which message shows the report's details screen (or summary), to redraw it
+    (and the draft's step, for the next message)."""
+    remember_step(context, outcome)
     ticket = outcome.ticket
     if (
         screen.prompted

@@ -290,7 +290,7 @@ class Views:
         match notice:
             case Notice.RESUMED:
                 return _("You have a report in progress. Let's continue where you left off.")
-            case Notice.WRONG_INPUT:
+            case Notice.WRONG_INPUT | Notice.OTHER_STEP:
                 return _("Sorry, we cannot use that here.")
             case Notice.OUTSIDE_CITY:
                 return _(

@@ -42,6 +42,9 @@ class Notice(StrEnum):
     RELAYED = "relayed"
     LOCATION_UPDATED = "location_updated"
     NO_REPORT = "no_report"
+    OTHER_STEP = "other_step"
+    """A message for a step the draft is no longer at (the handler routed it by the step it
+    last saw): refused, nothing changed; the handler routes it again by the draft's step."""
     REOPENED = "reopened"
     """A message soon after the close reopened the ticket (``Outcome.ticket``) and went to
     the operators."""

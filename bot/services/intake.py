@@ -276,7 +276,8 @@ class IntakeService:
             open_tickets = await uow.tickets.open_tickets(citizen.id or 0)
             return Outcome(citizen, None, [notice], open_tickets=open_tickets)
         if (ticket_id is not None and ticket_id != draft.id) or draft.step not in steps:
-            return Outcome(citizen, draft, [Notice.STALE_BUTTON])
+            notice = Notice.STALE_BUTTON if ticket_id is not None else Notice.OTHER_STEP
+            return Outcome(citizen, draft, [notice])
         return None
 
     async def _apply(

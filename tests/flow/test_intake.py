@@ -479,3 +479,45 @@ async def test_operator_topic_waits_for_retry_after_when_telegram_rate_limits_th
     assert card.thread_id is not None
     assert asyncio.get_running_loop().time() - refused_at >= 0.9
     assert [c.ok for c in harness.telegram.calls_to("createForumTopic")] == [False, True]
+
+
+async def test_a_message_follows_the_draft_when_its_timer_closed_it_since_the_last_step(
+    harness: Harness,
+) -> None:
+    user = harness.telegram.add_user(language_code="en")
+    await full_gps_report(user)  # an open ticket …
+    await start_report(user, "FIRE")  # … and a second report, left at the phone question
+    await gps_location(user)
+    harness.clock.advance(timedelta(minutes=16))
+    services = harness.app.bot_data[SERVICES_KEY]
+    assert await services.intake.abandon_idle_drafts() == 1  # closed behind the chat's back
+    # Routed by the step the chat last saw (a typed phone number) it is refused, then by the
+    # draft itself: there is none, so it goes to the operators of the open ticket.
+    await user.send_text("0812 3456 7890 tolong cepat")
+    relayed = await harness.telegram.wait_for_message(
+        OPERATOR_CHAT, lambda m: "tolong cepat" in (m.text or "")
+    )
+    assert relayed is not None
+    assert await _draft(harness, user.id) is None  # nothing started or changed
+
+
+async def test_a_message_is_taken_by_the_drafts_step_when_it_moved_on_behind_the_chats_back(
+    harness: Harness,
+) -> None:
+    user = harness.telegram.add_user(language_code="en")
+    await start_report(user, "MEDICAL")
+    await gps_location(user)
+    await own_contact_and_name(user)  # the chat last saw the details step
+    draft = await _draft(harness, user.id)
+    assert draft is not None
+    draft.step = IntakeStep.NAME
+    uow = harness.app.bot_data[SERVICES_KEY].intake._uow_factory()
+    async with uow:  # another path sets the draft back to its name question
+        await uow.tickets.update(draft)
+        await uow.commit()
+    await user.send_text("Siti Rahma")  # a detail at the details step, but a name now
+    await user.wait_reply()
+    draft = await _draft(harness, user.id)
+    assert draft is not None
+    assert draft.caller_name == "Siti Rahma"
+    assert "Siti Rahma" not in (draft.details or "")

@@ -108,14 +108,33 @@ async def test_phone_step_is_skipped_with_no_callback_number_when_the_citizen_sk
     assert [e.kind for e in events] == ["phone_skipped"]
 
 
-async def test_skip_is_refused_when_the_draft_is_not_at_the_phone_step(
+async def test_skip_is_refused_as_for_another_step_when_the_draft_is_not_at_the_phone_step(
     uow_factory: InMemoryUnitOfWorkFactory, intake: IntakeService
 ) -> None:
     await _draft_at(uow_factory, IntakeStep.DETAILS)
-    outcome = await intake.skip_phone(SITI)
-    assert outcome.notices == [Notice.STALE_BUTTON]
+    outcome = await intake.skip_phone(SITI)  # a message (the keyboard's «Skip»), not a button
+    assert outcome.notices == [Notice.OTHER_STEP]  # the handler routes it again by the step
     assert outcome.ticket is not None
     assert outcome.ticket.caller_phone_e164 == "+6281390001234"
+
+
+async def test_a_message_for_another_step_changes_nothing_and_says_so_when_the_draft_moved_on(
+    uow_factory: InMemoryUnitOfWorkFactory, intake: IntakeService
+) -> None:
+    draft = await _draft_at(uow_factory, IntakeStep.NAME)
+    outcome = await intake.add_detail_text(SITI, "Siti Rahma")
+    assert outcome.notices == [Notice.OTHER_STEP]
+    async with uow_factory() as uow:
+        stored = await uow.tickets.get(draft.id or 0)
+    assert stored == draft  # not a detail, not a version further
+
+
+async def test_a_button_for_another_step_stays_a_stale_button_when_pressed(
+    uow_factory: InMemoryUnitOfWorkFactory, intake: IntakeService
+) -> None:
+    draft = await _draft_at(uow_factory, IntakeStep.DETAILS)
+    outcome = await intake.confirm_identity(SITI, draft.id or 0)  # the phone step's button
+    assert outcome.notices == [Notice.STALE_BUTTON]
 
 
 async def test_report_is_sent_from_the_details_screen_when_send_is_tapped_there(
