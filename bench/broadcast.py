@@ -5,6 +5,7 @@ Run from the repo root::
     .venv/bin/python bench/broadcast.py [--recipients 10000] [--rate 1000] [--probes 40]
                                         [--split] [--db sqlite|postgres] [--ceiling]
                                         [--max-lag-ms MS] [--probe-after SECONDS]
+                                        [--http-client aiohttp|httpx]
 
 The real ``build_application`` (SQLite file in a temp dir, offline geocoder) polls the
 in-process fake Bot API over loopback; N subscribers are written to the database and made
@@ -22,13 +23,13 @@ Also printed: the outbox's claims and its stores of sent rows during the run (co
 mean wall time each). ``--db postgres`` runs the bot on PostgreSQL (``--postgres-url`` /
 BENCH_POSTGRES_URL, in a ``bench_<random>`` schema created and dropped) instead of a SQLite
 file. ``--ceiling`` measures first what the HTTP stack alone reaches: a bare PTB ``Bot``
-(the bot's broadcast pool: a connection per stream) sending N messages to the same double
-from as many tasks as the worker has broadcast streams, no database and no bot logic: the
-most the bot could
-reach on this machine in the same layout. ``--max-lag-ms`` sets the bot's
-TELEGRAM_RATE_BROADCAST_MAX_LAG_MS (``0``: broadcasts never give way to a lagging loop: the
-code before it, for back-to-back comparisons); ``--probe-after`` starts the probes during
-the broadcast that many seconds after the first copy (the default 0 measures its start).
+(the bot's broadcast pool on ``--http-client``: a connection per stream) sending N messages
+to the same double from as many tasks as the worker has broadcast streams, no database and
+no bot logic: the most the bot could reach on this machine in the same layout.
+``--max-lag-ms`` sets the bot's TELEGRAM_RATE_BROADCAST_MAX_LAG_MS (``0``: broadcasts never
+give way to a lagging loop: the code before it, for back-to-back comparisons);
+``--probe-after`` starts the probes during the broadcast that many seconds after the first
+copy (the default 0 measures its start).
 
 Nothing leaves loopback. The harness is observed, never changed (``model.call`` wrapped).
 """
@@ -62,7 +63,7 @@ from bot.config import load_settings
 from bot.double.fake_bot_api import FakeBotApi
 from bot.double.updates import user_dict
 from bot.services import outbox as outbox_module
-from handlers.http import GatedRequest
+from handlers.http import HttpClient, gated_request
 from handlers.ratelimit import governor_of
 from storage.db import create_engine
 from storage.migrate import upgrade
@@ -76,6 +77,8 @@ FIRST_SUBSCRIBER = 100_000_000
 PROBE_IDS = 50_000
 perf_counter = time.perf_counter
 MAX_LAG_MS: str | None = None
+HTTP_CLIENT: HttpClient = "aiohttp"
+"""``--http-client``: the bot's TELEGRAM_HTTP_CLIENT, and the ceiling's client."""
 """``--max-lag-ms``: TELEGRAM_RATE_BROADCAST_MAX_LAG_MS for the bot (None: its default)."""
 PROBE_AFTER = 0.0
 """``--probe-after``: seconds from the first copy to the first probe during the broadcast."""
@@ -256,6 +259,7 @@ def settings_for(base_url: str, file_url: str, token: str, database_url: str, ra
             "TELEGRAM_RATE_PRIVATE_PER_SECOND": "100",
             "TELEGRAM_RATE_PAID_BROADCAST_PER_SECOND": str(rate),
             "LOG_LEVEL": "WARNING",
+            "TELEGRAM_HTTP_CLIENT": HTTP_CLIENT,
             **({"TELEGRAM_RATE_BROADCAST_MAX_LAG_MS": MAX_LAG_MS} if MAX_LAG_MS else {}),
         },
         env_file=None,
@@ -316,7 +320,7 @@ async def two_processes(database_url: str, subscribers: range, rate: int, probes
 async def bare_sends(base_url: str, token: str, subscribers: range) -> tuple[float, float]:
     """A bare PTB bot sends one message per subscriber: (messages/s, CPU ms per message),
     through the bot's broadcast pool (a gated pool of one connection per stream)."""
-    request = GatedRequest(sizes.BROADCAST_CONNECTIONS, pool_timeout=30)
+    request = gated_request(HTTP_CLIENT, sizes.BROADCAST_CONNECTIONS, pool_timeout=30)
     chats = iter(subscribers)
     async with Bot(token, base_url=base_url, request=request) as bot:
 
@@ -428,9 +432,13 @@ def main() -> None:
         "--probe-after", type=float, default=0.0,
         help="seconds from the first copy to the first probe during the broadcast",
     )  # fmt: skip
+    parser.add_argument(
+        "--http-client", choices=("aiohttp", "httpx"), default="aiohttp",
+        help="the bot's TELEGRAM_HTTP_CLIENT, and the --ceiling client's (aiohttp)",
+    )  # fmt: skip
     args = parser.parse_args()
-    global MAX_LAG_MS, PROBE_AFTER
-    MAX_LAG_MS, PROBE_AFTER = args.max_lag_ms, args.probe_after
+    global MAX_LAG_MS, PROBE_AFTER, HTTP_CLIENT
+    MAX_LAG_MS, PROBE_AFTER, HTTP_CLIENT = args.max_lag_ms, args.probe_after, args.http_client
     logging.basicConfig(level=logging.WARNING)
     options = {"db": args.db, "postgres_url": args.postgres_url, "with_ceiling": args.ceiling}
     asyncio.run(run(args.recipients, args.rate, args.probes, split=args.split, **options))
