@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
@@ -37,7 +38,6 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 HttpClient = Literal["aiohttp", "httpx"]
-HTTP_CLIENTS: tuple[HttpClient, ...] = ("aiohttp", "httpx")
 
 _NOT_SENT = (
     "Pool timeout: all connections were in use for the whole pool timeout. "
@@ -57,6 +57,12 @@ async def _turn(gate: asyncio.Semaphore, patience: float | None) -> AsyncIterato
         yield
     finally:
         gate.release()
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The certificate authorities httpx trusts (certifi's), loaded once per process."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _given(value: Any, default: float | None) -> float | None:
@@ -160,9 +166,8 @@ class AiohttpRequest(BaseRequest):
         if not self._open:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         if self._session is None:
-            context = ssl.create_default_context(cafile=certifi.where())  # as httpx verifies
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._size, ssl=context),
+                connector=aiohttp.TCPConnector(limit=self._size, ssl=_tls()),
                 headers={"User-Agent": self.USER_AGENT},
             )
         return self._session

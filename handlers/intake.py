@@ -36,8 +36,9 @@ SCREEN_STEPS = (IntakeStep.DETAILS, IntakeStep.CONFIRM)
 STEP_KEY = "step"
 """chat_data: the step of the chat's draft after its last update (in memory). A message goes
 straight to that step's action, which checks the step in its own unit of work: one unit of
-work per message. Only when the draft has moved on (a timer, an operator, a restart that
-forgot it) does the message cost a read of the draft's step first."""
+work per message. Only when the draft has moved on (its idle timer closed it) or the step is
+not known (a restart forgot it) is the draft's step read first; an action that does I/O before
+its unit (a geocoder's lookup) then did it for nothing."""
 ALBUMS_KEY = "albums"
 ALBUMS_KEPT = 20
 """Albums of a chat remembered (in memory) so each is acknowledged once."""
