@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from bot.app import build_application
+from bot.app import build_application, stop_application
 from bot.config import load_settings
 from bot.double.fake_bot_api import FakeBotApi
 from storage.db import create_engine, session_factory
@@ -170,11 +170,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(args.pace)
                 await arrived(lambda: min(len(card_at), len(receiver.accepted)) >= len(pressed))
             finally:
-                await application.updater.stop()
-                await application.stop()
-                await application.shutdown()
-                assert application.post_shutdown is not None
-                await application.post_shutdown(application)
+                await stop_application(application)
     accepted_at = {
         r.document["incident"]["reference"]: r.at for r in receiver.requests if r.answered == 200
     }

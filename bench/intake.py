@@ -51,7 +51,7 @@ import telegram
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from bot.app import build_application
+from bot.app import build_application, stop_application
 from bot.config import load_settings
 from bot.double.botapi_model import BotApiModel, StoredMessage
 from bot.double.fake_bot_api import FakeBotApi
@@ -316,18 +316,6 @@ async def start(application: AnyApp) -> None:
     await application.start()
 
 
-async def stop(application: AnyApp) -> None:
-    """Stops the bot like Harness.stop (a SIGTERM)."""
-    assert application.updater is not None
-    if application.updater.running:
-        await application.updater.stop()
-    if application.running:
-        await application.stop()
-    await application.shutdown()
-    if application.post_shutdown is not None:
-        await application.post_shutdown(application)
-
-
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -404,7 +392,7 @@ async def run_echo(users: int, per_user: int, think: float = 0.0) -> Run:
             people = new_users(fake, users, "Echo")
             return await measure(people, lambda user: echo_user(user, obs, per_user, think), obs)
         finally:
-            await stop(application)
+            await stop_application(application)
 
 
 @contextlib.asynccontextmanager
@@ -499,7 +487,7 @@ async def run_intake(
             await obs.wait_cards([c.ref for c in run.citizens])
             await outbox_drained(services)
         finally:
-            await stop(application)
+            await stop_application(application)
     lat: dict[str, list[float]] = {k: [] for k in ("entered", "commit", "ack", "card")}
     for c in run.citizens:
         lat["entered"].append(submit_entered[c.user_id] - c.confirm_at)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from telegram import Bot, BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, NetworkError, TelegramError
-from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
 import handlers.jobs
@@ -250,6 +250,18 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
     application: SiagaApplication = builder.build()
     handlers.register(application, settings.operator_chat_id)
     return application
+
+
+async def stop_application(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Stops a bot as SIGTERM does (its ``post_shutdown`` included), whatever part of it had
+    started: the demo, the flow tests' harness and the benchmarks stop it this one way."""
+    if application.updater is not None and application.updater.running:
+        await application.updater.stop()
+    if application.running:
+        await application.stop()
+    await application.shutdown()
+    if application.post_shutdown is not None:
+        await application.post_shutdown(application)
 
 
 async def _topics(application: SiagaApplication, settings: Settings, chats: ChatDirectory) -> bool:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.app import build_application
+from bot.app import build_application, stop_application
 from bot.config import Settings
 from bot.demo import world as w
 from bot.demo.citymap import city_map
@@ -75,21 +75,10 @@ class World:
     async def stop(self) -> None:
         """Stops the bot like SIGTERM (post_shutdown included), then the double."""
         try:
-            await _stop_application(self.application)
+            await stop_application(self.application)
         finally:
             await self.dispose()
             await self.fake.stop()
-
-
-async def _stop_application(application: SiagaApplication) -> None:
-    """Stops the bot like SIGTERM (post_shutdown included), whatever part of it started."""
-    if application.updater is not None and application.updater.running:
-        await application.updater.stop()
-    if application.running:
-        await application.stop()
-    await application.shutdown()
-    if application.post_shutdown is not None:
-        await application.post_shutdown(application)
 
 
 async def start_world(
@@ -130,7 +119,7 @@ async def start_world(
     except BaseException:
         if application is not None:  # a failed start closes what it opened (HTTP pools…)
             with contextlib.suppress(Exception):
-                await _stop_application(application)
+                await stop_application(application)
         await fake.stop()
         raise
     engine = create_engine(settings.database_url)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.app import build_application, build_rate_limiter
+from bot.app import build_application, build_rate_limiter, stop_application
 from bot.config import Settings, load_settings
 from bot.double.fake_bot_api import FakeBotApi
 from bot.double.flood import OVERALL_WINDOW, PRIVATE_WINDOW, FloodLimits, Window
@@ -95,15 +95,7 @@ class Harness:
 
     async def stop(self) -> None:
         """Stops the bot like a SIGTERM would."""
-        application = self.app
-        assert application.updater is not None
-        if application.updater.running:
-            await application.updater.stop()
-        if application.running:
-            await application.stop()
-        await application.shutdown()
-        if application.post_shutdown is not None:
-            await application.post_shutdown(application)
+        await stop_application(self.app)
         self.application = None
 
     async def restart(self) -> None:
