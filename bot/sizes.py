@@ -21,8 +21,15 @@ behind them for one.
 
 from __future__ import annotations
 
-UPDATES_AT_ONCE = 64
-"""Updates in handling at once (PerChatUpdateProcessor)."""
+UPDATES_AT_ONCE = 1024
+"""Updates in handling at once (PerChatUpdateProcessor). An update keeps its slot until its
+replies have gone, and those wait for the governor's pace and for a connection; so a cap
+below the people in flight makes the next citizen's update, and the report it stores, wait
+behind other people's replies. The cap is set above any surge we expect so that every update
+reaches its unit of work at once and the waiting happens after the commit, at the governor
+and the connections (in order of class there). Measured with bench/intake.py, 500 citizens
+flat out, SQLite: with 64, confirm -> committed p95 7.2 s; with 1,024, 84 ms. What it bounds
+is memory: an update in handling is a task of a few kilobytes."""
 
 OUTBOX_ROWS_HELD = 64
 """Interactive-lane outbox rows held at most: the governor paces and orders their calls."""
