@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import gc
 import logging
 import os
 import platform
@@ -459,7 +460,9 @@ async def run_intake(
             },
             env_file=None,
         )
-        application = build_application(settings)
+        # As `siaga112 run` builds it: what the start made is frozen out of the collector's
+        # walks (bot.loop.freeze_startup_heap), and let go again after the run.
+        application = build_application(settings, freeze_heap=True)
 
         async def record(update: object, context: Any) -> None:
             obs.fail(f"intake bot handler error: {context.error!r}")
@@ -494,6 +497,7 @@ async def run_intake(
             run.cpu_all = cpu_seconds() - run.cpu_from
         finally:
             await stop_application(application)
+            gc.unfreeze()
     lat: dict[str, list[float]] = {k: [] for k in ("entered", "commit", "ack", "card")}
     for c in run.citizens:
         lat["entered"].append(submit_entered[c.user_id] - c.confirm_at)

@@ -25,6 +25,7 @@ from bot.commands import privacy_service
 from bot.config import Settings
 from bot.geo import CompositeGeocoder, build_geocoder, load_gazetteer
 from bot.i18n import gettext_for
+from bot.loop import freeze_startup_heap
 from bot.services import Services
 from bot.services.advisories import AdvisoryService
 from bot.services.agencies import AgencyDirectory, AgencyService
@@ -101,8 +102,12 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
     geocoder: Geocoder | None = None,
     outbox_poll_interval: float = 1.0,
     rate_limiter: GovernedRateLimiter | None = None,
+    freeze_heap: bool = False,
 ) -> SiagaApplication:
-    """Build the bot; nothing is opened until the application initialises."""
+    """Build the bot; nothing is opened until the application initialises. ``freeze_heap``:
+    the process is the bot's own (``siaga112 run``), so what the start built is frozen out
+    of the garbage collector's walks at the end of ``post_init``
+    (:func:`bot.loop.freeze_startup_heap`)."""
     clock = clock or SystemClock()
     defaults = Defaults(
         parse_mode=ParseMode.HTML,
@@ -213,6 +218,10 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             )  # fmt: skip
         await _set_commands(application)
         worker.start()
+        if freeze_heap:
+            log.info(
+                "%d objects of the start frozen out of garbage collection", freeze_startup_heap()
+            )
         worker.wake()  # deliver whatever a previous run left behind
 
     async def post_shutdown(application: SiagaApplication) -> None:

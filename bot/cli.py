@@ -228,7 +228,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.loop import install_event_loop  # noqa: PLC0415 - keeps --help fast
 
     install_event_loop(settings.uvloop)  # PTB runs on the thread's current loop
-    application = build_application(settings)
+    application = build_application(settings, freeze_heap=True)
     try:
         if args.webhook_url:
             application.run_webhook(

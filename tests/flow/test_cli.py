@@ -131,6 +131,7 @@ async def test_running_bot_answers_start_and_exits_on_sigterm_when_pointed_at_a_
     assert code == 0, err.decode()
     assert elapsed < 5.0
     assert fake.token not in err.decode()
+    assert "objects of the start frozen out of garbage collection" in err.decode()
 
 
 async def test_check_fails_and_says_what_to_do_without_creating_the_database_file(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
+import weakref
 from types import ModuleType
 
 import pytest
@@ -60,3 +62,24 @@ def test_installed_loop_is_the_threads_current_one_when_run_starts() -> None:
 def test_uvloop_setting_defaults_to_on_when_unset(raw: str | None, expected: bool) -> None:
     env = {"UVLOOP": raw} if raw is not None else {}
     assert load_settings(env, env_file=None).uvloop is expected
+
+
+def test_the_start_heap_is_frozen_after_its_garbage_is_collected() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.other: Node = self
+
+    alive = Node()
+    garbage = Node()  # a cycle: only the cyclic collector frees it
+    gone = weakref.ref(garbage)
+    del garbage
+    gc.disable()  # no automatic collection in between: the call must free the cycle itself
+    try:
+        frozen = loops.freeze_startup_heap()
+        assert gone() is None
+        assert frozen == gc.get_freeze_count() > 0
+        assert not any(obj is alive for obj in gc.get_objects())  # out of every collection
+    finally:
+        gc.unfreeze()
+        gc.enable()
+    assert any(obj is alive for obj in gc.get_objects())
