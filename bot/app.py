@@ -37,7 +37,7 @@ from bot.services.console import ConsolePolicy, ConsoleService
 from bot.services.governor import LagPolicy, Limits, RateGovernor
 from bot.services.health import DeliveryHealth
 from bot.services.intake import IntakePolicy, IntakeService
-from bot.services.outbox import OutboxWorker
+from bot.services.outbox import OutboxWorker, Pacing
 from bot.services.outbox_kinds import Audience, Transport
 from bot.services.ports import Clock, Geocoder, UnitOfWorkFactory
 from bot.services.privacy import PrivacyService
@@ -167,11 +167,12 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             settings, uow_factory, read_uow_factory, geo, clock, health=health,
             directory=directory, citizen_uow_factory=citizen_uow_factory, privacy=privacy,
         )  # fmt: skip
+        pacing = Pacing()  # the deliverer's own waits, ended when the worker stops
         telegram = TelegramDeliverer(
             application.bot, queries, intake, views, settings.operator_chat_id, chats=chats,
             operator_views=OperatorViews.from_settings(settings), queue=console_services[2],
             topics=await _topics(application, settings, chats), agencies=directory,
-            advisories=advisories, advisory_views=advisory_views,
+            advisories=advisories, advisory_views=advisory_views, pacing=pacing,
         )  # fmt: skip
         webhooks = WebhookDeliverer(queries, directory, clock)
         deliverer = CompositeDeliverer({Transport.TELEGRAM: telegram, Transport.WEBHOOK: webhooks})
@@ -183,7 +184,7 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
             alerts=alerts, chats=chats,
             # One process per SQLite database: a previous run's leases are a dead process's.
             take_over_on_start=engine.dialect.name == "sqlite",
-            background_uow_factory=background_uow_factory,
+            background_uow_factory=background_uow_factory, pacing=pacing,
         )  # fmt: skip
         alerts.on_enqueue(worker.wake)
         agencies = AgencyService(

@@ -34,6 +34,7 @@ from bot.services.agencies import AgencyDirectory
 from bot.services.chats import ChatDirectory
 from bot.services.governor import RateGovernor
 from bot.services.intake import IntakeService
+from bot.services.outbox import Pacing
 from bot.services.outbox_kinds import (
     ADMIN_ALERT,
     ADVISORY,
@@ -156,8 +157,11 @@ class TelegramDeliverer:
         agencies: AgencyDirectory | None = None,
         advisories: AdvisoryService | None = None,
         advisory_views: AdvisoryViews | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         self.bot = bot
+        self.pacing = pacing or Pacing()
+        """The outbox worker's: the board's waits for its turn end when the worker stops."""
         self.agencies = agencies or AgencyDirectory(())
         """The agencies file: each agency's chat (agency cards go there)."""
         self.advisories = advisories
@@ -282,7 +286,7 @@ class TelegramDeliverer:
             return
         wait = self.board_next.get(chat, float("-inf")) - governor.now()
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self.pacing.sleep(wait)  # cut short (the row released) when stopping
 
     def board_sent(self, chat: int) -> None:
         """Notes a board call into ``chat``. A new board's pin is not counted: it happens once

@@ -111,6 +111,46 @@ def default_owner() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class Pacing:
+    """The waits of our own a delivery makes before its call (a queue board waiting for its
+    turn under the group's budget), which a stopping worker ends at once.
+
+    Nothing has been sent during such a wait, so the row goes back unattempted and is
+    delivered after the restart; a SIGTERM no longer waits out the worker's grace (5 s) for
+    a board edit asleep in its 7.5 s spacing. A wait for Telegram's answer is not one of
+    these: the grace is for those.
+    """
+
+    def __init__(self) -> None:
+        self._sleeping: set[asyncio.Task[object]] = set()
+        self._stopped = False
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleeps ``seconds``; the task is cancelled, at once or while asleep, when the
+        worker stops."""
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always called from a task
+            await asyncio.sleep(seconds)
+            return
+        if self._stopped:
+            task.cancel()
+        self._sleeping.add(task)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._sleeping.discard(task)
+
+    def stop(self) -> None:
+        """Cancels the tasks asleep here, and those that come to sleep until :meth:`resume`."""
+        self._stopped = True
+        for task in self._sleeping:
+            task.cancel()
+
+    def resume(self) -> None:
+        """Waits are kept again (the worker started)."""
+        self._stopped = False
+
+
 @dataclass(eq=False)
 class _Group:
     """The claimed rows of one ticket and lane (or one row of no ticket), sent in order by
@@ -156,6 +196,7 @@ class OutboxWorker:
         chats: ChatDirectory | None = None,
         take_over_on_start: bool = False,
         background_uow_factory: UnitOfWorkFactory | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         if parallel < 1 or batch < 1 or broadcast_parallel < 1 or broadcast_streams < 1:
             raise ValueError("the outbox worker needs parallel, batch and streams >= 1")
@@ -178,6 +219,8 @@ class OutboxWorker:
         self._alerts = alerts
         self._chats = chats
         self._take_over = take_over_on_start
+        self.pacing = pacing or Pacing()
+        """Shared with the deliverer: its own waits end when this worker stops."""
         self._held: set[int] = set()  # claimed by this worker, not yet finished or released
         self._held_group: set[int] = set()  # of those, rows for our groups
         self._held_broadcast: set[int] = set()  # of those, broadcast-lane rows
@@ -707,6 +750,7 @@ class OutboxWorker:
     def start(self) -> None:
         """Starts the background loop on the running event loop."""
         self._stopping = False
+        self.pacing.resume()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self.run_forever(), name="outbox-worker"
@@ -715,12 +759,14 @@ class OutboxWorker:
     async def stop(self, grace: float = 5.0) -> None:
         """Lets the deliveries under way finish (within ``grace`` seconds), then stops.
 
-        What is not sent stays in the outbox for the next start (released at once).
+        A delivery that is only waiting for its turn (:class:`Pacing`) ends at once. What is
+        not sent stays in the outbox for the next start (released at once).
         """
         task, self._task = self._task, None
         if task is None:
             return
         self._stopping = True
+        self.pacing.stop()
         self.wake()
         try:
             await asyncio.wait_for(asyncio.shield(task), grace)

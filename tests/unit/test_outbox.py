@@ -23,6 +23,7 @@ from bot.services.outbox import (
     EMERGENCY_BACKOFF,
     MAX_BACKOFF,
     OutboxWorker,
+    Pacing,
     backoff,
     next_wait,
 )
@@ -777,6 +778,55 @@ async def test_delivery_under_way_finishes_and_the_rest_is_released_when_stopped
     assert (await _row(uow_factory, card)).sent_at == T0
     left = await _row(uow_factory, pin)
     assert (left.claimed_by, left.attempts, left.sent_at) == (None, 0, None)
+
+
+class Paced(Deliverer):
+    """Waits a minute for its turn (through the worker's pacing) before each delivery."""
+
+    def __init__(self, pacing: Pacing) -> None:
+        super().__init__()
+        self.pacing = pacing
+        self.waiting = asyncio.Event()
+
+    async def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        self.waiting.set()
+        await self.pacing.sleep(60)
+        return await super().deliver(message)
+
+
+async def test_stop_ends_a_delivery_waiting_for_its_turn_at_once_and_releases_its_rows(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
+) -> None:
+    pacing = Pacing()
+    deliverer = Paced(pacing)
+    ids = await _enqueue(uow_factory, clock, "card", "pin", ticket=await _ticket(uow_factory, 1))
+    worker = _loop(uow_factory, deliverer, clock, pacing=pacing)
+    await asyncio.wait_for(deliverer.waiting.wait(), 2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await worker.stop(grace=30)
+    assert loop.time() - started < 5  # not the grace: nothing was being sent
+    assert worker.holding == 0
+    for row_id in ids:
+        row = await _row(uow_factory, row_id)
+        assert (row.claimed_by, row.attempts, row.sent_at) == (None, 0, None)
+    assert deliverer.delivered == []
+
+
+async def test_pacing_cuts_waits_only_between_stop_and_resume() -> None:
+    pacing = Pacing()
+    asleep = asyncio.create_task(pacing.sleep(60))
+    await asyncio.sleep(0)
+    pacing.stop()
+    with pytest.raises(asyncio.CancelledError):
+        await asleep
+    late = asyncio.create_task(pacing.sleep(60))  # comes to sleep while stopped
+    with pytest.raises(asyncio.CancelledError):
+        await late
+    pacing.resume()
+    kept = asyncio.create_task(pacing.sleep(0.01))
+    await kept
+    assert not kept.cancelled()
 
 
 async def test_citizen_rows_are_claimed_when_group_rows_fill_their_share_of_the_capacity(
