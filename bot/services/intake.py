@@ -711,20 +711,23 @@ class IntakeService:
             if bad or not draft:
                 return bad or Outcome(citizen)
             now = self._clock.now()
-            day = now.astimezone(self._policy.local_zone).date()
-            number = await uow.tickets.next_ref_number(day)
-            draft.ref = format_ref(self._policy.ref_prefix, day, number)
             draft.status = TicketStatus.SUBMITTED
             draft.step = None
             draft.submitted_at = draft.queued_at = now
             draft.updated_at = now
             draft.priority = priority_for(draft)
-            await uow.tickets.update(draft)
             await self._event(
                 uow, draft, "submitted", from_status=TicketStatus.DRAFT,
                 to_status=TicketStatus.SUBMITTED,
             )  # fmt: skip
             await self._enqueue_card(uow, draft, queued=True)
+            # The reference last: taking it locks the day's counter row until the commit,
+            # and every report of the city queues on that row (on PostgreSQL; SQLite's unit
+            # of work holds the one write lock throughout anyway).
+            day = now.astimezone(self._policy.local_zone).date()
+            number = await uow.tickets.next_ref_number(day)
+            draft.ref = format_ref(self._policy.ref_prefix, day, number)
+            await uow.tickets.update(draft)
             await uow.commit()
         reachable = self._operators_reachable()
         return Outcome(citizen, draft, [Notice.SUBMITTED], operators_reachable=reachable)

@@ -3,6 +3,8 @@ sending from the details screen, details at the summary, /status and abandoned d
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.domain.model import (
@@ -19,7 +21,12 @@ from bot.domain.model import (
 from bot.services.citizens import Actor, Notice
 from bot.services.intake import IntakePolicy, IntakeService
 from bot.services.outbox_kinds import CITIZEN_NOTICE, OPERATOR_CARD, OPERATOR_PIN
-from tests.fakes.memory_uow import InMemoryUnitOfWorkFactory
+from tests.fakes.memory_uow import (
+    InMemoryEventRepository,
+    InMemoryOutboxRepository,
+    InMemoryTicketRepository,
+    InMemoryUnitOfWorkFactory,
+)
 from tests.unit.console_support import OPERATORS_CHAT, PLEBURAN, T0, Clock, Geocoder, kinds
 
 S = TicketStatus
@@ -243,3 +250,31 @@ async def test_current_state_makes_no_record_when_the_citizen_is_unknown_or_eras
     assert state is not None
     assert state.ticket is not None
     assert state.ticket.id == draft.id
+
+
+async def test_submit_takes_its_reference_last_so_the_days_counter_is_held_only_to_the_commit(
+    uow_factory: InMemoryUnitOfWorkFactory, intake: IntakeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draft = await _draft_at(uow_factory, IntakeStep.CONFIRM)
+    writes: list[str] = []
+    for repository, method in (
+        (InMemoryTicketRepository, "next_ref_number"),
+        (InMemoryTicketRepository, "update"),
+        (InMemoryEventRepository, "add"),
+        (InMemoryOutboxRepository, "add"),
+    ):
+        original = getattr(repository, method)
+
+        async def logged(self: object, *args: object, _o: Any = original, _n: str = method,
+                         _r: type = repository) -> Any:  # fmt: skip
+            writes.append(f"{_r.__name__.removeprefix('InMemory')}.{_n}")
+            return await _o(self, *args)
+
+        monkeypatch.setattr(repository, method, logged)
+    outcome = await intake.submit(SITI, draft.id or 0)
+    assert Notice.SUBMITTED in outcome.notices
+    # On PostgreSQL the counter's row stays locked from its upsert to the commit, and every
+    # report of the day queues on it: only the ticket's own update may follow it.
+    assert writes[-2:] == ["TicketRepository.next_ref_number", "TicketRepository.update"]
+    assert "EventRepository.add" in writes
+    assert "OutboxRepository.add" in writes
