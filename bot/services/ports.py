@@ -18,6 +18,7 @@ from bot.domain.model import (
     Area,
     Assignment,
     AuditEntry,
+    Category,
     Citizen,
     GeocodeCandidate,
     Operator,
@@ -136,6 +137,43 @@ class CitizenRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class QueueLine:
+    """What the queue board shows of one open ticket, read without loading the ticket."""
+
+    ticket_id: int
+    ref: str | None
+    category: Category | None
+    priority: int
+    status: TicketStatus
+    kecamatan_name: str | None
+    """Of the incident's place (None: no place, or a place outside every kecamatan known)."""
+    submitted_at: datetime | None
+    created_at: datetime
+    claimed_by: int | None
+    claimed_by_name: str | None
+    thread_id: int | None
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> QueueLine:
+        """The line of a loaded ticket (what ``queue_lines`` reads of it)."""
+        place = ticket.incident_location
+        area = place.area if place is not None else None
+        return cls(
+            ticket_id=ticket.id or 0,
+            ref=ticket.ref,
+            category=ticket.category,
+            priority=ticket.priority,
+            status=ticket.status,
+            kecamatan_name=area.kecamatan_name if area is not None else None,
+            submitted_at=ticket.submitted_at,
+            created_at=ticket.created_at,
+            claimed_by=ticket.claimed_by,
+            claimed_by_name=ticket.claimed_by_name,
+            thread_id=ticket.operator_thread_id,
+        )
+
+
 class TicketRepository(Protocol):
     """Tickets, drafts included."""
 
@@ -200,6 +238,12 @@ class TicketRepository(Protocol):
     async def queue(self) -> list[Ticket]:
         """Return every open ticket (submitted … on scene) in queue order: priority 1 first,
         then the oldest submission (``lifecycle.queue_key``)."""
+        ...
+
+    async def queue_lines(self) -> list[QueueLine]:
+        """:meth:`queue` as the board shows it: the same tickets in the same order, each
+        read as its :class:`QueueLine` only (a board of hundreds of open tickets is drawn
+        often; loading every whole ticket for it cost tens of milliseconds)."""
         ...
 
     async def unclaimed_since(self, queued_before: datetime) -> list[Ticket]:

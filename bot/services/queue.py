@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from bot.domain.model import Category, Ticket, TicketStatus
 from bot.services.outbox_kinds import QUEUE_BOARD
-from bot.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from bot.services.ports import Clock, QueueLine, UnitOfWork, UnitOfWorkFactory
 from bot.services.rows import BOARD_RANK, enqueue
 
 
@@ -53,20 +53,24 @@ class QueueBoard:
 
 def entry_for(ticket: Ticket, now: datetime) -> QueueEntry:
     """The board line of one open ticket at ``now``."""
-    area = ticket.incident_location.area if ticket.incident_location else None
-    submitted = ticket.submitted_at or ticket.created_at
+    return entry_of(QueueLine.of(ticket), now)
+
+
+def entry_of(line: QueueLine, now: datetime) -> QueueEntry:
+    """The board line of an open ticket read as its :class:`QueueLine`, at ``now``."""
+    submitted = line.submitted_at or line.created_at
     return QueueEntry(
-        ticket_id=ticket.id or 0,
-        ref=ticket.ref,
-        category=ticket.category,
-        priority=ticket.priority,
-        status=ticket.status,
-        kecamatan=area.kecamatan_name if area else None,
-        submitted_at=ticket.submitted_at,
+        ticket_id=line.ticket_id,
+        ref=line.ref,
+        category=line.category,
+        priority=line.priority,
+        status=line.status,
+        kecamatan=line.kecamatan_name,
+        submitted_at=line.submitted_at,
         age=max(now - submitted, timedelta(0)),
-        claimed_by=ticket.claimed_by,
-        claimed_by_name=ticket.claimed_by_name,
-        thread_id=ticket.operator_thread_id,
+        claimed_by=line.claimed_by,
+        claimed_by_name=line.claimed_by_name,
+        thread_id=line.thread_id,
     )
 
 
@@ -80,9 +84,9 @@ class QueueService:
     async def board(self) -> QueueBoard:
         """Return every open ticket (submitted … on scene) in queue order."""
         async with self._uow_factory() as uow:
-            tickets = await uow.tickets.queue()
+            lines = await uow.tickets.queue_lines()
         now = self._clock.now()
-        return QueueBoard(now, tuple(entry_for(t, now) for t in tickets))
+        return QueueBoard(now, tuple(entry_of(line, now) for line in lines))
 
     async def board_message(self, chat_id: int) -> int | None:
         """The message the board was last posted or edited as in ``chat_id`` (kept durably

@@ -73,6 +73,7 @@ from bot.services.ports import (
     MessageRepository,
     OperatorRepository,
     OutboxRepository,
+    QueueLine,
     TicketRepository,
 )
 
@@ -452,6 +453,10 @@ class InMemoryTicketRepository(_Repository):
     async def queue(self) -> list[Ticket]:
         """Return every open ticket in queue order (priority 1 first, then the oldest)."""
         return self._queue(lambda t: t.status in OPEN_STATUSES)
+
+    async def queue_lines(self) -> list[QueueLine]:
+        """:meth:`queue` as the board shows it."""
+        return [QueueLine.of(ticket) for ticket in await self.queue()]
 
     async def unclaimed_since(self, queued_before: datetime) -> list[Ticket]:
         """Return unclaimed tickets queued by ``queued_before`` with an SLA marker unset."""

@@ -24,7 +24,7 @@ from bot.domain.model import (
     TicketEvent,
     TicketStatus,
 )
-from bot.services.ports import UnitOfWork, UnitOfWorkFactory
+from bot.services.ports import QueueLine, UnitOfWork, UnitOfWorkFactory
 from tests.fakes.memory_uow import InMemoryUnitOfWorkFactory
 from tests.integration import builders as b
 
@@ -883,6 +883,38 @@ async def test_queue_lists_open_tickets_priority_first_then_oldest_when_mixed(
     async with uow_factory() as uow:
         queue = await uow.tickets.queue()
     assert [t.ref for t in queue] == ["C", "B", "G", "F", "A"]
+
+
+async def test_queue_lines_are_the_queue_as_the_board_shows_it_when_places_and_claims_vary(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    citizen_id = await add_citizen(uow_factory)
+    no_area = dataclasses.replace(b.location(), area=None)  # outside every kecamatan
+    specs: list[tuple[str, TicketStatus, int, int, dict[str, object]]] = [
+        ("placed", TicketStatus.SUBMITTED, 2, 0, {}),
+        ("no-place", TicketStatus.SUBMITTED, 1, 3, {"incident_location": None, "category": None}),
+        ("no-area", TicketStatus.CLAIMED, 1, 1, {"incident_location": no_area}),
+        ("no-topic", TicketStatus.ON_SCENE, 3, 2, {"operator_thread_id": None, "ref": None}),
+        ("unclaimed", TicketStatus.SUBMITTED, 2, 4, {"claimed_by": None, "claimed_by_name": None}),
+        ("closed", TicketStatus.CLOSED, 1, 0, {}),
+        ("draft", TicketStatus.DRAFT, 1, 0, {"submitted_at": None}),
+    ]
+    for name, status, priority, minute, changes in specs:
+        fields = {"ref": f"SMG-261130-{len(name):04d}{name}", "status": status,
+                  "priority": priority, "submitted_at": b.at(minute), **changes}  # fmt: skip
+        await add_ticket(uow_factory, b.ticket(citizen_id, **fields))
+    async with uow_factory() as uow:
+        queue = await uow.tickets.queue()
+        lines = await uow.tickets.queue_lines()
+    assert len(queue) == 5
+    assert lines == [QueueLine.of(ticket) for ticket in queue]
+    by_id = {line.ticket_id: line for line in lines}
+    kecamatan = {t.ref: by_id[t.id or 0].kecamatan_name for t in queue}
+    area = b.location().area
+    assert area is not None
+    assert kecamatan[f"SMG-261130-{6:04d}placed"] == area.kecamatan_name
+    assert kecamatan[f"SMG-261130-{8:04d}no-place"] is None
+    assert kecamatan[f"SMG-261130-{7:04d}no-area"] is None
 
 
 async def test_unclaimed_since_lists_waiting_tickets_with_a_marker_unset_when_mixed(
