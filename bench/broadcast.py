@@ -77,9 +77,9 @@ FIRST_SUBSCRIBER = 100_000_000
 PROBE_IDS = 50_000
 perf_counter = time.perf_counter
 MAX_LAG_MS: str | None = None
+"""``--max-lag-ms``: TELEGRAM_RATE_BROADCAST_MAX_LAG_MS for the bot (None: its default)."""
 HTTP_CLIENT: HttpClient = "aiohttp"
 """``--http-client``: the bot's TELEGRAM_HTTP_CLIENT, and the ceiling's client."""
-"""``--max-lag-ms``: TELEGRAM_RATE_BROADCAST_MAX_LAG_MS for the bot (None: its default)."""
 PROBE_AFTER = 0.0
 """``--probe-after``: seconds from the first copy to the first probe during the broadcast."""
 THROTTLE: list[str] = []

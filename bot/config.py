@@ -118,8 +118,8 @@ class Settings:
     rate_private_burst: int
     rate_broadcast_per_second: int
     telegram_http_client: str = "aiohttp"
-    """TELEGRAM_HTTP_CLIENT: the Bot API calls' HTTP client, ``aiohttp`` or PTB's ``httpx``
-    (``getUpdates`` always goes through httpx)."""
+    """TELEGRAM_HTTP_CLIENT: the HTTP client of every Bot API call (``getUpdates`` included),
+    ``aiohttp`` or PTB's ``httpx``."""
     agency_api_listen: tuple[str, int] | None = None
     """Where the signed agency status endpoint listens (``AGENCY_API_LISTEN``; None: off)."""
     sla_realert_seconds: int = 60
