@@ -562,7 +562,7 @@ _CITIZEN_AND_DRAFT = (
         )
     )
     .where(_CITIZENS.c.telegram_id == bindparam("telegram_id"))
-    .order_by(_TICKETS.c.created_at.desc(), _TICKETS.c.id.desc())
+    .order_by(*_NEWEST_FIRST)  # as _ACTIVE_DRAFT
     .limit(1)
 )
 _CITIZEN_NAMES = tuple(_CITIZENS.c.keys())

@@ -297,10 +297,7 @@ class InMemoryCitizenRepository(_Repository):
         citizen = await self.get_by_telegram_id(telegram_id)
         if citizen is None:
             return None, None
-        tickets: dict[int, Ticket] = self._tx.view("tickets")
-        drafts = [t for t in tickets.values() if t.citizen_id == citizen.id and t.is_draft]
-        newest = _copies(drafts, key=lambda t: (t.created_at, t.id), reverse=True)
-        return citizen, newest[0] if newest else None
+        return citizen, await InMemoryTicketRepository(self._uow).active_draft(citizen.id or 0)
 
     async def add(self, citizen: Citizen) -> Citizen:
         """Insert a citizen and return it with its id."""
