@@ -111,6 +111,9 @@ class Harness:
         await application.updater.stop()
         with contextlib.suppress(Exception):
             await application.stop()
+        # A dead process's sockets are closed by the kernel: close the Bot API pools (nothing
+        # of the bot's own is flushed), or aiohttp reports them unclosed at exit.
+        await application.bot.shutdown()
         self.application = None
 
     async def outbox_drained(self, within: float = 5.0) -> None:
