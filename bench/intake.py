@@ -42,6 +42,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ import telegram
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from bot.app import build_application, stop_application
+from bot.app import build_application, start_application, stop_application
 from bot.config import load_settings
 from bot.double.botapi_model import BotApiModel, StoredMessage
 from bot.double.fake_bot_api import FakeBotApi
@@ -68,6 +69,7 @@ REF = re.compile(r"SMG-\d{6}-\d{4}")
 UPDATES_PER_CITIZEN = 7  # /start, report, group, GPS, locok, contact, submit
 Mark = tuple[int, float]  # a chat's last message id and the fake's clock at an action
 WAIT_TIMEOUT = 120.0  # seconds a simulated person waits for an answer before the run fails
+POLL_TIMEOUT = timedelta(seconds=1)  # each bot's long poll, as in the flow tests' harness
 # The echo bot (the baseline) keeps the settings the issue measured it with: 64 updates at
 # once and PTB's httpx pool of 32. The intake bot's are in bot/sizes.py.
 CONCURRENT_UPDATES = 64
@@ -308,17 +310,7 @@ async def echo_user(user: SimUser, obs: Observer, count: int, think: float = 0.0
     return person.result
 
 
-# -- running an application like the flow tests do ----------------------------------------------
-async def start(application: AnyApp) -> None:
-    """Starts the bot as tests/flow/conftest.py Harness.start does (post_init included)."""
-    await application.initialize()
-    if application.post_init is not None:
-        await application.post_init(application)
-    assert application.updater is not None
-    await application.updater.start_polling(poll_interval=0, timeout=1)
-    await application.start()
-
-
+# -- measuring a run ------------------------------------------------------------------------------
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -392,7 +384,7 @@ async def run_echo(users: int, per_user: int, think: float = 0.0) -> Run:
         )
         application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
         application.add_error_handler(record)
-        await start(application)
+        await start_application(application, poll_timeout=POLL_TIMEOUT)
         try:
             await echo_user(new_users(fake, 1, "Warm")[0], obs, 2)  # warm-up, not measured
             people = new_users(fake, users, "Echo")
@@ -468,7 +460,7 @@ async def run_intake(
             obs.fail(f"intake bot handler error: {context.error!r}")
 
         application.add_error_handler(record)  # besides the bot's own, which tells the citizen
-        await start(application)
+        await start_application(application, poll_timeout=POLL_TIMEOUT)
         try:
             services = application.bot_data[SERVICES_KEY]
             # Observe IntakeService.submit on this instance: entered, and returned with the

@@ -7,6 +7,7 @@ runs beside the updater and stops before the database closes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -260,6 +261,26 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
     application: SiagaApplication = builder.build()
     handlers.register(application, settings.operator_chat_id)
     return application
+
+
+async def start_application(
+    application: Application[Any, Any, Any, Any, Any, Any],
+    *,
+    poll_timeout: timedelta,
+    allowed_updates: Sequence[str] | None = None,
+) -> None:
+    """Starts a bot as ``run_polling`` does (``post_init`` included), its long polls lasting
+    ``poll_timeout``: the demo, the flow tests' harness and the intake benchmark start it
+    this one way (and :func:`stop_application` stops it)."""
+    await application.initialize()
+    if application.post_init is not None:
+        await application.post_init(application)
+    if application.updater is None:
+        raise RuntimeError("the bot was built without an Updater")
+    await application.updater.start_polling(
+        poll_interval=0, timeout=poll_timeout, allowed_updates=allowed_updates
+    )
+    await application.start()
 
 
 async def stop_application(application: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.app import build_application, stop_application
+from bot.app import build_application, start_application, stop_application
 from bot.config import Settings
 from bot.demo import world as w
 from bot.demo.citymap import city_map
@@ -107,15 +107,9 @@ async def start_world(
         member = w.AGENCY_MEMBER
         agency_member = fake.add_user(member.id, member.first_name, last_name=member.last_name)
         application = build_application(settings)
-        await application.initialize()
-        if application.post_init is not None:
-            await application.post_init(application)
-        if application.updater is None:
-            raise RuntimeError("the bot was built without an Updater")
-        await application.updater.start_polling(
-            poll_interval=0, timeout=dtm.timedelta(seconds=5), allowed_updates=ALLOWED_UPDATES
+        await start_application(
+            application, poll_timeout=dtm.timedelta(seconds=5), allowed_updates=ALLOWED_UPDATES
         )
-        await application.start()
     except BaseException:
         if application is not None:  # a failed start closes what it opened (HTTP pools…)
             with contextlib.suppress(Exception):

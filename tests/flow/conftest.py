@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.app import build_application, build_rate_limiter, stop_application
+from bot.app import build_application, build_rate_limiter, start_application, stop_application
 from bot.config import Settings, load_settings
 from bot.double.fake_bot_api import FakeBotApi
 from bot.double.flood import OVERALL_WINDOW, PRIVATE_WINDOW, FloodLimits, Window
@@ -85,12 +85,7 @@ class Harness:
             self.errors.append(context.error)
 
         application.add_error_handler(record)
-        await application.initialize()
-        assert application.post_init is not None
-        await application.post_init(application)
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0, timeout=1)
-        await application.start()
+        await start_application(application, poll_timeout=timedelta(seconds=1))
         self.application = application
 
     async def stop(self) -> None:
