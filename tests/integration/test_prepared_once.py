@@ -1,0 +1,91 @@
+"""The intake's reads are prepared once per SQLite connection, not again at every execution.
+
+SQLite compiles a statement anew at each execution whose bound values might change the
+query plan: a bound value compared with a column that a partial index's WHERE names
+(``uq_tickets_citizen_id_draft``: ``status = 'draft'``) is one. The ticket statuses are
+therefore written into the SQL as constants (``storage.repositories._fixed``).
+
+Compiling calls the connection's authorizer; a statement served from the connection's
+statement cache does not. So after one warm-up run of each read, a second run with other
+values must not call it at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from bot.domain.model import TicketStatus
+from storage.db import create_engine, session_factory
+from storage.migrate import upgrade
+from storage.uow import SqlUnitOfWorkFactory
+from tests.integration.builders import citizen as a_citizen
+from tests.integration.builders import draft as a_draft
+
+
+class Compiles:
+    """Counts the authorizer's calls for reads, i.e. SQLite compiling a query."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, action: int, *_: Any) -> int:
+        if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ):  # not the driver's COMMIT
+            self.calls += 1
+        return sqlite3.SQLITE_OK
+
+
+@pytest.fixture
+async def counted(tmp_path: Path) -> AsyncIterator[tuple[SqlUnitOfWorkFactory, Compiles]]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'prepared.db'}"
+    await upgrade(url)
+    engine = create_engine(url, sqlite_driver="inline")
+    compiles = Compiles()
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        inline = dbapi_connection.driver_connection  # storage.sqlite_inline._Connection
+        inline._open().set_authorizer(compiles)
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    try:
+        yield SqlUnitOfWorkFactory(session_factory(engine)), compiles
+    finally:
+        await engine.dispose()
+
+
+async def _citizen_with_draft(uow_factory: SqlUnitOfWorkFactory, telegram_id: int) -> int:
+    async with uow_factory() as uow:
+        citizen = await uow.citizens.add(a_citizen(telegram_id))
+        assert citizen.id is not None
+        await uow.tickets.add(a_draft(citizen.id))
+        await uow.commit()
+        return citizen.id
+
+
+async def _reads(uow_factory: SqlUnitOfWorkFactory, telegram_id: int, citizen_id: int) -> None:
+    async with uow_factory() as uow:
+        citizen, draft = await uow.citizens.with_draft(telegram_id)
+        assert citizen is not None
+        assert citizen.id == citizen_id
+        assert draft is not None
+        assert draft.status is TicketStatus.DRAFT
+        assert await uow.tickets.active_draft(citizen_id) == draft
+        assert await uow.tickets.open_tickets(citizen_id) == []
+        assert await uow.tickets.queue_lines() == []
+        await uow.commit()
+
+
+async def test_the_intakes_reads_are_not_compiled_again_with_other_values(counted) -> None:  # type: ignore[no-untyped-def]
+    uow_factory, compiles = counted
+    first = await _citizen_with_draft(uow_factory, 501)
+    second = await _citizen_with_draft(uow_factory, 502)
+    await _reads(uow_factory, 501, first)  # each statement compiled once here
+    assert compiles.calls > 0  # the authorizer does see compiling
+    compiles.calls = 0
+    await _reads(uow_factory, 502, second)
+    assert compiles.calls == 0
