@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import (
+    Insert,
     Integer,
     Select,
     String,
@@ -114,6 +115,21 @@ def constraint_error(err: IntegrityError, table: str) -> ValueError:
     return ValueError(f"{table}: the write violates {kind}")
 
 
+_CITIZENS = cast(Table, CitizenRow.__table__)
+_TICKETS = cast(Table, TicketRow.__table__)
+_EVENTS = cast(Table, TicketEventRow.__table__)
+_OUTBOX = cast(Table, OutboxRow.__table__)
+
+
+@functools.cache
+def _insert_statement(table: Table, names: tuple[str, ...]) -> Insert:
+    """The ``INSERT`` of these columns (bound as ``v_<name>``) returning every column, built
+    once per table and set of columns (building a statement and its cache key costs more
+    than running it)."""
+    values = {table.c[name]: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
+    return insert(table).values(values).returning(*table.c)
+
+
 class _SqlRepository:
     """Shared plumbing: the unit of work's session and constraint-error translation."""
 
@@ -149,6 +165,29 @@ class _SqlRepository:
             loaded = self._session.identity_map.get(self._session.identity_key(model, row_id))
             if loaded is not None:
                 self._session.expire(loaded)
+
+    async def _insert(
+        self, table: Table, columns: dict[str, Any], *, guarded: bool = False
+    ) -> SimpleNamespace:
+        """One prebuilt ``INSERT … RETURNING`` (:func:`_insert_statement`) of these columns,
+        the stored row back by column name: no ORM object is made and flushed (the hot
+        path's inserts: citizens, tickets, events, outbox rows). ``guarded``: a constraint
+        violation leaves the transaction usable. PostgreSQL aborts a transaction at a failed
+        statement, so there the insert runs in a SAVEPOINT; SQLite backs out the failed
+        statement only, so it needs none."""
+        statement = _insert_statement(table, tuple(columns))
+        params = {f"v_{name}": value for name, value in columns.items()}
+        if guarded and self._dialect == "postgresql":
+            await self._flush()
+            try:
+                async with self._session.begin_nested():
+                    result = await self._session.execute(statement, params)
+                    row = result.one()
+            except IntegrityError as err:
+                raise constraint_error(err, self._table) from None
+        else:
+            row = (await self._execute_core(statement, params)).one()
+        return SimpleNamespace(**row._mapping)
 
     async def _add_in_savepoint(self, row: object) -> None:
         """Insert ``row`` so that a constraint violation leaves the transaction usable."""
@@ -235,9 +274,7 @@ class SqlCitizenRepository(_SqlRepository):
     async def add(self, citizen: Citizen) -> Citizen:
         """Insert a citizen and return it with its id (ValueError if the id is known)."""
         columns = {k: v for k, v in _citizen_columns(citizen).items() if v is not None}
-        row = CitizenRow(**columns)
-        await self._add_in_savepoint(row)
-        return _citizen_from_row(row)
+        return _citizen_from_row(await self._insert(_CITIZENS, columns, guarded=True))
 
     async def update(self, citizen: Citizen) -> None:
         """Persist all fields of an existing citizen but its id and creation time."""
@@ -563,8 +600,6 @@ _OPEN_TICKETS = (
 
 # The citizen and their draft in progress, in one read: the first statement of every intake
 # update. A LEFT JOIN (a unique index allows one draft), the columns of both tables by position.
-_CITIZENS = cast(Table, CitizenRow.__table__)
-_TICKETS = cast(Table, TicketRow.__table__)
 _CITIZEN_AND_DRAFT = (
     select(*_CITIZENS.c, *_TICKETS.c)
     .select_from(
@@ -648,9 +683,8 @@ class SqlTicketRepository(_SqlRepository):
         ValueError when the citizen already has a draft, the reference is taken or the
         citizen does not exist.
         """
-        row = TicketRow(**_ticket_columns(ticket), version=ticket.version)
-        await self._add_in_savepoint(row)
-        return _ticket_from_row(row)
+        columns = {**_ticket_columns(ticket), "version": ticket.version}
+        return _ticket_from_row(await self._insert(_TICKETS, columns, guarded=True))
 
     async def update(self, ticket: Ticket) -> None:
         """Persist all fields of an existing ticket (its stored version goes up by one)."""
@@ -851,18 +885,16 @@ class SqlEventRepository(_SqlRepository):
 
     async def add(self, event: TicketEvent) -> None:
         """Append an event."""
-        self._session.add(
-            TicketEventRow(
-                ticket_id=event.ticket_id,
-                at=ensure_utc(event.at),
-                actor=event.actor,
-                kind=event.kind,
-                from_status=event.from_status.value if event.from_status else None,
-                to_status=event.to_status.value if event.to_status else None,
-                note=event.note,
-            )
-        )
-        await self._flush()
+        columns = {
+            "ticket_id": event.ticket_id,
+            "at": ensure_utc(event.at),
+            "actor": event.actor,
+            "kind": event.kind,
+            "from_status": event.from_status.value if event.from_status else None,
+            "to_status": event.to_status.value if event.to_status else None,
+            "note": event.note,
+        }
+        await self._insert(_EVENTS, columns)
 
     async def for_ticket(self, ticket_id: int) -> list[TicketEvent]:
         """Return a ticket's events, oldest first."""
@@ -983,7 +1015,7 @@ class SqlMessageRepository(_SqlRepository):
 # --- outbox -------------------------------------------------------------------------------
 
 
-def _outbox_from_row(row: OutboxRow) -> OutboxMessage:
+def _outbox_from_row(row: OutboxRow | SimpleNamespace) -> OutboxMessage:
     return OutboxMessage(
         id=row.id,
         kind=row.kind,
@@ -1134,27 +1166,25 @@ class SqlOutboxRepository(_SqlRepository):
     async def add(self, message: OutboxMessage) -> OutboxMessage:
         """Enqueue a delivery (TypeError if the payload is not JSON)."""
         payload = json.loads(json.dumps(message.payload))  # fail here, not at commit
-        row = OutboxRow(
-            kind=message.kind,
-            payload=payload,
-            ticket_id=message.ticket_id,
-            lane=message.lane,
-            rank=message.rank,
-            created_at=ensure_utc(message.created_at),
-            next_attempt_at=ensure_utc(message.next_attempt_at),
-            attempts=message.attempts,
-            sent_at=ensure_utc_or_none(message.sent_at),
-            failed_at=ensure_utc_or_none(message.failed_at),
-            last_error=message.last_error,
-            result=_json_or_none(message.result),
-            dedup_key=message.dedup_key,
-            claimed_by=message.claimed_by,
-            claimed_until=ensure_utc_or_none(message.claimed_until),
-            repeat=message.repeat,
-        )
-        self._session.add(row)
-        await self._flush()
-        return _outbox_from_row(row)
+        columns = {
+            "kind": message.kind,
+            "payload": payload,
+            "ticket_id": message.ticket_id,
+            "lane": message.lane,
+            "rank": message.rank,
+            "created_at": ensure_utc(message.created_at),
+            "next_attempt_at": ensure_utc(message.next_attempt_at),
+            "attempts": message.attempts,
+            "sent_at": ensure_utc_or_none(message.sent_at),
+            "failed_at": ensure_utc_or_none(message.failed_at),
+            "last_error": message.last_error,
+            "result": _json_or_none(message.result),
+            "dedup_key": message.dedup_key,
+            "claimed_by": message.claimed_by,
+            "claimed_until": ensure_utc_or_none(message.claimed_until),
+            "repeat": message.repeat,
+        }
+        return _outbox_from_row(await self._insert(_OUTBOX, columns))
 
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one row by id, whatever its state."""

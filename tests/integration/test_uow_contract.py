@@ -121,6 +121,7 @@ async def test_citizen_add_refuses_a_second_citizen_when_telegram_id_is_taken(
 ) -> None:
     await add_citizen(uow_factory, 42)
     async with uow_factory() as uow:
+        await uow.citizens.add(b.citizen(41))  # written before the failed insert: kept
         with pytest.raises(ValueError, match="unique"):
             await uow.citizens.add(b.citizen(42, name="Someone else"))
         # The unit of work stays usable: the service can read the winner and go on.
@@ -130,6 +131,7 @@ async def test_citizen_add_refuses_a_second_citizen_when_telegram_id_is_taken(
         await uow.citizens.add(b.citizen(43))
         await uow.commit()
     async with uow_factory() as uow:
+        assert await uow.citizens.get_by_telegram_id(41) is not None
         assert await uow.citizens.get_by_telegram_id(43) is not None
 
 
