@@ -1,4 +1,6 @@
-"""The intake's reads are prepared once per SQLite connection, not again at every execution.
+"""What a statement costs on SQLite beyond SQLite's own work: the intake's reads are
+prepared once per connection, and a statement of the inline driver passes through the loop
+once.
 
 SQLite compiles a statement anew at each execution whose bound values might change the
 query plan: a bound value compared with a column that a partial index's WHERE names
@@ -18,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy.connectors.asyncio
+import sqlalchemy.dialects.sqlite.aiosqlite
 from sqlalchemy import event
 
 from bot.domain.model import TicketStatus
+from storage import sqlite_inline
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
@@ -89,3 +94,35 @@ async def test_the_intakes_reads_are_not_compiled_again_with_other_values(counte
     compiles.calls = 0
     await _reads(uow_factory, 502, second)
     assert compiles.calls == 0
+
+
+async def test_a_statement_on_the_inline_driver_waits_on_the_loop_once(  # type: ignore[no-untyped-def]
+    counted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy's adapted cursor hands each call (opening the cursor, executing it,
+    closing it) to the loop through ``await_``; the inline driver's calls complete at once,
+    so it does so only where SQLAlchemy insists on one (``AsyncConnection.execute``)."""
+    uow_factory, _ = counted
+    first = await _citizen_with_draft(uow_factory, 501)
+    waits = 0
+
+    def counting(original: Any) -> Any:
+        def await_(awaitable: Any) -> Any:
+            nonlocal waits
+            waits += 1
+            return original(awaitable)
+
+        return await_
+
+    for module in (sqlalchemy.connectors.asyncio, sqlalchemy.dialects.sqlite.aiosqlite):
+        monkeypatch.setattr(module, "await_", counting(module.await_))
+    monkeypatch.setattr(sqlite_inline, "await_", counting(sqlite_inline.await_))
+    async with uow_factory() as uow:
+        for _ in range(10):
+            await uow.citizens.with_draft(501)
+        waits = 0
+        for _ in range(10):
+            citizen, _draft = await uow.citizens.with_draft(501)
+            assert citizen is not None
+            assert citizen.id == first
+        assert waits == 10
