@@ -269,7 +269,12 @@ class SqlCitizenRepository(_SqlRepository):
         read (:data:`_CITIZEN_AND_DRAFT`: plain columns, no ORM objects to load)."""
         result = await self._session.execute(_CITIZEN_AND_DRAFT, {"telegram_id": telegram_id})
         row = result.first()
-        return (None, None) if row is None else _citizen_and_draft(tuple(row))
+        if row is None:
+            return None, None
+        citizen, draft, stored = _citizen_and_draft(tuple(row))
+        if draft is not None and stored is not None:  # the draft's next write: what changed
+            _stored_tickets(self._session)[_require_id(draft.id, "ticket")] = stored
+        return citizen, draft
 
     async def add(self, citizen: Citizen) -> Citizen:
         """Insert a citizen and return it with its id (ValueError if the id is known)."""
@@ -513,11 +518,12 @@ def _fixed(*statuses: str) -> tuple[ColumnElement[str], ...]:
 _NEWEST_FIRST = (TicketRow.created_at.desc(), TicketRow.id.desc())
 
 
-@functools.cache
+@functools.lru_cache(maxsize=512)
 def _ticket_write(names: tuple[str, ...], *, compare_version: bool) -> Update:
     """The ticket's ``UPDATE``, built once for a set of columns (the hot path: SQLAlchemy's
     cache key of a statement object is memoised, building one costs milliseconds): the
-    columns and ``w_id`` (and ``w_version``) are bound by name; the version goes up by one."""
+    columns and ``w_id`` (and ``w_version``) are bound by name; the version goes up by one.
+    Each step of the intake changes its own few columns: a few dozen sets in all."""
     table = cast(Table, TicketRow.__table__)
     values: dict[Any, Any] = {
         table.c[name]: bindparam(f"v_{name}", type_=table.c[name].type) for name in names
@@ -622,14 +628,27 @@ _TICKET_NAMES = tuple(_TICKETS.c.keys())
 _DRAFT_ID_AT = len(_CITIZEN_NAMES) + _TICKET_NAMES.index("id")
 
 
-def _citizen_and_draft(values: tuple[Any, ...]) -> tuple[Citizen, Ticket | None]:
-    """The domain objects of one :data:`_CITIZEN_AND_DRAFT` row (no draft: its columns NULL)."""
+def _citizen_and_draft(
+    values: tuple[Any, ...],
+) -> tuple[Citizen, Ticket | None, dict[str, Any] | None]:
+    """The domain objects of one :data:`_CITIZEN_AND_DRAFT` row (no draft: its columns NULL),
+    and the draft's stored columns by name."""
     split = len(_CITIZEN_NAMES)
     citizen = SimpleNamespace(**dict(zip(_CITIZEN_NAMES, values[:split], strict=True)))
     if values[_DRAFT_ID_AT] is None:
-        return _citizen_from_row(citizen), None
-    draft = SimpleNamespace(**dict(zip(_TICKET_NAMES, values[split:], strict=True)))
-    return _citizen_from_row(citizen), _ticket_from_row(draft)
+        return _citizen_from_row(citizen), None, None
+    stored = dict(zip(_TICKET_NAMES, values[split:], strict=True))
+    return _citizen_from_row(citizen), _ticket_from_row(SimpleNamespace(**stored)), stored
+
+
+#: ``Session.info`` key: ticket id -> its columns as this unit of work last read or wrote
+#: them (:meth:`SqlTicketRepository.update` writes only the columns that differ).
+_STORED_TICKETS = "siaga112_stored_tickets"
+
+
+def _stored_tickets(session: AsyncSession) -> dict[int, dict[str, Any]]:
+    stored: dict[int, dict[str, Any]] = session.info.setdefault(_STORED_TICKETS, {})
+    return stored
 
 
 class SqlTicketRepository(_SqlRepository):
@@ -699,16 +718,32 @@ class SqlTicketRepository(_SqlRepository):
         return won
 
     async def _write(self, ticket: Ticket, *, compare_version: bool) -> bool:
-        """One prebuilt ``UPDATE … RETURNING id`` (:func:`_ticket_write`) of every column;
-        a copy in this session's identity map is expired, so the next read sees the row."""
+        """One prebuilt ``UPDATE … RETURNING id`` (:func:`_ticket_write`); a copy in this
+        session's identity map is expired, so the next read sees the row.
+
+        When this unit of work read the row's columns (:meth:`SqlCitizenRepository.with_draft`,
+        the intake's read) or wrote them, only the columns that differ are written: SQLite
+        rewrites every index of a column in the SET list (a ticket has nine), and a column
+        not written cannot undo another writer's change to it (on PostgreSQL, which reads
+        committed rows, a draft abandoned meanwhile stays abandoned). A value that merely
+        looks different is written: never fewer columns than changed."""
         ticket_id = _require_id(ticket.id, "ticket")
         columns = _ticket_columns(ticket)
+        stored = _stored_tickets(self._session)
+        known = stored.pop(ticket_id, None)
+        if known is not None:
+            columns = {
+                name: v for name, v in columns.items() if name not in known or known[name] != v
+            }
         params = {f"v_{name}": value for name, value in columns.items()}
         params["w_id"] = ticket_id
         params["w_version"] = ticket.version
         statement = _ticket_write(tuple(columns), compare_version=compare_version)
         won = (await self._execute_core(statement, params)).first() is not None
         self._expire_loaded(TicketRow, [ticket_id])
+        if won and known is not None:  # the row now holds what was known and what was written
+            known.update(columns)
+            stored[ticket_id] = known
         return won
 
     async def by_operator_thread(self, chat_id: int, thread_id: int) -> Ticket | None:

@@ -6,9 +6,10 @@ import asyncio
 from datetime import UTC, date
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.domain.model import TicketStatus
 from storage.db import create_engine, session_factory, split_schema
 from storage.uow import SqlUnitOfWorkFactory
 from tests.integration import builders as b
@@ -166,3 +167,76 @@ def test_split_schema_takes_the_schema_out_of_the_url_when_given_there() -> None
     url, schema = split_schema("postgresql+asyncpg://u@h:5432/db?schema=t_1&ssl=disable")
     assert schema == "t_1"
     assert url.render_as_string() == "postgresql+asyncpg://u@h:5432/db?ssl=disable"
+
+
+async def _citizen_with_draft(uow_factory: SqlUnitOfWorkFactory, telegram_id: int) -> int:
+    async with uow_factory() as uow:
+        citizen = await uow.citizens.add(b.citizen(telegram_id))
+        assert citizen.id is not None
+        draft = await uow.tickets.add(b.draft(citizen.id))
+        await uow.commit()
+    assert draft.id is not None
+    return draft.id
+
+
+async def test_a_draft_read_with_its_citizen_is_written_back_by_its_changed_columns_only(
+    engine: AsyncEngine,
+) -> None:
+    uow_factory = factory(engine)
+    draft_id = await _citizen_with_draft(uow_factory, 611)
+    written: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE TICKETS"):
+            written.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with uow_factory() as uow:
+            _, draft = await uow.citizens.with_draft(611)
+            assert draft is not None
+            draft.details = "asap tebal dari dapur"
+            await uow.tickets.update(draft)
+            draft.persons_affected = "3"  # the second write of the unit: from what was written
+            await uow.tickets.update(draft)
+            await uow.commit()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    first, second = (statement.split(" WHERE ")[0] for statement in written)
+    assert "details" in first
+    assert "persons_affected" not in first
+    assert "persons_affected" in second
+    assert "details" not in second
+    assert "citizen_id" not in first + second  # unchanged: not written
+    async with uow_factory() as uow:
+        stored = await uow.tickets.get(draft_id)
+    assert stored is not None
+    assert (stored.details, stored.persons_affected) == ("asap tebal dari dapur", "3")
+    assert stored.version == draft.version + 2
+
+
+@only_postgresql
+async def test_a_draft_write_keeps_a_status_another_writer_changed_meanwhile_on_postgresql(
+    engine: AsyncEngine,
+) -> None:
+    """PostgreSQL reads committed rows: the citizen's step read the draft, the idle-draft
+    job abandoned it, then the step wrote its own columns only; the draft stays abandoned."""
+    uow_factory = factory(engine)
+    draft_id = await _citizen_with_draft(uow_factory, 612)
+    async with uow_factory() as citizen_step:
+        _, draft = await citizen_step.citizens.with_draft(612)
+        assert draft is not None
+        async with uow_factory() as idle_job:
+            abandoned = await idle_job.tickets.get(draft_id)
+            assert abandoned is not None
+            abandoned.status = TicketStatus.ABANDONED
+            await idle_job.tickets.update(abandoned)
+            await idle_job.commit()
+        draft.details = "asap tebal dari dapur"
+        await citizen_step.tickets.update(draft)
+        await citizen_step.commit()
+    async with uow_factory() as uow:
+        stored = await uow.tickets.get(draft_id)
+    assert stored is not None
+    assert stored.status is TicketStatus.ABANDONED
+    assert stored.details == "asap tebal dari dapur"
