@@ -244,9 +244,28 @@ def _citizen_from_row(row: CitizenRow | SimpleNamespace) -> Citizen:
     )
 
 
-_CITIZEN_BY_TELEGRAM_ID = select(CitizenRow).where(
-    CitizenRow.telegram_id == bindparam("telegram_id")
+# A citizen's reads and write, built once, on the table's columns (rows, not ORM objects).
+_CITIZEN_BY_TELEGRAM_ID = select(_CITIZENS).where(
+    _CITIZENS.c.telegram_id == bindparam("telegram_id")
 )
+_CITIZEN_BY_ID = select(_CITIZENS).where(_CITIZENS.c.id == bindparam("citizen_id"))
+
+
+@functools.lru_cache(maxsize=8)
+def _citizen_write(names: tuple[str, ...], *, now: bool) -> Update:
+    """The citizen's ``UPDATE`` of these columns (bound as ``v_<name>``) by ``w_id``;
+    ``now``: ``updated_at`` is the database's clock."""
+    values: dict[Any, Any] = {
+        _CITIZENS.c[name]: bindparam(f"v_{name}", type_=_CITIZENS.c[name].type) for name in names
+    }
+    if now:
+        values[_CITIZENS.c.updated_at] = func.now()
+    return (
+        update(_CITIZENS)
+        .where(_CITIZENS.c.id == bindparam("w_id"))
+        .values(values)
+        .returning(_CITIZENS.c.id)
+    )
 
 
 class SqlCitizenRepository(_SqlRepository):
@@ -256,13 +275,14 @@ class SqlCitizenRepository(_SqlRepository):
 
     async def get(self, citizen_id: int) -> Citizen | None:
         """Return a citizen by id."""
-        row = await self._session.get(CitizenRow, citizen_id)
-        return None if row is None else _citizen_from_row(row)
+        row = (await self._session.execute(_CITIZEN_BY_ID, {"citizen_id": citizen_id})).first()
+        return None if row is None else _citizen_from_row(SimpleNamespace(**row._mapping))
 
     async def get_by_telegram_id(self, telegram_id: int) -> Citizen | None:
         """Return the citizen with this Telegram user id."""
-        row = await self._session.scalar(_CITIZEN_BY_TELEGRAM_ID, {"telegram_id": telegram_id})
-        return None if row is None else _citizen_from_row(row)
+        result = await self._session.execute(_CITIZEN_BY_TELEGRAM_ID, {"telegram_id": telegram_id})
+        row = result.first()
+        return None if row is None else _citizen_from_row(SimpleNamespace(**row._mapping))
 
     async def with_draft(self, telegram_id: int) -> tuple[Citizen | None, Ticket | None]:
         """Return the citizen with this Telegram user id and their draft in progress, in one
@@ -283,16 +303,18 @@ class SqlCitizenRepository(_SqlRepository):
 
     async def update(self, citizen: Citizen) -> None:
         """Persist all fields of an existing citizen but its id and creation time."""
-        row = await self._session.get(CitizenRow, _require_id(citizen.id, "citizen"))
-        if row is None:
-            raise LookupError("citizen not found")
+        citizen_id = _require_id(citizen.id, "citizen")
         columns = _citizen_columns(citizen)
         del columns["created_at"]
-        if columns["updated_at"] is None:
-            columns["updated_at"] = func.now()
-        for name, value in columns.items():
-            setattr(row, name, value)
-        await self._flush()
+        now = columns["updated_at"] is None
+        if now:  # filled by the database's clock
+            del columns["updated_at"]
+        params = {f"v_{name}": value for name, value in columns.items()}
+        params["w_id"] = citizen_id
+        statement = _citizen_write(tuple(columns), now=now)
+        if (await self._execute_core(statement, params)).first() is None:
+            raise LookupError("citizen not found")
+        self._expire_loaded(CitizenRow, [citizen_id])
 
     async def subscribers(self, kecamatan_codes: Collection[str] | None) -> list[Recipient]:
         """Return subscribed, unblocked citizens: all, or the city-wide ones plus those of
@@ -623,6 +645,7 @@ _CITIZEN_AND_DRAFT = (
     .order_by(_TICKETS.c.created_at.desc(), _TICKETS.c.id.desc())
     .limit(1)
 )
+_TICKET_BY_ID = select(_TICKETS).where(_TICKETS.c.id == bindparam("ticket_id"))
 _CITIZEN_NAMES = tuple(_CITIZENS.c.keys())
 _TICKET_NAMES = tuple(_TICKETS.c.keys())
 _DRAFT_ID_AT = len(_CITIZEN_NAMES) + _TICKET_NAMES.index("id")
@@ -657,9 +680,13 @@ class SqlTicketRepository(_SqlRepository):
     _table = "tickets"
 
     async def get(self, ticket_id: int) -> Ticket | None:
-        """Return a ticket by id."""
-        row = await self._session.get(TicketRow, ticket_id)
-        return None if row is None else _ticket_from_row(row)
+        """Return a ticket by id (its columns kept: its next write sets those it changed)."""
+        row = (await self._session.execute(_TICKET_BY_ID, {"ticket_id": ticket_id})).first()
+        if row is None:
+            return None
+        stored = dict(row._mapping)
+        _stored_tickets(self._session)[ticket_id] = stored
+        return _ticket_from_row(SimpleNamespace(**stored))
 
     async def get_by_ref(self, ref: str) -> Ticket | None:
         """Return a ticket by its human reference."""
@@ -1622,7 +1649,16 @@ _ASSIGNMENT_PROGRESS = (
 _ASSIGNMENT_MARKERS = frozenset({"ack_reminded_at", "ack_escalated_at"})
 
 
-def _assignment_from_row(row: AssignmentRow) -> Assignment:
+_ASSIGNMENTS = cast(Table, AssignmentRow.__table__)
+# Read for every operator card drawn: built once, rows rather than ORM objects.
+_TICKET_ASSIGNMENTS = (
+    select(_ASSIGNMENTS)
+    .where(_ASSIGNMENTS.c.ticket_id == bindparam("ticket_id"))
+    .order_by(_ASSIGNMENTS.c.dispatched_at, _ASSIGNMENTS.c.id)
+)
+
+
+def _assignment_from_row(row: AssignmentRow | SimpleNamespace) -> Assignment:
     return Assignment(
         id=row.id,
         ticket_id=row.ticket_id,
@@ -1671,12 +1707,8 @@ class SqlAssignmentRepository(_SqlRepository):
 
     async def for_ticket(self, ticket_id: int) -> list[Assignment]:
         """Return a ticket's assignments in dispatch order."""
-        rows = await self._session.scalars(
-            select(AssignmentRow)
-            .where(AssignmentRow.ticket_id == ticket_id)
-            .order_by(AssignmentRow.dispatched_at, AssignmentRow.id)
-        )
-        return [_assignment_from_row(row) for row in rows]
+        result = await self._session.execute(_TICKET_ASSIGNMENTS, {"ticket_id": ticket_id})
+        return [_assignment_from_row(SimpleNamespace(**row._mapping)) for row in result]
 
     async def for_tickets(self, ticket_ids: Collection[int]) -> list[Assignment]:
         """Return the assignments of many tickets, by ticket then dispatch order."""

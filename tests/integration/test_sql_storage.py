@@ -202,7 +202,7 @@ async def test_a_draft_read_with_its_citizen_is_written_back_by_its_changed_colu
             await uow.commit()
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
-    first, second = (statement.split(" WHERE ")[0] for statement in written)
+    first, second = (statement.split(" WHERE ")[0] for statement in written[:2])
     assert "details" in first
     assert "persons_affected" not in first
     assert "persons_affected" in second
@@ -240,3 +240,34 @@ async def test_a_draft_write_keeps_a_status_another_writer_changed_meanwhile_on_
     assert stored is not None
     assert stored.status is TicketStatus.ABANDONED
     assert stored.details == "asap tebal dari dapur"
+
+
+async def test_a_ticket_read_by_id_is_patched_by_its_changed_columns_only(
+    engine: AsyncEngine,
+) -> None:
+    """The outbox worker's pattern (rows.patch_ticket): read by id, compare-and-set."""
+    uow_factory = factory(engine)
+    ticket_id = await _citizen_with_draft(uow_factory, 613)
+    written: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE TICKETS"):
+            written.append(statement.split(" WHERE ", maxsplit=1)[0])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with uow_factory() as uow:
+            ticket = await uow.tickets.get(ticket_id)
+            assert ticket is not None
+            ticket.operator_card_message_id = 4242
+            assert await uow.tickets.update_if_unchanged(ticket)
+            await uow.commit()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert len(written) == 1
+    assert "operator_card_message_id" in written[0]
+    assert "status" not in written[0]
+    async with uow_factory() as uow:
+        stored = await uow.tickets.get(ticket_id)
+    assert stored is not None
+    assert stored.operator_card_message_id == 4242
