@@ -74,7 +74,7 @@ from bot.domain.model import (
     TicketEvent,
     TicketStatus,
 )
-from bot.services.outbox_kinds import LANE_ORDER
+from bot.services.outbox_kinds import KINDS, LANE_ORDER
 from bot.services.ports import QueueLine
 from storage.codec import (
     ensure_utc,
@@ -1129,6 +1129,21 @@ def _finish_sent_statements() -> tuple[Any, Any]:
 
 
 _FINISH_SENT, _RELEASE_LEASES = _finish_sent_statements()
+# Owed rows of one kind (a queue board or progress message waiting), read on every report:
+# in a broadcast's lane thousands of copies may be owed, so a registered kind is looked for
+# in its own lane (ix_outbox_owed_lane_rank_id), not among every owed row.
+_OWED_OF_KIND = (
+    select(_OUTBOX)
+    .where(_OUTBOX.c.sent_at.is_(None), _OUTBOX.c.failed_at.is_(None))
+    .where(_OUTBOX.c.kind == bindparam("b_kind"))
+    .order_by(_OUTBOX.c.id)
+)
+_OWED_OF_KIND_IN_LANE = _OWED_OF_KIND.where(_OUTBOX.c.lane == bindparam("b_lane"))
+#: ``finish``'s statements, built once: the row's owner (locked on PostgreSQL), then its
+#: state (``_FINISH_SENT``'s) with or without its lease released.
+_ROW_OWNER = select(_OUTBOX.c.claimed_by).where(_OUTBOX.c.id == bindparam("b_id"))
+_ROW_OWNER_LOCKED = _ROW_OWNER.with_for_update()
+_FINISH_RELEASED = _FINISH_SENT.values(claimed_by=None, claimed_until=None)
 
 
 @functools.cache
@@ -1295,10 +1310,13 @@ class SqlOutboxRepository(_SqlRepository):
 
     async def owed_of_kind(self, kind: str) -> list[OutboxMessage]:
         """Return unsent, unfailed rows of one kind, oldest first."""
-        rows = await self._session.scalars(
-            select(OutboxRow).where(*_OWED, OutboxRow.kind == kind).order_by(OutboxRow.id)
-        )
-        return [_outbox_from_row(row) for row in rows]
+        registered = KINDS.get(kind)
+        if registered is None:
+            result = await self._session.execute(_OWED_OF_KIND, {"b_kind": kind})
+        else:  # its rows are in its lane: the owed rows of that lane only, by their index
+            params = {"b_kind": kind, "b_lane": registered.lane.value}
+            result = await self._session.execute(_OWED_OF_KIND_IN_LANE, params)
+        return [_outbox_from_row(SimpleNamespace(**row._mapping)) for row in result]
 
     async def last_sent_of_kind(self, kind: str) -> OutboxMessage | None:
         """Return the row of one kind sent last."""
@@ -1450,23 +1468,31 @@ class SqlOutboxRepository(_SqlRepository):
 
     async def finish(self, message: OutboxMessage, owner: str) -> bool:
         """Persist the outcome of ``owner``'s attempt and end its lease (see the port)."""
-        statement = (
-            select(OutboxRow)
-            .where(OutboxRow.id == _require_id(message.id, "outbox message"))
-            .execution_options(populate_existing=True)
+        message_id = _require_id(message.id, "outbox message")
+        locked = self._dialect == "postgresql"
+        found = await self._execute_core(
+            _ROW_OWNER_LOCKED if locked else _ROW_OWNER, {"b_id": message_id}
         )
-        if self._dialect == "postgresql":
-            statement = statement.with_for_update()
-        row = await self._session.scalar(statement)
+        row = found.first()
         if row is None:
             raise LookupError("outbox message not found")
         ours = row.claimed_by in (None, owner)
         if not ours and message.sent_at is None:
             return False  # another owner took the row over: its attempt decides
-        _set_delivery_state(row, message)
-        if ours:
-            row.claimed_by = row.claimed_until = None
-        await self._flush()
+        await self._execute_core(
+            _FINISH_RELEASED if ours else _FINISH_SENT,
+            {
+                "b_id": message_id,
+                "v_attempts": message.attempts,
+                "v_next_attempt_at": ensure_utc(message.next_attempt_at),
+                "v_sent_at": ensure_utc_or_none(message.sent_at),
+                "v_failed_at": ensure_utc_or_none(message.failed_at),
+                "v_last_error": message.last_error,
+                "v_result": _json_or_none(message.result),
+                "v_repeat": message.repeat,
+            },
+        )
+        self._expire_loaded(OutboxRow, [message_id])
         return ours
 
     async def finish_sent(self, messages: Sequence[OutboxMessage], owner: str) -> None:

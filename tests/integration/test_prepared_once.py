@@ -25,12 +25,12 @@ import sqlalchemy.dialects.sqlite.aiosqlite
 from sqlalchemy import event
 
 from bot.domain.model import TicketStatus
+from bot.services.outbox_kinds import ADVISORY, QUEUE_BOARD, Lane
 from storage import sqlite_inline
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
-from tests.integration.builders import citizen as a_citizen
-from tests.integration.builders import draft as a_draft
+from tests.integration import builders as b
 
 
 class Compiles:
@@ -65,9 +65,9 @@ async def counted(tmp_path: Path) -> AsyncIterator[tuple[SqlUnitOfWorkFactory, C
 
 async def _citizen_with_draft(uow_factory: SqlUnitOfWorkFactory, telegram_id: int) -> int:
     async with uow_factory() as uow:
-        citizen = await uow.citizens.add(a_citizen(telegram_id))
+        citizen = await uow.citizens.add(b.citizen(telegram_id))
         assert citizen.id is not None
-        await uow.tickets.add(a_draft(citizen.id))
+        await uow.tickets.add(b.draft(citizen.id))
         await uow.commit()
         return citizen.id
 
@@ -126,3 +126,35 @@ async def test_a_statement_on_the_inline_driver_waits_on_the_loop_once(  # type:
             assert citizen is not None
             assert citizen.id == first
         assert waits == 10
+
+
+async def test_a_waiting_board_is_found_without_reading_a_broadcasts_owed_copies(  # type: ignore[no-untyped-def]
+    counted, tmp_path: Path
+) -> None:
+    """Every report asks whether a queue board update already waits; during a broadcast
+    thousands of copies are owed in their own lane, and none of them is read for it."""
+    uow_factory, _ = counted
+    async with uow_factory() as uow:
+        for n in range(2_000):
+            await uow.outbox.add(
+                b.outbox(kind=ADVISORY, lane=Lane.BROADCAST.value, payload={"n": n})
+            )
+        board = await uow.outbox.add(
+            b.outbox(kind=QUEUE_BOARD, lane=Lane.EMERGENCY.value, payload={"chat_id": -1})
+        )
+        await uow.commit()
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0  # go on
+
+    engine = uow_factory._session_factory.kw["bind"]
+    async with engine.connect() as connection:  # the pool's one connection: ours to watch
+        raw = await connection.get_raw_connection()
+        raw.driver_connection._open().set_progress_handler(count, 100)
+    async with uow_factory() as uow:
+        found = await uow.outbox.owed_of_kind(QUEUE_BOARD)
+    assert [row.id for row in found] == [board.id]
+    assert steps < 20  # under 2,000 SQLite instructions; reading every copy took 10,000+
