@@ -610,20 +610,40 @@ def _queue_line(row: Sequence[Any]) -> QueueLine:
     )
 
 
-# The intake's reads on every update, built once (a statement object memoises its cache key).
-_ACTIVE_DRAFT = (
-    select(TicketRow)
-    .where(
-        TicketRow.citizen_id == bindparam("citizen_id"),
-        TicketRow.status == _fixed(TicketStatus.DRAFT)[0],
+@functools.cache
+def _next_ref_statement(dialect: str) -> Insert:
+    """The day counter's upsert (``day`` bound), built once per dialect."""
+    table = cast(Table, RefCounterRow.__table__)
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        dialect_insert(table)
+        .values(day=bindparam("day", type_=table.c.day.type), last_value=1)
+        .on_conflict_do_update(
+            index_elements=[table.c.day], set_={"last_value": table.c.last_value + 1}
+        )
+        .returning(table.c.last_value)
     )
-    .order_by(*_NEWEST_FIRST)
+
+
+# The intake's reads on every update, built once (a statement object memoises its cache key),
+# on the table's columns: rows, not ORM objects.
+_TICKETS_NEWEST_FIRST = (_TICKETS.c.created_at.desc(), _TICKETS.c.id.desc())
+_ACTIVE_DRAFT = (
+    select(_TICKETS)
+    .where(
+        _TICKETS.c.citizen_id == bindparam("citizen_id"),
+        _TICKETS.c.status == _fixed(TicketStatus.DRAFT)[0],
+    )
+    .order_by(*_TICKETS_NEWEST_FIRST)
     .limit(1)
 )
 _OPEN_TICKETS = (
-    select(TicketRow)
-    .where(TicketRow.citizen_id == bindparam("citizen_id"), TicketRow.status.in_(_fixed(*_OPEN)))
-    .order_by(*_NEWEST_FIRST)
+    select(_TICKETS)
+    .where(
+        _TICKETS.c.citizen_id == bindparam("citizen_id"),
+        _TICKETS.c.status.in_(_fixed(*_OPEN)),
+    )
+    .order_by(*_TICKETS_NEWEST_FIRST)
 )
 
 # The citizen and their draft in progress, in one read: the first statement of every intake
@@ -642,7 +662,7 @@ _CITIZEN_AND_DRAFT = (
     .where(_CITIZENS.c.telegram_id == bindparam("telegram_id"))
     # As _ACTIVE_DRAFT, on the table's columns: one ORM attribute anywhere in a statement
     # makes SQLAlchemy load its rows through the ORM (about 60 column processors per row).
-    .order_by(_TICKETS.c.created_at.desc(), _TICKETS.c.id.desc())
+    .order_by(*_TICKETS_NEWEST_FIRST)
     .limit(1)
 )
 _TICKET_BY_ID = select(_TICKETS).where(_TICKETS.c.id == bindparam("ticket_id"))
@@ -694,14 +714,13 @@ class SqlTicketRepository(_SqlRepository):
 
     async def active_draft(self, citizen_id: int) -> Ticket | None:
         """Return the citizen's draft in progress, if any (a unique index allows one)."""
-        rows = await self._session.scalars(_ACTIVE_DRAFT, {"citizen_id": citizen_id})
-        row = rows.first()
-        return None if row is None else _ticket_from_row(row)
+        row = (await self._session.execute(_ACTIVE_DRAFT, {"citizen_id": citizen_id})).first()
+        return None if row is None else _ticket_from_row(SimpleNamespace(**row._mapping))
 
     async def open_tickets(self, citizen_id: int) -> list[Ticket]:
         """Return the citizen's submitted, not yet finished tickets, newest first."""
-        rows = await self._session.scalars(_OPEN_TICKETS, {"citizen_id": citizen_id})
-        return [_ticket_from_row(row) for row in rows]
+        result = await self._session.execute(_OPEN_TICKETS, {"citizen_id": citizen_id})
+        return [_ticket_from_row(SimpleNamespace(**row._mapping)) for row in result]
 
     async def recent(self, citizen_id: int, limit: int) -> list[Ticket]:
         """Return the citizen's latest non-draft tickets, newest first."""
@@ -843,17 +862,8 @@ class SqlTicketRepository(_SqlRepository):
         the previous caller's committed value. The number belongs to this unit of work: if it
         rolls back, no ticket can carry the number and it is handed out again.
         """
-        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        statement = (
-            dialect_insert(RefCounterRow)
-            .values(day=day.isoformat(), last_value=1)
-            .on_conflict_do_update(
-                index_elements=[RefCounterRow.day],
-                set_={"last_value": RefCounterRow.last_value + 1},
-            )
-            .returning(RefCounterRow.last_value)
-        )
-        value = (await self._session.execute(statement)).scalar_one()
+        statement = _next_ref_statement(self._dialect)
+        value = (await self._session.execute(statement, {"day": day.isoformat()})).scalar_one()
         return int(value)
 
     async def count_by_status(self) -> dict[TicketStatus, int]:
