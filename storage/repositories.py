@@ -143,6 +143,9 @@ class _SqlRepository:
         return self._session.get_bind().dialect.name
 
     async def _flush(self) -> None:
+        session = self._session
+        if not (session.new or session.deleted or session.dirty):  # no ORM object to write
+            return  # (the hot path writes by Core statements: this saves a greenlet a call)
         try:
             await self._session.flush()
         except IntegrityError as err:
