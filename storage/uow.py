@@ -148,7 +148,8 @@ class SqlUnitOfWork:
         if session is None:
             return
         try:
-            await session.rollback()
+            if session.in_transaction():  # else committed, or nothing begun: nothing to undo
+                await session.rollback()
         finally:
             try:
                 await session.close()
