@@ -3,12 +3,18 @@
 Every method takes and returns the plain domain objects of :mod:`bot.domain.model`; the ORM
 rows stay here. Repositories never commit: the unit of work that owns the session does.
 
+The hot path (every statement of a citizen's update, and the outbox's reads and writes
+around each card) runs prebuilt Core statements that return plain rows: no ORM object is
+loaded or flushed there, and a ticket read in the unit of work is written back by its
+changed columns only. The rest uses the ORM where it reads better.
+
 Errors a caller can act on are plain Python exceptions, worded without personal data:
 ``ValueError`` when a write breaks a constraint (a second citizen with the same Telegram id,
 a second draft for one citizen, a duplicate reference, a dangling id) and ``LookupError``
 when updating a row that does not exist. Inserts that may race (a citizen's first message,
-a new draft) run in a savepoint, so the unit of work stays usable after such a
-``ValueError``; after any other constraint error roll the unit of work back.
+a new draft) leave the unit of work usable after such a ``ValueError``: on PostgreSQL they
+run in a savepoint, SQLite backs out only the failed statement. After any other constraint
+error roll the unit of work back.
 """
 
 from __future__ import annotations
