@@ -171,18 +171,10 @@ def _create_sqlite_engine(
     def _on_error(context: ExceptionContext) -> None:
         # Another process held the write lock past the busy timeout: a state to tell the
         # citizen about ("send it again"), not a crash.
-        if _is_locked(context.original_exception):
+        if sqlite_inline.is_locked(context.original_exception):
             raise StorageBusy(str(context.original_exception)) from context.original_exception
 
     return engine
-
-
-def _is_locked(error: BaseException) -> bool:
-    """Whether a driver error is SQLite's "database is locked" (or "busy")."""
-    text = str(error).lower()
-    return type(error).__name__ == "OperationalError" and (
-        "database is locked" in text or "database is busy" in text
-    )
 
 
 def _use_wal(cursor: Any) -> None:

@@ -125,15 +125,32 @@ _CITIZENS = cast(Table, CitizenRow.__table__)
 _TICKETS = cast(Table, TicketRow.__table__)
 _EVENTS = cast(Table, TicketEventRow.__table__)
 _OUTBOX = cast(Table, OutboxRow.__table__)
+_ASSIGNMENTS = cast(Table, AssignmentRow.__table__)
+
+
+def _bound(table: Table, names: Collection[str]) -> dict[Any, Any]:
+    """The VALUES / SET of a prebuilt statement: each column bound as ``v_<name>``, with
+    its type (what :func:`_bound_values` fills in)."""
+    return {table.c[name]: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
+
+
+def _bound_values(columns: dict[str, Any]) -> dict[str, Any]:
+    """Values by column name as the parameters of :func:`_bound` columns."""
+    return {f"v_{name}": value for name, value in columns.items()}
+
+
+def _fields(row: Any) -> SimpleNamespace:
+    """A result row as an object with an attribute per column (what the ``_…_from_row``
+    functions read, as they read ORM rows)."""
+    return SimpleNamespace(**row._mapping)
 
 
 @functools.cache
 def _insert_statement(table: Table, names: tuple[str, ...]) -> Insert:
-    """The ``INSERT`` of these columns (bound as ``v_<name>``) returning every column, built
-    once per table and set of columns (building a statement and its cache key costs more
-    than running it)."""
-    values = {table.c[name]: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
-    return insert(table).values(values).returning(*table.c)
+    """The ``INSERT`` of these columns (:func:`_bound`) returning every column, built once
+    per table and set of columns (building a statement and its cache key costs more than
+    running it)."""
+    return insert(table).values(_bound(table, names)).returning(*table.c)
 
 
 class _SqlRepository:
@@ -185,18 +202,13 @@ class _SqlRepository:
         statement, so there the insert runs in a SAVEPOINT; SQLite backs out the failed
         statement only, so it needs none."""
         statement = _insert_statement(table, tuple(columns))
-        params = {f"v_{name}": value for name, value in columns.items()}
+        params = _bound_values(columns)
         if guarded and self._dialect == "postgresql":
-            await self._flush()
-            try:
-                async with self._session.begin_nested():
-                    result = await self._session.execute(statement, params)
-                    row = result.one()
-            except IntegrityError as err:
-                raise constraint_error(err, self._table) from None
+            async with self._session.begin_nested():  # rolled back by the ValueError too
+                result = await self._execute_core(statement, params)
         else:
-            row = (await self._execute_core(statement, params)).one()
-        return SimpleNamespace(**row._mapping)
+            result = await self._execute_core(statement, params)
+        return _fields(result.one())
 
     async def _add_in_savepoint(self, row: object) -> None:
         """Insert ``row`` so that a constraint violation leaves the transaction usable."""
@@ -264,9 +276,7 @@ _CITIZEN_BY_ID = select(_CITIZENS).where(_CITIZENS.c.id == bindparam("citizen_id
 def _citizen_write(names: tuple[str, ...], *, now: bool) -> Update:
     """The citizen's ``UPDATE`` of these columns (bound as ``v_<name>``) by ``w_id``;
     ``now``: ``updated_at`` is the database's clock."""
-    values: dict[Any, Any] = {
-        _CITIZENS.c[name]: bindparam(f"v_{name}", type_=_CITIZENS.c[name].type) for name in names
-    }
+    values = _bound(_CITIZENS, names)
     if now:
         values[_CITIZENS.c.updated_at] = func.now()
     return (
@@ -285,13 +295,13 @@ class SqlCitizenRepository(_SqlRepository):
     async def get(self, citizen_id: int) -> Citizen | None:
         """Return a citizen by id."""
         row = (await self._session.execute(_CITIZEN_BY_ID, {"citizen_id": citizen_id})).first()
-        return None if row is None else _citizen_from_row(SimpleNamespace(**row._mapping))
+        return None if row is None else _citizen_from_row(_fields(row))
 
     async def get_by_telegram_id(self, telegram_id: int) -> Citizen | None:
         """Return the citizen with this Telegram user id."""
         result = await self._session.execute(_CITIZEN_BY_TELEGRAM_ID, {"telegram_id": telegram_id})
         row = result.first()
-        return None if row is None else _citizen_from_row(SimpleNamespace(**row._mapping))
+        return None if row is None else _citizen_from_row(_fields(row))
 
     async def with_draft(self, telegram_id: int) -> tuple[Citizen | None, Ticket | None]:
         """Return the citizen with this Telegram user id and their draft in progress, in one
@@ -318,8 +328,7 @@ class SqlCitizenRepository(_SqlRepository):
         now = columns["updated_at"] is None
         if now:  # filled by the database's clock
             del columns["updated_at"]
-        params = {f"v_{name}": value for name, value in columns.items()}
-        params["w_id"] = citizen_id
+        params = {**_bound_values(columns), "w_id": citizen_id}
         statement = _citizen_write(tuple(columns), now=now)
         if (await self._execute_core(statement, params)).first() is None:
             raise LookupError("citizen not found")
@@ -546,7 +555,7 @@ def _fixed(*statuses: str) -> tuple[ColumnElement[str], ...]:
     return tuple(literal_column(f"'{status}'", String) for status in statuses)
 
 
-_NEWEST_FIRST = (TicketRow.created_at.desc(), TicketRow.id.desc())
+_NEWEST_FIRST = (_TICKETS.c.created_at.desc(), _TICKETS.c.id.desc())
 
 
 @functools.lru_cache(maxsize=512)
@@ -555,10 +564,8 @@ def _ticket_write(names: tuple[str, ...], *, compare_version: bool) -> Update:
     cache key of a statement object is memoised, building one costs milliseconds): the
     columns and ``w_id`` (and ``w_version``) are bound by name; the version goes up by one.
     Each step of the intake changes its own few columns: a few dozen sets in all."""
-    table = cast(Table, TicketRow.__table__)
-    values: dict[Any, Any] = {
-        table.c[name]: bindparam(f"v_{name}", type_=table.c[name].type) for name in names
-    }
+    table = _TICKETS
+    values = _bound(table, names)
     criteria = [table.c.id == bindparam("w_id")]
     if compare_version:
         criteria.append(table.c.version == bindparam("w_version"))
@@ -636,14 +643,13 @@ def _next_ref_statement(dialect: str) -> Insert:
 
 # The intake's reads on every update, built once (a statement object memoises its cache key),
 # on the table's columns: rows, not ORM objects.
-_TICKETS_NEWEST_FIRST = (_TICKETS.c.created_at.desc(), _TICKETS.c.id.desc())
 _ACTIVE_DRAFT = (
     select(_TICKETS)
     .where(
         _TICKETS.c.citizen_id == bindparam("citizen_id"),
         _TICKETS.c.status == _fixed(TicketStatus.DRAFT)[0],
     )
-    .order_by(*_TICKETS_NEWEST_FIRST)
+    .order_by(*_NEWEST_FIRST)
     .limit(1)
 )
 _OPEN_TICKETS = (
@@ -652,7 +658,7 @@ _OPEN_TICKETS = (
         _TICKETS.c.citizen_id == bindparam("citizen_id"),
         _TICKETS.c.status.in_(_fixed(*_OPEN)),
     )
-    .order_by(*_TICKETS_NEWEST_FIRST)
+    .order_by(*_NEWEST_FIRST)
 )
 
 # The citizen and their draft in progress, in one read: the first statement of every intake
@@ -671,7 +677,7 @@ _CITIZEN_AND_DRAFT = (
     .where(_CITIZENS.c.telegram_id == bindparam("telegram_id"))
     # As _ACTIVE_DRAFT, on the table's columns: one ORM attribute anywhere in a statement
     # makes SQLAlchemy load its rows through the ORM (about 60 column processors per row).
-    .order_by(*_TICKETS_NEWEST_FIRST)
+    .order_by(*_NEWEST_FIRST)
     .limit(1)
 )
 _TICKET_BY_ID = select(_TICKETS).where(_TICKETS.c.id == bindparam("ticket_id"))
@@ -724,12 +730,12 @@ class SqlTicketRepository(_SqlRepository):
     async def active_draft(self, citizen_id: int) -> Ticket | None:
         """Return the citizen's draft in progress, if any (a unique index allows one)."""
         row = (await self._session.execute(_ACTIVE_DRAFT, {"citizen_id": citizen_id})).first()
-        return None if row is None else _ticket_from_row(SimpleNamespace(**row._mapping))
+        return None if row is None else _ticket_from_row(_fields(row))
 
     async def open_tickets(self, citizen_id: int) -> list[Ticket]:
         """Return the citizen's submitted, not yet finished tickets, newest first."""
         result = await self._session.execute(_OPEN_TICKETS, {"citizen_id": citizen_id})
-        return [_ticket_from_row(SimpleNamespace(**row._mapping)) for row in result]
+        return [_ticket_from_row(_fields(row)) for row in result]
 
     async def recent(self, citizen_id: int, limit: int) -> list[Ticket]:
         """Return the citizen's latest non-draft tickets, newest first."""
@@ -790,9 +796,7 @@ class SqlTicketRepository(_SqlRepository):
             columns = {
                 name: v for name, v in columns.items() if name not in known or known[name] != v
             }
-        params = {f"v_{name}": value for name, value in columns.items()}
-        params["w_id"] = ticket_id
-        params["w_version"] = ticket.version
+        params = {**_bound_values(columns), "w_id": ticket_id, "w_version": ticket.version}
         statement = _ticket_write(tuple(columns), compare_version=compare_version)
         won = (await self._execute_core(statement, params)).first() is not None
         self._expire_loaded(TicketRow, [ticket_id])
@@ -1123,21 +1127,41 @@ def _json_or_none(value: dict[str, object] | None) -> dict[str, Any] | None:
     return None if value is None else dict(json.loads(json.dumps(value)))
 
 
-_OWED = (OutboxRow.sent_at.is_(None), OutboxRow.failed_at.is_(None))
+_OWED = (_OUTBOX.c.sent_at.is_(None), _OUTBOX.c.failed_at.is_(None))
 #: 0 for the lane served first; unknown lanes after the known ones.
 _LANE_RANK = case(
     {lane.value: lane.rank for lane in LANE_ORDER}, value=OutboxRow.lane, else_=len(LANE_ORDER)
 )
 
 
+def _delivery_state(message: OutboxMessage) -> dict[str, Any]:
+    """The columns an attempt's outcome sets, by name."""
+    return {
+        "attempts": message.attempts,
+        "next_attempt_at": ensure_utc(message.next_attempt_at),
+        "sent_at": ensure_utc_or_none(message.sent_at),
+        "failed_at": ensure_utc_or_none(message.failed_at),
+        "last_error": message.last_error,
+        "result": _json_or_none(message.result),
+        "repeat": message.repeat,
+    }
+
+
 def _finish_sent_statements() -> tuple[Any, Any]:
     """``finish_sent``'s two statements, built once: each row's state by primary key (one
     ``executemany``), then the leases of this owner released."""
-    table = cast(Table, OutboxRow.__table__)
+    table = _OUTBOX
     c = table.c
-    names = ("attempts", "next_attempt_at", "sent_at", "failed_at", "last_error", "result")
-    values = {c[name]: bindparam(f"v_{name}", type_=c[name].type) for name in names}
-    values[c.repeat] = bindparam("v_repeat", type_=c.repeat.type)
+    state = (
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "failed_at",
+        "last_error",
+        "result",
+        "repeat",
+    )
+    values = _bound(table, state)  # the columns of _delivery_state
     finish = update(table).where(c.id == bindparam("b_id")).values(values)
     release = (
         update(table)
@@ -1152,10 +1176,7 @@ _FINISH_SENT, _RELEASE_LEASES = _finish_sent_statements()
 # in a broadcast's lane thousands of copies may be owed, so a registered kind is looked for
 # in its own lane (ix_outbox_owed_lane_rank_id), not among every owed row.
 _OWED_OF_KIND = (
-    select(_OUTBOX)
-    .where(_OUTBOX.c.sent_at.is_(None), _OUTBOX.c.failed_at.is_(None))
-    .where(_OUTBOX.c.kind == bindparam("b_kind"))
-    .order_by(_OUTBOX.c.id)
+    select(_OUTBOX).where(*_OWED, _OUTBOX.c.kind == bindparam("b_kind")).order_by(_OUTBOX.c.id)
 )
 _OWED_OF_KIND_IN_LANE = _OWED_OF_KIND.where(_OUTBOX.c.lane == bindparam("b_lane"))
 #: ``finish``'s statements, built once: the row's owner (locked on PostgreSQL), then its
@@ -1170,7 +1191,7 @@ def _claim_lane_statement(dialect: str) -> Any:
     """``claim_lane``'s statement, built once: Core (rows come back as tuples, not as ORM
     objects: 64 of those cost milliseconds); the lane, time, limit, owner and lease end are
     bound by name."""
-    table = cast(Table, OutboxRow.__table__)
+    table = _OUTBOX
     c = table.c
     now = bindparam("w_now", type_=c.next_attempt_at.type)
     pick = (
@@ -1335,7 +1356,7 @@ class SqlOutboxRepository(_SqlRepository):
         else:  # its rows are in its lane: the owed rows of that lane only, by their index
             params = {"b_kind": kind, "b_lane": registered.lane.value}
             result = await self._session.execute(_OWED_OF_KIND_IN_LANE, params)
-        return [_outbox_from_row(SimpleNamespace(**row._mapping)) for row in result]
+        return [_outbox_from_row(_fields(row)) for row in result]
 
     async def last_sent_of_kind(self, kind: str) -> OutboxMessage | None:
         """Return the row of one kind sent last."""
@@ -1498,19 +1519,8 @@ class SqlOutboxRepository(_SqlRepository):
         ours = row.claimed_by in (None, owner)
         if not ours and message.sent_at is None:
             return False  # another owner took the row over: its attempt decides
-        await self._execute_core(
-            _FINISH_RELEASED if ours else _FINISH_SENT,
-            {
-                "b_id": message_id,
-                "v_attempts": message.attempts,
-                "v_next_attempt_at": ensure_utc(message.next_attempt_at),
-                "v_sent_at": ensure_utc_or_none(message.sent_at),
-                "v_failed_at": ensure_utc_or_none(message.failed_at),
-                "v_last_error": message.last_error,
-                "v_result": _json_or_none(message.result),
-                "v_repeat": message.repeat,
-            },
-        )
+        params = {"b_id": message_id, **_bound_values(_delivery_state(message))}
+        await self._execute_core(_FINISH_RELEASED if ours else _FINISH_SENT, params)
         self._expire_loaded(OutboxRow, [message_id])
         return ours
 
@@ -1523,13 +1533,8 @@ class SqlOutboxRepository(_SqlRepository):
             [
                 {
                     "b_id": _require_id(m.id, "outbox message"),
-                    "v_attempts": m.attempts,
-                    "v_next_attempt_at": ensure_utc(m.next_attempt_at),
+                    **_bound_values(_delivery_state(m)),
                     "v_sent_at": ensure_utc(m.sent_at or m.next_attempt_at),
-                    "v_failed_at": ensure_utc_or_none(m.failed_at),
-                    "v_last_error": m.last_error,
-                    "v_result": _json_or_none(m.result),
-                    "v_repeat": m.repeat,
                 }
                 for m in messages
             ],
@@ -1584,13 +1589,8 @@ class SqlOutboxRepository(_SqlRepository):
 
 
 def _set_delivery_state(row: OutboxRow, message: OutboxMessage) -> None:
-    row.attempts = message.attempts
-    row.next_attempt_at = ensure_utc(message.next_attempt_at)
-    row.sent_at = ensure_utc_or_none(message.sent_at)
-    row.failed_at = ensure_utc_or_none(message.failed_at)
-    row.last_error = message.last_error
-    row.result = _json_or_none(message.result)
-    row.repeat = message.repeat
+    for name, value in _delivery_state(message).items():
+        setattr(row, name, value)
 
 
 def _rowcount(result: Any) -> int:
@@ -1694,7 +1694,6 @@ _ASSIGNMENT_PROGRESS = (
 _ASSIGNMENT_MARKERS = frozenset({"ack_reminded_at", "ack_escalated_at"})
 
 
-_ASSIGNMENTS = cast(Table, AssignmentRow.__table__)
 # Read for every operator card drawn: built once, rows rather than ORM objects.
 _TICKET_ASSIGNMENTS = (
     select(_ASSIGNMENTS)
@@ -1753,7 +1752,7 @@ class SqlAssignmentRepository(_SqlRepository):
     async def for_ticket(self, ticket_id: int) -> list[Assignment]:
         """Return a ticket's assignments in dispatch order."""
         result = await self._session.execute(_TICKET_ASSIGNMENTS, {"ticket_id": ticket_id})
-        return [_assignment_from_row(SimpleNamespace(**row._mapping)) for row in result]
+        return [_assignment_from_row(_fields(row)) for row in result]
 
     async def for_tickets(self, ticket_ids: Collection[int]) -> list[Assignment]:
         """Return the assignments of many tickets, by ticket then dispatch order."""

@@ -38,6 +38,7 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, Self
 
 from sqlalchemy import Connection
@@ -172,6 +173,11 @@ class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
     def _aenter_cursor(self, cursor: Any) -> Any:
         return cursor  # _Cursor.__aenter__ returns the cursor itself
 
+    @property
+    def _sqlite(self) -> sqlite3.Cursor:
+        cursor: sqlite3.Cursor = self._cursor._cursor  # type: ignore[attr-defined]
+        return cursor
+
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         try:
             # One await_ a statement all the same: SQLAlchemy's AsyncConnection.execute
@@ -181,23 +187,22 @@ class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
             self._adapt_connection._handle_exception(error)
 
     async def _execute_now(self, operation: Any, parameters: Any) -> Any:
-        cursor: sqlite3.Cursor = self._cursor._cursor  # type: ignore[attr-defined]
+        cursor = self._sqlite
         result = cursor.execute(operation, () if parameters is None else parameters)
         if cursor.description is not None:
             self._rows = collections.deque(cursor.fetchall())
         return result
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
-        cursor: sqlite3.Cursor = self._cursor._cursor  # type: ignore[attr-defined]
         try:
-            return cursor.executemany(operation, seq_of_parameters)
+            return self._sqlite.executemany(operation, seq_of_parameters)
         except Exception as error:
             self._adapt_connection._handle_exception(error)
 
     def close(self) -> None:
         self._rows.clear()
         if not self._soft_closed_memoized:  # else _async_soft_close closed it
-            self._cursor._cursor.close()  # type: ignore[attr-defined]
+            self._sqlite.close()
 
 
 class _AdaptedConnection(AsyncAdapt_aiosqlite_connection):
@@ -206,18 +211,16 @@ class _AdaptedConnection(AsyncAdapt_aiosqlite_connection):
     _cursor_cls = _InlineCursor
 
     def commit(self) -> None:
+        self._end(sqlite3.Connection.commit)
+
+    def rollback(self) -> None:
+        self._end(sqlite3.Connection.rollback)
+
+    def _end(self, end: Callable[[sqlite3.Connection], None]) -> None:
         connection = self._connection._connection
         if connection is not None:  # as aiosqlite's adapter: a closed one has nothing to do
             try:
-                connection.commit()
-            except Exception as error:
-                self._handle_exception(error)
-
-    def rollback(self) -> None:
-        connection = self._connection._connection
-        if connection is not None:
-            try:
-                connection.rollback()
+                end(connection)
             except Exception as error:
                 self._handle_exception(error)
 
@@ -265,6 +268,14 @@ def register() -> None:
     registry.register(f"sqlite.{DRIVER}", __name__, "SQLiteDialect_inline")
 
 
+def is_locked(error: BaseException) -> bool:
+    """Whether a driver error is SQLite's "database is locked" (or "busy")."""
+    text = str(error).lower()
+    return type(error).__name__ == "OperationalError" and (
+        "database is locked" in text or "database is busy" in text
+    )
+
+
 def begin_with_retries(connection: Connection, mode: str, patience_ms: int) -> None:
     """``BEGIN <mode>`` on a connection whose busy timeout is 0, retried after asyncio sleeps
     while another process holds the write lock, for at most ``patience_ms``; then
@@ -279,7 +290,7 @@ def begin_with_retries(connection: Connection, mode: str, patience_ms: int) -> N
             raw.execute(f"BEGIN {mode}")
             return
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if not is_locked(error):
                 raise
             left = deadline - time.monotonic()
             if left <= 0:
