@@ -31,6 +31,7 @@ from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
 from tests.integration import builders as b
+from tests.integration.test_uow_contract import add_citizen, add_ticket
 
 
 class Compiles:
@@ -64,12 +65,10 @@ async def counted(tmp_path: Path) -> AsyncIterator[tuple[SqlUnitOfWorkFactory, C
 
 
 async def _citizen_with_draft(uow_factory: SqlUnitOfWorkFactory, telegram_id: int) -> int:
-    async with uow_factory() as uow:
-        citizen = await uow.citizens.add(b.citizen(telegram_id))
-        assert citizen.id is not None
-        await uow.tickets.add(b.draft(citizen.id))
-        await uow.commit()
-        return citizen.id
+    """The id of a new citizen with a draft."""
+    citizen_id = await add_citizen(uow_factory, telegram_id)
+    await add_ticket(uow_factory, b.draft(citizen_id))
+    return citizen_id
 
 
 async def _reads(uow_factory: SqlUnitOfWorkFactory, telegram_id: int, citizen_id: int) -> None:

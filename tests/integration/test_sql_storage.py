@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, date
 
 import pytest
@@ -14,6 +16,7 @@ from storage.db import create_engine, session_factory, split_schema
 from storage.uow import SqlUnitOfWorkFactory
 from tests.integration import builders as b
 from tests.integration.conftest import only_postgresql, only_sqlite
+from tests.integration.test_uow_contract import add_citizen, add_ticket
 
 
 def factory(engine: AsyncEngine) -> SqlUnitOfWorkFactory:
@@ -170,13 +173,26 @@ def test_split_schema_takes_the_schema_out_of_the_url_when_given_there() -> None
 
 
 async def _citizen_with_draft(uow_factory: SqlUnitOfWorkFactory, telegram_id: int) -> int:
-    async with uow_factory() as uow:
-        citizen = await uow.citizens.add(b.citizen(telegram_id))
-        assert citizen.id is not None
-        draft = await uow.tickets.add(b.draft(citizen.id))
-        await uow.commit()
+    """The id of a new draft of a new citizen."""
+    draft = await add_ticket(uow_factory, b.draft(await add_citizen(uow_factory, telegram_id)))
     assert draft.id is not None
     return draft.id
+
+
+@contextlib.contextmanager
+def _ticket_updates(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SET part of every ``UPDATE tickets`` the engine runs inside the block."""
+    written: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE TICKETS"):
+            written.append(statement.split(" WHERE ", maxsplit=1)[0])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield written
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_a_draft_read_with_its_citizen_is_written_back_by_its_changed_columns_only(
@@ -184,14 +200,7 @@ async def test_a_draft_read_with_its_citizen_is_written_back_by_its_changed_colu
 ) -> None:
     uow_factory = factory(engine)
     draft_id = await _citizen_with_draft(uow_factory, 611)
-    written: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if statement.lstrip().upper().startswith("UPDATE TICKETS"):
-            written.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with _ticket_updates(engine) as written:
         async with uow_factory() as uow:
             _, draft = await uow.citizens.with_draft(611)
             assert draft is not None
@@ -200,9 +209,7 @@ async def test_a_draft_read_with_its_citizen_is_written_back_by_its_changed_colu
             draft.persons_affected = "3"  # the second write of the unit: from what was written
             await uow.tickets.update(draft)
             await uow.commit()
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-    first, second = (statement.split(" WHERE ")[0] for statement in written[:2])
+    first, second = written[:2]
     assert "details" in first
     assert "persons_affected" not in first
     assert "persons_affected" in second
@@ -248,22 +255,13 @@ async def test_a_ticket_read_by_id_is_patched_by_its_changed_columns_only(
     """The outbox worker's pattern (rows.patch_ticket): read by id, compare-and-set."""
     uow_factory = factory(engine)
     ticket_id = await _citizen_with_draft(uow_factory, 613)
-    written: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if statement.lstrip().upper().startswith("UPDATE TICKETS"):
-            written.append(statement.split(" WHERE ", maxsplit=1)[0])
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with _ticket_updates(engine) as written:
         async with uow_factory() as uow:
             ticket = await uow.tickets.get(ticket_id)
             assert ticket is not None
             ticket.operator_card_message_id = 4242
             assert await uow.tickets.update_if_unchanged(ticket)
             await uow.commit()
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
     assert len(written) == 1
     assert "operator_card_message_id" in written[0]
     assert "status" not in written[0]
