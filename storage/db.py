@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import URL, Connection, event, make_url
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -195,9 +196,20 @@ def _create_postgresql_engine(url: URL, *, schema: str | None, echo: bool) -> As
     server_settings = {"application_name": "siaga112"}
     if schema is not None:
         server_settings["search_path"] = schema
-    return _create_async_engine(
-        url,
-        echo=echo,
-        pool_pre_ping=True,
-        connect_args={"server_settings": server_settings},
-    )
+    engine = _create_async_engine(url, echo=echo, connect_args={"server_settings": server_settings})
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    """Hand out no pooled connection the server has ended (restart, failover, an
+    administrator's ``pg_terminate_backend``): the pool connects afresh instead.
+
+    asyncpg reads the server's goodbye while its connection sits idle in the pool, so this
+    costs no round trip, unlike SQLAlchemy's ``pool_pre_ping`` (three on asyncpg: a
+    transaction around an empty query, for every unit of work). A connection lost silently
+    (no goodbye) or just after this check fails its unit of work; SQLAlchemy then renews the
+    whole pool, and the next unit of work runs (tests/integration/test_postgres_reconnect.py).
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
