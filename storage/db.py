@@ -198,7 +198,16 @@ def _create_postgresql_engine(url: URL, *, schema: str | None, echo: bool) -> As
         server_settings["search_path"] = schema
     engine = _create_async_engine(url, echo=echo, connect_args={"server_settings": server_settings})
     event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    event.listen(engine.sync_engine, "handle_error", _lost_is_busy)
     return engine
+
+
+def _lost_is_busy(context: ExceptionContext) -> None:
+    """A connection lost in the middle of a unit of work is a state of the database, as a
+    held lock is on SQLite: the citizen is asked to send the step again, and SQLAlchemy
+    renews the pool for the next one (it does so whatever this hook raises)."""
+    if context.is_disconnect:
+        raise StorageBusy(str(context.original_exception)) from context.original_exception
 
 
 def _refuse_closed(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:

@@ -60,7 +60,8 @@ class Geocoder(Protocol):
 
 class StorageBusy(Exception):
     """The database could not take a write in time: another process holds SQLite's write
-    lock. Nothing of the action was saved; the citizen must be told to send it again."""
+    lock, or the connection to PostgreSQL was lost before the unit of work committed.
+    Nothing of the action was saved; the citizen must be told to send it again."""
 
 
 class PlaceFinder(Protocol):

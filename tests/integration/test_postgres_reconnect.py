@@ -5,7 +5,8 @@ unit of work: a restart of the server, a failover or an administrator's
 The pool checks at checkout whether the driver has seen its connection close (no round trip:
 asyncpg learns of the server's goodbye while the connection is idle), and connects afresh
 when it has. A connection that dies between that check and its first statement fails that
-one unit of work; the pool is then renewed, and the next unit of work runs.
+one unit of work with ``StorageBusy`` (the citizen is asked to send that step again); the
+pool is then renewed, and the next unit of work runs.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_
 
+from bot.services.ports import StorageBusy
 from storage.db import create_engine, session_factory
 from storage.uow import SqlUnitOfWorkFactory
 from tests.integration import builders as b
@@ -107,10 +108,10 @@ async def test_a_connection_ended_after_the_check_fails_one_unit_of_work_then_th
             ended = True
             await_(terminate(database_url, pids))  # inside SQLAlchemy's greenlet
 
-    with pytest.raises(DBAPIError) as failed:
+    with pytest.raises(StorageBusy) as failed:  # the citizen is asked to send it again
         async with uows() as uow:
             await uow.citizens.add(b.citizen(2000))
-    assert failed.value.connection_invalidated
+    assert "connection" in str(failed.value.__cause__)  # asyncpg: "connection is closed"
 
     await add_citizen(uows, 2001)  # the other pooled connections died too: all are renewed
     async with uows() as uow:
