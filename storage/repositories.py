@@ -12,9 +12,9 @@ Errors a caller can act on are plain Python exceptions, worded without personal 
 ``ValueError`` when a write breaks a constraint (a second citizen with the same Telegram id,
 a second draft for one citizen, a duplicate reference, a dangling id) and ``LookupError``
 when updating a row that does not exist. Inserts that may race (a citizen's first message,
-a new draft) leave the unit of work usable after such a ``ValueError``: on PostgreSQL they
-run in a savepoint, SQLite backs out only the failed statement. After any other constraint
-error roll the unit of work back.
+a new draft) leave the unit of work usable after such a ``ValueError``: they skip a row that
+breaks a unique constraint (``ON CONFLICT DO NOTHING``) rather than fail. After any other
+constraint error roll the unit of work back.
 """
 
 from __future__ import annotations
@@ -146,11 +146,21 @@ def _fields(row: Any) -> SimpleNamespace:
 
 
 @functools.cache
-def _insert_statement(table: Table, names: tuple[str, ...]) -> Insert:
+def _insert_statement(table: Table, names: tuple[str, ...], guarded_on: str = "") -> Insert:
     """The ``INSERT`` of these columns (:func:`_bound`) returning every column, built once
     per table and set of columns (building a statement and its cache key costs more than
-    running it)."""
-    return insert(table).values(_bound(table, names)).returning(*table.c)
+    running it). ``guarded_on`` (a dialect's name): ``ON CONFLICT DO NOTHING``, so a row
+    that breaks a unique constraint or index is skipped and returns nothing instead of
+    failing the statement."""
+    if not guarded_on:
+        return insert(table).values(_bound(table, names)).returning(*table.c)
+    dialect_insert = postgresql.insert if guarded_on == "postgresql" else sqlite.insert
+    return (
+        dialect_insert(table)
+        .values(_bound(table, names))
+        .on_conflict_do_nothing()
+        .returning(*table.c)
+    )
 
 
 class _SqlRepository:
@@ -197,18 +207,17 @@ class _SqlRepository:
     ) -> SimpleNamespace:
         """One prebuilt ``INSERT … RETURNING`` (:func:`_insert_statement`) of these columns,
         the stored row back by column name: no ORM object is made and flushed (the hot
-        path's inserts: citizens, tickets, events, outbox rows). ``guarded``: a constraint
-        violation leaves the transaction usable. PostgreSQL aborts a transaction at a failed
-        statement, so there the insert runs in a SAVEPOINT; SQLite backs out the failed
-        statement only, so it needs none."""
-        statement = _insert_statement(table, tuple(columns))
-        params = _bound_values(columns)
-        if guarded and self._dialect == "postgresql":
-            async with self._session.begin_nested():  # rolled back by the ValueError too
-                result = await self._execute_core(statement, params)
-        else:
-            result = await self._execute_core(statement, params)
-        return _fields(result.one())
+        path's inserts: citizens, tickets, events, outbox rows). ``guarded``: a row that
+        breaks a unique constraint (a racing writer's citizen or draft) is refused with
+        ``ValueError`` and leaves the transaction usable, in one statement on both
+        databases: ``ON CONFLICT DO NOTHING`` returns no row instead of failing (PostgreSQL
+        would abort the whole transaction at a failed statement; a SAVEPOINT around it cost
+        two more round trips)."""
+        statement = _insert_statement(table, tuple(columns), self._dialect if guarded else "")
+        row = (await self._execute_core(statement, _bound_values(columns))).one_or_none()
+        if row is None:
+            raise ValueError(f"{self._table}: the write violates a unique constraint")
+        return _fields(row)
 
     async def _add_in_savepoint(self, row: object) -> None:
         """Insert ``row`` so that a constraint violation leaves the transaction usable."""

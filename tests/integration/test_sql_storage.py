@@ -180,19 +180,28 @@ async def _citizen_with_draft(uow_factory: SqlUnitOfWorkFactory, telegram_id: in
 
 
 @contextlib.contextmanager
-def _ticket_updates(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SET part of every ``UPDATE tickets`` the engine runs inside the block."""
-    written: list[str] = []
+def _statements(engine: AsyncEngine, starting: str = "") -> Iterator[list[str]]:
+    """Every statement (``starting`` so, in any case) the engine runs inside the block."""
+    sent: list[str] = []
 
     def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if statement.lstrip().upper().startswith("UPDATE TICKETS"):
-            written.append(statement.split(" WHERE ", maxsplit=1)[0])
+        if statement.lstrip().upper().startswith(starting):
+            sent.append(statement)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        yield written
+        yield sent
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+@contextlib.contextmanager
+def _ticket_updates(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SET part of every ``UPDATE tickets`` the engine runs inside the block."""
+    with _statements(engine, "UPDATE TICKETS") as sent:
+        written: list[str] = []
+        yield written
+    written.extend(statement.split(" WHERE ", maxsplit=1)[0] for statement in sent)
 
 
 async def test_a_draft_read_with_its_citizen_is_written_back_by_its_changed_columns_only(
@@ -269,3 +278,35 @@ async def test_a_ticket_read_by_id_is_patched_by_its_changed_columns_only(
         stored = await uow.tickets.get(ticket_id)
     assert stored is not None
     assert stored.operator_card_message_id == 4242
+
+
+async def test_a_racing_insert_is_one_statement_when_it_wins_and_when_it_loses(
+    engine: AsyncEngine,
+) -> None:
+    """A citizen's first message and a new draft may race another writer: the loser is
+    refused in the same one statement (no SAVEPOINT round trips on PostgreSQL), and the unit
+    of work goes on."""
+    uow_factory = factory(engine)
+    taken = await add_citizen(uow_factory, 700)
+    await add_ticket(uow_factory, b.draft(taken))
+    async with uow_factory() as uow:
+        await uow.citizens.get(taken)  # the transaction has begun
+        with _statements(engine) as sent:
+            new = await uow.citizens.add(b.citizen(701))
+            with pytest.raises(ValueError, match="unique"):
+                await uow.citizens.add(b.citizen(700))
+            assert new.id is not None
+            await uow.tickets.add(b.draft(new.id))
+            with pytest.raises(ValueError, match="unique"):
+                await uow.tickets.add(b.draft(taken))  # it has a draft already
+        await uow.commit()
+    assert [statement.split()[:3] for statement in sent] == [
+        ["INSERT", "INTO", "citizens"],
+        ["INSERT", "INTO", "citizens"],
+        ["INSERT", "INTO", "tickets"],
+        ["INSERT", "INTO", "tickets"],
+    ]
+    async with uow_factory() as uow:
+        stored = await uow.citizens.get_by_telegram_id(701)
+        assert stored is not None
+        assert await uow.tickets.active_draft(stored.id) is not None
