@@ -195,9 +195,12 @@ class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
         try:
-            return self._sqlite.executemany(operation, seq_of_parameters)
+            return await_(self._executemany_now(operation, seq_of_parameters))  # as execute
         except Exception as error:
             self._adapt_connection._handle_exception(error)
+
+    async def _executemany_now(self, operation: Any, seq_of_parameters: Any) -> Any:
+        return self._sqlite.executemany(operation, seq_of_parameters)
 
     def close(self) -> None:
         self._rows.clear()

@@ -52,6 +52,26 @@ async def test_sqlite_connections_use_wal_and_enforce_foreign_keys_when_opened(
     }
 
 
+@only_sqlite
+@pytest.mark.parametrize("driver", ["inline", "thread"])
+async def test_many_rows_in_one_execute_are_written_when_on_a_plain_connection(
+    database_url: str, driver: str
+) -> None:
+    """``executemany`` through SQLAlchemy's AsyncConnection (bulk seeds, bench/broadcast.py),
+    which refuses a call that awaited nothing."""
+    engine = create_engine(database_url, sqlite_driver=driver)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TEMP TABLE many (n INTEGER)")
+            await connection.execute(
+                text("INSERT INTO many VALUES (:n)"), [{"n": n} for n in range(5)]
+            )
+            total = (await connection.exec_driver_sql("SELECT sum(n) FROM many")).scalar()
+    finally:
+        await engine.dispose()
+    assert total == 10
+
+
 def test_an_unknown_sqlite_driver_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="unknown SQLite driver 'greenlet'"):
         create_engine("sqlite+aiosqlite:///x.db", sqlite_driver="greenlet")
