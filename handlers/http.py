@@ -30,6 +30,7 @@ import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import aiohttp
 import certifi
@@ -43,6 +44,7 @@ _NOT_SENT = (
     "Pool timeout: all connections were in use for the whole pool timeout. "
     "The request was *not* sent to Telegram."
 )
+_FORM = "application/x-www-form-urlencoded"
 
 
 @contextlib.asynccontextmanager
@@ -185,14 +187,16 @@ class AiohttpRequest(BaseRequest):
         """Waits for a turn, sends the call and returns the answer's status and body."""
         session = self._client()
         files = request_data.multipart_data if request_data is not None else None
-        body: aiohttp.FormData | dict[str, str] | None = None
+        body: aiohttp.FormData | aiohttp.BytesPayload | None = None
         if request_data is not None:
-            body = request_data.json_parameters
+            fields = request_data.json_parameters
             if files:
-                form = aiohttp.FormData(body)
+                body = aiohttp.FormData(fields)
                 for name, (filename, content, mime_type) in files.items():
-                    form.add_field(name, content, filename=filename, content_type=mime_type)
-                body = form
+                    body.add_field(name, content, filename=filename, content_type=mime_type)
+            else:  # what aiohttp's FormData sends for plain fields, without its multipart
+                # writer and random boundary made for every call first (a tenth of a call)
+                body = aiohttp.BytesPayload(urlencode(fields).encode(), content_type=_FORM)
         timeout = self._timeout
         defaults = (connect_timeout, write_timeout, read_timeout)
         if files or not all(isinstance(value, DefaultValue) for value in defaults):

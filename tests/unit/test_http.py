@@ -206,6 +206,9 @@ async def _bot_api(
             await request.shutdown()
 
 
+TEXT = "Banjir di Kaligawe — tolong & cepat: 1+1=2 ✅ 🚨\n<b>50%</b> air?"
+
+
 async def test_parameters_arrive_form_encoded_and_the_answer_comes_back_when_called() -> None:
     seen: dict[str, Any] = {}
 
@@ -216,12 +219,10 @@ async def test_parameters_arrive_form_encoded_and_the_answer_comes_back_when_cal
         return web.json_response({"ok": True, "result": {"answer": "ya"}})
 
     async with _bot_api(handle) as (bot, _):
-        result = await bot.do_api_request(
-            "sendMessage", api_kwargs={"chat_id": 42, "text": "Banjir di Kaligawe — tolong"}
-        )
+        result = await bot.do_api_request("sendMessage", api_kwargs={"chat_id": 42, "text": TEXT})
     assert result == {"answer": "ya"}
     assert seen["type"] == "application/x-www-form-urlencoded"
-    assert seen["form"] == {"chat_id": "42", "text": "Banjir di Kaligawe — tolong"}
+    assert seen["form"] == {"chat_id": "42", "text": TEXT}
     assert "python-telegram-bot" in seen["agent"]
 
 
