@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import intake as bench  # bench/intake.py
 import surge  # bench/surge.py
 
-from bot.app import build_application
+from bot.app import build_application, start_application, stop_application
 from bot.config import load_settings
 from bot.double.fake_bot_api import FakeBotApi
 from bot.double.simulated import SimUser
@@ -68,7 +68,7 @@ async def relay(args: argparse.Namespace) -> tuple[list[float], list[float]]:
             env_file=None,
         )
         application = build_application(settings, outbox_poll_interval=0.05)
-        await bench.start(application)
+        await start_application(application, poll_timeout=bench.POLL_TIMEOUT)
         model = fake.model
         try:
             operator = fake.add_user(OPERATOR_ID, "Dewi")
@@ -139,7 +139,7 @@ async def relay(args: argparse.Namespace) -> tuple[list[float], list[float]]:
             up_seq = [await to_topic(c, r, n) for n, (c, r) in enumerate(pairs)]
             return down_seq, up_seq
         finally:
-            await bench.stop(application)
+            await stop_application(application)
 
 
 def ms(samples: list[float], q: float) -> str:

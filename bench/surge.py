@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the intake benchmark
 
 import intake as bench  # bench/intake.py
 
-from bot.app import build_application
+from bot.app import build_application, start_application, stop_application
 from bot.config import load_settings
 from bot.double.fake_bot_api import FakeBotApi
 from bot.double.flood import PRIVATE_WINDOW
@@ -133,7 +133,7 @@ async def run(args: argparse.Namespace, governor: bool) -> Outcome:
             obs.fail(f"handler error: {context.error!r}")
 
         application.add_error_handler(record)
-        await bench.start(application)
+        await start_application(application, poll_timeout=bench.POLL_TIMEOUT)
         # Telegram's limits from the first citizen on (warm-up and start-up are not measured).
         fake.flood_control(group_per_minute=20, overall_per_second=30, private=PRIVATE_WINDOW)
         rng = random.Random(args.seed)
@@ -161,7 +161,7 @@ async def run(args: argparse.Namespace, governor: bool) -> Outcome:
                 await bench.outbox_drained(services)
             wall = perf_counter() - first
         finally:
-            await bench.stop(application)
+            await stop_application(application)
         stats = fake.flood_stats
         outcome = Outcome(
             governor=governor,
