@@ -26,8 +26,8 @@ UPDATE_TASK = "process_concurrent_update"
 #: step -> (statements, transactions) at most, as measured on 2026-11-30 (SQLite, the inline
 #: driver). Each step is one unit of work that reads the citizen and their draft in one joined
 #: SELECT; a message goes straight to the action of the step its chat last saw (which checks
-#: it), without a read-only peek first; a new citizen or draft is inserted without a
-#: SAVEPOINT (SQLite backs out only a failed statement), and a citizen's change is one UPDATE
+#: it), without a read-only peek first; a new citizen or draft is one ``INSERT … ON CONFLICT
+#: DO NOTHING RETURNING`` (no SAVEPOINT, on either database), and a citizen's change is one UPDATE
 #: (no ORM read of the row first). The unit's BEGIN goes to sqlite3 directly, so SQLAlchemy's
 #: cursor events (what is counted here) no longer see it: it is in the transactions. Before,
 #: BEGIN included: 6/7/3/3/4/5/3/9 with the SAVEPOINT, its RELEASE and the ORM's read;
