@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, Connection, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -109,6 +110,12 @@ def create_engine(
     if backend == "postgresql":
         return _create_postgresql_engine(parsed, schema=schema, echo=echo)
     raise ValueError(f"unsupported database backend {backend!r}: use SQLite or PostgreSQL")
+
+
+def dialect_insert(dialect: str, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` into ``table`` in the dialect's own form, the one that has
+    ``ON CONFLICT`` (both databases spell it alike)."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.model import GeocodeCandidate
 from storage.codec import candidate_from_json, candidate_to_json, ensure_utc
+from storage.db import dialect_insert
 from storage.models import GeocodeCacheRow
 
 logger = logging.getLogger(__name__)
@@ -82,8 +82,7 @@ class SqlGeocodeCache:
         }
         async with self._session_factory() as session, session.begin():
             dialect = session.get_bind().dialect.name
-            dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            statement = dialect_insert(GeocodeCacheRow).values(**values)
+            statement = dialect_insert(dialect, GeocodeCacheRow).values(**values)
             await session.execute(
                 statement.on_conflict_do_update(
                     index_elements=[GeocodeCacheRow.key],

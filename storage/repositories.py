@@ -45,7 +45,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -90,6 +89,7 @@ from storage.codec import (
     media_from_json,
     media_to_json,
 )
+from storage.db import dialect_insert
 from storage.models import (
     AdvisoryDeliveryRow,
     AdvisoryRow,
@@ -154,13 +154,8 @@ def _insert_statement(table: Table, names: tuple[str, ...], guarded_on: str = ""
     failing the statement."""
     if not guarded_on:
         return insert(table).values(_bound(table, names)).returning(*table.c)
-    dialect_insert = postgresql.insert if guarded_on == "postgresql" else sqlite.insert
-    return (
-        dialect_insert(table)
-        .values(_bound(table, names))
-        .on_conflict_do_nothing()
-        .returning(*table.c)
-    )
+    guarded = dialect_insert(guarded_on, table).values(_bound(table, names))
+    return guarded.on_conflict_do_nothing().returning(*table.c)
 
 
 class _SqlRepository:
@@ -639,9 +634,8 @@ def _queue_line(row: Sequence[Any]) -> QueueLine:
 def _next_ref_statement(dialect: str) -> Insert:
     """The day counter's upsert (``day`` bound), built once per dialect."""
     table = cast(Table, RefCounterRow.__table__)
-    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
-        dialect_insert(table)
+        dialect_insert(dialect, table)
         .values(day=bindparam("day", type_=table.c.day.type), last_value=1)
         .on_conflict_do_update(
             index_elements=[table.c.day], set_={"last_value": table.c.last_value + 1}
@@ -1623,9 +1617,8 @@ class SqlChatAliasRepository(_SqlRepository):
 
     async def add(self, old_id: int, new_id: int, at: datetime) -> None:
         """Remember (or replace) where ``old_id`` moved to."""
-        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         statement = (
-            dialect_insert(ChatAliasRow)
+            dialect_insert(self._dialect, ChatAliasRow)
             .values(old_id=old_id, new_id=new_id, created_at=ensure_utc(at))
             .on_conflict_do_update(
                 index_elements=[ChatAliasRow.old_id],
