@@ -38,7 +38,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Self
 
 from sqlalchemy import Connection
@@ -179,10 +179,16 @@ class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
         return cursor
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
+        return self._awaited(self._execute_now(operation, parameters))
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        return self._awaited(self._executemany_now(operation, seq_of_parameters))
+
+    def _awaited(self, call: Coroutine[Any, Any, Any]) -> Any:
         try:
             # One await_ a statement all the same: SQLAlchemy's AsyncConnection.execute
             # checks that its call awaited something (AwaitRequired otherwise).
-            return await_(self._execute_now(operation, parameters))
+            return await_(call)
         except Exception as error:
             self._adapt_connection._handle_exception(error)
 
@@ -192,12 +198,6 @@ class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
         if cursor.description is not None:
             self._rows = collections.deque(cursor.fetchall())
         return result
-
-    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
-        try:
-            return await_(self._executemany_now(operation, seq_of_parameters))  # as execute
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
 
     async def _executemany_now(self, operation: Any, seq_of_parameters: Any) -> Any:
         return self._sqlite.executemany(operation, seq_of_parameters)
