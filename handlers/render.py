@@ -83,10 +83,17 @@ async def show(
     buttons replaced by the answer (``answered``; a pin just loses its buttons), and the
     screen follows as new messages. A stale press leaves the pressed message alone. The
     query is answered last, so its spinner ends when the chat shows the result.
+
+    An edit that only closes the pressed message (its answer, or no buttons) goes out beside
+    the new messages, not before them: under a surge every Bot API call waits its turn in a
+    busy event loop, and the citizen waits for what comes next (the report's reference after
+    "send"), not for the old buttons to go. Its failure is still the handler's, after the
+    sends, as when it went first.
     """
     replies = list(screen.replies)
     message = query.message
     in_place: list[Message] = []
+    closing: asyncio.Task[bool] | None = None
     try:
         if isinstance(message, Message) and not screen.keep_pressed:
             first = replies[0] if replies else None
@@ -99,12 +106,19 @@ async def show(
                     replies.pop(0)
                     in_place.append(message)
             elif message.text is not None and answered is not None:
-                await _edit(message, answered, None)
+                closing = asyncio.create_task(_edit(message, answered, None))
             elif message.reply_markup is not None:
-                await _edit(message, None, None)
+                closing = asyncio.create_task(_edit(message, None, None))
         chat_id = message.chat.id if message is not None else query.from_user.id
-        return [*in_place, *await send(bot, chat_id, Screen(replies))]
+        sent = await send(bot, chat_id, Screen(replies))
+        if closing is not None:
+            await closing
+        return [*in_place, *sent]
     finally:
+        if closing is not None:
+            await asyncio.wait({closing})  # never left running past the handler
+            if not closing.cancelled():
+                closing.exception()  # a failure behind the send's own is not logged twice
         try:
             await answer(query, screen)
         except BadRequest as exc:  # "query is too old": the screen is shown all the same
