@@ -272,7 +272,12 @@ def register() -> None:
 
 
 def is_locked(error: BaseException) -> bool:
-    """Whether a driver error is SQLite's "database is locked" (or "busy")."""
+    """Whether a driver error is SQLite's "database is locked" (or "busy"): by its result
+    code where ``sqlite3`` gives one (``SQLITE_BUSY``, ``SQLITE_LOCKED`` and their extended
+    codes), else by its words (aiosqlite's adapter re-raises the error without the code)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
     text = str(error).lower()
     return type(error).__name__ == "OperationalError" and (
         "database is locked" in text or "database is busy" in text

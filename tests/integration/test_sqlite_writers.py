@@ -279,3 +279,19 @@ async def test_an_engine_stops_its_checkpointer_when_disposed(tmp_path: Path) ->
     await engine.dispose()
     assert engine.sync_engine not in sqlite_inline._checkpointers
     assert not checkpointer._thread.is_alive()
+
+
+def test_a_lock_is_told_by_sqlites_code_and_by_the_words_of_an_adapted_error() -> None:
+    def error(text: str, code: int | None = None) -> sqlite3.OperationalError:
+        made = sqlite3.OperationalError(text)
+        if code is not None:
+            made.sqlite_errorcode = code  # type: ignore[attr-defined]
+        return made
+
+    assert sqlite_inline.is_locked(error("database is locked", sqlite3.SQLITE_BUSY))
+    assert sqlite_inline.is_locked(error("database table is locked", sqlite3.SQLITE_LOCKED))
+    assert sqlite_inline.is_locked(error("database is locked", 517))  # SQLITE_BUSY_SNAPSHOT
+    assert sqlite_inline.is_locked(error("database is locked"))  # adapted: no code, its words
+    assert not sqlite_inline.is_locked(error("disk I/O error", sqlite3.SQLITE_IOERR))
+    assert not sqlite_inline.is_locked(error("no such table: citizens"))
+    assert not sqlite_inline.is_locked(ValueError("database is locked"))
