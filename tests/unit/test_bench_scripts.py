@@ -13,7 +13,6 @@ import importlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -42,17 +41,15 @@ def _sibling_imports(tree: ast.Module) -> dict[str, str]:
     return names
 
 
-def _module(name: str) -> ModuleType:
-    return importlib.import_module(name)
-
-
 def test_there_are_benchmarks_to_check() -> None:
     assert {"intake", "surge", "operators", "broadcast", "intake_service"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_each_benchmark_imports_and_finds_what_it_takes_from_its_siblings(script: str) -> None:
-    _module(script)  # an import error, or a name gone from a `from … import`, fails here
+    importlib.import_module(
+        script
+    )  # an import error, or a name gone from a `from … import`, fails here
     tree = ast.parse((BENCH / f"{script}.py").read_text(encoding="utf-8"))
     siblings = _sibling_imports(tree)
     missing = sorted(
@@ -61,6 +58,6 @@ def test_each_benchmark_imports_and_finds_what_it_takes_from_its_siblings(script
         if isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Name)
         and node.value.id in siblings
-        and not hasattr(_module(siblings[node.value.id]), node.attr)
+        and not hasattr(importlib.import_module(siblings[node.value.id]), node.attr)
     )
     assert not missing, f"bench/{script}.py uses names its siblings no longer have: {missing}"
