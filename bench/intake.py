@@ -4,6 +4,7 @@ Run from the repo root::
 
     .venv/bin/python bench/intake.py [--citizens 50] [--db sqlite|postgres] [--repeat 3]
                                      [--think 0] [--postgres-url URL] [--loop uvloop|asyncio]
+                                     [--split]
 
 Each run starts the real ``build_application`` (SQLite file in a temp dir, or a fresh
 PostgreSQL schema that is dropped afterwards) polling the in-process fake Bot API over
@@ -14,6 +15,11 @@ settings, its own fake) gets the same number of updates in the same pattern (N u
 texts, each waiting for the echo). Targets (measured here, never asserted in tests):
 intake/echo updates/s ratio >= 0.4 and intake CPU per update <= 2x the echo bot's (issue #11);
 p95 confirm -> committed <= 50 ms on SQLite.
+
+With ``--split`` the fake Bot API and the simulated people run in a second process (spawned,
+linked by a pipe), as Telegram and its users are elsewhere in production: each bot's event
+loop and CPU are its own, and the people's process's CPU is reported to show it kept up.
+Stamps of both processes are ``time.perf_counter`` (CLOCK_MONOTONIC, one clock).
 
 Nothing leaves loopback: the fake Bot API listens on 127.0.0.1, the geocoder is offline,
 PostgreSQL (``--db postgres``) is the local server of ``--postgres-url`` / BENCH_POSTGRES_URL.
@@ -29,6 +35,7 @@ import bisect
 import contextlib
 import gc
 import logging
+import multiprocessing
 import os
 import platform
 import random
@@ -43,6 +50,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +59,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import sqlalchemy
 import telegram
 from telegram import Update
-from telegram.ext import Application, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.app import build_application, start_application, stop_application
 from bot.config import load_settings
@@ -114,6 +128,19 @@ class Observer:
             return result
 
         self.model.call = call  # type: ignore[method-assign]
+        self.taken_at: dict[int, float] = {}  # user -> their "send report" update polled
+        take = self.model.take_updates
+
+        def take_updates(params: dict[str, Any]) -> Any:
+            updates = take(params)
+            stamp = perf_counter()
+            for update in updates:
+                query = update.get("callback_query") or {}
+                if str(query.get("data", "")).endswith("|submit"):
+                    self.taken_at.setdefault(query["from"]["id"], stamp)
+            return updates
+
+        self.model.take_updates = take_updates  # type: ignore[method-assign]
 
     def _seen(self, method: str, params: dict[str, Any], stamp: float) -> None:
         self.calls += 1
@@ -336,6 +363,7 @@ class Run:
     latencies: dict[str, list[float]] = field(default_factory=dict)  # seconds
     cpu_from: float = 0.0  # the process's CPU seconds when the window opened
     cpu_all: float = 0.0  # intake: CPU from the window's start until the outbox had drained
+    harness_cpu: float | None = None  # --split: the people's process's CPU in the window
 
     @property
     def rate(self) -> float:
@@ -343,15 +371,19 @@ class Run:
 
 
 async def measure(
-    users: list[SimUser], drive: Callable[[SimUser], Awaitable[Citizen]], obs: Observer
+    users: list[SimUser],
+    drive: Callable[[SimUser], Awaitable[Citizen]],
+    obs: Observer,
+    checkpoint: Checkpoint,
 ) -> Run:
-    """Drives every user at once; the window runs from the first update to the last answer."""
+    """Drives every user at once; the window runs from the first update to the last answer
+    (then ``checkpoint("measured")``)."""
     calls = obs.calls
     cpu = cpu_seconds()
     first = perf_counter()
     citizens = list(await asyncio.gather(*(drive(user) for user in users)))
     last = max(c.done_at for c in citizens)
-    return Run(
+    run = Run(
         updates=sum(c.updates for c in citizens),
         wall=last - first,
         cpu=cpu_seconds() - cpu,
@@ -360,45 +392,50 @@ async def measure(
         calls=obs.calls - calls,
         cpu_from=cpu,
     )
+    await checkpoint("measured")
+    return run
 
 
-# -- the two bots ----------------------------------------------------------------------------------
-async def run_echo(users: int, per_user: int, think: float = 0.0) -> Run:
-    """A bare PTB echo bot with the intake's concurrency settings, on its own fake."""
+# -- the people's side: the fake Bot API, its observer and the simulated people -------------------
+Checkpoint = Callable[[str], Awaitable[None]]
+"""What the people's side awaits at each stage of a run: "warmed" (the unmeasured warm-up
+person is done; the bot settles before the window opens), "measured" (the last person saw
+their last answer) and, for the intake, "carded" (every operator card reached the fake)."""
 
-    entered: dict[int, list[float]] = {}  # user -> each of their updates reaching the handler
 
-    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        assert update.effective_message is not None
-        assert update.effective_user is not None
-        entered.setdefault(update.effective_user.id, []).append(perf_counter())
-        await update.effective_message.reply_text(update.effective_message.text or "")
+async def echo_people(
+    fake: FakeBotApi,
+    obs: Observer,
+    users: int,
+    per_user: int,
+    *,
+    think: float,
+    checkpoint: Checkpoint,
+) -> Run:
+    """A warm-up person, then ``users`` people sending ``per_user`` texts each."""
+    await echo_user(new_users(fake, 1, "Warm")[0], obs, 2)  # warm-up, not measured
+    await checkpoint("warmed")
+    people = new_users(fake, users, "Echo")
+    return await measure(
+        people, lambda user: echo_user(user, obs, per_user, think), obs, checkpoint
+    )
 
-    async with FakeBotApi() as fake:
-        obs = Observer(fake)
 
-        async def record(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-            obs.fail(f"echo bot handler error: {context.error!r}")
-
-        application = (
-            fake.application_builder()
-            .concurrent_updates(CONCURRENT_UPDATES)
-            .connection_pool_size(CONNECTION_POOL)
-            .build()
-        )
-        application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
-        application.add_error_handler(record)
-        await start_application(application, poll_timeout=POLL_TIMEOUT)
-        try:
-            await echo_user(new_users(fake, 1, "Warm")[0], obs, 2)  # warm-up, not measured
-            people = new_users(fake, users, "Echo")
-            run = await measure(people, lambda user: echo_user(user, obs, per_user, think), obs)
-        finally:
-            await stop_application(application)
-    # Each person sends the next text only after the echo: their i-th update is the i-th entry.
-    run.latencies["entered"] = [
-        at - sent for c in run.citizens for sent, at in zip(c.sent, entered[c.user_id], strict=True)
-    ]
+async def intake_people(
+    fake: FakeBotApi, obs: Observer, citizens: int, *, think: float, checkpoint: Checkpoint
+) -> Run:
+    """A warm-up person, then ``citizens`` people through full intakes, then their cards;
+    the citizen ack and operator card latencies (the bot's side adds its own)."""
+    warm = await full_intake(new_users(fake, 1, "Warm")[0], obs)  # warm-up
+    await obs.wait_cards([warm.ref])
+    await checkpoint("warmed")
+    people = new_users(fake, citizens, "Warga")
+    run = await measure(people, lambda user: full_intake(user, obs, think), obs, checkpoint)
+    await obs.wait_cards([c.ref for c in run.citizens])
+    await checkpoint("carded")
+    run.latencies["taken"] = [obs.taken_at[c.user_id] - c.confirm_at for c in run.citizens]
+    run.latencies["ack"] = [obs.ack_at[c.ref] - c.confirm_at for c in run.citizens]
+    run.latencies["card"] = [obs.card_at[c.ref] - c.confirm_at for c in run.citizens]
     return run
 
 
@@ -432,6 +469,147 @@ async def outbox_drained(services: Any) -> None:
         await asyncio.sleep(0.01)
 
 
+# -- the bots' side --------------------------------------------------------------------------------
+class Window:
+    """The bot process's CPU seconds at each checkpoint of the people's side (``warmed`` is
+    stamped after ``settle``: the bot has finished the warm-up's work)."""
+
+    def __init__(self, settle: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.cpu: dict[str, float] = {}
+        self._settle = settle
+
+    async def __call__(self, stage: str) -> None:
+        if self._settle is not None and stage in ("warmed", "carded"):
+            await self._settle()
+        self.cpu[stage] = cpu_seconds()
+
+
+@contextlib.asynccontextmanager
+async def echo_bot(
+    builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any], on_error: Callable[[str], None]
+) -> AsyncIterator[dict[int, list[float]]]:
+    """A bare PTB echo bot with the intake's concurrency settings, started; yields when each
+    user's updates reached the handler."""
+    entered: dict[int, list[float]] = {}
+
+    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        assert update.effective_user is not None
+        entered.setdefault(update.effective_user.id, []).append(perf_counter())
+        await update.effective_message.reply_text(update.effective_message.text or "")
+
+    async def record(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        on_error(f"echo bot handler error: {context.error!r}")
+
+    application = (
+        builder.concurrent_updates(CONCURRENT_UPDATES).connection_pool_size(CONNECTION_POOL).build()
+    )
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
+    application.add_error_handler(record)
+    await start_application(application, poll_timeout=POLL_TIMEOUT)
+    try:
+        yield entered
+    finally:
+        await stop_application(application)
+
+
+def echo_entered(run: Run, entered: dict[int, list[float]]) -> None:
+    """Each person sends the next text only after the echo: their i-th update is the i-th
+    entry."""
+    run.latencies["entered"] = [
+        at - sent for c in run.citizens for sent, at in zip(c.sent, entered[c.user_id], strict=True)
+    ]
+
+
+@dataclass
+class IntakeBot:
+    """The running application's services and ``IntakeService.submit`` observed on this
+    instance: entered, and returned with the ticket committed as submitted (the unit of work
+    committed and closed), by Telegram user id."""
+
+    services: Any
+    entered: dict[int, float] = field(default_factory=dict)
+    committed: dict[int, float] = field(default_factory=dict)
+
+    async def settle(self) -> None:
+        await outbox_drained(self.services)
+
+    def stamp(self, run: Run) -> None:
+        run.latencies["entered"] = [self.entered[c.user_id] - c.confirm_at for c in run.citizens]
+        run.latencies["commit"] = [self.committed[c.user_id] - c.confirm_at for c in run.citizens]
+
+
+@contextlib.asynccontextmanager
+async def intake_bot(
+    url: str,
+    api: tuple[str, str, str],
+    on_error: Callable[[str], None],
+    *,
+    sqlite_driver: str,
+    http_client: str,
+) -> AsyncIterator[IntakeBot]:
+    """The real application (build_application) on ``url``, polling the fake Bot API at
+    ``api`` (its token, base URL and file URL), started."""
+    token, base_url, base_file_url = api
+    settings = load_settings(
+        {
+            "TELEGRAM_BOT_TOKEN": token,
+            "TELEGRAM_API_BASE_URL": base_url,
+            "TELEGRAM_API_FILE_URL": base_file_url,
+            "DATABASE_URL": url,
+            "SQLITE_DRIVER": sqlite_driver,
+            "TELEGRAM_HTTP_CLIENT": http_client,
+            "OPERATOR_CHAT_ID": str(OPERATOR_CHAT),
+            "GEOCODER": "offline",
+            # The echo bot is not paced: compare the work per update, not Telegram's
+            # limits (50 citizens at a human pace already offer more than 30 calls/s).
+            "TELEGRAM_RATE_GOVERNOR": "off",
+        },
+        env_file=None,
+    )
+    # As `siaga112 run` builds it: what the start made is frozen out of the collector's
+    # walks (bot.loop.freeze_startup_heap), and let go again after the run.
+    application = build_application(settings, freeze_heap=True)
+
+    async def record(update: object, context: Any) -> None:
+        on_error(f"intake bot handler error: {context.error!r}")
+
+    application.add_error_handler(record)  # besides the bot's own, which tells the citizen
+    await start_application(application, poll_timeout=POLL_TIMEOUT)
+    try:
+        bot = IntakeBot(application.bot_data[SERVICES_KEY])
+        intake = bot.services.intake
+        original_submit = intake.submit
+
+        async def observed_submit(actor: Any, ticket_id: int) -> Any:
+            bot.entered[actor.telegram_id] = perf_counter()
+            outcome = await original_submit(actor, ticket_id)
+            if Notice.SUBMITTED in outcome.notices:
+                bot.committed[actor.telegram_id] = perf_counter()
+            return outcome
+
+        intake.submit = observed_submit
+        yield bot
+    finally:
+        await stop_application(application)
+        gc.unfreeze()
+
+
+def api_of(fake: FakeBotApi) -> tuple[str, str, str]:
+    return fake.token, fake.base_url, fake.base_file_url
+
+
+# -- one process: bot, fake Bot API and people share one event loop -------------------------------
+async def run_echo(users: int, per_user: int, think: float = 0.0) -> Run:
+    """The echo bot and its fake in this process."""
+    async with FakeBotApi() as fake:
+        obs = Observer(fake)
+        async with echo_bot(fake.application_builder(), obs.fail) as entered:
+            run = await echo_people(fake, obs, users, per_user, think=think, checkpoint=Window())
+    echo_entered(run, entered)
+    return run
+
+
 async def run_intake(
     citizens: int,
     db: str,
@@ -445,67 +623,178 @@ async def run_intake(
     async with database(db, postgres_url) as url, FakeBotApi() as fake:
         fake.register_forum(OPERATOR_CHAT, "Operator 112")
         obs = Observer(fake, OPERATOR_CHAT)
-        settings = load_settings(
-            {
-                "TELEGRAM_BOT_TOKEN": fake.token,
-                "TELEGRAM_API_BASE_URL": fake.base_url,
-                "TELEGRAM_API_FILE_URL": fake.base_file_url,
-                "DATABASE_URL": url,
-                "SQLITE_DRIVER": sqlite_driver,
-                "TELEGRAM_HTTP_CLIENT": http_client,
-                "OPERATOR_CHAT_ID": str(OPERATOR_CHAT),
-                "GEOCODER": "offline",
-                # The echo bot is not paced: compare the work per update, not Telegram's
-                # limits (50 citizens at a human pace already offer more than 30 calls/s).
-                "TELEGRAM_RATE_GOVERNOR": "off",
-            },
-            env_file=None,
-        )
-        # As `siaga112 run` builds it: what the start made is frozen out of the collector's
-        # walks (bot.loop.freeze_startup_heap), and let go again after the run.
-        application = build_application(settings, freeze_heap=True)
+        async with intake_bot(
+            url, api_of(fake), obs.fail, sqlite_driver=sqlite_driver, http_client=http_client
+        ) as bot:
+            window = Window(bot.settle)
+            run = await intake_people(fake, obs, citizens, think=think, checkpoint=window)
+            run.cpu_all = window.cpu["carded"] - run.cpu_from
+    bot.stamp(run)
+    return run
 
-        async def record(update: object, context: Any) -> None:
-            obs.fail(f"intake bot handler error: {context.error!r}")
 
-        application.add_error_handler(record)  # besides the bot's own, which tells the citizen
-        await start_application(application, poll_timeout=POLL_TIMEOUT)
+# -- two processes: the fake Bot API and the people in a second one, as Telegram is -------------
+@dataclass(frozen=True)
+class Job:
+    """What the people's process runs: ``bot`` "echo" or "intake"."""
+
+    bot: str
+    people: int
+    per_user: int
+    think: float
+    uvloop: bool
+
+
+class Link:
+    """One end of the pipe between the bot's process and the people's: messages in order,
+    read when the pipe is readable (never blocking the loop). ``("failed", reason)`` from
+    the other side raises :class:`RunFailed` in :meth:`receive`, and calls ``on_failure``
+    at once (the people's side gives up waiting)."""
+
+    def __init__(self, conn: Connection, on_failure: Callable[[str], None] | None = None) -> None:
+        self._conn = conn
+        self._inbox: asyncio.Queue[object] = asyncio.Queue()
+        self._on_failure = on_failure
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(conn.fileno(), self._readable)
+
+    def _readable(self) -> None:
         try:
-            services = application.bot_data[SERVICES_KEY]
-            # Observe IntakeService.submit on this instance: entered, and returned with the
-            # ticket committed as submitted (the unit of work committed and closed).
-            intake = services.intake
-            submit_entered: dict[int, float] = {}
-            submit_committed: dict[int, float] = {}
-            original_submit = intake.submit
+            item = self._conn.recv()
+        except (EOFError, OSError):
+            self._loop.remove_reader(self._conn.fileno())
+            item = ("failed", "the other process ended")
+        if isinstance(item, tuple) and item[0] == "failed" and self._on_failure is not None:
+            self._on_failure(str(item[1]))
+        self._inbox.put_nowait(item)
 
-            async def observed_submit(actor: Any, ticket_id: int) -> Any:
-                submit_entered[actor.telegram_id] = perf_counter()
-                outcome = await original_submit(actor, ticket_id)
-                if Notice.SUBMITTED in outcome.notices:
-                    submit_committed[actor.telegram_id] = perf_counter()
-                return outcome
+    def send(self, item: object) -> None:
+        with contextlib.suppress(OSError):  # the other side is gone: its end says why
+            self._conn.send(item)
 
-            intake.submit = observed_submit
+    def fail(self, reason: str) -> None:
+        self.send(("failed", reason))
 
-            warm = await full_intake(new_users(fake, 1, "Warm")[0], obs)  # warm-up
-            await obs.wait_cards([warm.ref])
-            await outbox_drained(services)
-            people = new_users(fake, citizens, "Warga")
-            run = await measure(people, lambda user: full_intake(user, obs, think), obs)
-            await obs.wait_cards([c.ref for c in run.citizens])
-            await outbox_drained(services)
-            run.cpu_all = cpu_seconds() - run.cpu_from
+    async def receive(self) -> Any:
+        async with asyncio.timeout(WAIT_TIMEOUT * 2):
+            item = await self._inbox.get()
+        if isinstance(item, tuple) and item and item[0] == "failed":
+            raise RunFailed(str(item[1]))
+        return item
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._loop.remove_reader(self._conn.fileno())
+        self._conn.close()
+
+
+def people_process(conn: Connection, job: Job) -> None:
+    """The people's process: a fake Bot API, its observer and ``job.people`` people, their
+    checkpoints awaited by the bot's process; the run's numbers sent back at the end."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    loop, _ = new_event_loop(job.uvloop)
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        runner.run(_people_side(conn, job))
+
+
+async def _people_side(conn: Connection, job: Job) -> None:
+    async with FakeBotApi() as fake:
+        intake = job.bot == "intake"
+        if intake:
+            fake.register_forum(OPERATOR_CHAT, "Operator 112")
+        obs = Observer(fake, OPERATOR_CHAT if intake else None)
+        link = Link(conn, on_failure=obs.fail)
+
+        async def checkpoint(stage: str) -> None:
+            link.send(stage)
+            await link.receive()  # "go"
+
+        try:
+            link.send(api_of(fake))
+            await link.receive()  # the bot started
+            run = await (
+                intake_people(fake, obs, job.people, think=job.think, checkpoint=checkpoint)
+                if intake
+                else echo_people(
+                    fake, obs, job.people, job.per_user, think=job.think, checkpoint=checkpoint
+                )
+            )
+            link.send(run)
+            await link.receive()  # the bot stopped: the fake may go
+        except (RunFailed, TimeoutError) as exc:
+            link.fail(str(exc) or type(exc).__name__)
         finally:
-            await stop_application(application)
-            gc.unfreeze()
-    lat: dict[str, list[float]] = {k: [] for k in ("entered", "commit", "ack", "card")}
-    for c in run.citizens:
-        lat["entered"].append(submit_entered[c.user_id] - c.confirm_at)
-        lat["commit"].append(submit_committed[c.user_id] - c.confirm_at)
-        lat["ack"].append(obs.ack_at[c.ref] - c.confirm_at)
-        lat["card"].append(obs.card_at[c.ref] - c.confirm_at)
-    run.latencies = lat
+            link.close()
+
+
+@contextlib.asynccontextmanager
+async def people_elsewhere(job: Job) -> AsyncIterator[tuple[Link, tuple[str, str, str]]]:
+    """Starts the people's process (spawned: nothing of this loop is copied into it);
+    yields the link to it and its fake Bot API's token and URLs."""
+    context = multiprocessing.get_context("spawn")
+    mine, theirs = context.Pipe()
+    process = context.Process(target=people_process, args=(theirs, job), daemon=True)
+    process.start()
+    theirs.close()
+    link = Link(mine)
+    try:
+        api = await link.receive()
+        yield link, api
+    finally:
+        link.close()
+        await asyncio.to_thread(process.join, 10)
+        if process.is_alive():
+            process.terminate()
+
+
+async def follow(link: Link, window: Window) -> Run:
+    """The bot's side of a split run: stamps each checkpoint (settling first), lets the
+    people go on, and returns their run with this process's CPU as the bot's."""
+    link.send("go")  # the bot started
+    while True:
+        item = await link.receive()
+        if isinstance(item, Run):
+            break
+        await window(str(item))
+        link.send("go")
+    item.harness_cpu = item.cpu  # the people's process: the fake Bot API and the people
+    item.cpu = window.cpu["measured"] - window.cpu["warmed"]
+    if "carded" in window.cpu:
+        item.cpu_all = window.cpu["carded"] - window.cpu["warmed"]
+    return item
+
+
+async def run_echo_split(users: int, per_user: int, think: float, uvloop: bool) -> Run:
+    """The echo bot in this process, its fake Bot API and people in another."""
+    async with people_elsewhere(Job("echo", users, per_user, think, uvloop)) as (link, api):
+        token, base_url, base_file_url = api
+        builder = ApplicationBuilder().token(token).base_url(base_url)
+        async with echo_bot(builder.base_file_url(base_file_url), link.fail) as entered:
+            run = await follow(link, Window())
+        link.send("stopped")
+    echo_entered(run, entered)
+    return run
+
+
+async def run_intake_split(
+    citizens: int,
+    db: str,
+    postgres_url: str,
+    think: float,
+    uvloop: bool,
+    *,
+    sqlite_driver: str,
+    http_client: str,
+) -> Run:
+    """The real application in this process, its fake Bot API and citizens in another."""
+    job = Job("intake", citizens, UPDATES_PER_CITIZEN, think, uvloop)
+    async with database(db, postgres_url) as url, people_elsewhere(job) as (link, api):
+        async with intake_bot(
+            url, api, link.fail, sqlite_driver=sqlite_driver, http_client=http_client
+        ) as bot:
+            run = await follow(link, Window(bot.settle))
+        link.send("stopped")
+    bot.stamp(run)
     return run
 
 
@@ -520,23 +809,31 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def machine() -> str:
+def machine(split: bool = False) -> str:
+    where = (
+        "the bot in one process, the fake API and users in another (--split)"
+        if split
+        else "one asyncio loop (bot, fake API and users share it)"
+    )
     return (
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores; "
         f"python-telegram-bot {telegram.__version__}, SQLAlchemy {sqlalchemy.__version__}, "
-        f"SQLite {sqlite3.sqlite_version}; one asyncio loop (bot, fake API and users share it)"
+        f"SQLite {sqlite3.sqlite_version}; {where}"
     )
 
 
 EXPLAIN = """\
-What the rows measure (time.perf_counter; bot, fake Bot API and people share one event loop):
+What the rows measure (time.perf_counter, CLOCK_MONOTONIC: one clock for both processes with
+--split; else bot, fake Bot API and people share one event loop):
   updates/s          updates handed to the fake / time from the first one until the last
                      person saw the answer to their last update
   ratio              intake updates/s / echo updates/s (target >= 0.40)
   update -> answer   each update handed to the fake -> the bot's first call into that chat
                      (a message, venue...) reached the Bot API: what a person waits per step
   confirm -> ...     from the "send report" (submit) button update handed to the fake:
+    taken by ... poll  the fake handed it to the bot in a getUpdates answer (the wait for
+                       the bot's next long poll)
     submit() entered   IntakeService.submit called (long poll, PTB dispatch, per-chat queue);
                        compare "echo update -> handler entered": the same path in a bare
                        PTB bot, each update handed to the fake -> its handler called
@@ -545,7 +842,10 @@ What the rows measure (time.perf_counter; bot, fake Bot API and people share one
     citizen ack        the sendMessage showing the citizen the reference reached the Bot API
     operator card      the outbox worker's card sendMessage to the operators' chat reached
                        the Bot API (the operator notification handed to Telegram)
-  CPU ms/update      process CPU (user+sys, all threads) in the measured window / updates
+  CPU ms/update      process CPU (user+sys, all threads) in the measured window / updates;
+                     with --split the bot's process only (the fake Bot API and the people
+                     run in a second one, whose CPU is shown as a share of the wall time:
+                     near 100 % it, not the bot, set the pace)
     cards included     intake: from the window's start until the outbox had sent every card
                        (the topics, cards and board edits still owed when the last person
                        saw their last answer are done then)
@@ -584,6 +884,7 @@ def summarise(args: argparse.Namespace, echoes: list[Run], intakes: list[Run]) -
             ".1f",
         )
     names = {
+        "taken": "confirm -> taken by the bot's poll",
         "entered": "confirm -> submit() entered",
         "commit": "confirm -> committed",
         "ack": "confirm -> citizen ack",
@@ -605,6 +906,13 @@ def summarise(args: argparse.Namespace, echoes: list[Run], intakes: list[Run]) -
         [r.cpu_all / r.updates * 1000 for r in intakes],
         ".2f",
     )
+    if args.split:  # the second process's share: whether the harness kept up
+        for name, runs in (("echo", echoes), ("intake", intakes)):
+            add(
+                f"{name} people's process CPU % of wall",
+                [(r.harness_cpu or 0.0) / r.wall * 100 for r in runs],
+                ".0f",
+            )
     add("echo Bot API calls/update", [r.calls / r.updates for r in echoes], ".2f")
     add("intake Bot API calls/update", [r.calls / r.updates for r in intakes], ".2f")
     add("echo wall s", [r.wall for r in echoes], ".2f")
@@ -618,7 +926,7 @@ def summarise(args: argparse.Namespace, echoes: list[Run], intakes: list[Run]) -
         f"database {args.db} ({driver}), think {args.think:g} s, {len(pairs)} run(s), "
         f"median reported; Bot API client: intake {args.http_client}, echo httpx (PTB's default)"
     )
-    print(f"machine: {machine()}")
+    print(f"machine: {machine(args.split)}")
     heads = [*(f"run {i + 1}" for i in range(len(pairs))), "median"]
     width = max(len(r[0]) for r in rows)
     cell = max(8, *(len(c) for r in rows for c in [*r[1], r[2]]))
@@ -626,7 +934,8 @@ def summarise(args: argparse.Namespace, echoes: list[Run], intakes: list[Run]) -
     for label, cells, median, target in rows:
         values = "  ".join(f"{c:>{cell}}" for c in [*cells, median])
         print(f"{label:{width}}  {values}  {target}".rstrip())
-    print(f"peak RSS (whole process, both bots and the fake): {peak_rss_mib():.0f} MiB")
+    whole = "the bots' process" if args.split else "whole process, both bots and the fake"
+    print(f"peak RSS ({whole}): {peak_rss_mib():.0f} MiB")
     ratio = statistics.median(i.rate / e.rate for e, i in pairs)
     verdicts = (
         ["ratio not judged with --think (both bots just keep up with the people)"]
@@ -653,11 +962,19 @@ async def main_async(args: argparse.Namespace) -> int:
     failed = 0
     for i in range(args.repeat):
         try:
-            echo = await run_echo(args.citizens, UPDATES_PER_CITIZEN, args.think)
-            intake = await run_intake(
-                args.citizens, args.db, args.postgres_url, args.think,
-                sqlite_driver=args.sqlite_driver, http_client=args.http_client,
-            )  # fmt: skip
+            if args.split:
+                uvloop = args.loop == "uvloop"
+                echo = await run_echo_split(args.citizens, UPDATES_PER_CITIZEN, args.think, uvloop)
+                intake = await run_intake_split(
+                    args.citizens, args.db, args.postgres_url, args.think, uvloop,
+                    sqlite_driver=args.sqlite_driver, http_client=args.http_client,
+                )  # fmt: skip
+            else:
+                echo = await run_echo(args.citizens, UPDATES_PER_CITIZEN, args.think)
+                intake = await run_intake(
+                    args.citizens, args.db, args.postgres_url, args.think,
+                    sqlite_driver=args.sqlite_driver, http_client=args.http_client,
+                )  # fmt: skip
         except (RunFailed, TimeoutError) as exc:
             failed += 1
             print(f"run {i + 1}/{args.repeat} FAILED: {exc}", flush=True)
@@ -702,6 +1019,11 @@ def main() -> None:
         "--http-client", choices=("aiohttp", "httpx"), default="aiohttp",
         help="the intake bot's TELEGRAM_HTTP_CLIENT (aiohttp); the echo bot is PTB's default "
         "(httpx) either way",
+    )  # fmt: skip
+    parser.add_argument(
+        "--split", action="store_true",
+        help="the fake Bot API and the people in a second process, as Telegram is in "
+        "production: each bot's loop and CPU are its own",
     )  # fmt: skip
     args = parser.parse_args()
     if args.citizens < 1 or args.repeat < 1 or args.think < 0:
