@@ -46,6 +46,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -646,24 +647,32 @@ class Job:
 
 
 class Link:
-    """One end of the pipe between the bot's process and the people's: messages in order,
-    read when the pipe is readable (never blocking the loop). ``("failed", reason)`` from
-    the other side raises :class:`RunFailed` in :meth:`receive`, and calls ``on_failure``
-    at once (the people's side gives up waiting)."""
+    """One end of the pipe between the bot's process and the people's: messages in order.
+    A thread reads the pipe (the pipe stays blocking: an event loop's reader would make it
+    non-blocking, and a message larger than the pipe's buffer would then be cut short) and
+    hands each message to the loop. ``("failed", reason)`` from the other side raises
+    :class:`RunFailed` in :meth:`receive`, and calls ``on_failure`` at once (the people's
+    side gives up waiting)."""
 
     def __init__(self, conn: Connection, on_failure: Callable[[str], None] | None = None) -> None:
         self._conn = conn
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._on_failure = on_failure
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(conn.fileno(), self._readable)
+        threading.Thread(target=self._read, name="bench-link", daemon=True).start()
 
-    def _readable(self) -> None:
-        try:
-            item = self._conn.recv()
-        except (EOFError, OSError):
-            self._loop.remove_reader(self._conn.fileno())
-            item = ("failed", "the other process ended")
+    def _read(self) -> None:
+        while True:
+            try:
+                item = self._conn.recv()
+            except (EOFError, OSError):
+                item = ("failed", "the other process ended")
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._arrived, item)
+            if item == ("failed", "the other process ended"):
+                return
+
+    def _arrived(self, item: object) -> None:
         if isinstance(item, tuple) and item[0] == "failed" and self._on_failure is not None:
             self._on_failure(str(item[1]))
         self._inbox.put_nowait(item)
@@ -681,11 +690,6 @@ class Link:
         if isinstance(item, tuple) and item and item[0] == "failed":
             raise RunFailed(str(item[1]))
         return item
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._loop.remove_reader(self._conn.fileno())
-        self._conn.close()
 
 
 def people_process(conn: Connection, job: Job) -> None:
@@ -724,7 +728,7 @@ async def _people_side(conn: Connection, job: Job) -> None:
         except (RunFailed, TimeoutError) as exc:
             link.fail(str(exc) or type(exc).__name__)
         finally:
-            link.close()
+            conn.close()
 
 
 @contextlib.asynccontextmanager
@@ -741,10 +745,11 @@ async def people_elsewhere(job: Job) -> AsyncIterator[tuple[Link, tuple[str, str
         api = await link.receive()
         yield link, api
     finally:
-        link.close()
+        link.fail("the bot's side ended")  # after a failure here the people stop waiting
         await asyncio.to_thread(process.join, 10)
         if process.is_alive():
             process.terminate()
+        mine.close()
 
 
 async def follow(link: Link, window: Window) -> Run:
