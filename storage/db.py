@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from bot.services.ports import StorageBusy
+from bot.sizes import DATABASE_CONNECTIONS
 from storage import sqlite_inline
 
 #: Connection execution option choosing how SQLite transactions begin: ``"DEFERRED"``
@@ -203,7 +204,10 @@ def _create_postgresql_engine(url: URL, *, schema: str | None, echo: bool) -> As
     server_settings = {"application_name": "siaga112"}
     if schema is not None:
         server_settings["search_path"] = schema
-    engine = _create_async_engine(url, echo=echo, connect_args={"server_settings": server_settings})
+    engine = _create_async_engine(
+        url, echo=echo, connect_args={"server_settings": server_settings},
+        pool_size=DATABASE_CONNECTIONS, max_overflow=0,  # kept open: see bot/sizes.py
+    )  # fmt: skip
     event.listen(engine.sync_engine, "checkout", _refuse_closed)
     event.listen(engine.sync_engine, "handle_error", _lost_is_busy)
     return engine

@@ -7,6 +7,8 @@ asyncpg learns of the server's goodbye while the connection is idle), and connec
 when it has. A connection that dies between that check and its first statement fails that
 one unit of work with ``StorageBusy`` (the citizen is asked to send that step again); the
 pool is then renewed, and the next unit of work runs.
+
+The pool keeps what it opened: a surge's connections serve the next one (bot/sizes.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_
 
 from bot.services.ports import StorageBusy
+from bot.sizes import DATABASE_CONNECTIONS
 from storage.db import create_engine, session_factory
 from storage.uow import SqlUnitOfWorkFactory
 from tests.integration import builders as b
@@ -135,3 +138,34 @@ async def test_a_live_pooled_connection_is_handed_out_without_a_ping(
         async with engine.connect() as connection:
             assert (await connection.execute(text("SELECT 41"))).scalar_one() == 41
     assert pings == []
+
+
+async def test_a_burst_of_units_of_work_keeps_its_connections_for_the_next_one(
+    database_url: str,
+) -> None:
+    """SQLAlchemy's default pool keeps 5 connections and closes the 10 more it lets open
+    as soon as they are given back: every surge connected and disconnected again."""
+    engine = create_engine(database_url)
+    opened: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda *_: opened.append(1))
+    uows = SqlUnitOfWorkFactory(session_factory(engine))
+    at_once = DATABASE_CONNECTIONS
+
+    async def burst() -> None:
+        together = asyncio.Barrier(at_once)
+
+        async def unit(n: int) -> None:
+            async with uows() as uow:
+                await uow.citizens.get_by_telegram_id(3000 + n)  # holds a connection
+                await together.wait()  # until every unit of the burst holds one
+
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(unit(n) for n in range(at_once)))
+
+    try:
+        await burst()
+        assert len(opened) == at_once
+        await burst()
+        assert len(opened) == at_once  # the second surge connects no more
+    finally:
+        await engine.dispose()
