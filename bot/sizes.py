@@ -58,9 +58,11 @@ pool SQLAlchemy gives by default has 5 and lets 10 more open under load, but clo
 those 10 as soon as it is given back: under a surge the bot kept connecting and
 disconnecting (each connection a TCP and authentication handshake, the driver's type setup
 and its prepared statements again). Measured with bench/intake.py, 50 citizens flat out on
-PostgreSQL, three interleaved pairs: 48 / 57 / 63 connections opened per run with 5 + 10,
-17 with 15 kept; CPU per update 12.8 / 14.1 / 14.2 -> 11.1 / 13.1 / 8.9 ms, confirm ->
-committed p95 1,079 / 1,070 / 1,313 -> 804 / 849 / 625 ms. 15 is the default's most: the
+PostgreSQL: 48 to 63 connections opened per run with 5 + 10, 17 with 15 kept. What that
+saves moved within the machine's noise: in three interleaved pairs differing in the pool
+alone, CPU per update 12.8 / 14.1 / 14.2 -> 11.1 / 13.1 / 8.9 ms and confirm -> committed
+p95 1,079 / 1,070 / 1,313 -> 804 / 849 / 625 ms; in two pairs of the whole bench before and
+after this change, p95 1,031 / 1,138 -> 1,181 / 864 ms. 15 is the default's most: the
 number of units of work at once is unchanged (SQLite has one writer at a time whatever this
 says)."""
 
