@@ -18,11 +18,9 @@ work (``read_only=True``) begins ``DEFERRED`` and never waits for writers (WAL).
 work of an ``urgent=True`` factory (the outbox worker's) go before the others; units of
 work of a ``background=True`` factory (the outbox's broadcast claims and stores) take their
 turn only when no other writer waits, so an intake's write never queues behind a backlog of
-them. On PostgreSQL writers take the same turns for the pool's connections (as many at
-once as it holds), so there too the outbox's units of work go before the citizens' queued
-ones, not in the pool's arrival order. Keep units of work short and never wait on the
-network inside one; on SQLite never open a second writing unit of work inside another in
-the same task (it would wait for itself: a RuntimeError says so).
+them. Keep units
+of work short and never wait on the network inside one; never open a second writing unit of
+work inside another in the same task (it would wait for itself: a RuntimeError says so).
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ import asyncio
 import weakref
 from collections import deque
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -97,7 +95,6 @@ class SqlUnitOfWork:
         self._write_wait = write_wait
         self._background = background
         self._urgent = urgent
-        self._turn: asyncio.Task[object] | None = None  # the task that took the writer's turn
 
     async def __aenter__(self) -> Self:
         """Begin the transaction (lazily, at the first statement).
@@ -112,7 +109,6 @@ class SqlUnitOfWork:
         if self._writers is not None:
             patience = None if deadline is None else deadline - loop.time()
             await self._writers.acquire(patience, background=self._background, urgent=self._urgent)
-            self._turn = asyncio.current_task()
         options: dict[str, object] = {
             SQLITE_BEGIN_OPTION: "DEFERRED" if self._read_only else "IMMEDIATE"
         }
@@ -125,7 +121,7 @@ class SqlUnitOfWork:
             )
         except BaseException:
             if self._writers is not None:  # never keep the turn of a writer that did not start
-                self._writers.release(self._turn)
+                self._writers.release()
             raise
         self._session = session
         self.citizens = SqlCitizenRepository(session)
@@ -159,7 +155,7 @@ class SqlUnitOfWork:
                 await session.close()
             finally:
                 if self._writers is not None:
-                    self._writers.release(self._turn)
+                    self._writers.release()
 
     async def commit(self) -> None:
         """Commit the transaction."""
@@ -176,16 +172,14 @@ class SqlUnitOfWork:
 
 
 class WriterQueue:
-    """Lets ``capacity`` writers of this process in at once (SQLite: one, its write lock;
-    PostgreSQL: as many as the pool has connections), first come first served within three
-    ranks: urgent writers (the outbox's deliveries: operator cards must not queue behind
-    citizens' steps) before the others, background writers (a broadcast's claims) only while
-    no other writer waits."""
+    """Lets one SQLite writer of this process in at a time, first come first served within
+    three ranks: urgent writers (the outbox's deliveries: operator cards must not queue
+    behind citizens' steps) before the others, background writers (a broadcast's claims)
+    only while no other writer waits."""
 
-    def __init__(self, capacity: int = 1) -> None:
-        self._capacity = capacity
-        self._held = 0
-        self._owners: set[asyncio.Task[object]] = set()
+    def __init__(self) -> None:
+        self._busy = False
+        self._owner: asyncio.Task[object] | None = None
         self._waiting: tuple[deque[asyncio.Future[None]], ...] = (
             deque(),  # urgent writers
             deque(),  # writers
@@ -198,9 +192,9 @@ class WriterQueue:
         """Waits for the turn of the current task (at most ``patience`` seconds, else
         ``StorageBusy``: the writers ahead are stuck behind another process's lock)."""
         task = asyncio.current_task()
-        if self._capacity == 1 and task is not None and task in self._owners:  # waits for itself
+        if task is not None and task is self._owner:
             raise RuntimeError("a writing unit of work was opened inside another one")
-        if self._held >= self._capacity:
+        if self._busy:
             turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiting[0 if urgent else 2 if background else 1].append(turn)
             try:
@@ -216,16 +210,13 @@ class WriterQueue:
                 if turn.done() and not turn.cancelled():  # handed the turn, then cancelled
                     self._hand_over()
                 raise
-        else:
-            self._held += 1
-        if task is not None:
-            self._owners.add(task)
+        self._busy = True
+        self._owner = task
 
-    def release(self, owner: asyncio.Task[object] | None) -> None:
-        """Hands the turn ``owner`` took (the task current at :meth:`acquire`) to the next
-        writer: an urgent one first, a background one only when none other waits."""
-        if owner is not None:
-            self._owners.discard(owner)
+    def release(self) -> None:
+        """Hands the turn to the next writer: an urgent one first, a background one only when
+        none other waits."""
+        self._owner = None
         self._hand_over()
 
     def _hand_over(self) -> None:
@@ -233,9 +224,9 @@ class WriterQueue:
             while waiting:
                 turn = waiting.popleft()
                 if not turn.done():  # skipped: a writer cancelled while it waited
-                    turn.set_result(None)  # the turn passes directly: as many still held
+                    turn.set_result(None)  # still busy: the turn passes directly
                     return
-        self._held -= 1
+        self._busy = False
 
 
 class SqlUnitOfWorkFactory:
@@ -259,8 +250,7 @@ class SqlUnitOfWorkFactory:
         urgent: bool = False,
     ) -> None:
         """``write_wait``: seconds a writer waits in all for its turn and SQLite's write
-        lock before ``StorageBusy`` (None: the engine's busy timeout after the queue). On
-        PostgreSQL writers wait for their turn without a deadline, as for the pool before."""
+        lock before ``StorageBusy`` (None: the engine's busy timeout after the queue)."""
         self._session_factory = session_factory
         self._read_only = read_only
         self._write_wait = write_wait
@@ -268,12 +258,8 @@ class SqlUnitOfWorkFactory:
         self._urgent = urgent
         engine = session_factory.kw.get("bind")
         sqlite = engine is not None and engine.dialect.name == "sqlite"
-        if not sqlite:  # PostgreSQL's writers queue for the pool, in rank: never time out
-            self._write_wait = None
         self._writers = (
-            self._queues.setdefault(engine, WriterQueue(_writers_at_once(engine)))
-            if engine is not None and not read_only
-            else None
+            self._queues.setdefault(engine, WriterQueue()) if sqlite and not read_only else None
         )
 
     def __call__(self) -> SqlUnitOfWork:
@@ -283,12 +269,3 @@ class SqlUnitOfWorkFactory:
             write_wait=self._write_wait,
             background=self._background, urgent=self._urgent,
         )  # fmt: skip
-
-
-def _writers_at_once(engine: Any) -> int:
-    """SQLite: one writer (its write lock). PostgreSQL: the pool's connections (a fixed pool:
-    storage.db), so the writers queue here in rank, not in the pool's arrival order."""
-    if engine.dialect.name == "sqlite":
-        return 1
-    size = getattr(engine.sync_engine.pool, "size", None)
-    return max(1, int(size())) if callable(size) else 1_000_000  # no pool: no queue to rank
