@@ -45,6 +45,10 @@ SQLITE_BUSY_OPTION = "siaga112_sqlite_busy_ms"
 #: How long a SQLite connection waits for another writer before giving up.
 DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 10_000
 
+#: Seconds a PostgreSQL unit of work waits for one of the pool's connections (SQLAlchemy's
+#: default); past it the unit of work fails with ``StorageBusy`` (storage.uow).
+DEFAULT_POSTGRES_POOL_TIMEOUT = 30.0
+
 #: The SQLite drivers :func:`create_engine` knows (``SQLITE_DRIVER``).
 SQLITE_DRIVERS = ("inline", "thread")
 
@@ -91,10 +95,12 @@ def create_engine(
     echo: bool = False,
     sqlite_busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
     sqlite_driver: str = "inline",
+    postgres_pool_timeout: float = DEFAULT_POSTGRES_POOL_TIMEOUT,
 ) -> AsyncEngine:
     """Create the async engine for ``url`` (``sqlite+aiosqlite`` or ``postgresql+asyncpg``).
 
     ``schema`` (or ``?schema=NAME`` in the URL) confines a PostgreSQL engine to that schema.
+    ``postgres_pool_timeout``: seconds a unit of work waits for a pooled connection.
     ``sqlite_driver``: ``"inline"`` runs SQLite's calls on the event loop's thread
     (:mod:`storage.sqlite_inline`, the default), ``"thread"`` through aiosqlite's worker
     thread, a hop per call (kept to measure against and as a fallback).
@@ -109,7 +115,9 @@ def create_engine(
             inline=sqlite_driver == "inline",
         )  # fmt: skip
     if backend == "postgresql":
-        return _create_postgresql_engine(parsed, schema=schema, echo=echo)
+        return _create_postgresql_engine(
+            parsed, schema=schema, echo=echo, pool_timeout=postgres_pool_timeout
+        )
     raise ValueError(f"unsupported database backend {backend!r}: use SQLite or PostgreSQL")
 
 
@@ -200,13 +208,16 @@ def _use_wal(cursor: Any) -> None:
             raise
 
 
-def _create_postgresql_engine(url: URL, *, schema: str | None, echo: bool) -> AsyncEngine:
+def _create_postgresql_engine(
+    url: URL, *, schema: str | None, echo: bool, pool_timeout: float
+) -> AsyncEngine:
     server_settings = {"application_name": "siaga112"}
     if schema is not None:
         server_settings["search_path"] = schema
     engine = _create_async_engine(
         url, echo=echo, connect_args={"server_settings": server_settings},
         pool_size=DATABASE_CONNECTIONS, max_overflow=0,  # kept open: see bot/sizes.py
+        pool_timeout=pool_timeout,
     )  # fmt: skip
     event.listen(engine.sync_engine, "checkout", _refuse_closed)
     event.listen(engine.sync_engine, "handle_error", _lost_is_busy)

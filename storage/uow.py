@@ -31,6 +31,7 @@ from collections import deque
 from types import TracebackType
 from typing import ClassVar, Self
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.ports import (
@@ -87,8 +88,10 @@ class SqlUnitOfWork:
         write_wait: float | None = None,
         background: bool = False,
         urgent: bool = False,
+        checkout_first: bool = False,
     ) -> None:
         self._session_factory = session_factory
+        self._checkout_first = checkout_first
         self._session: AsyncSession | None = None
         self._writers = writers
         self._read_only = read_only
@@ -97,7 +100,9 @@ class SqlUnitOfWork:
         self._urgent = urgent
 
     async def __aenter__(self) -> Self:
-        """Begin the transaction (lazily, at the first statement).
+        """Begin the transaction (lazily, at the first statement). On PostgreSQL the pool's
+        connection is taken here (the driver still sends ``BEGIN`` with the first statement):
+        a pool whose connections all stay in use past its timeout gives ``StorageBusy``.
 
         With ``write_wait``, the turn behind this process's writers and the other process's
         write lock are waited for at most that long in all: then ``StorageBusy``.
@@ -123,6 +128,8 @@ class SqlUnitOfWork:
             if self._writers is not None:  # never keep the turn of a writer that did not start
                 self._writers.release()
             raise
+        if self._checkout_first:
+            await self._check_out(session)
         self._session = session
         self.citizens = SqlCitizenRepository(session)
         self.tickets = SqlTicketRepository(session)
@@ -136,6 +143,20 @@ class SqlUnitOfWork:
         self.advisories = SqlAdvisoryRepository(session)
         self.agency_requests = SqlAgencyRequestRepository(session)
         return self
+
+    async def _check_out(self, session: AsyncSession) -> None:
+        """Takes the pool's connection now (PostgreSQL: it is the first statement's anyway):
+        a pool with every connection in use past its timeout is a busy database, and the
+        citizen is asked to send the step again (``StorageBusy``), not told of an error."""
+        try:
+            await session.connection()
+        except BaseException as exc:
+            await session.close()
+            if self._writers is not None:
+                self._writers.release()
+            if isinstance(exc, PoolTimeout):
+                raise StorageBusy(f"every database connection is in use: {exc}") from exc
+            raise
 
     async def __aexit__(
         self,
@@ -261,6 +282,7 @@ class SqlUnitOfWorkFactory:
         self._writers = (
             self._queues.setdefault(engine, WriterQueue()) if sqlite and not read_only else None
         )
+        self._checkout_first = engine is not None and not sqlite
 
     def __call__(self) -> SqlUnitOfWork:
         """Return a new unit of work; enter it with ``async with``."""
@@ -268,4 +290,5 @@ class SqlUnitOfWorkFactory:
             self._session_factory, writers=self._writers, read_only=self._read_only,
             write_wait=self._write_wait,
             background=self._background, urgent=self._urgent,
+            checkout_first=self._checkout_first,
         )  # fmt: skip

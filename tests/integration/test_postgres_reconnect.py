@@ -169,3 +169,36 @@ async def test_a_burst_of_units_of_work_keeps_its_connections_for_the_next_one(
         assert len(opened) == at_once  # the second surge connects no more
     finally:
         await engine.dispose()
+
+
+async def test_a_unit_of_work_that_finds_every_connection_in_use_past_the_timeout_is_busy(
+    database_url: str,
+) -> None:
+    """A surge that holds the whole pool past its timeout is a busy database: the citizen
+    is asked to send the step again, as on SQLite, not told of an error."""
+    engine = create_engine(database_url, postgres_pool_timeout=0.2)
+    uows = SqlUnitOfWorkFactory(session_factory(engine))
+    all_held = asyncio.Barrier(DATABASE_CONNECTIONS + 1)
+    let_go = asyncio.Event()
+
+    async def hold() -> None:
+        async with uows() as uow:
+            await uow.citizens.get_by_telegram_id(4000)
+            await all_held.wait()
+            await let_go.wait()
+
+    holders = [asyncio.create_task(hold()) for _ in range(DATABASE_CONNECTIONS)]
+    try:
+        async with asyncio.timeout(30):
+            await all_held.wait()
+            with pytest.raises(StorageBusy, match="in use"):
+                async with uows() as uow:
+                    await uow.citizens.get_by_telegram_id(4001)
+            let_go.set()
+            await asyncio.gather(*holders)
+            async with uows() as uow:  # the pool serves again
+                assert await uow.citizens.get_by_telegram_id(4001) is None
+    finally:
+        let_go.set()
+        await asyncio.gather(*holders, return_exceptions=True)
+        await engine.dispose()
