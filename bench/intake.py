@@ -666,11 +666,13 @@ class Link:
             try:
                 item = self._conn.recv()
             except (EOFError, OSError):
-                item = ("failed", "the other process ended")
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                self._loop.call_soon_threadsafe(self._arrived, item)
-            if item == ("failed", "the other process ended"):
+                self._hand(("failed", "the other process ended"))
                 return
+            self._hand(item)
+
+    def _hand(self, item: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            self._loop.call_soon_threadsafe(self._arrived, item)
 
     def _arrived(self, item: object) -> None:
         if isinstance(item, tuple) and item[0] == "failed" and self._on_failure is not None:

@@ -124,12 +124,12 @@ class SqlUnitOfWork:
                 execution_options=options,
                 close_resets_only=False,  # a repository kept past the block fails loudly
             )
+            if self._checkout_first:
+                await self._check_out(session)
         except BaseException:
             if self._writers is not None:  # never keep the turn of a writer that did not start
                 self._writers.release()
             raise
-        if self._checkout_first:
-            await self._check_out(session)
         self._session = session
         self.citizens = SqlCitizenRepository(session)
         self.tickets = SqlTicketRepository(session)
@@ -152,8 +152,6 @@ class SqlUnitOfWork:
             await session.connection()
         except BaseException as exc:
             await session.close()
-            if self._writers is not None:
-                self._writers.release()
             if isinstance(exc, PoolTimeout):
                 raise StorageBusy(f"every database connection is in use: {exc}") from exc
             raise

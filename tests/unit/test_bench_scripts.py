@@ -47,9 +47,8 @@ def test_there_are_benchmarks_to_check() -> None:
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_each_benchmark_imports_and_finds_what_it_takes_from_its_siblings(script: str) -> None:
-    importlib.import_module(
-        script
-    )  # an import error, or a name gone from a `from … import`, fails here
+    # An import error, or a name gone from a `from … import`, fails here.
+    importlib.import_module(script)
     tree = ast.parse((BENCH / f"{script}.py").read_text(encoding="utf-8"))
     siblings = _sibling_imports(tree)
     missing = sorted(
