@@ -87,6 +87,13 @@ WAIT_TIMEOUT = 120.0  # seconds a simulated person waits for an answer before th
 POLL_TIMEOUT = timedelta(seconds=1)  # each bot's long poll, as in the flow tests' harness
 # The echo bot (the baseline) keeps the settings the issue measured it with: 64 updates at
 # once and PTB's httpx pool of 32. The intake bot's are in bot/sizes.py.
+WARM_UP = 50
+"""People of the unmeasured warm-up crowd (never more than the measured crowd), all at once
+and flat out whatever ``--think`` says: a bot that has run a while has opened its HTTP
+connections and, on PostgreSQL, has each pooled connection's statements prepared (asyncpg
+prepares a statement once per connection and keeps it). With one warm-up person, most of
+the bot's ~480 prepares of a 50-citizen PostgreSQL run fell in the measured window; with this
+crowd, 45-58 do (counted with a scratch hook on asyncpg's ``prepare``, 2026-11-30)."""
 CONCURRENT_UPDATES = 64
 CONNECTION_POOL = 32
 
@@ -344,9 +351,13 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def new_users(fake: FakeBotApi, count: int, prefix: str) -> list[SimUser]:
+WARM_PHONES = 900_000
+"""The warm-up crowd's phone numbers start here: nobody shares a number with a measured person."""
+
+
+def new_users(fake: FakeBotApi, count: int, prefix: str, first: int = 0) -> list[SimUser]:
     return [
-        fake.add_user(first_name=f"{prefix} {i}", phone_number=f"6281390{i:06d}")
+        fake.add_user(first_name=f"{prefix} {i}", phone_number=f"6281390{first + i:06d}")
         for i in range(count)
     ]
 
@@ -400,7 +411,7 @@ async def measure(
 # -- the people's side: the fake Bot API, its observer and the simulated people -------------------
 Checkpoint = Callable[[str], Awaitable[None]]
 """What the people's side awaits at each stage of a run: "warmed" (the unmeasured warm-up
-person is done; the bot settles before the window opens), "measured" (the last person saw
+crowd is done; the bot settles before the window opens), "measured" (the last person saw
 their last answer) and, for the intake, "carded" (every operator card reached the fake)."""
 
 
@@ -413,8 +424,9 @@ async def echo_people(
     think: float,
     checkpoint: Checkpoint,
 ) -> Run:
-    """A warm-up person, then ``users`` people sending ``per_user`` texts each."""
-    await echo_user(new_users(fake, 1, "Warm")[0], obs, 2)  # warm-up, not measured
+    """A warm-up crowd, then ``users`` people sending ``per_user`` texts each."""
+    warm = new_users(fake, min(users, WARM_UP), "Warm", WARM_PHONES)
+    await asyncio.gather(*(echo_user(user, obs, per_user) for user in warm))  # not measured
     await checkpoint("warmed")
     people = new_users(fake, users, "Echo")
     return await measure(
@@ -425,10 +437,11 @@ async def echo_people(
 async def intake_people(
     fake: FakeBotApi, obs: Observer, citizens: int, *, think: float, checkpoint: Checkpoint
 ) -> Run:
-    """A warm-up person, then ``citizens`` people through full intakes, then their cards;
+    """A warm-up crowd, then ``citizens`` people through full intakes, then their cards;
     the citizen ack and operator card latencies (the bot's side adds its own)."""
-    warm = await full_intake(new_users(fake, 1, "Warm")[0], obs)  # warm-up
-    await obs.wait_cards([warm.ref])
+    warm = new_users(fake, min(citizens, WARM_UP), "Warm", WARM_PHONES)
+    warmed = await asyncio.gather(*(full_intake(user, obs) for user in warm))  # not measured
+    await obs.wait_cards([citizen.ref for citizen in warmed])
     await checkpoint("warmed")
     people = new_users(fake, citizens, "Warga")
     run = await measure(people, lambda user: full_intake(user, obs, think), obs, checkpoint)
@@ -857,11 +870,13 @@ What the rows measure (time.perf_counter, CLOCK_MONOTONIC: one clock for both pr
                        (the topics, cards and board edits still owed when the last person
                        saw their last answer are done then)
   Bot API calls/upd  the bot's calls in the measured window / updates (getUpdates excluded)
-Each run: a fresh fake Bot API and database, one unmeasured warm-up person first. With
---think 0 every person acts the instant the answer arrives, so about N updates are always in
-flight and each waits behind the others: latency ~ N / throughput (Little's law), even for
-the echo bot. --think S makes people pause 0.5-1.5 x S before each action (updates/s then
-shows the offered load rather than capacity)."""
+Each run: a fresh fake Bot API and database, an unmeasured warm-up crowd first (as many
+people as measured, at most 50, flat out: HTTP connections open, PostgreSQL statements
+prepared on each pooled connection). With --think 0 every person acts the instant the
+answer arrives, so about N updates are always in flight and each waits behind the
+others: latency ~ N / throughput (Little's law), even for the echo bot. --think S makes
+people pause 0.5-1.5 x S before each action (updates/s then shows the offered load rather
+than capacity)."""
 
 
 def summarise(args: argparse.Namespace, echoes: list[Run], intakes: list[Run]) -> None:
