@@ -672,7 +672,8 @@ class Link:
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._on_failure = on_failure
         self._loop = asyncio.get_running_loop()
-        threading.Thread(target=self._read, name="bench-link", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name="bench-link", daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         while True:
@@ -698,6 +699,11 @@ class Link:
 
     def fail(self, reason: str) -> None:
         self.send(("failed", reason))
+
+    async def ended(self) -> None:
+        """Waits (10 s at most) until the reader has seen the other end close: only then may
+        this end be closed (closed under a reader in ``recv``, it failed with a traceback)."""
+        await asyncio.to_thread(self._reader.join, 10)
 
     async def receive(self) -> Any:
         async with asyncio.timeout(WAIT_TIMEOUT * 2):
@@ -742,8 +748,9 @@ async def _people_side(conn: Connection, job: Job) -> None:
             await link.receive()  # the bot stopped: the fake may go
         except (RunFailed, TimeoutError) as exc:
             link.fail(str(exc) or type(exc).__name__)
-        finally:
-            conn.close()
+        # The pipe is left open: its reader may be in ``recv`` still (closed under it, it
+        # failed with a traceback); it closes as this process ends, and the bot's side
+        # reads the end there.
 
 
 @contextlib.asynccontextmanager
@@ -764,6 +771,8 @@ async def people_elsewhere(job: Job) -> AsyncIterator[tuple[Link, tuple[str, str
         await asyncio.to_thread(process.join, 10)
         if process.is_alive():
             process.terminate()
+            await asyncio.to_thread(process.join, 10)
+        await link.ended()  # the other end is closed now: the reader ends at EOF
         mine.close()
 
 
