@@ -64,7 +64,11 @@ alone, CPU per update 12.8 / 14.1 / 14.2 -> 11.1 / 13.1 / 8.9 ms and confirm -> 
 p95 1,079 / 1,070 / 1,313 -> 804 / 849 / 625 ms; in two pairs of the whole bench before and
 after this change, p95 1,031 / 1,138 -> 1,181 / 864 ms. 15 is the default's most: the
 number of units of work at once is unchanged (SQLite has one writer at a time whatever this
-says)."""
+says). Measured again on a quiet machine (2026-11-30, 50 flat out, --split, PostgreSQL): 40
+connections doubled the commit (two batches of three runs: p50 about 190-250 ms against
+about 100 with 15; more submissions queue on the day counter's row, each holding its
+connection); 8 was within the noise (two triples of bench/intake.py interleaved with 15:
+confirm -> committed p95 188 / 230 against 258 / 180 ms)."""
 
 BROADCAST_CONNECTIONS = BROADCAST_STREAMS
 """Broadcast copies in flight at once: a pool of their own, one connection per stream."""
