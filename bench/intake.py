@@ -582,7 +582,9 @@ async def intake_bot(
         env_file=None,
     )
     # As `siaga112 run` builds it: what the start made is frozen out of the collector's
-    # walks (bot.loop.freeze_startup_heap), and let go again after the run.
+    # walks and the young generation collected less often (bot.loop.freeze_startup_heap);
+    # both undone after the run, so the next echo bot runs with the interpreter's defaults.
+    thresholds = gc.get_threshold()
     application = build_application(settings, freeze_heap=True)
 
     async def record(update: object, context: Any) -> None:
@@ -607,6 +609,7 @@ async def intake_bot(
     finally:
         await stop_application(application)
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def api_of(fake: FakeBotApi) -> tuple[str, str, str]:

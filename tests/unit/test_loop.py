@@ -73,13 +73,18 @@ def test_the_start_heap_is_frozen_after_its_garbage_is_collected() -> None:
     garbage = Node()  # a cycle: only the cyclic collector frees it
     gone = weakref.ref(garbage)
     del garbage
+    thresholds = gc.get_threshold()
     gc.disable()  # no automatic collection in between: the call must free the cycle itself
     try:
         frozen = loops.freeze_startup_heap()
         assert gone() is None
         assert frozen == gc.get_freeze_count() > 0
         assert not any(obj is alive for obj in gc.get_objects())  # out of every collection
+        # The young generation is collected less often; the older ones as before.
+        assert gc.get_threshold() == (loops.YOUNG_GENERATION, *thresholds[1:])
+        assert thresholds[0] < loops.YOUNG_GENERATION
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
         gc.enable()
     assert any(obj is alive for obj in gc.get_objects())
