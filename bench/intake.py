@@ -60,18 +60,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import sqlalchemy
 import telegram
 from telegram import Update
-from telegram.ext import (
-    Application,
-    ApplicationBuilder,
-    ContextTypes,
-    MessageHandler,
-    filters,
-)
+from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot.app import build_application, start_application, stop_application
 from bot.config import load_settings
 from bot.double.botapi_model import BotApiModel, StoredMessage
-from bot.double.fake_bot_api import FakeBotApi
+from bot.double.fake_bot_api import FakeBotApi, builder_for
 from bot.double.simulated import SimUser
 from bot.loop import new_event_loop
 from bot.services.intake import Notice
@@ -500,10 +494,11 @@ class Window:
 
 @contextlib.asynccontextmanager
 async def echo_bot(
-    builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any], on_error: Callable[[str], None]
+    api: tuple[str, str, str], on_error: Callable[[str], None]
 ) -> AsyncIterator[dict[int, list[float]]]:
-    """A bare PTB echo bot with the intake's concurrency settings, started; yields when each
-    user's updates reached the handler."""
+    """A bare PTB echo bot with the intake's concurrency settings, polling the fake Bot API at
+    ``api`` (its token, base URL and file URL), started; yields when each user's updates
+    reached the handler."""
     entered: dict[int, list[float]] = {}
 
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -516,7 +511,10 @@ async def echo_bot(
         on_error(f"echo bot handler error: {context.error!r}")
 
     application = (
-        builder.concurrent_updates(CONCURRENT_UPDATES).connection_pool_size(CONNECTION_POOL).build()
+        builder_for(*api)
+        .concurrent_updates(CONCURRENT_UPDATES)
+        .connection_pool_size(CONNECTION_POOL)
+        .build()
     )
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
     application.add_error_handler(record)
@@ -621,7 +619,7 @@ async def run_echo(users: int, per_user: int, think: float = 0.0) -> Run:
     """The echo bot and its fake in this process."""
     async with FakeBotApi() as fake:
         obs = Observer(fake)
-        async with echo_bot(fake.application_builder(), obs.fail) as entered:
+        async with echo_bot(api_of(fake), obs.fail) as entered:
             run = await echo_people(fake, obs, users, per_user, think=think, checkpoint=Window())
     echo_entered(run, entered)
     return run
@@ -799,9 +797,7 @@ async def follow(link: Link, window: Window) -> Run:
 async def run_echo_split(users: int, per_user: int, think: float, uvloop: bool) -> Run:
     """The echo bot in this process, its fake Bot API and people in another."""
     async with people_elsewhere(Job("echo", users, per_user, think, uvloop)) as (link, api):
-        token, base_url, base_file_url = api
-        builder = ApplicationBuilder().token(token).base_url(base_url)
-        async with echo_bot(builder.base_file_url(base_file_url), link.fail) as entered:
+        async with echo_bot(api, link.fail) as entered:
             run = await follow(link, Window())
         link.send("stopped")
     echo_entered(run, entered)

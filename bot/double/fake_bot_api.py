@@ -159,6 +159,14 @@ def message_view(message: StoredMessage) -> JSON:
     }
 
 
+def builder_for(
+    token: str, base_url: str, base_file_url: str
+) -> ApplicationBuilder[Any, Any, Any, Any, Any, Any]:
+    """An ``ApplicationBuilder`` for a fake Bot API known by its token and URLs only (one
+    running in another process: ``bench/intake.py --split``)."""
+    return ApplicationBuilder().token(token).base_url(base_url).base_file_url(base_file_url)
+
+
 class FakeBotApi(SimulatedTelegram):
     """The fake Bot API server (see the module docstring)."""
 
@@ -206,12 +214,7 @@ class FakeBotApi(SimulatedTelegram):
 
     def application_builder(self) -> ApplicationBuilder[Any, Any, Any, Any, Any, Any]:
         """An ``ApplicationBuilder`` with this server's token and URLs."""
-        return (
-            ApplicationBuilder()
-            .token(self.token)
-            .base_url(self.base_url)
-            .base_file_url(self.base_file_url)
-        )
+        return builder_for(self.token, self.base_url, self.base_file_url)
 
     def web_app(self) -> web.Application:
         """The aiohttp application (Bot API, file and control routes)."""
