@@ -19,6 +19,7 @@ constraint error roll the unit of work back.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Collection, Sequence
@@ -32,6 +33,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    Text,
     Update,
     and_,
     bindparam,
@@ -45,6 +47,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -79,6 +82,7 @@ from bot.domain.model import (
     TicketEvent,
     TicketStatus,
 )
+from bot.domain.rules import format_ref, ref_head
 from bot.services.outbox_kinds import KINDS, LANE_ORDER
 from bot.services.ports import QueueLine
 from storage.codec import (
@@ -644,6 +648,29 @@ def _next_ref_statement(dialect: str) -> Insert:
     )
 
 
+@functools.cache
+def _ticket_write_with_next_ref(names: tuple[str, ...]) -> Update:
+    """PostgreSQL's :func:`_ticket_write` that also takes the day's next number and writes
+    the reference, in one statement: the day counter's upsert as a data-modifying ``WITH``
+    (``day`` bound), the reference as ``ref_head`` (bound) and the number in at least four
+    digits, as :func:`bot.domain.rules.format_ref` writes it. The counter's row is locked
+    from here to the commit: no round trip of this unit of work follows but the commit."""
+    table = _TICKETS
+    taken = _next_ref_statement("postgresql").cte("taken_ref")
+    digits = sql_cast(taken.c.last_value, Text)
+    number = func.lpad(digits, func.greatest(4, func.length(digits)), "0")
+    values = _bound(table, names)
+    values[table.c.ref] = bindparam("ref_head", type_=String) + select(number).scalar_subquery()
+    values[table.c.version] = table.c.version + 1
+    return (
+        update(table)
+        .add_cte(taken)
+        .where(table.c.id == bindparam("w_id"))
+        .values(values)
+        .returning(table.c.id, table.c.ref)
+    )
+
+
 # The intake's reads on every update, built once (a statement object memoises its cache key),
 # on the table's columns: rows, not ORM objects.
 _ACTIVE_DRAFT = (
@@ -771,17 +798,40 @@ class SqlTicketRepository(_SqlRepository):
 
     async def update(self, ticket: Ticket) -> None:
         """Persist all fields of an existing ticket (its stored version goes up by one)."""
-        if not await self._write(ticket, compare_version=False):
+        if await self._write(ticket, compare_version=False) is None:
             raise LookupError("ticket not found")
 
     async def update_if_unchanged(self, ticket: Ticket) -> bool:
         """Compare-and-set on ``version``: one ``UPDATE … WHERE id = ? AND version = ?``."""
-        won = await self._write(ticket, compare_version=True)
+        won = await self._write(ticket, compare_version=True) is not None
         if not won and await self._session.get(TicketRow, _require_id(ticket.id, "ticket")) is None:
             raise LookupError("ticket not found")
         return won
 
-    async def _write(self, ticket: Ticket, *, compare_version: bool) -> bool:
+    async def update_with_next_ref(self, ticket: Ticket, day: date, prefix: str) -> str:
+        """:meth:`update` with the day's next reference (see the port). PostgreSQL takes
+        the number and writes the ticket in one statement
+        (:func:`_ticket_write_with_next_ref`): the counter's row, which every submission
+        of the city waits for, stays locked for that statement and the commit only, not
+        for a round trip more. SQLite: the counter's upsert, then the ticket's update (its
+        unit of work holds the database's one write lock throughout anyway)."""
+        if self._dialect != "postgresql":
+            ref = format_ref(prefix, day, await self.next_ref_number(day))
+            await self.update(dataclasses.replace(ticket, ref=ref))
+            return ref
+        params = {"day": day.isoformat(), "ref_head": ref_head(prefix, day)}
+        row = await self._write(ticket, compare_version=False, taking_ref=params)
+        if row is None:
+            raise LookupError("ticket not found")
+        return str(row.ref)
+
+    async def _write(
+        self,
+        ticket: Ticket,
+        *,
+        compare_version: bool,
+        taking_ref: dict[str, str] | None = None,
+    ) -> Any:
         """One prebuilt ``UPDATE … RETURNING id`` (:func:`_ticket_write`); a copy in this
         session's identity map is expired, so the next read sees the row.
 
@@ -793,6 +843,8 @@ class SqlTicketRepository(_SqlRepository):
         looks different is written: never fewer columns than changed."""
         ticket_id = _require_id(ticket.id, "ticket")
         columns = _ticket_columns(ticket)
+        if taking_ref is not None:
+            del columns["ref"]
         stored = _stored_tickets(self._session)
         known = stored.pop(ticket_id, None)
         if known is not None:
@@ -800,13 +852,19 @@ class SqlTicketRepository(_SqlRepository):
                 name: v for name, v in columns.items() if name not in known or known[name] != v
             }
         params = {**_bound_values(columns), "w_id": ticket_id, "w_version": ticket.version}
-        statement = _ticket_write(tuple(columns), compare_version=compare_version)
-        won = (await self._execute_core(statement, params)).first() is not None
+        if taking_ref is None:
+            statement = _ticket_write(tuple(columns), compare_version=compare_version)
+        else:
+            statement = _ticket_write_with_next_ref(tuple(columns))
+            params.update(taking_ref)
+        row = (await self._execute_core(statement, params)).first()
         self._expire_loaded(TicketRow, [ticket_id])
-        if won and known is not None:  # the row now holds what was known and what was written
+        if row is not None and known is not None:  # the row holds what was known and written
             known.update(columns)
+            if taking_ref is not None:
+                known["ref"] = row.ref
             stored[ticket_id] = known
-        return won
+        return row
 
     async def by_operator_thread(self, chat_id: int, thread_id: int) -> Ticket | None:
         """Return the ticket whose forum topic is ``thread_id`` in the operators' chat."""

@@ -59,8 +59,15 @@ def next_step(ticket: Ticket) -> IntakeStep:
 
 
 def format_ref(prefix: str, day: date, number: int) -> str:
-    """Return a human reference like ``SMG-261127-0042`` (the day is the local day)."""
-    return f"{prefix}-{day:%y%m%d}-{number:04d}"
+    """Return a human reference like ``SMG-261127-0042`` (the day is the local day): the
+    day's head (:func:`ref_head`), then the number in at least four digits."""
+    return f"{ref_head(prefix, day)}{number:04d}"
+
+
+def ref_head(prefix: str, day: date) -> str:
+    """The part of the day's references before the number, ``SMG-261127-`` (PostgreSQL
+    appends the number itself when it takes it: see ``TicketRepository.update_with_next_ref``)."""
+    return f"{prefix}-{day:%y%m%d}-"
 
 
 SUPPORTED_LANGUAGES = ("id", "en")

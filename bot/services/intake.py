@@ -38,7 +38,6 @@ from bot.domain.rules import (
     MAX_NAME_CHARS,
     PERSONS_CHOICES,
     clean_text,
-    format_ref,
     next_step,
     priority_for,
     silent_by_default,
@@ -721,13 +720,12 @@ class IntakeService:
                 to_status=TicketStatus.SUBMITTED,
             )  # fmt: skip
             await self._enqueue_card(uow, draft, queued=True)
-            # The reference last: taking it locks the day's counter row until the commit,
-            # and every report of the city queues on that row (on PostgreSQL; SQLite's unit
-            # of work holds the one write lock throughout anyway).
+            # The reference last, with the ticket's own write: taking it locks the day's
+            # counter row until the commit, and every report of the city queues on that row
+            # (on PostgreSQL; SQLite's unit of work holds the one write lock throughout).
             day = now.astimezone(self._policy.local_zone).date()
-            number = await uow.tickets.next_ref_number(day)
-            draft.ref = format_ref(self._policy.ref_prefix, day, number)
-            await uow.tickets.update(draft)
+            prefix = self._policy.ref_prefix
+            draft.ref = await uow.tickets.update_with_next_ref(draft, day, prefix)
             await uow.commit()
         reachable = self._operators_reachable()
         return Outcome(citizen, draft, [Notice.SUBMITTED], operators_reachable=reachable)

@@ -214,6 +214,15 @@ class TicketRepository(Protocol):
         """Allocate the next per-day sequence number (1, 2, …); never returns one twice."""
         ...
 
+    async def update_with_next_ref(self, ticket: Ticket, day: date, prefix: str) -> str:
+        """Persist the ticket as :meth:`update` does, with ``format_ref(prefix, day, n)`` as
+        its reference, ``n`` allocated as :meth:`next_ref_number` does; return the reference.
+
+        The day's counter is the one point every report of the city passes: a backend that
+        locks it until the commit writes it last (PostgreSQL: the number taken and the
+        ticket written in one statement)."""
+        ...
+
     async def count_by_status(self) -> dict[TicketStatus, int]:
         """Return how many tickets are in each status."""
         ...

@@ -59,6 +59,7 @@ from bot.domain.model import (
     TicketEvent,
     TicketStatus,
 )
+from bot.domain.rules import format_ref
 from bot.services.clock import SystemClock
 from bot.services.outbox_kinds import LANE_ORDER
 from bot.services.ports import (
@@ -552,6 +553,12 @@ class InMemoryTicketRepository(_Repository):
         in_flight.add(number)
         self._tx.refs.setdefault(day, []).append(number)
         return number
+
+    async def update_with_next_ref(self, ticket: Ticket, day: date, prefix: str) -> str:
+        """:meth:`next_ref_number`, then :meth:`update` with the reference."""
+        ref = format_ref(prefix, day, await self.next_ref_number(day))
+        await self.update(dataclasses.replace(ticket, ref=ref))
+        return ref
 
     async def count_by_status(self) -> dict[TicketStatus, int]:
         """Return how many tickets are in each status (every status, zero included)."""

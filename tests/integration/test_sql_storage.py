@@ -12,6 +12,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.model import TicketStatus
+from bot.domain.rules import format_ref
 from storage.db import create_engine, session_factory, split_schema
 from storage.uow import SqlUnitOfWorkFactory
 from tests.integration import builders as b
@@ -330,3 +331,57 @@ async def test_a_racing_insert_is_one_statement_when_it_wins_and_when_it_loses(
         stored = await uow.citizens.get_by_telegram_id(701)
         assert stored is not None
         assert await uow.tickets.active_draft(stored.id) is not None
+
+
+async def test_a_reference_is_taken_and_written_with_the_ticket_in_one_statement_on_postgresql(
+    engine: AsyncEngine,
+) -> None:
+    """The day counter's row is locked until the commit and every submission of the city
+    waits for it: on PostgreSQL nothing but the commit follows the statement that takes it.
+    SQLite (one writer at a time anyway) takes the number, then writes the ticket."""
+    uow_factory = factory(engine)
+    draft_id = await _citizen_with_draft(uow_factory, 614)
+    async with uow_factory() as uow:
+        draft = await uow.tickets.get(draft_id)
+        assert draft is not None
+        draft.status = TicketStatus.SUBMITTED
+        with _statements(engine) as sent:
+            ref = await uow.tickets.update_with_next_ref(draft, date(2026, 5, 27), "SMG")
+        await uow.commit()
+    assert ref == "SMG-260527-0001"
+    if engine.dialect.name == "postgresql":
+        assert len(sent) == 1
+        assert sent[0].startswith("WITH")
+        assert "INSERT INTO ref_counters" in sent[0]
+        assert "UPDATE tickets" in sent[0]
+    else:
+        assert [statement.split()[:3] for statement in sent] == [
+            ["INSERT", "INTO", "ref_counters"],
+            ["UPDATE", "tickets", "SET"],
+        ]
+
+
+@pytest.mark.parametrize("last", [8, 9_998, 99_999, 1_234_567])
+async def test_a_reference_past_four_digits_is_written_as_format_ref_writes_it(
+    engine: AsyncEngine, last: int
+) -> None:
+    """PostgreSQL pads the number in SQL (``lpad`` to at least four digits, never cutting
+    one off): the reference is the one :func:`format_ref` gives, on both databases."""
+    uow_factory = factory(engine)
+    draft_id = await _citizen_with_draft(uow_factory, 615)
+    day = date(2026, 5, 27)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO ref_counters (day, last_value) VALUES (:day, :last)"),
+            {"day": day.isoformat(), "last": last},
+        )
+    async with uow_factory() as uow:
+        draft = await uow.tickets.get(draft_id)
+        assert draft is not None
+        ref = await uow.tickets.update_with_next_ref(draft, day, "SMG")
+        await uow.commit()
+    assert ref == format_ref("SMG", day, last + 1)
+    async with uow_factory() as uow:
+        stored = await uow.tickets.get(draft_id)
+    assert stored is not None
+    assert stored.ref == ref

@@ -485,6 +485,99 @@ async def test_next_ref_number_is_handed_out_again_when_its_unit_rolled_back(
         await uow.commit()
 
 
+async def _drafts(uow_factory: UnitOfWorkFactory, count: int) -> list[Ticket]:
+    """``count`` drafts, each of a citizen of its own (a citizen has one draft at most)."""
+    drafts = []
+    for n in range(count):
+        citizen_id = await add_citizen(uow_factory, 7_100_000_000 + n)
+        drafts.append(await add_ticket(uow_factory, b.draft(citizen_id)))
+    return drafts
+
+
+def _submitted(draft: Ticket) -> Ticket:
+    return dataclasses.replace(
+        draft, status=TicketStatus.SUBMITTED, submitted_at=b.at(5), details="banjir"
+    )
+
+
+async def test_update_with_next_ref_writes_the_ticket_and_its_reference_numbered_per_day(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    first, second, third = await _drafts(uow_factory, 3)
+    async with uow_factory() as uow:
+        refs = [
+            await uow.tickets.update_with_next_ref(_submitted(first), date(2026, 5, 27), "SMG"),
+            await uow.tickets.update_with_next_ref(_submitted(second), date(2026, 5, 27), "SMG"),
+            await uow.tickets.update_with_next_ref(_submitted(third), date(2026, 5, 28), "SMG"),
+        ]
+        await uow.commit()
+    assert refs == ["SMG-260527-0001", "SMG-260527-0002", "SMG-260528-0001"]
+    async with uow_factory() as uow:
+        stored = [await uow.tickets.get(t.id or 0) for t in (first, second, third)]
+        after = await uow.tickets.next_ref_number(date(2026, 5, 27))  # the same counter
+    for ticket, ref, original in zip(stored, refs, (first, second, third), strict=True):
+        assert ticket is not None
+        assert (ticket.ref, ticket.status, ticket.details) == (
+            ref,
+            TicketStatus.SUBMITTED,
+            "banjir",
+        )
+        assert ticket.submitted_at == b.at(5)
+        assert ticket.version == original.version + 1  # one write
+    assert after == 3
+
+
+async def test_update_with_next_ref_never_repeats_a_reference_when_fifty_submit_concurrently(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    drafts = await _drafts(uow_factory, 50)
+    day = date(2026, 5, 27)
+
+    async def submit(draft: Ticket) -> str:
+        async with uow_factory() as uow:
+            await uow.events.add(b.event(draft.id or 0))  # the unit's earlier writes
+            await asyncio.sleep(0)  # let the others interleave
+            ref = await uow.tickets.update_with_next_ref(_submitted(draft), day, "SMG")
+            await asyncio.sleep(0)
+            await uow.commit()
+        return ref
+
+    refs = await asyncio.gather(*(submit(draft) for draft in drafts))
+    assert sorted(refs) == [f"SMG-260527-{n:04d}" for n in range(1, 51)]
+    async with uow_factory() as uow:
+        stored = {(await uow.tickets.get(d.id or 0) or d).ref for d in drafts}
+    assert stored == set(refs)
+
+
+async def test_update_with_next_ref_leaves_the_ticket_and_the_number_when_rolled_back(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    (draft,) = await _drafts(uow_factory, 1)
+    day = date(2026, 5, 27)
+    async with uow_factory() as uow:
+        assert await uow.tickets.update_with_next_ref(_submitted(draft), day, "SMG") == (
+            "SMG-260527-0001"
+        )
+    async with uow_factory() as uow:
+        stored = await uow.tickets.get(draft.id or 0)
+        assert stored == draft  # no reference, still a draft
+        assert await uow.tickets.update_with_next_ref(_submitted(draft), day, "SMG") == (
+            "SMG-260527-0001"  # handed out again: no ticket ever carried it
+        )
+        await uow.commit()
+
+
+async def test_update_with_next_ref_refuses_an_unknown_ticket(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    (draft,) = await _drafts(uow_factory, 1)
+    async with uow_factory() as uow:
+        with pytest.raises(LookupError):
+            await uow.tickets.update_with_next_ref(
+                dataclasses.replace(draft, id=(draft.id or 0) + 1000), date(2026, 5, 27), "SMG"
+            )
+
+
 # --- timeline and relay log ---------------------------------------------------------------
 
 

@@ -257,9 +257,11 @@ async def test_submit_takes_its_reference_last_so_the_days_counter_is_held_only_
 ) -> None:
     draft = await _draft_at(uow_factory, IntakeStep.CONFIRM)
     writes: list[str] = []
+    depth = [0]  # the service's own calls only, not the fake's calls within them
     for repository, method in (
         (InMemoryTicketRepository, "next_ref_number"),
         (InMemoryTicketRepository, "update"),
+        (InMemoryTicketRepository, "update_with_next_ref"),
         (InMemoryEventRepository, "add"),
         (InMemoryOutboxRepository, "add"),
     ):
@@ -267,14 +269,26 @@ async def test_submit_takes_its_reference_last_so_the_days_counter_is_held_only_
 
         async def logged(self: object, *args: object, _o: Any = original, _n: str = method,
                          _r: type = repository) -> Any:  # fmt: skip
-            writes.append(f"{_r.__name__.removeprefix('InMemory')}.{_n}")
-            return await _o(self, *args)
+            if not depth[0]:
+                writes.append(f"{_r.__name__.removeprefix('InMemory')}.{_n}")
+            depth[0] += 1
+            try:
+                return await _o(self, *args)
+            finally:
+                depth[0] -= 1
 
         monkeypatch.setattr(repository, method, logged)
     outcome = await intake.submit(SITI, draft.id or 0)
     assert Notice.SUBMITTED in outcome.notices
     # On PostgreSQL the counter's row stays locked from its upsert to the commit, and every
-    # report of the day queues on it: only the ticket's own update may follow it.
-    assert writes[-2:] == ["TicketRepository.next_ref_number", "TicketRepository.update"]
+    # report of the day queues on it: the ticket is written with its reference, last.
+    assert writes[-1] == "TicketRepository.update_with_next_ref"
+    assert "TicketRepository.update" not in writes  # one write of the ticket
     assert "EventRepository.add" in writes
     assert "OutboxRepository.add" in writes
+    assert outcome.ticket is not None
+    assert outcome.ticket.ref is not None
+    async with uow_factory() as uow:
+        stored = await uow.tickets.get(draft.id or 0)
+    assert stored is not None
+    assert (stored.ref, stored.status) == (outcome.ticket.ref, TicketStatus.SUBMITTED)
