@@ -68,7 +68,9 @@ says). Measured again on a quiet machine (2026-11-30, 50 flat out, --split, Post
 connections doubled the commit (two batches of three runs: p50 about 190-250 ms against
 about 100 with 15; more submissions queue on the day counter's row, each holding its
 connection); 8 was within the noise (two triples of bench/intake.py interleaved with 15:
-confirm -> committed p95 188 / 230 against 258 / 180 ms)."""
+confirm -> committed p95 188 / 230 against 258 / 180 ms). Once a submission held that row for
+one statement and the commit only (TicketRepository.update_with_next_ref), again: 15 / 25 / 8
+connections, two rounds of triples in turn, p95 82 / 230 / 187 and 108 / 204 / 166 ms."""
 
 BROADCAST_CONNECTIONS = BROADCAST_STREAMS
 """Broadcast copies in flight at once: a pool of their own, one connection per stream."""
