@@ -48,6 +48,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -831,9 +832,11 @@ class SqlTicketRepository(_SqlRepository):
         *,
         compare_version: bool,
         taking_ref: dict[str, str] | None = None,
-    ) -> Any:
-        """One prebuilt ``UPDATE … RETURNING id`` (:func:`_ticket_write`); a copy in this
-        session's identity map is expired, so the next read sees the row.
+    ) -> Row[Any] | None:
+        """One prebuilt ``UPDATE … RETURNING id`` (:func:`_ticket_write`; with ``taking_ref``,
+        the ``day`` and ``ref_head`` of :func:`_ticket_write_with_next_ref`, which returns the
+        reference too); the row written, or None when none matched. A copy in this session's
+        identity map is expired, so the next read sees the row.
 
         When this unit of work read the row's columns (:meth:`SqlCitizenRepository.with_draft`,
         the intake's read) or wrote them, only the columns that differ are written: SQLite
@@ -857,7 +860,7 @@ class SqlTicketRepository(_SqlRepository):
         else:
             statement = _ticket_write_with_next_ref(tuple(columns))
             params.update(taking_ref)
-        row = (await self._execute_core(statement, params)).first()
+        row: Row[Any] | None = (await self._execute_core(statement, params)).first()
         self._expire_loaded(TicketRow, [ticket_id])
         if row is not None and known is not None:  # the row holds what was known and written
             known.update(columns)
