@@ -20,6 +20,12 @@ from bot.double.flood import OVERALL_WINDOW, PRIVATE_WINDOW, FloodLimits, Window
 from bot.services.governor import RateGovernor
 from handlers.context import SERVICES_KEY, SiagaApplication
 from handlers.ratelimit import GovernedRateLimiter
+from tests.integration.conftest import (
+    drop_schema,
+    postgres_url,  # noqa: F401 (the PostgreSQL tests' fixture, for pg_harness)
+    unique_schema,
+    with_schema,
+)
 
 OPERATOR_CHAT = -1001234567890
 GROUP_SECONDS = 3.0
@@ -157,3 +163,34 @@ async def harness(
         if h.application is not None:
             await h.stop()
     assert not h.errors, f"handler errors: {h.errors!r}"
+
+
+@contextlib.asynccontextmanager
+async def postgres_harness(
+    telegram: FakeBotApi, make_settings: Callable[..., Settings], server: str, **overrides: str
+) -> AsyncIterator[Harness]:
+    """A running bot whose database is a fresh schema of the PostgreSQL test server
+    (migrated by the bot's own start, as ``siaga112 run`` does), dropped afterwards."""
+    schema = unique_schema("flow")
+    telegram.register_forum(OPERATOR_CHAT, "Operator 112")
+    url = with_schema(server, schema)
+    h = Harness(telegram, make_settings(telegram, DATABASE_URL=url, **overrides), FakeClock())
+    try:
+        await h.start()
+        yield h
+        assert not h.errors, f"handler errors: {h.errors!r}"
+    finally:
+        if h.application is not None:
+            await h.stop()
+        await drop_schema(server, schema)
+
+
+@pytest_asyncio.fixture
+async def pg_harness(
+    fake_bot_api: FakeBotApi,
+    make_settings: Callable[..., Settings],
+    postgres_url: str,  # noqa: F811 (the fixture imported above)
+) -> AsyncIterator[Harness]:
+    """:func:`harness` on PostgreSQL (the rest of the flow tier runs on SQLite)."""
+    async with postgres_harness(fake_bot_api, make_settings, postgres_url) as h:
+        yield h

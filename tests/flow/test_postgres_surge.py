@@ -21,53 +21,30 @@ from sqlalchemy import text
 from bot.config import Settings
 from bot.double.fake_bot_api import FakeBotApi
 from storage.db import create_engine
-from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
+from tests.flow.conftest import Harness, postgres_harness
 from tests.flow.steps import full_gps_report
-from tests.integration.conftest import (
-    drop_schema,
-    postgres_url,  # noqa: F401 (the fixture, for this module)
-    unique_schema,
-    with_schema,
-)
 
 BURST = 24
 """Citizens who press "send" together (more than the pool's 15 connections)."""
 
 
 @pytest_asyncio.fixture
-async def pg_harness(
-    fake_bot_api: FakeBotApi,
-    make_settings: Callable[..., Settings],
-    postgres_url: str,  # noqa: F811 (the fixture imported above)
+async def surge_harness(
+    fake_bot_api: FakeBotApi, make_settings: Callable[..., Settings], postgres_url: str
 ) -> AsyncIterator[Harness]:
-    """A running bot whose database is a fresh schema of the test server (migrated by the
-    bot's own start, as ``siaga112 run`` does), dropped afterwards."""
-    schema = unique_schema("flow")
-    fake_bot_api.register_forum(OPERATOR_CHAT, "Operator 112")
-    # What is tested here is the database's concurrency, so the burst runs at machine speed:
-    # Telegram's pace (20 messages a minute into the operators' group) is the surge tests'.
-    settings = make_settings(
-        fake_bot_api,
-        DATABASE_URL=with_schema(postgres_url, schema),
-        TELEGRAM_RATE_GOVERNOR="off",
-    )
-    h = Harness(fake_bot_api, settings, FakeClock())
-    try:
-        await h.start()
+    """The bot on PostgreSQL with the governor off: what is tested here is the database's
+    concurrency, so the burst runs at machine speed (Telegram's pace, 20 messages a minute
+    into the operators' group, is the surge tests')."""
+    async with postgres_harness(
+        fake_bot_api, make_settings, postgres_url, TELEGRAM_RATE_GOVERNOR="off"
+    ) as h:
         yield h
-        if h.application is not None:
-            await h.stop()
-        assert not h.errors, f"handler errors: {h.errors!r}"
-    finally:
-        if h.application is not None:
-            await h.stop()
-        await drop_schema(postgres_url, schema)
 
 
 async def test_a_burst_of_reports_gets_one_reference_each_without_gaps_on_postgresql(
-    pg_harness: Harness,
+    surge_harness: Harness,
 ) -> None:
-    telegram = pg_harness.telegram
+    telegram = surge_harness.telegram
     people = [
         telegram.add_user(first_name=f"Warga {i}", phone_number=f"628139{i:07d}")
         for i in range(BURST)
@@ -81,7 +58,7 @@ async def test_a_burst_of_reports_gets_one_reference_each_without_gaps_on_postgr
     (head,) = heads
     assert sorted(refs) == [f"{head}-{n:04d}" for n in range(1, BURST + 1)]
 
-    engine = create_engine(pg_harness.settings.database_url)
+    engine = create_engine(surge_harness.settings.database_url)
     try:
         async with engine.connect() as connection:
             rows = await connection.execute(
@@ -95,6 +72,6 @@ async def test_a_burst_of_reports_gets_one_reference_each_without_gaps_on_postgr
         await engine.dispose()
     assert stored == {person.id: ref for person, ref in zip(people, refs, strict=True)}
 
-    await pg_harness.outbox_drained(within=10.0)
-    cards = "\n".join(message.text or "" for message in pg_harness.operator_messages())
+    await surge_harness.outbox_drained(within=10.0)
+    cards = "\n".join(message.text or "" for message in surge_harness.operator_messages())
     assert all(ref in cards for ref in refs)
