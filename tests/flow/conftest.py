@@ -178,11 +178,11 @@ async def postgres_harness(
     try:
         await h.start()
         yield h
-        assert not h.errors, f"handler errors: {h.errors!r}"
     finally:
         if h.application is not None:
             await h.stop()
         await drop_schema(server, schema)
+    assert not h.errors, f"handler errors: {h.errors!r}"  # the stop's included, as `harness`
 
 
 @pytest_asyncio.fixture
