@@ -61,6 +61,7 @@ from handlers.context import (
     VIEWS_KEY,
     Context,
     SiagaApplication,
+    SiagaBot,
 )
 from handlers.delivery import TelegramDeliverer, telegram_reason
 from handlers.http import HttpClient, SplitRequest, gated_request
@@ -234,29 +235,30 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
                 log.warning("closing %s failed: %s", close, type(exc).__name__)
 
     client: HttpClient = "httpx" if settings.telegram_http_client == "httpx" else "aiohttp"
+    telegram_bot = SiagaBot(
+        settings.require_token(),
+        base_url=settings.telegram_api_base_url,
+        base_file_url=settings.telegram_api_file_url,
+        defaults=defaults,
+        rate_limiter=rate_limiter or build_rate_limiter(settings),
+        request=SplitRequest(
+            INTERACTIVE_CONNECTIONS,
+            BROADCAST_CONNECTIONS,
+            client=client,
+            connect_timeout=10,
+            read_timeout=15,
+            write_timeout=15,
+            pool_timeout=5,
+        ),
+        get_updates_request=gated_request(client, 1, read_timeout=40),
+    )
     builder = (
         ApplicationBuilder()
-        .token(settings.require_token())
-        .base_url(settings.telegram_api_base_url)
-        .base_file_url(settings.telegram_api_file_url)
-        .defaults(defaults)
+        .bot(telegram_bot)
         .context_types(ContextTypes(context=Context))
         .concurrent_updates(PerChatUpdateProcessor(UPDATES_AT_ONCE))
-        .rate_limiter(rate_limiter or build_rate_limiter(settings))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
-        .request(
-            SplitRequest(
-                INTERACTIVE_CONNECTIONS,
-                BROADCAST_CONNECTIONS,
-                client=client,
-                connect_timeout=10,
-                read_timeout=15,
-                write_timeout=15,
-                pool_timeout=5,
-            )
-        )
-        .get_updates_request(gated_request(client, 1, read_timeout=40))
     )
     application: SiagaApplication = builder.build()
     handlers.register(application, settings.operator_chat_id)

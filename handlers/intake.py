@@ -254,11 +254,9 @@ def remember_step(context: Context, outcome: Outcome) -> None:
         context.chat_data.pop(STEP_KEY, None)
 
 
-def remember_screen(
-    context: Context, outcome: Outcome, screen: Screen, shown: list[Message]
-) -> None:
+def remember_screen(context: Context, outcome: Outcome, screen: Screen, shown: list[int]) -> None:
     """Notes which message shows the report's details screen (or summary), to redraw it
-    (and the draft's step, for the next message)."""
+    (and the draft's step, for the next message); ``shown``: the screen's message ids."""
     remember_step(context, outcome)
     ticket = outcome.ticket
     if (
@@ -269,7 +267,7 @@ def remember_screen(
         and ticket.is_draft
         and ticket.step in SCREEN_STEPS
     ):
-        context.chat_data[SCREEN_KEY] = shown[-1].message_id
+        context.chat_data[SCREEN_KEY] = shown[-1]
 
 
 def redraw_later(context: Context, actor: Actor) -> None:

@@ -9,9 +9,10 @@ from datetime import timedelta
 from functools import partial
 from typing import TypeVar
 
-from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from handlers.context import SiagaBot
 from handlers.views import ACK_REACTION, Screen, Text
 
 log = logging.getLogger(__name__)
@@ -47,23 +48,25 @@ async def with_retries(call: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def send(bot: Bot, chat_id: int, screen: Screen) -> list[Message]:
-    """Sends every reply of a screen, in order."""
-    sent: list[Message] = []
+async def send(bot: SiagaBot, chat_id: int, screen: Screen) -> list[int]:
+    """Sends every reply of a screen, in order; returns the ids of the messages sent."""
+    sent: list[int] = []
     for reply in screen.replies:
         if isinstance(reply, Text):
-            call = partial(bot.send_message, chat_id, reply.text, reply_markup=reply.markup)
-        else:
-            call = partial(
-                bot.send_venue,
-                chat_id,
-                latitude=reply.lat,
-                longitude=reply.lon,
-                title=reply.title,
-                address=reply.address,
-                reply_markup=reply.markup,
+            sent.append(
+                await with_retries(partial(bot.send_text, chat_id, reply.text, reply.markup))
             )
-        sent.append(await with_retries(call))
+            continue
+        venue = partial(
+            bot.send_venue,
+            chat_id,
+            latitude=reply.lat,
+            longitude=reply.lon,
+            title=reply.title,
+            address=reply.address,
+            reply_markup=reply.markup,
+        )
+        sent.append((await with_retries(venue)).message_id)
     return sent
 
 
@@ -73,10 +76,10 @@ async def answer(query: CallbackQuery, screen: Screen) -> None:
 
 
 async def show(
-    bot: Bot, query: CallbackQuery, screen: Screen, answered: str | None = None
-) -> list[Message]:
-    """Shows the screen that answers a button press, editing menus in place; returns the
-    messages that show it (the pressed one, if edited into the screen, and those sent).
+    bot: SiagaBot, query: CallbackQuery, screen: Screen, answered: str | None = None
+) -> list[int]:
+    """Shows the screen that answers a button press, editing menus in place; returns the ids
+    of the messages that show it (the pressed one, if edited into the screen, and those sent).
 
     When the screen opens with a text that needs no reply keyboard, the pressed message
     becomes it (no new message). Otherwise the pressed message keeps its question, its
@@ -92,7 +95,7 @@ async def show(
     """
     replies = list(screen.replies)
     message = query.message
-    in_place: list[Message] = []
+    in_place: list[int] = []
     closing: asyncio.Task[bool] | None = None
     try:
         if isinstance(message, Message) and not screen.keep_pressed:
@@ -102,13 +105,13 @@ async def show(
                 and message.text is not None
                 and (first.markup is None or isinstance(first.markup, InlineKeyboardMarkup))
             ):
-                if await _edit(message, first.text, first.markup):
+                if await _edit(bot, message, first.text, first.markup):
                     replies.pop(0)
-                    in_place.append(message)
+                    in_place.append(message.message_id)
             elif message.text is not None and answered is not None:
-                closing = asyncio.create_task(_edit(message, answered, None))
+                closing = asyncio.create_task(_edit(bot, message, answered, None))
             elif message.reply_markup is not None:
-                closing = asyncio.create_task(_edit(message, None, None))
+                closing = asyncio.create_task(_edit(bot, message, None, None))
         chat_id = message.chat.id if message is not None else query.from_user.id
         sent = await send(bot, chat_id, Screen(replies))
         if closing is not None:
@@ -125,26 +128,24 @@ async def show(
             log.info("could not answer a button press: %s", exc.message)
 
 
-async def redraw(bot: Bot, chat_id: int, message_id: int, reply: Text) -> None:
+async def redraw(bot: SiagaBot, chat_id: int, message_id: int, reply: Text) -> None:
     """Draws a screen again in its message (Telegram's "not modified" counts as done)."""
     markup = reply.markup if isinstance(reply.markup, InlineKeyboardMarkup) else None
     try:
-        await with_retries(
-            partial(bot.edit_message_text, reply.text, chat_id, message_id, reply_markup=markup)
-        )
+        await with_retries(partial(bot.edit_text, chat_id, message_id, reply.text, markup))
     except BadRequest as exc:
         if NOT_MODIFIED not in exc.message.lower():
             raise
 
 
-async def _edit(message: Message, text: str | None, markup: InlineKeyboardMarkup | None) -> bool:
+async def _edit(
+    bot: SiagaBot, message: Message, text: str | None, markup: InlineKeyboardMarkup | None
+) -> bool:
     """Edits a message the bot sent (its text, or only its buttons when ``text`` is None).
     Returns False when Telegram refuses (too old, deleted): the caller sends instead."""
+    edit = partial(bot.edit_text, message.chat_id, message.message_id, text, markup)
     try:
-        if text is None:
-            await with_retries(partial(message.edit_reply_markup, reply_markup=markup))
-        else:
-            await with_retries(partial(message.edit_text, text, reply_markup=markup))
+        await with_retries(edit)
     except BadRequest as exc:
         if NOT_MODIFIED in exc.message.lower():
             return True
@@ -153,7 +154,7 @@ async def _edit(message: Message, text: str | None, markup: InlineKeyboardMarkup
     return True
 
 
-async def react(bot: Bot, message: Message, fallback: Screen) -> None:
+async def react(bot: SiagaBot, message: Message, fallback: Screen) -> None:
     """Acknowledges the citizen's message with a reaction; if Telegram refuses it, with the
     fallback's words instead (an acknowledgement is never silently lost)."""
     try:
