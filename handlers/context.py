@@ -28,9 +28,9 @@ class SiagaBot(ExtBot[RateLimitArgs]):
     It adds a text send and a text edit that keep only the message's id from the Bot API's
     answer. Telegram answers both with the whole message, its keyboard included, and PTB's
     ``send_message`` builds a ``Message`` of it: about 5 % of the bot's CPU samples at 50
-    people flat out (py-spy), for an id, all the citizen's screens need. Both go through PTB's
-    own request path (``_post``: the Defaults, the rate governor, the errors), as
-    ``send_message`` does.
+    people flat out (py-spy), for an id, all the citizen's screens need. Both send the bot's
+    Defaults (HTML, no link preview) as ``send_message`` does, and go through PTB's own request
+    path (``_post``: the rate governor, the errors, None parameters dropped).
     """
 
     async def send_text(
