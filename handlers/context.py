@@ -51,11 +51,11 @@ class SiagaBot(ExtBot[RateLimitArgs]):
         """``editMessageText`` with the defaults, or ``editMessageReplyMarkup`` when ``text``
         is None (the message keeps its text; ``reply_markup`` None removes its buttons)."""
         if text is None:
-            data: dict[str, Any] = {"chat_id": chat_id, "reply_markup": reply_markup}
-            await self._post("editMessageReplyMarkup", {**data, "message_id": message_id})
-            return
-        data = {**self._text_data(chat_id, text, reply_markup), "message_id": message_id}
-        await self._post("editMessageText", data)
+            data = {"chat_id": chat_id, "message_id": message_id, "reply_markup": reply_markup}
+            await self._post("editMessageReplyMarkup", data)
+        else:
+            data = {**self._text_data(chat_id, text, reply_markup), "message_id": message_id}
+            await self._post("editMessageText", data)
 
     def _text_data(
         self, chat_id: int, text: str, reply_markup: ReplyMarkup | None

@@ -53,20 +53,19 @@ async def send(bot: SiagaBot, chat_id: int, screen: Screen) -> list[int]:
     sent: list[int] = []
     for reply in screen.replies:
         if isinstance(reply, Text):
-            sent.append(
-                await with_retries(partial(bot.send_text, chat_id, reply.text, reply.markup))
+            text = partial(bot.send_text, chat_id, reply.text, reply.markup)
+            sent.append(await with_retries(text))
+        else:
+            venue = partial(
+                bot.send_venue,
+                chat_id,
+                latitude=reply.lat,
+                longitude=reply.lon,
+                title=reply.title,
+                address=reply.address,
+                reply_markup=reply.markup,
             )
-            continue
-        venue = partial(
-            bot.send_venue,
-            chat_id,
-            latitude=reply.lat,
-            longitude=reply.lon,
-            title=reply.title,
-            address=reply.address,
-            reply_markup=reply.markup,
-        )
-        sent.append((await with_retries(venue)).message_id)
+            sent.append((await with_retries(venue)).message_id)
     return sent
 
 
