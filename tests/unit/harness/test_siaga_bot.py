@@ -21,6 +21,7 @@ from telegram.error import BadRequest, Forbidden
 from telegram.ext import BaseRateLimiter, Defaults
 
 from bot.double.fake_bot_api import FakeBotApi
+from bot.double.simulated import SimUser
 from handlers.context import SiagaBot
 
 DEFAULTS = Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(True))
@@ -52,8 +53,8 @@ class RecordingLimiter(BaseRateLimiter[None]):
         return await callback(*args, **kwargs)
 
 
-@pytest_asyncio.fixture
-async def limiter() -> RecordingLimiter:
+@pytest.fixture
+def limiter() -> RecordingLimiter:
     return RecordingLimiter()
 
 
@@ -69,11 +70,17 @@ async def siaga_bot(fake_bot_api: FakeBotApi, limiter: RecordingLimiter) -> Asyn
         yield bot
 
 
+@pytest_asyncio.fixture
+async def budi(fake_bot_api: FakeBotApi) -> SimUser:
+    """A citizen who has written to the bot (so the bot can write to them)."""
+    user = fake_bot_api.add_user()
+    await user.send_text("halo")
+    return user
+
+
 async def test_a_text_is_sent_as_send_message_sends_it_and_its_id_comes_back(
-    fake_bot_api: FakeBotApi, siaga_bot: SiagaBot
+    fake_bot_api: FakeBotApi, siaga_bot: SiagaBot, budi: SimUser
 ) -> None:
-    budi = fake_bot_api.add_user()
-    await budi.send_text("halo")
     menu = ReplyKeyboardMarkup([["🆘 Lapor"]])
     ptb = await siaga_bot.send_message(budi.id, "Laporan <b>SMG-1</b>", reply_markup=menu)
     ours = await siaga_bot.send_text(budi.id, "Laporan <b>SMG-1</b>", menu)
@@ -87,10 +94,8 @@ async def test_a_text_is_sent_as_send_message_sends_it_and_its_id_comes_back(
 
 
 async def test_a_text_is_edited_as_edit_message_text_edits_it(
-    fake_bot_api: FakeBotApi, siaga_bot: SiagaBot
+    fake_bot_api: FakeBotApi, siaga_bot: SiagaBot, budi: SimUser
 ) -> None:
-    budi = fake_bot_api.add_user()
-    await budi.send_text("halo")
     sent = await siaga_bot.send_text(budi.id, "Kirim laporan?", KEYBOARD)
     await siaga_bot.edit_message_text(
         "Kirim laporan? <i>ya</i>", budi.id, sent, reply_markup=KEYBOARD
@@ -106,10 +111,8 @@ async def test_a_text_is_edited_as_edit_message_text_edits_it(
 
 
 async def test_without_a_text_only_the_buttons_change(
-    fake_bot_api: FakeBotApi, siaga_bot: SiagaBot
+    fake_bot_api: FakeBotApi, siaga_bot: SiagaBot, budi: SimUser
 ) -> None:
-    budi = fake_bot_api.add_user()
-    await budi.send_text("halo")
     sent = await siaga_bot.send_text(budi.id, "Kirim laporan?", KEYBOARD)
     await siaga_bot.edit_text(budi.id, sent, None)
     (call,) = fake_bot_api.calls_to("editMessageReplyMarkup")
@@ -120,10 +123,8 @@ async def test_without_a_text_only_the_buttons_change(
 
 
 async def test_telegrams_refusals_are_raised_as_ptb_raises_them(
-    fake_bot_api: FakeBotApi, siaga_bot: SiagaBot
+    siaga_bot: SiagaBot, budi: SimUser
 ) -> None:
-    budi = fake_bot_api.add_user()
-    await budi.send_text("halo")
     sent = await siaga_bot.send_text(budi.id, "Tiket <b>SMG-1</b>")
     with pytest.raises(BadRequest, match="not modified"):
         await siaga_bot.edit_text(budi.id, sent, "Tiket <b>SMG-1</b>")
@@ -135,10 +136,8 @@ async def test_telegrams_refusals_are_raised_as_ptb_raises_them(
 
 
 async def test_every_call_asks_the_rate_limiter_first(
-    fake_bot_api: FakeBotApi, siaga_bot: SiagaBot, limiter: RecordingLimiter
+    siaga_bot: SiagaBot, limiter: RecordingLimiter, budi: SimUser
 ) -> None:
-    budi = fake_bot_api.add_user()
-    await budi.send_text("halo")
     sent = await siaga_bot.send_text(budi.id, "Kirim laporan?", KEYBOARD)
     await siaga_bot.edit_text(budi.id, sent, "Kirim laporan? ✅", KEYBOARD)
     await siaga_bot.edit_text(budi.id, sent, None)
