@@ -86,6 +86,7 @@ from bot.domain.model import (
 from bot.domain.rules import format_ref, ref_head
 from bot.services.outbox_kinds import KINDS, LANE_ORDER
 from bot.services.ports import QueueLine
+from storage import sqlite_direct
 from storage.codec import (
     ensure_utc,
     ensure_utc_or_none,
@@ -187,9 +188,15 @@ class _SqlRepository:
     async def _execute_core(self, statement: Any, params: Any) -> Any:
         """Run a prebuilt Core statement in this unit of work: the session's pending rows
         are flushed first (a Core statement does not flush them), constraint errors
-        translated."""
+        translated. On the inline SQLite dialect a plain statement goes straight to
+        ``sqlite3`` (:mod:`storage.sqlite_direct`), in the same transaction."""
         await self._flush()
         try:
+            direct = sqlite_direct.executor_for(self._session)
+            if direct is not None:
+                result = await direct.execute(self._session, statement, params)
+                if result is not None:
+                    return result
             return await self._session.execute(statement, params)
         except IntegrityError as err:
             raise constraint_error(err, self._table) from None
@@ -303,19 +310,19 @@ class SqlCitizenRepository(_SqlRepository):
 
     async def get(self, citizen_id: int) -> Citizen | None:
         """Return a citizen by id."""
-        row = (await self._session.execute(_CITIZEN_BY_ID, {"citizen_id": citizen_id})).first()
+        row = (await self._execute_core(_CITIZEN_BY_ID, {"citizen_id": citizen_id})).first()
         return None if row is None else _citizen_from_row(_fields(row))
 
     async def get_by_telegram_id(self, telegram_id: int) -> Citizen | None:
         """Return the citizen with this Telegram user id."""
-        result = await self._session.execute(_CITIZEN_BY_TELEGRAM_ID, {"telegram_id": telegram_id})
+        result = await self._execute_core(_CITIZEN_BY_TELEGRAM_ID, {"telegram_id": telegram_id})
         row = result.first()
         return None if row is None else _citizen_from_row(_fields(row))
 
     async def with_draft(self, telegram_id: int) -> tuple[Citizen | None, Ticket | None]:
         """Return the citizen with this Telegram user id and their draft in progress, in one
         read (:data:`_CITIZEN_AND_DRAFT`: plain columns, no ORM objects to load)."""
-        result = await self._session.execute(_CITIZEN_AND_DRAFT, {"telegram_id": telegram_id})
+        result = await self._execute_core(_CITIZEN_AND_DRAFT, {"telegram_id": telegram_id})
         row = result.first()
         if row is None:
             return None, None
@@ -747,7 +754,7 @@ class SqlTicketRepository(_SqlRepository):
 
     async def get(self, ticket_id: int) -> Ticket | None:
         """Return a ticket by id (its columns kept: its next write sets those it changed)."""
-        row = (await self._session.execute(_TICKET_BY_ID, {"ticket_id": ticket_id})).first()
+        row = (await self._execute_core(_TICKET_BY_ID, {"ticket_id": ticket_id})).first()
         if row is None:
             return None
         stored = dict(row._mapping)
@@ -760,12 +767,12 @@ class SqlTicketRepository(_SqlRepository):
 
     async def active_draft(self, citizen_id: int) -> Ticket | None:
         """Return the citizen's draft in progress, if any (a unique index allows one)."""
-        row = (await self._session.execute(_ACTIVE_DRAFT, {"citizen_id": citizen_id})).first()
+        row = (await self._execute_core(_ACTIVE_DRAFT, {"citizen_id": citizen_id})).first()
         return None if row is None else _ticket_from_row(_fields(row))
 
     async def open_tickets(self, citizen_id: int) -> list[Ticket]:
         """Return the citizen's submitted, not yet finished tickets, newest first."""
-        result = await self._session.execute(_OPEN_TICKETS, {"citizen_id": citizen_id})
+        result = await self._execute_core(_OPEN_TICKETS, {"citizen_id": citizen_id})
         return [_ticket_from_row(_fields(row)) for row in result]
 
     async def recent(self, citizen_id: int, limit: int) -> list[Ticket]:
@@ -888,7 +895,7 @@ class SqlTicketRepository(_SqlRepository):
 
     async def queue_lines(self) -> list[QueueLine]:
         """:meth:`queue` as the board shows it (:data:`_QUEUE_LINES`: a few plain columns)."""
-        result = await self._session.execute(_QUEUE_LINES)
+        result = await self._execute_core(_QUEUE_LINES, {})
         return [_queue_line(row) for row in result]
 
     async def unclaimed_since(self, queued_before: datetime) -> list[Ticket]:
@@ -1416,10 +1423,10 @@ class SqlOutboxRepository(_SqlRepository):
         """Return unsent, unfailed rows of one kind, oldest first."""
         registered = KINDS.get(kind)
         if registered is None:
-            result = await self._session.execute(_OWED_OF_KIND, {"b_kind": kind})
+            result = await self._execute_core(_OWED_OF_KIND, {"b_kind": kind})
         else:  # its rows are in its lane: the owed rows of that lane only, by their index
             params = {"b_kind": kind, "b_lane": registered.lane.value}
-            result = await self._session.execute(_OWED_OF_KIND_IN_LANE, params)
+            result = await self._execute_core(_OWED_OF_KIND_IN_LANE, params)
         return [_outbox_from_row(_fields(row)) for row in result]
 
     async def last_sent_of_kind(self, kind: str) -> OutboxMessage | None:
@@ -1814,7 +1821,7 @@ class SqlAssignmentRepository(_SqlRepository):
 
     async def for_ticket(self, ticket_id: int) -> list[Assignment]:
         """Return a ticket's assignments in dispatch order."""
-        result = await self._session.execute(_TICKET_ASSIGNMENTS, {"ticket_id": ticket_id})
+        result = await self._execute_core(_TICKET_ASSIGNMENTS, {"ticket_id": ticket_id})
         return [_assignment_from_row(_fields(row)) for row in result]
 
     async def for_tickets(self, ticket_ids: Collection[int]) -> list[Assignment]:

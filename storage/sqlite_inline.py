@@ -120,7 +120,7 @@ class _Cursor:
         self._cursor.close()
 
 
-class _Connection:
+class InlineConnection:
     """A ``sqlite3`` connection behind aiosqlite's awaitable connection API."""
 
     __slots__ = ("_connection",)
@@ -128,30 +128,30 @@ class _Connection:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection: sqlite3.Connection | None = connection
 
-    def _open(self) -> sqlite3.Connection:
+    def raw(self) -> sqlite3.Connection:
         if self._connection is None:
             raise ValueError("no active connection")
         return self._connection
 
     @property
     def isolation_level(self) -> str | None:
-        return self._open().isolation_level
+        return self.raw().isolation_level
 
     @isolation_level.setter
     def isolation_level(self, value: str | None) -> None:
-        self._open().isolation_level = value  # type: ignore[assignment]  # sqlite3's own check
+        self.raw().isolation_level = value  # type: ignore[assignment]  # sqlite3's own check
 
     def cursor(self) -> _Cursor:
-        return _Cursor(self._open().cursor())
+        return _Cursor(self.raw().cursor())
 
     async def commit(self) -> None:
-        self._open().commit()
+        self.raw().commit()
 
     async def rollback(self) -> None:
-        self._open().rollback()
+        self.raw().rollback()
 
     async def create_function(self, *args: Any, **kw: Any) -> None:
-        self._open().create_function(*args, **kw)
+        self.raw().create_function(*args, **kw)
 
     async def close(self) -> None:
         self.stop()
@@ -246,7 +246,7 @@ class _Dbapi(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> _AdaptedConnection:
         kw.pop("async_creator_fn", None)
         kw["check_same_thread"] = False  # the checkpointer's and the collector's threads
-        connection: Any = _Connection(sqlite3.connect(*arg, **kw))  # aiosqlite's duck type
+        connection: Any = InlineConnection(sqlite3.connect(*arg, **kw))  # aiosqlite's duck type
         return _AdaptedConnection(self, connection)
 
 
@@ -292,7 +292,7 @@ def begin_with_retries(connection: Connection, mode: str, patience_ms: int) -> N
     delay = _FIRST_RETRY
     # Straight to sqlite3, as SQLAlchemy's own BEGIN for its sqlite3 dialect would be: a
     # statement through SQLAlchemy's execution costs more than the BEGIN (one per unit).
-    raw: sqlite3.Connection = connection.connection.driver_connection._open()  # type: ignore[union-attr]
+    raw: sqlite3.Connection = connection.connection.driver_connection.raw()  # type: ignore[union-attr]
     while True:
         try:
             raw.execute(f"BEGIN {mode}")

@@ -1,6 +1,6 @@
 """What a statement costs on SQLite beyond SQLite's own work: the intake's reads are
 prepared once per connection, and a statement of the inline driver passes through the loop
-once.
+once at most (not at all when it goes straight to sqlite3).
 
 SQLite compiles a statement anew at each execution whose bound values might change the
 query plan: a bound value compared with a column that a partial index's WHERE names
@@ -26,7 +26,7 @@ from sqlalchemy import event
 
 from bot.domain.model import TicketStatus
 from bot.services.outbox_kinds import ADVISORY, QUEUE_BOARD, Lane
-from storage import sqlite_inline
+from storage import sqlite_direct, sqlite_inline
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
@@ -54,8 +54,8 @@ async def counted(tmp_path: Path) -> AsyncIterator[tuple[SqlUnitOfWorkFactory, C
     compiles = Compiles()
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        inline = dbapi_connection.driver_connection  # storage.sqlite_inline._Connection
-        inline._open().set_authorizer(compiles)
+        inline = dbapi_connection.driver_connection  # storage.sqlite_inline.InlineConnection
+        inline.raw().set_authorizer(compiles)
 
     event.listen(engine.sync_engine, "connect", on_connect)
     try:
@@ -95,12 +95,17 @@ async def test_the_intakes_reads_are_not_compiled_again_with_other_values(counte
     assert compiles.calls == 0
 
 
-async def test_a_statement_on_the_inline_driver_waits_on_the_loop_once(  # type: ignore[no-untyped-def]
-    counted, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("direct", [True, False], ids=["sqlite_direct", "sqlalchemy"])
+async def test_a_statement_on_the_inline_driver_waits_on_the_loop_at_most_once(  # type: ignore[no-untyped-def]
+    counted, monkeypatch: pytest.MonkeyPatch, direct: bool
 ) -> None:
     """SQLAlchemy's adapted cursor hands each call (opening the cursor, executing it,
     closing it) to the loop through ``await_``; the inline driver's calls complete at once,
-    so it does so only where SQLAlchemy insists on one (``AsyncConnection.execute``)."""
+    so it does so only where SQLAlchemy insists on one (``AsyncConnection.execute``), and a
+    prebuilt statement sent straight to sqlite3 (``storage.sqlite_direct``) not at all once
+    its transaction has begun."""
+    if not direct:
+        monkeypatch.setattr(sqlite_direct, "executor_for", lambda _session: None)
     uow_factory, _ = counted
     first = await _citizen_with_draft(uow_factory, 501)
     waits = 0
@@ -124,7 +129,7 @@ async def test_a_statement_on_the_inline_driver_waits_on_the_loop_once(  # type:
             citizen, _draft = await uow.citizens.with_draft(501)
             assert citizen is not None
             assert citizen.id == first
-        assert waits == 10
+        assert waits == (0 if direct else 10)
 
 
 async def test_a_waiting_board_is_found_without_reading_a_broadcasts_owed_copies(  # type: ignore[no-untyped-def]
@@ -152,7 +157,7 @@ async def test_a_waiting_board_is_found_without_reading_a_broadcasts_owed_copies
     engine = uow_factory._session_factory.kw["bind"]
     async with engine.connect() as connection:  # the pool's one connection: ours to watch
         raw = await connection.get_raw_connection()
-        raw.driver_connection._open().set_progress_handler(count, 100)
+        raw.driver_connection.raw().set_progress_handler(count, 100)
     async with uow_factory() as uow:
         found = await uow.outbox.owed_of_kind(QUEUE_BOARD)
     assert [row.id for row in found] == [board.id]

@@ -1,0 +1,314 @@
+"""The hot path's prebuilt Core statements sent straight to ``sqlite3`` (issue 11).
+
+On the inline SQLite dialect (:mod:`storage.sqlite_inline`) a statement's SQLite work is
+about 10 µs; the same statement through ``AsyncSession.execute`` cost about 95 µs more on
+the development machine (the session's execution, the greenlet, the compiled cache's key,
+the execution context, the cursor result and its metadata), and SQLAlchemy's execution was
+about a quarter of the bot's CPU at 50 citizens flat out. So the repositories' prebuilt Core
+statements (:meth:`storage.repositories._SqlRepository._execute_core`) take a shorter way
+here:
+
+* each statement is compiled once by SQLAlchemy itself, for the engine's dialect, into its
+  SQL text, the order of its ``?`` parameters with their defaults and bind processors (the
+  column types' conversions: times in UTC, JSON…), and its result columns' processors;
+* each execution builds the parameter tuple, runs the SQL on the ``sqlite3`` connection of
+  the session's own transaction, and converts the rows, which keep what the repositories
+  read of SQLAlchemy's rows (by position, by column name, ``_mapping``);
+* the session still begins, commits and rolls back the transaction (its first statement
+  takes the connection through the session, which sends ``BEGIN``), and SQLAlchemy's
+  ``before_cursor_execute`` / ``after_cursor_execute`` events still see every statement (the
+  statement-count test counts them), errors come as SQLAlchemy's (``IntegrityError``…).
+
+What is not a plain statement takes SQLAlchemy's way, unchanged: ORM statements, parameters
+computed in Python (column defaults), expanding ``IN`` lists, ``RETURNING`` over many
+parameter sets, an engine with ``echo``, and a transaction SQLAlchemy has marked failed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Final
+
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql import ClauseElement
+
+from storage import sqlite_inline
+
+#: Prepared statements kept at most (the hot path has a few dozen; a statement built anew per
+#: call would only take the place of older ones).
+MAX_PREPARED: Final = 512
+
+#: ``Session.info`` key: (the session's transaction, its ``sqlite3`` connection, SQLAlchemy's
+#: connection) while that transaction lasts.
+_RAW_KEY: Final = "siaga112_sqlite_direct"
+
+_REQUIRED: Final = object()
+
+#: A transaction's ``sqlite3`` connection and SQLAlchemy's connection.
+_Connection = tuple[sqlite3.Connection, Connection]
+
+
+class DirectRow(tuple[Any, ...]):
+    """A result row: a tuple, with each column also by name (``row.id``) and in
+    ``row._mapping``, as the repositories read SQLAlchemy's rows."""
+
+    __slots__ = ()
+    _keys: ClassVar[tuple[str, ...]] = ()
+    _index: ClassVar[dict[str, int]] = {}
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return dict(zip(self._keys, self, strict=True))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[self._index[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class DirectResult:
+    """The rows of one statement, fetched at once (the part of SQLAlchemy's ``Result`` the
+    repositories use)."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[DirectRow], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[DirectRow]:
+        return iter(self._rows)
+
+    def all(self) -> list[DirectRow]:
+        return list(self._rows)
+
+    def first(self) -> DirectRow | None:
+        return self._rows[0] if self._rows else None
+
+    def one_or_none(self) -> DirectRow | None:
+        if len(self._rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when one or none was required")
+        return self.first()
+
+    def one(self) -> DirectRow:
+        row = self.one_or_none()
+        if row is None:
+            raise NoResultFound("No row was found when one was required")
+        return row
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+    def scalar_one_or_none(self) -> Any:
+        row = self.one_or_none()
+        return None if row is None else row[0]
+
+
+class Prepared:
+    """One statement compiled for the dialect: SQL, parameters, result conversion."""
+
+    __slots__ = ("params", "plain", "processors", "row_type", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        params: tuple[tuple[str, Any, Any], ...],
+        processors: tuple[Any, ...] = (),
+        row_type: type[DirectRow] | None = None,
+    ) -> None:
+        self.sql = sql
+        self.params = params  # (name, default or _REQUIRED, bind processor or None)
+        self.processors = processors  # per result column, None where the value is kept
+        self.row_type = row_type  # None: the statement returns no rows
+        self.plain = not any(processors)
+
+
+def prepare(statement: ClauseElement, dialect: Dialect, keys: Sequence[str]) -> Prepared | None:
+    """Compiles ``statement`` for ``dialect`` as SQLAlchemy's execution would with
+    parameters of these ``keys``; None when it is not a plain statement (see the module)."""
+    compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
+    state = getattr(compiled, "compile_state", None)
+    if type(state).__module__.startswith("sqlalchemy.orm"):
+        return None  # ORM rows or ORM-enabled DML: SQLAlchemy's way
+    if compiled.positiontup is None or compiled.escaped_bind_names:
+        return None
+    if getattr(compiled, "insert_prefetch", ()) or getattr(compiled, "update_prefetch", ()):
+        return None  # a column default computed in Python
+    binds = compiled.binds
+    processors = compiled._bind_processors
+    params: list[tuple[str, Any, Any]] = []
+    for name in compiled.positiontup:
+        bind = binds[name]
+        if bind.expanding or bind.literal_execute or bind.callable is not None:
+            return None
+        default = _REQUIRED if bind.required else bind.value
+        processor = processors.get(name)
+        if isinstance(processor, tuple):
+            return None  # a tuple type's parameter
+        params.append((bind.key, default, processor))
+    columns = compiled._result_columns
+    if not columns:  # an INSERT, UPDATE or DELETE without RETURNING; else textual SQL
+        crud = compiled.isinsert or compiled.isupdate or compiled.isdelete
+        return Prepared(compiled.string, tuple(params)) if crud else None
+    keys_out = tuple(column[0] for column in columns)
+    if len(set(keys_out)) != len(keys_out):
+        return None
+    result_processors = tuple(
+        column[3]._cached_result_processor(dialect, None) for column in columns
+    )
+    row_type = type(
+        "Row",
+        (DirectRow,),
+        {"__slots__": (), "_keys": keys_out, "_index": {k: i for i, k in enumerate(keys_out)}},
+    )
+    return Prepared(compiled.string, tuple(params), result_processors, row_type)
+
+
+class DirectExecutor:
+    """Runs plain Core statements on the ``sqlite3`` connection of a session's transaction
+    (one per engine: it keeps the statements it prepared)."""
+
+    def __init__(self, dialect: Dialect, *, echo: bool = False) -> None:
+        self._dialect = dialect
+        self._echo = echo
+        self._prepared: dict[tuple[object, tuple[str, ...]], Prepared | None] = {}
+
+    def prepared(self, statement: ClauseElement, keys: tuple[str, ...]) -> Prepared | None:
+        """The statement compiled for these parameter names (kept, at most ``MAX_PREPARED``)."""
+        key = (statement, keys)
+        try:
+            return self._prepared[key]
+        except KeyError:
+            pass
+        found = prepare(statement, self._dialect, keys)
+        if len(self._prepared) >= MAX_PREPARED:  # drop the oldest: insertion order
+            del self._prepared[next(iter(self._prepared))]
+        self._prepared[key] = found
+        return found
+
+    async def execute(
+        self, session: AsyncSession, statement: ClauseElement, params: Any
+    ) -> DirectResult | None:
+        """Runs ``statement`` with ``params`` (a mapping, or a list of them without rows
+        returned) in the session's transaction, beginning it if need be; None when the
+        statement must take SQLAlchemy's way."""
+        if self._echo:
+            return None
+        many = isinstance(params, list)
+        first: Mapping[str, Any] = (params[0] if params else {}) if many else (params or {})
+        prepared = self.prepared(statement, tuple(first))
+        if prepared is None or (many and (not params or prepared.row_type is not None)):
+            return None
+        found = await _connection(session)
+        if found is None:
+            return None
+        raw, sync = found
+        events = sync._has_events or sync.engine._has_events  # as SQLAlchemy checks, each time
+        dispatch = sync.dispatch if events else None
+        values: Any = [_values(prepared, p) for p in params] if many else _values(prepared, first)
+        sql = prepared.sql
+        cursor = raw.cursor()
+        try:
+            if dispatch is not None:
+                for fn in dispatch.before_cursor_execute:
+                    sql, values = fn(sync, cursor, sql, values, None, many)
+            if many:
+                cursor.executemany(sql, values)
+            else:
+                cursor.execute(sql, values)
+            rows = cursor.fetchall() if prepared.row_type is not None else []
+            rowcount = cursor.rowcount
+            if dispatch is not None:
+                for fn in dispatch.after_cursor_execute:
+                    fn(sync, cursor, sql, values, None, many)
+        except sqlite3.Error as error:
+            raise DBAPIError.instance(
+                sql, values, error, sqlite3.Error, dialect=self._dialect, ismulti=many
+            ) from error
+        finally:
+            cursor.close()
+        if prepared.row_type is None:
+            return DirectResult([], rowcount)
+        return DirectResult(
+            _rows(prepared.row_type, prepared.processors if not prepared.plain else (), rows),
+            len(rows) if rowcount < 0 else rowcount,
+        )
+
+
+def _values(prepared: Prepared, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    values = []
+    for name, default, processor in prepared.params:
+        value = params.get(name, default)
+        if value is _REQUIRED:
+            raise DBAPIError.instance(
+                prepared.sql,
+                dict(params),
+                KeyError(f"a value is required for bind parameter {name!r}"),
+                KeyError,
+            )
+        values.append(value if processor is None else processor(value))
+    return tuple(values)
+
+
+def _rows(make: type[DirectRow], processors: tuple[Any, ...], rows: list[Any]) -> list[DirectRow]:
+    if not processors:
+        return [make(row) for row in rows]
+    return [
+        make(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
+        for row in rows
+    ]
+
+
+async def _connection(session: AsyncSession) -> _Connection | None:
+    """The ``sqlite3`` connection of the session's transaction (begun through the session if
+    it has not begun) and SQLAlchemy's connection; None if the transaction failed
+    (SQLAlchemy then says why)."""
+    sync_session = session.sync_session
+    transaction = sync_session.get_transaction()
+    info = sync_session.info
+    cached = info.get(_RAW_KEY)
+    if transaction is not None and cached is not None and cached[0] is transaction:
+        return cached[1] if transaction.is_active else None
+    connection = await session.connection()  # BEGIN (storage.db's begin event)
+    transaction = sync_session.get_transaction()
+    if transaction is None or not transaction.is_active:
+        return None
+    driver = (await connection.get_raw_connection()).driver_connection
+    if not isinstance(driver, sqlite_inline.InlineConnection):
+        return None
+    sync = connection.sync_connection
+    if sync is None:
+        return None
+    found = (driver.raw(), sync)
+    info[_RAW_KEY] = (transaction, found)
+    return found
+
+
+_EXECUTORS: weakref.WeakKeyDictionary[Engine, DirectExecutor | None] = weakref.WeakKeyDictionary()
+
+
+def executor_for(session: AsyncSession) -> DirectExecutor | None:
+    """The engine's executor when the session is bound to the inline SQLite dialect
+    (``storage.sqlite_inline``), else None."""
+    bind = session.bind
+    if bind is None:
+        return None
+    engine = bind.sync_engine if isinstance(bind, AsyncEngine) else None
+    if engine is None:
+        return None
+    try:
+        return _EXECUTORS[engine]
+    except KeyError:
+        pass
+    direct = engine.dialect.driver == sqlite_inline.DRIVER
+    executor = DirectExecutor(engine.dialect, echo=bool(engine.echo)) if direct else None
+    _EXECUTORS[engine] = executor
+    return executor
