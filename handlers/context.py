@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
@@ -10,6 +11,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.services import Services
 from bot.services.intake import Actor
 from handlers.advisory_views import AdvisoryViews
+from handlers.markup import markup_json
 from handlers.operator_views import OperatorViews
 from handlers.privacy_views import PrivacyViews
 from handlers.ratelimit import RateLimitArgs
@@ -51,7 +53,8 @@ class SiagaBot(ExtBot[RateLimitArgs]):
         """``editMessageText`` with the defaults, or ``editMessageReplyMarkup`` when ``text``
         is None (the message keeps its text; ``reply_markup`` None removes its buttons)."""
         if text is None:
-            data = {"chat_id": chat_id, "message_id": message_id, "reply_markup": reply_markup}
+            markup = markup_json(reply_markup)
+            data = {"chat_id": chat_id, "message_id": message_id, "reply_markup": markup}
             await self._post("editMessageReplyMarkup", data)
         else:
             data = {**self._text_data(chat_id, text, reply_markup), "message_id": message_id}
@@ -61,14 +64,28 @@ class SiagaBot(ExtBot[RateLimitArgs]):
         self, chat_id: int, text: str, reply_markup: ReplyMarkup | None
     ) -> dict[str, Any]:
         """A text's parameters with the bot's Defaults, as PTB's ``send_message`` sends them
-        (``_post`` drops those that are None)."""
-        data: dict[str, Any] = {"chat_id": chat_id, "text": text, "reply_markup": reply_markup}
-        if (defaults := self.defaults) is not None:
-            data["parse_mode"] = defaults.parse_mode
-            data["link_preview_options"] = defaults.link_preview_options
-            data["disable_notification"] = defaults.disable_notification
-            data["protect_content"] = defaults.protect_content
-        return data
+        (``_post`` drops those that are None); the keyboard and the link preview options go
+        as their JSON (:mod:`handlers.markup`), which PTB passes on as it is."""
+        return {
+            "chat_id": chat_id,
+            "text": text,
+            "reply_markup": markup_json(reply_markup),
+            **self._text_defaults,
+        }
+
+    @functools.cached_property
+    def _text_defaults(self) -> dict[str, Any]:
+        """The Defaults a text is sent with, made once (they do not change)."""
+        defaults = self.defaults
+        if defaults is None:
+            return {}
+        options = defaults.link_preview_options
+        return {
+            "parse_mode": defaults.parse_mode,
+            "link_preview_options": None if options is None else options.to_json(),
+            "disable_notification": defaults.disable_notification,
+            "protect_content": defaults.protect_content,
+        }
 
 
 class Context(CallbackContext[SiagaBot, dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
