@@ -13,7 +13,6 @@ Anything else (a ``WebAppInfo``, a ``LoginUrl``, a ``KeyboardButtonRequestUsers`
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
@@ -40,7 +39,6 @@ _KEYBOARDS = frozenset(
 )
 
 
-@functools.cache
 def _fields(cls: type[TelegramObject]) -> tuple[str, ...]:
     """The public attributes PTB's ``to_dict`` reads of an object of ``cls`` (its slots
     through the MRO, private ones and ``api_kwargs`` aside), in PTB's order."""
@@ -48,12 +46,17 @@ def _fields(cls: type[TelegramObject]) -> tuple[str, ...]:
     return tuple(name for name in names if not name.startswith("_") and name != "api_kwargs")
 
 
+#: Each keyboard class's fields.
+_KEYBOARD_FIELDS = {cls: _fields(cls) for cls in _KEYBOARDS}
+
+
 def _plain_dict(obj: TelegramObject) -> dict[str, Any] | None:
     """``obj.to_dict()`` when every value is plain or a grid of plain objects; else None."""
-    if type(obj) not in _KEYBOARDS or obj.api_kwargs:
+    fields = _KEYBOARD_FIELDS.get(type(obj))
+    if fields is None or obj.api_kwargs:
         return None
     data: dict[str, Any] = {}
-    for name in _fields(type(obj)):
+    for name in fields:
         value = getattr(obj, name)
         if value is None:
             continue
