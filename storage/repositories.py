@@ -169,8 +169,13 @@ class _SqlRepository:
 
     _table: str
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(
+        self, session: AsyncSession, direct: sqlite_direct.DirectExecutor | None = None
+    ) -> None:
+        """``direct``: the executor that sends prebuilt statements straight to sqlite3 (the
+        unit of work finds it once: :func:`storage.sqlite_direct.executor_for`)."""
         self._session = session
+        self._direct = direct
 
     @property
     def _dialect(self) -> str:
@@ -192,8 +197,7 @@ class _SqlRepository:
         ``sqlite3`` (:mod:`storage.sqlite_direct`), in the same transaction."""
         await self._flush()
         try:
-            direct = sqlite_direct.executor_for(self._session)
-            if direct is not None:
+            if (direct := self._direct) is not None:
                 result = await direct.execute(self._session, statement, params)
                 if result is not None:
                     return result
@@ -204,6 +208,8 @@ class _SqlRepository:
     def _expire_loaded(self, model: type[Any], ids: Collection[int | None]) -> None:
         """Copies of these rows in this session's identity map are read anew next time
         (a Core statement wrote the rows behind the session's back)."""
+        if not self._session.identity_map:  # the hot path loads no ORM object at all
+            return
         for row_id in ids:
             loaded = self._session.identity_map.get(self._session.identity_key(model, row_id))
             if loaded is not None:

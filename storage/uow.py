@@ -48,6 +48,7 @@ from bot.services.ports import (
     StorageBusy,
     TicketRepository,
 )
+from storage import sqlite_direct
 from storage.db import SQLITE_BEGIN_OPTION, SQLITE_BUSY_OPTION
 from storage.repositories import (
     SqlAdvisoryRepository,
@@ -131,17 +132,18 @@ class SqlUnitOfWork:
                 self._writers.release()
             raise
         self._session = session
-        self.citizens = SqlCitizenRepository(session)
-        self.tickets = SqlTicketRepository(session)
-        self.events = SqlEventRepository(session)
-        self.messages = SqlMessageRepository(session)
-        self.outbox = SqlOutboxRepository(session)
-        self.chat_aliases = SqlChatAliasRepository(session)
-        self.operators = SqlOperatorRepository(session)
-        self.assignments = SqlAssignmentRepository(session)
-        self.audit = SqlAuditRepository(session)
-        self.advisories = SqlAdvisoryRepository(session)
-        self.agency_requests = SqlAgencyRequestRepository(session)
+        direct = sqlite_direct.executor_for(session)  # the inline SQLite dialect's, else None
+        self.citizens = SqlCitizenRepository(session, direct)
+        self.tickets = SqlTicketRepository(session, direct)
+        self.events = SqlEventRepository(session, direct)
+        self.messages = SqlMessageRepository(session, direct)
+        self.outbox = SqlOutboxRepository(session, direct)
+        self.chat_aliases = SqlChatAliasRepository(session, direct)
+        self.operators = SqlOperatorRepository(session, direct)
+        self.assignments = SqlAssignmentRepository(session, direct)
+        self.audit = SqlAuditRepository(session, direct)
+        self.advisories = SqlAdvisoryRepository(session, direct)
+        self.agency_requests = SqlAgencyRequestRepository(session, direct)
         return self
 
     async def _check_out(self, session: AsyncSession) -> None:
