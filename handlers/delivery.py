@@ -17,7 +17,7 @@ from datetime import timedelta
 from html import escape
 from typing import Any
 
-from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -55,6 +55,7 @@ from bot.services.ports import DeliveryError, DeliveryResult, Fault
 from bot.services.queries import TicketDetail, TicketQueries
 from bot.services.queue import QueueService
 from handlers.advisory_views import AdvisoryViews
+from handlers.context import SiagaBot
 from handlers.operator_views import OperatorViews
 from handlers.ratelimit import GovernedRateLimiter
 from handlers.views import Views
@@ -144,7 +145,7 @@ class TelegramDeliverer:
 
     def __init__(
         self,
-        bot: Bot,
+        bot: SiagaBot,
         queries: TicketQueries,
         intake: IntakeService,
         views: Views,
@@ -361,11 +362,11 @@ async def _operator_card(d: TelegramDeliverer, delivery: Delivery) -> DeliveryRe
     ticket = delivery.ticket
     assignments = delivery.detail.assignments if delivery.detail else ()
     card = d.operator_views.card(ticket, delivery.citizen, assignments)
-    sent = await d.bot.send_message(
-        chat, d.marked(delivery, card.text), reply_markup=card.markup,
+    chat_id, message_id, thread_id = await d.bot.send_placed(
+        chat, d.marked(delivery, card.text), card.markup,
         message_thread_id=ticket.operator_thread_id, **d.limits(delivery),
     )  # fmt: skip
-    return result_of(sent)
+    return DeliveryResult(chat_id=chat_id, message_id=message_id, thread_id=thread_id)
 
 
 @sends(OPERATOR_PIN)

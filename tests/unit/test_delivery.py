@@ -74,6 +74,13 @@ class FakeBot:
     async def send_message(self, chat_id: int, text: str, **kwargs: Any) -> Message:
         return self._answer("sendMessage", chat_id, text=text, **kwargs)
 
+    async def send_placed(
+        self, chat_id: int, text: str, reply_markup: Any = None, **kwargs: Any
+    ) -> tuple[int, int, int | None]:
+        """SiagaBot's: a sendMessage answered with the chat, id and topic only."""
+        sent = self._answer("sendMessage", chat_id, text=text, reply_markup=reply_markup, **kwargs)
+        return sent.chat_id, sent.message_id, sent.message_thread_id
+
     async def send_location(self, chat_id: int, **kwargs: Any) -> Message:
         return self._answer("sendLocation", chat_id, **kwargs)
 

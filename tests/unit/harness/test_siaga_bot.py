@@ -33,6 +33,7 @@ class RecordingLimiter(BaseRateLimiter[None]):
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, object]] = []
+        self.args: list[object] = []
 
     async def initialize(self) -> None:
         pass
@@ -50,6 +51,7 @@ class RecordingLimiter(BaseRateLimiter[None]):
         rate_limit_args: None,
     ) -> bool | dict[str, Any] | list[Any]:
         self.seen.append((endpoint, data.get("chat_id")))
+        self.args.append(rate_limit_args)
         return await callback(*args, **kwargs)
 
 
@@ -146,3 +148,30 @@ async def test_every_call_asks_the_rate_limiter_first(
         ("editMessageText", budi.id),
         ("editMessageReplyMarkup", budi.id),
     ]
+
+
+async def test_a_card_goes_into_its_topic_as_send_message_sends_it(
+    fake_bot_api: FakeBotApi, siaga_bot: SiagaBot, limiter: RecordingLimiter
+) -> None:
+    """The outbox's card: the same request as ``send_message`` into the topic, and the
+    chat, id and topic of Telegram's answer back; the governor's arguments reach the
+    limiter and not Telegram."""
+    group = -1001234567890
+    fake_bot_api.register_forum(group, "Operator 112")
+    topic = await siaga_bot.create_forum_topic(group, "SMG-1 Kebakaran")
+    thread = topic.message_thread_id
+    ptb = await siaga_bot.send_message(group, "<b>SMG-1</b>", reply_markup=KEYBOARD,
+                                       message_thread_id=thread)  # fmt: skip
+    ours = await siaga_bot.send_placed(group, "<b>SMG-1</b>", KEYBOARD, message_thread_id=thread,
+                                       rate_limit_args={"priority": 3, "rank": 1})  # fmt: skip
+    first, second = fake_bot_api.calls_to("sendMessage")
+    assert second.params == first.params
+    assert second.params["message_thread_id"] == thread
+    assert ours == (group, ptb.message_id + 1, thread)
+    stored = fake_bot_api.model.message(group, ours[1])
+    assert stored is not None
+    assert stored.button_texts == ["✅ Kirim"]
+    in_general = await siaga_bot.send_placed(group, "papan antrean")
+    assert in_general[2] is None
+    assert {"priority": 3, "rank": 1} in limiter.args
+    assert "rate_limit_args" not in str(second.params)
