@@ -1,10 +1,11 @@
 """The hot path's prebuilt Core statements sent straight to ``sqlite3`` (issue 11).
 
 On the inline SQLite dialect (:mod:`storage.sqlite_inline`) a statement's SQLite work is
-about 10 µs; the same statement through ``AsyncSession.execute`` cost about 95 µs more on
-the development machine (the session's execution, the greenlet, the compiled cache's key,
-the execution context, the cursor result and its metadata), and SQLAlchemy's execution was
-about a quarter of the bot's CPU at 50 citizens flat out. So the repositories' prebuilt Core
+about 10 µs; through ``AsyncSession.execute`` the intake's joined read took 95 µs on the
+development machine, straight to ``sqlite3`` 17 µs (the session's execution, the greenlet,
+the compiled cache's key, the execution context, the cursor result and its metadata), and
+SQLAlchemy's execution was about a quarter of the bot's CPU samples at 50 citizens flat out
+(py-spy). So the repositories' prebuilt Core
 statements (:meth:`storage.repositories._SqlRepository._execute_core`) take a shorter way
 here:
 

@@ -259,9 +259,18 @@ async def test_an_echoing_engine_keeps_sqlalchemys_way(tmp_path: Path) -> None:
         await engine.dispose()
 
 
-async def test_the_thread_driver_and_postgresql_have_no_direct_way(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'thread.db'}"
-    engine = create_engine(url, sqlite_driver="thread")
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("sqlite+aiosqlite:///{tmp}/thread.db", "thread"),
+        ("postgresql+asyncpg://postgres@127.0.0.1:5432/test", "inline"),  # never connected
+    ],
+    ids=["sqlite-thread", "postgresql"],
+)
+async def test_the_thread_driver_and_postgresql_have_no_direct_way(
+    tmp_path: Path, url: str, driver: str
+) -> None:
+    engine = create_engine(url.format(tmp=tmp_path), sqlite_driver=driver)
     try:
         async with session_factory(engine)() as session:
             assert executor_for(session) is None
