@@ -116,7 +116,7 @@ class DirectResult:
 class Prepared:
     """One statement compiled for the dialect: SQL, parameters, result conversion."""
 
-    __slots__ = ("params", "plain", "processors", "row_type", "sql")
+    __slots__ = ("converted", "params", "row_type", "sql")
 
     def __init__(
         self,
@@ -127,9 +127,10 @@ class Prepared:
     ) -> None:
         self.sql = sql
         self.params = params  # (name, default or _REQUIRED, bind processor or None)
-        self.processors = processors  # per result column, None where the value is kept
+        #: (index, processor) of the result columns whose values are converted (a row of the
+        #: intake's joined read has about 90 columns; most are kept as SQLite gives them)
+        self.converted = tuple((i, p) for i, p in enumerate(processors) if p is not None)
         self.row_type = row_type  # None: the statement returns no rows
-        self.plain = not any(processors)
 
 
 def prepare(statement: ClauseElement, dialect: Dialect, keys: Sequence[str]) -> Prepared | None:
@@ -239,7 +240,7 @@ class DirectExecutor:
         if prepared.row_type is None:
             return DirectResult([], rowcount)
         return DirectResult(
-            _rows(prepared.row_type, prepared.processors if not prepared.plain else (), rows),
+            _rows(prepared.row_type, prepared.converted, rows),
             len(rows) if rowcount < 0 else rowcount,
         )
 
@@ -259,13 +260,18 @@ def _values(prepared: Prepared, params: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def _rows(make: type[DirectRow], processors: tuple[Any, ...], rows: list[Any]) -> list[DirectRow]:
-    if not processors:
+def _rows(
+    make: type[DirectRow], converted: tuple[tuple[int, Any], ...], rows: list[Any]
+) -> list[DirectRow]:
+    if not converted:
         return [make(row) for row in rows]
-    return [
-        make(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
-        for row in rows
-    ]
+    made = []
+    for row in rows:
+        values = list(row)
+        for i, processor in converted:
+            values[i] = processor(values[i])
+        made.append(make(values))
+    return made
 
 
 async def _connection(session: AsyncSession) -> _Connection | None:
