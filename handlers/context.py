@@ -38,10 +38,10 @@ class SiagaBot(ExtBot[RateLimitArgs]):
     async def send_text(
         self, chat_id: int, text: str, reply_markup: ReplyMarkup | None = None
     ) -> int:
-        """``sendMessage`` with the defaults (HTML, no link previews); returns the message id."""
-        data = self._text_data(chat_id, text, reply_markup)
-        result = await self._post("sendMessage", data)
-        return int(result["message_id"])
+        """``sendMessage`` with the defaults (HTML, no link previews); returns the message id
+        (:meth:`send_placed` without a topic or the governor's arguments)."""
+        _chat, message_id, _topic = await self.send_placed(chat_id, text, reply_markup)
+        return message_id
 
     async def send_placed(
         self,

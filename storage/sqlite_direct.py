@@ -43,8 +43,8 @@ from storage import sqlite_inline
 #: call would only take the place of older ones).
 MAX_PREPARED: Final = 512
 
-#: ``Session.info`` key: (the session's transaction, its ``sqlite3`` connection, SQLAlchemy's
-#: connection) while that transaction lasts.
+#: ``Session.info`` key: (the session's transaction, (its ``sqlite3`` connection,
+#: SQLAlchemy's connection)) while that transaction lasts.
 _RAW_KEY: Final = "siaga112_sqlite_direct"
 
 _REQUIRED: Final = object()
