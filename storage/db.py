@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import weakref
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, event, make_url
+from sqlalchemy import URL, Connection, Engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
@@ -51,6 +52,9 @@ DEFAULT_POSTGRES_POOL_TIMEOUT = 30.0
 
 #: The SQLite drivers :func:`create_engine` knows (``SQLITE_DRIVER``).
 SQLITE_DRIVERS = ("inline", "thread")
+
+#: Each SQLite engine's busy timeout (milliseconds), for BEGINs sent without SQLAlchemy.
+_BUSY_TIMEOUTS: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MIN_SQLITE = (3, 35, 0)  # INSERT … ON CONFLICT … RETURNING
@@ -121,6 +125,12 @@ def create_engine(
     raise ValueError(f"unsupported database backend {backend!r}: use SQLite or PostgreSQL")
 
 
+def sqlite_busy_timeout_ms(engine: Engine) -> int:
+    """The busy timeout a SQLite engine was made with (:func:`create_engine`): how long a
+    ``BEGIN`` waits for another process's write lock unless told otherwise."""
+    return _BUSY_TIMEOUTS.get(engine, DEFAULT_SQLITE_BUSY_TIMEOUT_MS)
+
+
 def dialect_insert(dialect: str, table: Any) -> postgresql.Insert | sqlite.Insert:
     """An ``INSERT`` into ``table`` in the dialect's own form, the one that has
     ``ON CONFLICT`` (both databases spell it alike)."""
@@ -143,6 +153,7 @@ def _create_sqlite_engine(
         sqlite_inline.register()
         url = url.set(drivername=f"sqlite+{sqlite_inline.DRIVER}")
     engine = _create_async_engine(url, echo=echo)
+    _BUSY_TIMEOUTS[engine.sync_engine] = int(busy_timeout_ms)
     database = url.database or ""
     file_backed = database not in ("", ":memory:") and not database.startswith("file:")
 

@@ -169,24 +169,44 @@ class _SqlRepository:
 
     _table: str
 
-    def __init__(
-        self, session: AsyncSession, direct: sqlite_direct.DirectExecutor | None = None
-    ) -> None:
-        """``direct``: the executor that sends prebuilt statements straight to sqlite3 (the
-        unit of work finds it once: :func:`storage.sqlite_direct.executor_for`)."""
-        self._session = session
-        self._direct = direct
+    def __init__(self, session: AsyncSession | sqlite_direct.DirectUnit) -> None:
+        """``session``: the unit of work's session, or on the inline SQLite dialect its
+        :class:`~storage.sqlite_direct.DirectUnit`, which sends prebuilt statements straight
+        to sqlite3 and makes the session only when an ORM call needs it."""
+        self._source = session
+        self._info = session.info
+
+    @property
+    def _session(self) -> AsyncSession:
+        """The unit of work's session (on a :class:`~storage.sqlite_direct.DirectUnit`, made
+        now if it was not: only ORM calls ask for it)."""
+        source = self._source
+        return source.session() if isinstance(source, sqlite_direct.DirectUnit) else source
+
+    @property
+    def _unit(self) -> sqlite_direct.DirectUnit | None:
+        source = self._source
+        return source if isinstance(source, sqlite_direct.DirectUnit) else None
+
+    @property
+    def _loaded(self) -> AsyncSession | None:
+        """The session if it exists (None: no ORM object was loaded or added)."""
+        source = self._source
+        return source.loaded if isinstance(source, sqlite_direct.DirectUnit) else source
 
     @property
     def _dialect(self) -> str:
-        return self._session.get_bind().dialect.name
+        source = self._source
+        if isinstance(source, sqlite_direct.DirectUnit):
+            return "sqlite"
+        return source.get_bind().dialect.name
 
     async def _flush(self) -> None:
-        session = self._session
-        if not (session.new or session.deleted or session.dirty):  # no ORM object to write
-            return  # (the hot path writes by Core statements: this saves a greenlet a call)
+        session = self._loaded
+        if session is None or not (session.new or session.deleted or session.dirty):
+            return  # no ORM object to write (the hot path writes by Core statements)
         try:
-            await self._session.flush()
+            await session.flush()
         except IntegrityError as err:
             raise constraint_error(err, self._table) from None
 
@@ -197,8 +217,8 @@ class _SqlRepository:
         ``sqlite3`` (:mod:`storage.sqlite_direct`), in the same transaction."""
         await self._flush()
         try:
-            if (direct := self._direct) is not None:
-                result = await direct.execute(self._session, statement, params)
+            if (unit := self._unit) is not None:
+                result = await unit.execute(statement, params)
                 if result is not None:
                     return result
             return await self._session.execute(statement, params)
@@ -208,12 +228,13 @@ class _SqlRepository:
     def _expire_loaded(self, model: type[Any], ids: Collection[int | None]) -> None:
         """Copies of these rows in this session's identity map are read anew next time
         (a Core statement wrote the rows behind the session's back)."""
-        if not self._session.identity_map:  # the hot path loads no ORM object at all
+        session = self._loaded
+        if session is None or not session.identity_map:  # the hot path loads no ORM object
             return
         for row_id in ids:
-            loaded = self._session.identity_map.get(self._session.identity_key(model, row_id))
+            loaded = session.identity_map.get(session.identity_key(model, row_id))
             if loaded is not None:
-                self._session.expire(loaded)
+                session.expire(loaded)
 
     async def _insert(
         self, table: Table, columns: dict[str, Any], *, guarded: bool = False
@@ -334,7 +355,7 @@ class SqlCitizenRepository(_SqlRepository):
             return None, None
         citizen, draft, stored = _citizen_and_draft(tuple(row))
         if draft is not None and stored is not None:  # the draft's next write: what changed
-            _stored_tickets(self._session)[_require_id(draft.id, "ticket")] = stored
+            _stored_tickets(self._info)[_require_id(draft.id, "ticket")] = stored
         return citizen, draft
 
     async def add(self, citizen: Citizen) -> Citizen:
@@ -743,13 +764,14 @@ def _citizen_and_draft(
     return _citizen_from_row(citizen), _ticket_from_row(SimpleNamespace(**stored)), stored
 
 
-#: ``Session.info`` key: ticket id -> its columns as this unit of work last read or wrote
-#: them (:meth:`SqlTicketRepository.update` writes only the columns that differ).
+#: ``info`` key (the unit of work's session's, or its DirectUnit's): ticket id -> its
+#: columns as this unit of work last read or wrote them (:meth:`SqlTicketRepository.update`
+#: writes only the columns that differ).
 _STORED_TICKETS = "siaga112_stored_tickets"
 
 
-def _stored_tickets(session: AsyncSession) -> dict[int, dict[str, Any]]:
-    stored: dict[int, dict[str, Any]] = session.info.setdefault(_STORED_TICKETS, {})
+def _stored_tickets(info: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    stored: dict[int, dict[str, Any]] = info.setdefault(_STORED_TICKETS, {})
     return stored
 
 
@@ -764,7 +786,7 @@ class SqlTicketRepository(_SqlRepository):
         if row is None:
             return None
         stored = dict(row._mapping)
-        _stored_tickets(self._session)[ticket_id] = stored
+        _stored_tickets(self._info)[ticket_id] = stored
         return _ticket_from_row(SimpleNamespace(**stored))
 
     async def get_by_ref(self, ref: str) -> Ticket | None:
@@ -861,7 +883,7 @@ class SqlTicketRepository(_SqlRepository):
         columns = _ticket_columns(ticket)
         if taking_ref is not None:
             del columns["ref"]
-        stored = _stored_tickets(self._session)
+        stored = _stored_tickets(self._info)
         known = stored.pop(ticket_id, None)
         if known is not None:
             columns = {

@@ -13,16 +13,19 @@ here:
   SQL text, the order of its ``?`` parameters with their defaults and bind processors (the
   column types' conversions: times in UTC, JSON…), and its result columns' processors;
 * each execution builds the parameter tuple, runs the SQL on the ``sqlite3`` connection of
-  the session's own transaction, and converts the rows, which keep what the repositories
+  the unit of work's transaction, and converts the rows, which keep what the repositories
   read of SQLAlchemy's rows (by position, by column name, ``_mapping``);
-* the session still begins, commits and rolls back the transaction (its first statement
-  takes the connection through the session, which sends ``BEGIN``), and SQLAlchemy's
-  ``before_cursor_execute`` / ``after_cursor_execute`` events still see every statement (the
-  statement-count test counts them), errors come as SQLAlchemy's (``IntegrityError``…).
+* the unit of work itself (:class:`DirectUnit`) holds a pooled connection, begins, commits
+  and rolls back on ``sqlite3``, and makes a SQLAlchemy session, bound to that connection
+  and its transaction, only when an ORM call needs one; SQLAlchemy's ``begin``,
+  ``commit``, ``rollback``, ``before_cursor_execute`` and ``after_cursor_execute`` events
+  still see every transaction and statement (the statement-count test counts them), errors
+  come as SQLAlchemy's (``IntegrityError``…).
 
-What is not a plain statement takes SQLAlchemy's way, unchanged: ORM statements, parameters
-computed in Python (column defaults), expanding ``IN`` lists, ``RETURNING`` over many
-parameter sets, an engine with ``echo``, and a transaction SQLAlchemy has marked failed.
+What is not a plain statement takes SQLAlchemy's way, through the unit's session: ORM
+statements, parameters computed in Python (column defaults), expanding ``IN`` lists,
+``RETURNING`` over many parameter sets, and a transaction SQLAlchemy has marked failed. An
+engine with ``echo`` and the ``thread`` driver keep SQLAlchemy's session throughout.
 """
 
 from __future__ import annotations
@@ -33,19 +36,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from storage import sqlite_inline
 
 #: Prepared statements kept at most (the hot path has a few dozen; a statement built anew per
 #: call would only take the place of older ones).
 MAX_PREPARED: Final = 512
-
-#: ``Session.info`` key: (the session's transaction, (its ``sqlite3`` connection,
-#: SQLAlchemy's connection)) while that transaction lasts.
-_RAW_KEY: Final = "siaga112_sqlite_direct"
 
 _REQUIRED: Final = object()
 
@@ -197,11 +197,11 @@ class DirectExecutor:
         return found
 
     async def execute(
-        self, session: AsyncSession, statement: ClauseElement, params: Any
+        self, unit: DirectUnit, statement: ClauseElement, params: Any
     ) -> DirectResult | None:
         """Runs ``statement`` with ``params`` (a mapping, or a list of them without rows
-        returned) in the session's transaction, beginning it if need be; None when the
-        statement must take SQLAlchemy's way."""
+        returned) in the unit's transaction, beginning it if need be; None when the
+        statement must take SQLAlchemy's way (the unit's session)."""
         if self._echo:
             return None
         many = isinstance(params, list)
@@ -209,7 +209,7 @@ class DirectExecutor:
         prepared = self.prepared(statement, tuple(first))
         if prepared is None or (many and (not params or prepared.row_type is not None)):
             return None
-        found = await _connection(session)
+        found = await unit.connection()
         if found is None:
             return None
         raw, sync = found
@@ -274,43 +274,12 @@ def _rows(
     return made
 
 
-async def _connection(session: AsyncSession) -> _Connection | None:
-    """The ``sqlite3`` connection of the session's transaction (begun through the session if
-    it has not begun) and SQLAlchemy's connection; None if the transaction failed
-    (SQLAlchemy then says why)."""
-    sync_session = session.sync_session
-    transaction = sync_session.get_transaction()
-    info = sync_session.info
-    cached = info.get(_RAW_KEY)
-    if transaction is not None and cached is not None and cached[0] is transaction:
-        return cached[1] if transaction.is_active else None
-    connection = await session.connection()  # BEGIN (storage.db's begin event)
-    transaction = sync_session.get_transaction()
-    if transaction is None or not transaction.is_active:
-        return None
-    driver = (await connection.get_raw_connection()).driver_connection
-    if not isinstance(driver, sqlite_inline.InlineConnection):
-        return None
-    sync = connection.sync_connection
-    if sync is None:
-        return None
-    found = (driver.raw(), sync)
-    info[_RAW_KEY] = (transaction, found)
-    return found
-
-
 _EXECUTORS: weakref.WeakKeyDictionary[Engine, DirectExecutor | None] = weakref.WeakKeyDictionary()
 
 
-def executor_for(session: AsyncSession) -> DirectExecutor | None:
-    """The engine's executor when the session is bound to the inline SQLite dialect
-    (``storage.sqlite_inline``), else None."""
-    bind = session.bind
-    if bind is None:
-        return None
-    engine = bind.sync_engine if isinstance(bind, AsyncEngine) else None
-    if engine is None:
-        return None
+def executor_for_engine(bind: AsyncEngine) -> DirectExecutor | None:
+    """The engine's executor on the inline SQLite dialect without ``echo``, else None."""
+    engine = bind.sync_engine
     try:
         return _EXECUTORS[engine]
     except KeyError:
@@ -319,3 +288,184 @@ def executor_for(session: AsyncSession) -> DirectExecutor | None:
     executor = DirectExecutor(engine.dialect, echo=bool(engine.echo)) if direct else None
     _EXECUTORS[engine] = executor
     return executor
+
+
+class DirectUnit:
+    """A unit of work's connection and transaction on the inline SQLite dialect, its
+    SQLAlchemy session made only when an ORM call needs one.
+
+    The session around a unit of work was the last large piece of SQLAlchemy on the hot
+    path: its making, its transaction's begin and commit and its closing cost about 250 µs
+    a unit (measured alone on the development machine), where ``sqlite3``'s own ``BEGIN``
+    and ``COMMIT`` cost a few. Here the unit takes a pooled connection (SQLAlchemy's
+    :class:`~sqlalchemy.engine.Connection`, so the pool, its ``connect`` event and SQLAlchemy's
+    events stay as they are). At its first statement it sends ``BEGIN`` to ``sqlite3``
+    (:func:`storage.sqlite_inline.begin_raw`: the mode and the wait for another process's
+    lock that the engine's ``begin`` listener gives a session, on asyncio) and begins
+    SQLAlchemy's transaction on the connection over it (the listener then sends nothing);
+    the unit commits or rolls back that transaction.
+
+    An ORM call (a repository's ``self._session``) makes the session, bound to this very
+    connection: it joins the transaction begun, or begins one itself when the unit has none;
+    committing or rolling back the unit goes through the session first (its pending objects
+    are flushed, or dropped), so its objects end with the transaction as before.
+    """
+
+    __slots__ = (
+        "_closed", "_engine", "_executor", "_factory", "_mode", "_options", "_patience_ms",
+        "_raw", "_session", "_sync", "info",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
+        executor: DirectExecutor,
+        sync: Connection,
+        *,
+        mode: str,
+        patience_ms: int,
+        options: Mapping[str, object],
+    ) -> None:
+        """Use :meth:`open`."""
+        self._factory = factory
+        self._engine = engine
+        self._executor = executor
+        self._sync: Connection | None = sync
+        self._raw: sqlite3.Connection = sqlite_inline.raw_of(sync)
+        self._mode = mode
+        self._patience_ms = patience_ms
+        self._options = dict(options)
+        self._session: AsyncSession | None = None
+        self._closed = False
+        #: What the unit's repositories keep while it lasts (a session's ``info``).
+        self.info: dict[str, Any] = {}
+
+    @classmethod
+    async def open(
+        cls,
+        factory: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
+        executor: DirectExecutor,
+        *,
+        mode: str,
+        patience_ms: int,
+        options: Mapping[str, object],
+    ) -> DirectUnit:
+        """Takes a connection from the engine's pool (in SQLAlchemy's greenlet, where a
+        full pool is waited for on asyncio and a new connection is opened); nothing begins
+        before the first statement. ``mode`` and ``patience_ms``: the ``BEGIN``'s, as the
+        engine's ``begin`` event takes them from ``options`` (which the session gets)."""
+        sync = await greenlet_spawn(Connection, engine.sync_engine)
+        try:
+            return cls(
+                factory, engine, executor, sync,
+                mode=mode, patience_ms=patience_ms, options=options,
+            )  # fmt: skip
+        except BaseException:
+            sync.close()
+            raise
+
+    @property
+    def loaded(self) -> AsyncSession | None:
+        """The session, if an ORM call made one (None: no ORM object exists in this unit)."""
+        return self._session
+
+    async def execute(self, statement: ClauseElement, params: Any) -> DirectResult | None:
+        """A plain statement straight to ``sqlite3`` in this unit's transaction
+        (:meth:`DirectExecutor.execute`); None: it takes SQLAlchemy's way, the session's."""
+        return await self._executor.execute(self, statement, params)
+
+    def session(self) -> AsyncSession:
+        """The unit's session, made at the first call, bound to the unit's connection."""
+        session = self._session
+        if session is None:
+            sync = self._open_connection()
+            session = self._factory(
+                bind=AsyncConnection(self._engine, sync),
+                execution_options=self._options,
+                close_resets_only=False,  # a repository kept past the block fails loudly
+            )
+            self._session = session
+        return session
+
+    async def connection(self) -> _Connection | None:
+        """The ``sqlite3`` connection in a transaction (begun here if need be) and
+        SQLAlchemy's connection; None if the session's transaction failed (SQLAlchemy then
+        says why)."""
+        sync = self._open_connection()
+        session = self._session
+        if session is not None:
+            transaction = session.sync_session.get_transaction()
+            if transaction is not None and not transaction.is_active:
+                return None
+        raw = self._raw
+        if not raw.in_transaction:
+            try:
+                await sqlite_inline.begin_raw(raw, self._mode, self._patience_ms)
+            except sqlite3.Error as error:
+                raise _wrapped(f"BEGIN {self._mode}", error) from error
+        if not sync.in_transaction():
+            # SQLAlchemy's transaction over it, as a session's would be: the engine's begin
+            # event (its listener sends nothing, sqlite3 is in a transaction), and a session
+            # made later joins it instead of beginning its own.
+            sync.begin()
+        return raw, sync
+
+    async def commit(self) -> None:
+        """Commit what was begun, through the session if one was made (its pending objects
+        are flushed first)."""
+        self._open_connection()
+        if (session := self._session) is not None:
+            await session.commit()
+        self._end(commit=True)
+
+    async def rollback(self) -> None:
+        """Roll back what was begun, through the session if one was made (its pending
+        objects are dropped)."""
+        self._open_connection()
+        if (session := self._session) is not None:
+            await session.rollback()
+        self._end(commit=False)
+
+    async def close(self) -> None:
+        """Roll back whatever was not committed, close the session, hand the connection
+        back to the pool. The unit cannot be used again."""
+        if self._closed:
+            return
+        try:
+            await self.rollback()
+        finally:
+            self._closed = True
+            session, self._session = self._session, None
+            try:
+                if session is not None:
+                    await session.close()
+            finally:
+                sync, self._sync = self._sync, None
+                if sync is not None:
+                    sync.close()  # the pool's reset rolls back on sqlite3 if anything is left
+
+    def _end(self, commit: bool) -> None:
+        """Ends SQLAlchemy's transaction on the connection, if one is left (a session that
+        joined it does not end it), and with it ``sqlite3``'s (SQLAlchemy's events and
+        error handling as for any transaction of its own)."""
+        sync = self._sync
+        transaction = None if sync is None else sync.get_transaction()
+        if transaction is None:
+            return
+        if commit:
+            transaction.commit()
+        else:
+            transaction.rollback()
+
+    def _open_connection(self) -> Connection:
+        sync = self._sync
+        if sync is None or self._closed:
+            raise RuntimeError("the unit of work is not in progress: use `async with`")
+        return sync
+
+
+def _wrapped(sql: str, error: sqlite3.Error) -> StatementError:
+    """A ``sqlite3`` error as SQLAlchemy raises it (``OperationalError``…)."""
+    return DBAPIError.instance(sql, (), error, sqlite3.Error)

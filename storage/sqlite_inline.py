@@ -284,31 +284,65 @@ def is_locked(error: BaseException) -> bool:
     )
 
 
+def raw_of(connection: Connection) -> sqlite3.Connection:
+    """The ``sqlite3`` connection under a SQLAlchemy connection of this dialect."""
+    raw: sqlite3.Connection = connection.connection.driver_connection.raw()  # type: ignore[union-attr]
+    return raw
+
+
 def begin_with_retries(connection: Connection, mode: str, patience_ms: int) -> None:
     """``BEGIN <mode>`` on a connection whose busy timeout is 0, retried after asyncio sleeps
     while another process holds the write lock, for at most ``patience_ms``; then
-    ``StorageBusy``. Runs inside SQLAlchemy's greenlet, where ``await_`` yields to the loop."""
-    deadline = time.monotonic() + patience_ms / 1000
-    delay = _FIRST_RETRY
+    ``StorageBusy``. Runs inside SQLAlchemy's greenlet, where ``await_`` yields to the loop.
+
+    Nothing is sent when the connection is in a transaction already: a unit of work of
+    :mod:`storage.sqlite_direct` began it on ``sqlite3`` before its session was made, and the
+    session's transaction joins it."""
     # Straight to sqlite3, as SQLAlchemy's own BEGIN for its sqlite3 dialect would be: a
     # statement through SQLAlchemy's execution costs more than the BEGIN (one per unit).
-    raw: sqlite3.Connection = connection.connection.driver_connection.raw()  # type: ignore[union-attr]
-    while True:
-        try:
-            raw.execute(f"BEGIN {mode}")
-            return
-        except sqlite3.OperationalError as error:
-            if not is_locked(error):
-                raise
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise StorageBusy(str(error)) from error
-        pause = min(delay, left)
+    raw = raw_of(connection)
+    if raw.in_transaction:
+        return
+    retries = _Retries(patience_ms)
+    while (pause := retries.begin(raw, mode)) is not None:
         if in_greenlet():
             await_(asyncio.sleep(pause))
         else:  # pragma: no cover - the async engine always runs statements in a greenlet
             time.sleep(pause)
-        delay = min(delay * 2, _LAST_RETRY)
+
+
+async def begin_raw(raw: sqlite3.Connection, mode: str, patience_ms: int) -> None:
+    """:func:`begin_with_retries` on a ``sqlite3`` connection, from a coroutine."""
+    retries = _Retries(patience_ms)
+    while True:
+        pause = retries.begin(raw, mode)
+        if pause is None:
+            return
+        await asyncio.sleep(pause)
+
+
+class _Retries:
+    """One ``BEGIN`` tried, and how long to sleep before the next try (None: begun)."""
+
+    __slots__ = ("_deadline", "_delay")
+
+    def __init__(self, patience_ms: int) -> None:
+        self._deadline = time.monotonic() + patience_ms / 1000
+        self._delay = _FIRST_RETRY
+
+    def begin(self, raw: sqlite3.Connection, mode: str) -> float | None:
+        try:
+            raw.execute(f"BEGIN {mode}")
+            return None
+        except sqlite3.OperationalError as error:
+            if not is_locked(error):
+                raise
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise StorageBusy(str(error)) from error
+        pause = min(self._delay, left)
+        self._delay = min(self._delay * 2, _LAST_RETRY)
+        return pause
 
 
 class Checkpointer:

@@ -10,6 +10,12 @@
 Leaving the block without ``commit()`` (or by an exception) rolls everything back. After a
 commit the same unit of work may go on; the next statement starts a new transaction.
 
+On the inline SQLite dialect a unit of work is a :class:`storage.sqlite_direct.DirectUnit`:
+one pooled connection whose transaction is begun and ended on ``sqlite3`` itself, with a
+session (bound to that connection) made only when an ORM call needs one; the hot path's
+Core statements need none. Elsewhere (PostgreSQL, the ``thread`` driver, ``echo``) it is a
+SQLAlchemy session throughout.
+
 On SQLite a unit of work begins with ``BEGIN IMMEDIATE``: it takes the database's single
 write lock at its first statement and holds it to the end, so read-modify-write sequences
 cannot fail half-way on a lock upgrade. Writers of one process queue on an asyncio lock
@@ -32,7 +38,7 @@ from types import TracebackType
 from typing import ClassVar, Self
 
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.services.ports import (
     AdvisoryRepository,
@@ -49,7 +55,7 @@ from bot.services.ports import (
     TicketRepository,
 )
 from storage import sqlite_direct
-from storage.db import SQLITE_BEGIN_OPTION, SQLITE_BUSY_OPTION
+from storage.db import SQLITE_BEGIN_OPTION, SQLITE_BUSY_OPTION, sqlite_busy_timeout_ms
 from storage.repositories import (
     SqlAdvisoryRepository,
     SqlAgencyRequestRepository,
@@ -94,6 +100,7 @@ class SqlUnitOfWork:
         self._session_factory = session_factory
         self._checkout_first = checkout_first
         self._session: AsyncSession | None = None
+        self._unit: sqlite_direct.DirectUnit | None = None
         self._writers = writers
         self._read_only = read_only
         self._write_wait = write_wait
@@ -108,42 +115,54 @@ class SqlUnitOfWork:
         With ``write_wait``, the turn behind this process's writers and the other process's
         write lock are waited for at most that long in all: then ``StorageBusy``.
         """
-        if self._session is not None:
+        if self._session is not None or self._unit is not None:
             raise RuntimeError("this unit of work is already in progress")
         loop = asyncio.get_running_loop()
         deadline = None if self._write_wait is None else loop.time() + self._write_wait
         if self._writers is not None:
             patience = None if deadline is None else deadline - loop.time()
             await self._writers.acquire(patience, background=self._background, urgent=self._urgent)
-        options: dict[str, object] = {
-            SQLITE_BEGIN_OPTION: "DEFERRED" if self._read_only else "IMMEDIATE"
-        }
+        mode = "DEFERRED" if self._read_only else "IMMEDIATE"
+        options: dict[str, object] = {SQLITE_BEGIN_OPTION: mode}
+        busy_ms: int | None = None
         if deadline is not None and self._writers is not None:
-            options[SQLITE_BUSY_OPTION] = max(1, int((deadline - loop.time()) * 1000))
+            busy_ms = options[SQLITE_BUSY_OPTION] = max(1, int((deadline - loop.time()) * 1000))
+        session: AsyncSession | sqlite_direct.DirectUnit
         try:
-            session = self._session_factory(
-                execution_options=options,
-                close_resets_only=False,  # a repository kept past the block fails loudly
-            )
-            if self._checkout_first:
-                await self._check_out(session)
+            engine = self._session_factory.kw.get("bind")
+            direct = _direct_executor(engine)  # the inline SQLite dialect's, else None
+            if direct is not None and isinstance(engine, AsyncEngine):
+                # the session is made only if an ORM call needs it
+                session = self._unit = await sqlite_direct.DirectUnit.open(
+                    self._session_factory, engine, direct, mode=mode,
+                    patience_ms=(
+                        sqlite_busy_timeout_ms(engine.sync_engine) if busy_ms is None else busy_ms
+                    ),
+                    options=options,
+                )  # fmt: skip
+            else:
+                session = self._session_factory(
+                    execution_options=options,
+                    close_resets_only=False,  # a repository kept past the block fails loudly
+                )
+                if self._checkout_first:
+                    await self._check_out(session)
+                self._session = session
         except BaseException:
             if self._writers is not None:  # never keep the turn of a writer that did not start
                 self._writers.release()
             raise
-        self._session = session
-        direct = sqlite_direct.executor_for(session)  # the inline SQLite dialect's, else None
-        self.citizens = SqlCitizenRepository(session, direct)
-        self.tickets = SqlTicketRepository(session, direct)
-        self.events = SqlEventRepository(session, direct)
-        self.messages = SqlMessageRepository(session, direct)
-        self.outbox = SqlOutboxRepository(session, direct)
-        self.chat_aliases = SqlChatAliasRepository(session, direct)
-        self.operators = SqlOperatorRepository(session, direct)
-        self.assignments = SqlAssignmentRepository(session, direct)
-        self.audit = SqlAuditRepository(session, direct)
-        self.advisories = SqlAdvisoryRepository(session, direct)
-        self.agency_requests = SqlAgencyRequestRepository(session, direct)
+        self.citizens = SqlCitizenRepository(session)
+        self.tickets = SqlTicketRepository(session)
+        self.events = SqlEventRepository(session)
+        self.messages = SqlMessageRepository(session)
+        self.outbox = SqlOutboxRepository(session)
+        self.chat_aliases = SqlChatAliasRepository(session)
+        self.operators = SqlOperatorRepository(session)
+        self.assignments = SqlAssignmentRepository(session)
+        self.audit = SqlAuditRepository(session)
+        self.advisories = SqlAdvisoryRepository(session)
+        self.agency_requests = SqlAgencyRequestRepository(session)
         return self
 
     async def _check_out(self, session: AsyncSession) -> None:
@@ -166,14 +185,18 @@ class SqlUnitOfWork:
     ) -> None:
         """Roll back whatever was not committed and release the connection."""
         session, self._session = self._session, None
-        if session is None:
+        unit, self._unit = self._unit, None
+        if session is None and unit is None:
             return
         try:
-            if session.in_transaction():  # else committed, or nothing begun: nothing to undo
+            if unit is not None:
+                await unit.close()  # rolls back what was not committed
+            elif session is not None and session.in_transaction():  # else nothing to undo
                 await session.rollback()
         finally:
             try:
-                await session.close()
+                if session is not None:
+                    await session.close()
             finally:
                 if self._writers is not None:
                     self._writers.release()
@@ -186,10 +209,19 @@ class SqlUnitOfWork:
         """Roll the transaction back."""
         await self._active().rollback()
 
-    def _active(self) -> AsyncSession:
-        if self._session is None:
+    def _active(self) -> AsyncSession | sqlite_direct.DirectUnit:
+        active = self._unit or self._session
+        if active is None:
             raise RuntimeError("the unit of work is not in progress: use `async with`")
-        return self._session
+        return active
+
+
+def _direct_executor(engine: object) -> sqlite_direct.DirectExecutor | None:
+    """The engine's direct executor when units of work take :class:`DirectUnit`'s way (the
+    inline SQLite dialect, no ``echo``), else None."""
+    if not isinstance(engine, AsyncEngine) or engine.sync_engine.echo:
+        return None  # an engine with echo shows every statement, BEGIN and COMMIT included
+    return sqlite_direct.executor_for_engine(engine)
 
 
 class WriterQueue:

@@ -105,7 +105,7 @@ async def test_a_statement_on_the_inline_driver_waits_on_the_loop_at_most_once( 
     prebuilt statement sent straight to sqlite3 (``storage.sqlite_direct``) not at all once
     its transaction has begun."""
     if not direct:
-        monkeypatch.setattr(sqlite_direct, "executor_for", lambda _session: None)
+        monkeypatch.setattr(sqlite_direct, "executor_for_engine", lambda _engine: None)
     uow_factory, _ = counted
     first = await _citizen_with_draft(uow_factory, 501)
     waits = 0

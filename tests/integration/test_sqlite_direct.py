@@ -17,15 +17,21 @@ from typing import Any
 import pytest
 from sqlalchemy import Insert, bindparam, event, insert, select, text
 from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.domain.model import LocationSource, Ticket
 from storage import repositories, sqlite_direct
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import ChatAliasRow, CitizenRow, OutboxRow, TicketRow
-from storage.sqlite_direct import DirectResult, DirectRow, executor_for, prepare
-from storage.uow import SqlUnitOfWorkFactory
+from storage.sqlite_direct import (
+    DirectResult,
+    DirectRow,
+    DirectUnit,
+    executor_for_engine,
+    prepare,
+)
+from storage.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
 from tests.integration import builders as b
 
 
@@ -57,20 +63,27 @@ class Ways:
 @pytest.fixture
 def ways(monkeypatch: pytest.MonkeyPatch) -> Ways:
     ways = Ways()
-    executor_for_engine = sqlite_direct.executor_for
+    executor_for_engine = sqlite_direct.executor_for_engine
     original = sqlite_direct.DirectExecutor.execute
 
-    def chosen(session: Any) -> Any:
-        return None if ways.sqlalchemy else executor_for_engine(session)
+    def chosen(engine: Any) -> Any:
+        return None if ways.sqlalchemy else executor_for_engine(engine)
 
-    async def execute(self: Any, session: Any, statement: Any, params: Any) -> Any:
-        result = await original(self, session, statement, params)
+    async def execute(self: Any, unit: Any, statement: Any, params: Any) -> Any:
+        result = await original(self, unit, statement, params)
         ways.direct += result is not None
         return result
 
-    monkeypatch.setattr(sqlite_direct, "executor_for", chosen)
+    monkeypatch.setattr(sqlite_direct, "executor_for_engine", chosen)
     monkeypatch.setattr(sqlite_direct.DirectExecutor, "execute", execute)
     return ways
+
+
+def _unit(uow: SqlUnitOfWork) -> DirectUnit:
+    """The unit of work's DirectUnit (the inline dialect's way)."""
+    active = uow._active()
+    assert isinstance(active, DirectUnit)
+    return active
 
 
 def _alias_insert() -> Insert:
@@ -169,12 +182,12 @@ async def test_a_unit_of_work_goes_on_after_a_commit_in_a_new_transaction(
         first = await uow.citizens.add(b.citizen(7_000_000_201))
         await uow.commit()
         await uow.citizens.add(b.citizen(7_000_000_202))
-        session = uow._active()
+        unit = _unit(uow)
         async with engine.connect() as other:  # a second connection cannot write now
             raw = (await other.get_raw_connection()).driver_connection.raw()
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 raw.execute("BEGIN IMMEDIATE")
-        assert session.in_transaction()
+        assert unit.loaded is None  # Core statements only: no session was made
     async with uow_factory() as uow:
         assert await uow.citizens.get_by_telegram_id(7_000_000_201) == first
         assert await uow.citizens.get_by_telegram_id(7_000_000_202) is None
@@ -186,7 +199,7 @@ async def test_direct_statements_share_the_transaction_with_the_sessions_own(
     """An ORM row flushed by the session and a direct statement see each other before the
     commit (one connection, one transaction)."""
     async with uow_factory() as uow:
-        session = uow._active()
+        session = _unit(uow).session()
         session.add(CitizenRow(telegram_id=7_000_000_301, language="id"))
         citizen = await uow.citizens.get_by_telegram_id(7_000_000_301)  # flushes first
         assert citizen is not None
@@ -203,14 +216,12 @@ async def test_a_constraint_violation_is_sqlalchemys_error_and_the_transaction_g
 ) -> None:
     statement = _alias_insert()
     async with uow_factory() as uow:
-        session = uow._active()
-        executor = executor_for(session)
-        assert executor is not None
-        assert await executor.execute(session, statement, _alias(1)) is not None
+        unit = _unit(uow)
+        assert await unit.execute(statement, _alias(1)) is not None
         with pytest.raises(IntegrityError) as raised:
-            await executor.execute(session, statement, _alias(1))
+            await unit.execute(statement, _alias(1))
         assert isinstance(raised.value.orig, sqlite3.IntegrityError)
-        assert await executor.execute(session, statement, _alias(2)) is not None
+        assert await unit.execute(statement, _alias(2)) is not None
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.chat_aliases.get(1) == 101
@@ -250,11 +261,8 @@ async def test_an_echoing_engine_keeps_sqlalchemys_way(tmp_path: Path) -> None:
     try:
         factory = SqlUnitOfWorkFactory(session_factory(engine))
         async with factory() as uow:
-            session = uow._active()
-            executor = executor_for(session)
-            assert executor is not None
-            found = await executor.execute(session, select(CitizenRow.__table__), {})
-            assert found is None
+            assert isinstance(uow._active(), AsyncSession)  # SQLAlchemy's session throughout
+            assert await uow.citizens.get_by_telegram_id(1) is None
     finally:
         await engine.dispose()
 
@@ -272,8 +280,9 @@ async def test_the_thread_driver_and_postgresql_have_no_direct_way(
 ) -> None:
     engine = create_engine(url.format(tmp=tmp_path), sqlite_driver=driver)
     try:
-        async with session_factory(engine)() as session:
-            assert executor_for(session) is None
+        assert executor_for_engine(engine) is None
+        async with SqlUnitOfWorkFactory(session_factory(engine))() as uow:
+            assert isinstance(uow._active(), AsyncSession)
     finally:
         await engine.dispose()
 
@@ -300,14 +309,12 @@ async def test_many_parameter_sets_go_direct_unless_rows_come_back(
     plain = _alias_insert()
     returning = plain.returning(ChatAliasRow.__table__.c.old_id)
     async with uow_factory() as uow:
-        session = uow._active()
-        executor = executor_for(session)
-        assert executor is not None
-        done = await executor.execute(session, plain, [_alias(11), _alias(12), _alias(13)])
+        unit = _unit(uow)
+        done = await unit.execute(plain, [_alias(11), _alias(12), _alias(13)])
         assert done is not None
         assert done.rowcount == 3
-        assert await executor.execute(session, returning, [_alias(14)]) is None
-        assert await executor.execute(session, plain, []) is None
+        assert await unit.execute(returning, [_alias(14)]) is None
+        assert await unit.execute(plain, []) is None
         await uow.commit()
     async with uow_factory() as uow:
         for old_id in (11, 12, 13):
@@ -320,11 +327,8 @@ async def test_a_missing_parameter_is_an_error_not_a_null(
     tickets = TicketRow.__table__
     statement = select(tickets.c.id).where(tickets.c.id == bindparam("i"))
     async with uow_factory() as uow:
-        session = uow._active()
-        executor = executor_for(session)
-        assert executor is not None
         with pytest.raises(Exception, match="required for bind parameter 'i'"):
-            await executor.execute(session, statement, {})
+            await _unit(uow).execute(statement, {})
 
 
 def test_prepared_statements_are_kept_up_to_a_bound(
