@@ -975,7 +975,7 @@ class SqlTicketRepository(_SqlRepository):
         rolls back, no ticket can carry the number and it is handed out again.
         """
         statement = _next_ref_statement(self._dialect)
-        value = (await self._session.execute(statement, {"day": day.isoformat()})).scalar_one()
+        value = (await self._execute_core(statement, {"day": day.isoformat()})).scalar_one()
         return int(value)
 
     async def count_by_status(self) -> dict[TicketStatus, int]:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from tests.flow.conftest import Harness
 from tests.flow.steps import reacted, submit, tap
@@ -60,9 +61,13 @@ class Counter:
     seen: list[str] = field(default_factory=list)
     orm: list[str] = field(default_factory=list)
     """Statements the ORM compiled (loading ORM objects or flushing them)."""
+    sessions: int = 0
+    """ORM sessions that took a connection (on SQLite a unit of work makes its session only
+    when an ORM call needs one: storage.sqlite_direct.DirectUnit)."""
 
     def reset(self) -> None:
         self.statements, self.transactions, self.seen, self.orm = 0, 0, [], []
+        self.sessions = 0
 
 
 def _in_update_task() -> bool:
@@ -92,13 +97,19 @@ def counting() -> Iterator[Counter]:
         if _in_update_task():
             counter.transactions += 1
 
+    def session_begun(*_: Any) -> None:
+        if _in_update_task():
+            counter.sessions += 1
+
     event.listen(Engine, "before_cursor_execute", statement)
     event.listen(Engine, "begin", begin)
+    event.listen(Session, "after_begin", session_begun)
     try:
         yield counter
     finally:
         event.remove(Engine, "before_cursor_execute", statement)
         event.remove(Engine, "begin", begin)
+        event.remove(Session, "after_begin", session_begun)
 
 
 async def _idle(harness: Harness) -> None:
@@ -139,6 +150,7 @@ async def test_each_intake_step_stays_within_its_statements_and_transactions(
     ]
     measured: dict[str, tuple[int, int]] = {}
     orm: dict[str, list[str]] = {}
+    sessions: dict[str, int] = {}
     with counting() as counter:
         for name, act in steps:
             await _idle(harness)
@@ -147,19 +159,26 @@ async def test_each_intake_step_stays_within_its_statements_and_transactions(
             await _idle(harness)
             measured[name] = (counter.statements, counter.transactions)
             orm[name] = counter.orm
+            sessions[name] = counter.sessions
         await _idle(harness)
         counter.reset()
         assert await reacted(user, await user.send_text("asap tebal dari dapur"))
         await _idle(harness)
         measured["detail"] = (counter.statements, counter.transactions)
         orm["detail"] = counter.orm
+        sessions["detail"] = counter.sessions
         counter.reset()
         await submit(user)
         await _idle(harness)
         measured["submit"] = (counter.statements, counter.transactions)
         orm["submit"] = counter.orm
+        sessions["submit"] = counter.sessions
     # Prebuilt Core statements only: the ORM's loading and flushing cost more than SQLite.
     assert not any(orm.values()), orm
+    if database == "sqlite":  # no session is made around the steps' units of work either
+        assert not any(sessions.values()), sessions
+    else:  # PostgreSQL's units of work are sessions: the counter counts
+        assert all(sessions.values()), sessions
     over = {
         step: (got, ceilings[step])
         for step, got in measured.items()
