@@ -620,9 +620,9 @@ def _ticket_write(names: tuple[str, ...], *, compare_version: bool) -> Update:
 
 #: ``lifecycle.queue_key``: priority 1 first, then the oldest submission.
 _QUEUE_ORDER = (
-    TicketRow.priority,
-    func.coalesce(TicketRow.submitted_at, TicketRow.created_at),
-    TicketRow.id,
+    _TICKETS.c.priority,
+    func.coalesce(_TICKETS.c.submitted_at, _TICKETS.c.created_at),
+    _TICKETS.c.id,
 )
 _OPEN = sorted(status.value for status in OPEN_STATUSES)
 
@@ -630,23 +630,23 @@ _OPEN = sorted(status.value for status in OPEN_STATUSES)
 # Telegram's limits), over every open ticket. Whole tickets cost about 80 µs each to load.
 _QUEUE_LINES = (
     select(
-        TicketRow.id,
-        TicketRow.ref,
-        TicketRow.category,
-        TicketRow.priority,
-        TicketRow.status,
-        TicketRow.lat,
-        TicketRow.kelurahan_code,
-        TicketRow.kecamatan_name,
-        TicketRow.submitted_at,
-        TicketRow.created_at,
-        TicketRow.claimed_by,
-        TicketRow.claimed_by_name,
-        TicketRow.operator_thread_id,
+        _TICKETS.c.id,
+        _TICKETS.c.ref,
+        _TICKETS.c.category,
+        _TICKETS.c.priority,
+        _TICKETS.c.status,
+        _TICKETS.c.lat,
+        _TICKETS.c.kelurahan_code,
+        _TICKETS.c.kecamatan_name,
+        _TICKETS.c.submitted_at,
+        _TICKETS.c.created_at,
+        _TICKETS.c.claimed_by,
+        _TICKETS.c.claimed_by_name,
+        _TICKETS.c.operator_thread_id,
     )
-    .where(TicketRow.status.in_(_fixed(*_OPEN)))
+    .where(_TICKETS.c.status.in_(_fixed(*_OPEN)))
     .order_by(*_QUEUE_ORDER)
-)
+)  # table columns, not the ORM's: a plain statement goes straight to sqlite3
 
 
 def _queue_line(row: Sequence[Any]) -> QueueLine:
