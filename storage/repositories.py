@@ -51,7 +51,6 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain.advisory import (
@@ -1229,8 +1228,26 @@ def _json_or_none(value: dict[str, object] | None) -> dict[str, Any] | None:
 _OWED = (_OUTBOX.c.sent_at.is_(None), _OUTBOX.c.failed_at.is_(None))
 #: 0 for the lane served first; unknown lanes after the known ones.
 _LANE_RANK = case(
-    {lane.value: lane.rank for lane in LANE_ORDER}, value=OutboxRow.lane, else_=len(LANE_ORDER)
+    {lane.value: lane.rank for lane in LANE_ORDER}, value=_OUTBOX.c.lane, else_=len(LANE_ORDER)
 )
+
+
+def _in_list(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """``column IN`` the values bound as ``name`` (:func:`_list_value` gives the value):
+    on PostgreSQL an expanding parameter; on SQLite the rows of ``json_each`` over one JSON
+    array, so the statement's SQL is the same for every list and goes straight to sqlite3
+    (:mod:`storage.sqlite_direct` leaves expanding parameters to SQLAlchemy)."""
+    if dialect == "postgresql":
+        return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+    values: Select[Any] = select(literal_column("value")).select_from(
+        func.json_each(bindparam(name, type_=String))
+    )
+    return cast(ColumnElement[bool], column.in_(values.scalar_subquery()))
+
+
+def _list_value(values: Collection[object], dialect: str) -> object:
+    """The parameter of :func:`_in_list` for these values."""
+    return list(values) if dialect == "postgresql" else json.dumps(list(values))
 
 
 def _delivery_state(message: OutboxMessage) -> dict[str, Any]:
@@ -1324,11 +1341,12 @@ def _claim_lane_statement(dialect: str) -> Any:
 
 @functools.cache
 def _claim_statement(dialect: str, *, skip: bool, max_rank: bool, skip_lanes: bool) -> Select[Any]:
-    """The outbox's candidate ``SELECT`` (see ``claim``), built once per shape: ``now``,
-    ``limit`` and the ``holding`` kinds (and ``skip``, ``max_rank``, ``skip_lanes`` where
-    the shape has them) are bound by name."""
-    row, earlier = OutboxRow, aliased(OutboxRow)
-    now = bindparam("now", type_=OutboxRow.next_attempt_at.type)
+    """The outbox's candidate ``SELECT`` (see ``claim``), built once per shape, on the
+    table's columns (rows, not ORM objects): ``now``, ``limit`` and the ``holding`` kinds
+    (and ``skip``, ``max_rank``, ``skip_lanes`` where the shape has them) are bound by name,
+    the lists as :func:`_list_value` gives them."""
+    row, earlier = _OUTBOX.c, _OUTBOX.alias("earlier").c
+    now = bindparam("now", type_=row.next_attempt_at.type)
     # Leased by anyone, this owner too: a continuous worker claims again while a row
     # of the ticket is in flight, and the LIMIT must not fill up with rows behind it.
     leased = and_(earlier.claimed_by.is_not(None), earlier.claimed_until > now)
@@ -1340,15 +1358,12 @@ def _claim_statement(dialect: str, *, skip: bool, max_rank: bool, skip_lanes: bo
         earlier.failed_at.is_(None),
         or_(
             leased,
-            and_(
-                earlier.kind.in_(bindparam("holding", expanding=True)),
-                earlier.next_attempt_at > now,
-            ),
+            and_(_in_list(earlier.kind, "holding", dialect), earlier.next_attempt_at > now),
             earlier.rank > row.rank,  # it is served later: this row would overtake it
         ),
     )
     statement = (
-        select(row)
+        select(_OUTBOX)
         .where(
             *_OWED,
             row.next_attempt_at <= now,
@@ -1361,17 +1376,45 @@ def _claim_statement(dialect: str, *, skip: bool, max_rank: bool, skip_lanes: bo
         )
         .order_by(_LANE_RANK, row.rank, row.id)
         .limit(bindparam("limit", type_=Integer))
-        .execution_options(populate_existing=True)
     )
     if skip:
-        statement = statement.where(row.kind.not_in(bindparam("skip", expanding=True)))
+        statement = statement.where(~_in_list(row.kind, "skip", dialect))
     if max_rank:
         statement = statement.where(row.rank <= bindparam("max_rank", type_=Integer))
     if skip_lanes:
-        statement = statement.where(row.lane.not_in(bindparam("skip_lanes", expanding=True)))
+        statement = statement.where(~_in_list(row.lane, "skip_lanes", dialect))
     if dialect == "postgresql":
         statement = statement.with_for_update(skip_locked=True)
     return statement
+
+
+@functools.cache
+def _earlier_owed_statement(dialect: str) -> Select[Any]:
+    """``claim``'s second read: the owed rows of the candidates' tickets (``tickets``) below
+    the last candidate (``below``) that are not candidates (``mine``), built once."""
+    c = _OUTBOX.c
+    return select(
+        c.ticket_id, c.lane, c.id, c.kind, c.next_attempt_at, c.claimed_by, c.claimed_until
+    ).where(
+        *_OWED,
+        _in_list(c.ticket_id, "tickets", dialect),
+        ~_in_list(c.id, "mine", dialect),
+        c.id < bindparam("below", type_=Integer),
+    )
+
+
+#: ``claim``'s lease of one candidate, run once per row kept (``w_id``; ``v_owner``,
+#: ``v_until``): the SET reads the row as it was, as ``claim_lane``'s does.
+_CLAIM_ONE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("w_id"))
+    .values(
+        repeat=or_(_OUTBOX.c.repeat, _OUTBOX.c.claimed_by.is_not(None)),
+        claimed_by=bindparam("v_owner"),
+        claimed_until=bindparam("v_until", type_=_OUTBOX.c.claimed_until.type),
+        attempts=_OUTBOX.c.attempts + 1,
+    )
+)
 
 
 class SqlOutboxRepository(_SqlRepository):
@@ -1486,25 +1529,34 @@ class SqlOutboxRepository(_SqlRepository):
         rows of their tickets, lease the candidates that keep their ticket's order.
         """
         now, until = ensure_utc(now), ensure_utc(until)
+        dialect = self._dialect
         statement = _claim_statement(
-            self._dialect, skip=bool(skip), max_rank=max_rank is not None,
-            skip_lanes=bool(skip_lanes),
-        )  # fmt: skip
-        params: dict[str, Any] = {"now": now, "limit": limit, "holding": list(holding)}
+            dialect, skip=bool(skip), max_rank=max_rank is not None, skip_lanes=bool(skip_lanes)
+        )
+        params: dict[str, Any] = {
+            "now": now, "limit": limit, "holding": _list_value(holding, dialect),
+        }  # fmt: skip
         if skip:
-            params["skip"] = list(skip)
+            params["skip"] = _list_value(skip, dialect)
         if max_rank is not None:
             params["max_rank"] = max_rank
         if skip_lanes:
-            params["skip_lanes"] = list(skip_lanes)
-        candidates = list(await self._session.scalars(statement, params))
+            params["skip_lanes"] = _list_value(skip_lanes, dialect)
+        candidates = [
+            SimpleNamespace(**row._mapping) for row in await self._execute_core(statement, params)
+        ]
         kept = await self._in_ticket_order(candidates, owner, now, holding)
-        for claimed in kept:
-            claimed.repeat = claimed.repeat or claimed.claimed_by is not None
+        if not kept:
+            return []
+        await self._execute_core(
+            _CLAIM_ONE, [{"w_id": c.id, "v_owner": owner, "v_until": until} for c in kept]
+        )
+        self._expire_loaded(OutboxRow, [c.id for c in kept])
+        for claimed in kept:  # as the UPDATE set them
+            claimed.repeat = bool(claimed.repeat or claimed.claimed_by is not None)
             claimed.claimed_by = owner
             claimed.claimed_until = until
             claimed.attempts += 1
-        await self._flush()
         return [_outbox_from_row(claimed) for claimed in kept]
 
     async def claim_lane(
@@ -1526,8 +1578,12 @@ class SqlOutboxRepository(_SqlRepository):
         return messages
 
     async def _in_ticket_order(
-        self, candidates: list[OutboxRow], owner: str, now: datetime, holding: Collection[str]
-    ) -> list[OutboxRow]:
+        self,
+        candidates: list[SimpleNamespace],
+        owner: str,
+        now: datetime,
+        holding: Collection[str],
+    ) -> list[SimpleNamespace]:
         """Drop each candidate that an earlier owed row of its ticket and lane, not among
         the candidates, must precede: one being sent or claimed elsewhere (due, or leased by
         another owner), or a held row of a ``holding`` kind."""
@@ -1535,18 +1591,14 @@ class SqlOutboxRepository(_SqlRepository):
         if not tickets:
             return candidates
         mine = [c.id for c in candidates]
-        found = await self._session.execute(
-            select(
-                OutboxRow.ticket_id,
-                OutboxRow.lane,
-                OutboxRow.id,
-                OutboxRow.kind,
-                OutboxRow.next_attempt_at,
-                OutboxRow.claimed_by,
-                OutboxRow.claimed_until,
-            )
-            .where(*_OWED, OutboxRow.ticket_id.in_(tickets), OutboxRow.id.not_in(mine))
-            .where(OutboxRow.id < max(mine))
+        dialect = self._dialect
+        found = await self._execute_core(
+            _earlier_owed_statement(dialect),
+            {
+                "tickets": _list_value(sorted(tickets), dialect),
+                "mine": _list_value(mine, dialect),
+                "below": max(mine),
+            },
         )
         first_blocker: dict[tuple[int | None, str], int] = {}
         for ticket_id, lane, row_id, kind, next_attempt_at, claimed_by, claimed_until in found:

@@ -380,3 +380,35 @@ def test_the_repositories_statements_are_prepared_for_the_direct_way(
         (repositories._TICKET_ASSIGNMENTS, ("ticket_id",)),
     ):
         assert prepare(statement, dialect, keys) is not None, statement
+
+
+async def test_the_outbox_claim_goes_straight_to_sqlite3_whatever_its_lists(
+    uow_factory: SqlUnitOfWorkFactory, engine: AsyncEngine, ways: Ways
+) -> None:
+    """The claim's kinds, lanes and ids go as one JSON array each (``json_each``), not as
+    an expanding parameter: the same SQL for every list, prepared once, no session made."""
+    async with uow_factory() as uow:
+        citizen = await uow.citizens.add(b.citizen(7_000_000_501))
+        ticket = await uow.tickets.add(b.ticket(citizen.id))
+        assert ticket.id is not None
+        for n in range(3):
+            await uow.outbox.add(b.outbox(ticket.id, minutes=n, kind=f"kind_{n}"))
+        await uow.outbox.add(b.outbox(None, kind="elsewhere", lane="broadcast"))
+        await uow.commit()
+    executor = sqlite_direct.executor_for_engine(engine)
+    assert executor is not None
+    shapes: list[int] = []
+    for holding, skip in ((["a"], ["b", "c"]), (["x", "y", "z"], ["kind_9"]), ([], ["q"])):
+        before = ways.direct
+        async with uow_factory() as uow:
+            claimed = await uow.outbox.claim(
+                "worker-1", b.at(10), b.at(11), 10, holding=holding, skip=skip,
+                skip_lanes=["broadcast"],
+            )  # fmt: skip
+            assert _unit(uow).loaded is None  # no session
+            await uow.rollback()
+        assert [m.kind for m in claimed] == ["kind_0", "kind_1", "kind_2"]
+        assert all(m.claimed_by == "worker-1" and m.attempts == 2 for m in claimed)
+        assert ways.direct - before == 3  # the candidates, the earlier rows, the leases
+        shapes.append(len(executor._prepared))
+    assert shapes[0] == shapes[1] == shapes[2]  # other lists, the same statements
