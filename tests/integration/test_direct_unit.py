@@ -283,3 +283,25 @@ async def _fail_after_work(uow_factory: SqlUnitOfWorkFactory) -> None:
         await uow.citizens.add(b.citizen(7_100_000_052))
         _unit(uow).session()
         raise ZeroDivisionError
+
+
+async def test_a_writer_cancelled_while_it_waits_for_the_lock_gives_everything_back(
+    engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory, tmp_path: Path
+) -> None:
+    """Cancelled in its BEGIN's retries (another process writes): its connection goes back
+    to the pool and the next writer of this process gets its turn."""
+    other = sqlite3.connect(tmp_path / "unit.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.create_task(_add(uow_factory, 7_100_000_111))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        other.rollback()
+        other.close()
+    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    await asyncio.wait_for(_add(uow_factory, 7_100_000_112), 5)  # the turn was released
+    assert await _count(engine) == 1
