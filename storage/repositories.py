@@ -94,6 +94,7 @@ from storage.codec import (
     media_from_json,
     media_to_json,
 )
+from storage.connection_unit import ConnectionUnit
 from storage.db import dialect_insert
 from storage.models import (
     AdvisoryDeliveryRow,
@@ -163,42 +164,48 @@ def _insert_statement(table: Table, names: tuple[str, ...], guarded_on: str = ""
     return guarded.on_conflict_do_nothing().returning(*table.c)
 
 
+#: A unit of work that makes its session only when an ORM call needs one.
+Unit = sqlite_direct.DirectUnit | ConnectionUnit
+
+
 class _SqlRepository:
     """Shared plumbing: the unit of work's session and constraint-error translation."""
 
     _table: str
 
-    def __init__(self, session: AsyncSession | sqlite_direct.DirectUnit) -> None:
-        """``session``: the unit of work's session, or on the inline SQLite dialect its
-        :class:`~storage.sqlite_direct.DirectUnit`, which sends prebuilt statements straight
-        to sqlite3 and makes the session only when an ORM call needs it."""
+    def __init__(self, session: AsyncSession | Unit) -> None:
+        """``session``: the unit of work's session, or its unit (a
+        :class:`~storage.sqlite_direct.DirectUnit` on SQLite, which sends prebuilt statements
+        straight to sqlite3; a :class:`~storage.connection_unit.ConnectionUnit` on
+        PostgreSQL, which runs them on its connection): a unit makes the session only when an
+        ORM call needs it."""
         self._source = session
         self._info = session.info
 
     @property
     def _session(self) -> AsyncSession:
-        """The unit of work's session (on a :class:`~storage.sqlite_direct.DirectUnit`, made
-        now if it was not: only ORM calls ask for it)."""
+        """The unit of work's session (on a unit, made now if it was not: only ORM calls ask
+        for it)."""
         source = self._source
-        return source.session() if isinstance(source, sqlite_direct.DirectUnit) else source
+        return source if isinstance(source, AsyncSession) else source.session()
 
     @property
-    def _unit(self) -> sqlite_direct.DirectUnit | None:
+    def _unit(self) -> Unit | None:
         source = self._source
-        return source if isinstance(source, sqlite_direct.DirectUnit) else None
+        return None if isinstance(source, AsyncSession) else source
 
     @property
     def _loaded(self) -> AsyncSession | None:
         """The session if it exists (None: no ORM object was loaded or added)."""
         source = self._source
-        return source.loaded if isinstance(source, sqlite_direct.DirectUnit) else source
+        return source if isinstance(source, AsyncSession) else source.loaded
 
     @property
     def _dialect(self) -> str:
         source = self._source
-        if isinstance(source, sqlite_direct.DirectUnit):
-            return "sqlite"
-        return source.get_bind().dialect.name
+        if isinstance(source, AsyncSession):
+            return source.get_bind().dialect.name
+        return source.dialect
 
     async def _flush(self) -> None:
         session = self._loaded
@@ -212,8 +219,10 @@ class _SqlRepository:
     async def _execute_core(self, statement: Any, params: Any) -> Any:
         """Run a prebuilt Core statement in this unit of work: the session's pending rows
         are flushed first (a Core statement does not flush them), constraint errors
-        translated. On the inline SQLite dialect a plain statement goes straight to
-        ``sqlite3`` (:mod:`storage.sqlite_direct`), in the same transaction."""
+        translated. In a unit of work a plain statement takes the unit's way: straight to
+        ``sqlite3`` on SQLite (:mod:`storage.sqlite_direct`), on the unit's connection on
+        PostgreSQL (:mod:`storage.connection_unit`), in the same transaction, without a
+        session."""
         await self._flush()
         try:
             if (unit := self._unit) is not None:

@@ -367,6 +367,11 @@ class DirectUnit:
             raise
 
     @property
+    def dialect(self) -> str:
+        """The database's dialect name."""
+        return "sqlite"
+
+    @property
     def loaded(self) -> AsyncSession | None:
         """The session, if an ORM call made one (None: no ORM object exists in this unit)."""
         return self._session

@@ -10,11 +10,12 @@
 Leaving the block without ``commit()`` (or by an exception) rolls everything back. After a
 commit the same unit of work may go on; the next statement starts a new transaction.
 
-On the inline SQLite dialect a unit of work is a :class:`storage.sqlite_direct.DirectUnit`:
-one pooled connection whose transaction is begun and ended on ``sqlite3`` itself, with a
-session (bound to that connection) made only when an ORM call needs one; the hot path's
-Core statements need none. Elsewhere (PostgreSQL, the ``thread`` driver, ``echo``) it is a
-SQLAlchemy session throughout.
+A unit of work holds one pooled connection and makes a SQLAlchemy session, bound to that
+connection, only when an ORM call needs one; the hot path's Core statements need none. On the
+inline SQLite dialect it is a :class:`storage.sqlite_direct.DirectUnit` (statements and the
+transaction straight on ``sqlite3``), on PostgreSQL a
+:class:`storage.connection_unit.ConnectionUnit` (statements on SQLAlchemy's connection). The
+``thread`` SQLite driver and an engine with ``echo`` keep a session throughout.
 
 On SQLite a unit of work begins with ``BEGIN IMMEDIATE``: it takes the database's single
 write lock at its first statement and holds it to the end, so read-modify-write sequences
@@ -37,7 +38,6 @@ from collections import deque
 from types import TracebackType
 from typing import ClassVar, Self
 
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.services.ports import (
@@ -55,6 +55,7 @@ from bot.services.ports import (
     TicketRepository,
 )
 from storage import sqlite_direct
+from storage.connection_unit import ConnectionUnit
 from storage.db import SQLITE_BEGIN_OPTION, SQLITE_BUSY_OPTION, sqlite_busy_timeout_ms
 from storage.repositories import (
     SqlAdvisoryRepository,
@@ -68,6 +69,7 @@ from storage.repositories import (
     SqlOperatorRepository,
     SqlOutboxRepository,
     SqlTicketRepository,
+    Unit,
 )
 
 
@@ -100,7 +102,7 @@ class SqlUnitOfWork:
         self._session_factory = session_factory
         self._checkout_first = checkout_first
         self._session: AsyncSession | None = None
-        self._unit: sqlite_direct.DirectUnit | None = None
+        self._unit: Unit | None = None
         self._writers = writers
         self._read_only = read_only
         self._write_wait = write_wait
@@ -127,7 +129,7 @@ class SqlUnitOfWork:
         busy_ms: int | None = None
         if deadline is not None and self._writers is not None:
             busy_ms = options[SQLITE_BUSY_OPTION] = max(1, int((deadline - loop.time()) * 1000))
-        session: AsyncSession | sqlite_direct.DirectUnit
+        session: AsyncSession | Unit
         try:
             engine = self._session_factory.kw.get("bind")
             direct = _direct_executor(engine)  # the inline SQLite dialect's, else None
@@ -140,13 +142,15 @@ class SqlUnitOfWork:
                     ),
                     options=options,
                 )  # fmt: skip
-            else:
+            elif self._checkout_first and isinstance(engine, AsyncEngine):  # PostgreSQL
+                session = self._unit = await ConnectionUnit.open(
+                    self._session_factory, engine, options
+                )
+            else:  # the thread driver, an engine with echo
                 session = self._session_factory(
                     execution_options=options,
                     close_resets_only=False,  # a repository kept past the block fails loudly
                 )
-                if self._checkout_first:
-                    await self._check_out(session)
                 self._session = session
         except BaseException:
             if self._writers is not None:  # never keep the turn of a writer that did not start
@@ -164,18 +168,6 @@ class SqlUnitOfWork:
         self.advisories = SqlAdvisoryRepository(session)
         self.agency_requests = SqlAgencyRequestRepository(session)
         return self
-
-    async def _check_out(self, session: AsyncSession) -> None:
-        """Takes the pool's connection now (PostgreSQL: it is the first statement's anyway):
-        a pool with every connection in use past its timeout is a busy database, and the
-        citizen is asked to send the step again (``StorageBusy``), not told of an error."""
-        try:
-            await session.connection()
-        except BaseException as exc:
-            await session.close()
-            if isinstance(exc, PoolTimeout):
-                raise StorageBusy(f"every database connection is in use: {exc}") from exc
-            raise
 
     async def __aexit__(
         self,
@@ -209,7 +201,7 @@ class SqlUnitOfWork:
         """Roll the transaction back."""
         await self._active().rollback()
 
-    def _active(self) -> AsyncSession | sqlite_direct.DirectUnit:
+    def _active(self) -> AsyncSession | Unit:
         active = self._unit or self._session
         if active is None:
             raise RuntimeError("the unit of work is not in progress: use `async with`")

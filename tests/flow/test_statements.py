@@ -62,8 +62,8 @@ class Counter:
     orm: list[str] = field(default_factory=list)
     """Statements the ORM compiled (loading ORM objects or flushing them)."""
     sessions: int = 0
-    """ORM sessions that took a connection (on SQLite a unit of work makes its session only
-    when an ORM call needs one: storage.sqlite_direct.DirectUnit)."""
+    """ORM sessions that took a connection (a unit of work makes its session only when an
+    ORM call needs one: storage.sqlite_direct.DirectUnit, storage.connection_unit)."""
 
     def reset(self) -> None:
         self.statements, self.transactions, self.seen, self.orm = 0, 0, [], []
@@ -175,10 +175,9 @@ async def test_each_intake_step_stays_within_its_statements_and_transactions(
         sessions["submit"] = counter.sessions
     # Prebuilt Core statements only: the ORM's loading and flushing cost more than SQLite.
     assert not any(orm.values()), orm
-    if database == "sqlite":  # no session is made around the steps' units of work either
-        assert not any(sessions.values()), sessions
-    else:  # PostgreSQL's units of work are sessions: the counter counts
-        assert all(sessions.values()), sessions
+    # No session is made around the steps' units of work either (storage.sqlite_direct,
+    # storage.connection_unit: a unit makes one only for an ORM call).
+    assert not any(sessions.values()), sessions
     over = {
         step: (got, ceilings[step])
         for step, got in measured.items()
