@@ -25,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.sql import ClauseElement, Executable
 
 from bot.services.ports import StorageBusy
+from storage.unit import Unit
 
 
-class ConnectionUnit:
+class ConnectionUnit(Unit):
     """A unit of work's connection, transaction and, when needed, session (PostgreSQL)."""
 
-    __slots__ = ("_closed", "_connection", "_factory", "_options", "_session", "info")
+    __slots__ = ("_connection",)
 
     def __init__(
         self,
@@ -39,13 +40,8 @@ class ConnectionUnit:
         options: Mapping[str, object],
     ) -> None:
         """Use :meth:`open`."""
-        self._factory = factory
+        super().__init__(factory, options)
         self._connection: AsyncConnection | None = connection
-        self._options = dict(options)
-        self._session: AsyncSession | None = None
-        self._closed = False
-        #: What the unit's repositories keep while it lasts (a session's ``info``).
-        self.info: dict[str, Any] = {}
 
     @classmethod
     async def open(
@@ -68,76 +64,36 @@ class ConnectionUnit:
         """The database's dialect name."""
         return self._open_connection().dialect.name
 
-    @property
-    def loaded(self) -> AsyncSession | None:
-        """The session, if an ORM call made one (None: no ORM object exists in this unit)."""
-        return self._session
-
-    def session(self) -> AsyncSession:
-        """The unit's session, made at the first call, bound to the unit's connection."""
-        session = self._session
-        if session is None:
-            session = self._factory(
-                bind=self._open_connection(),
-                execution_options=self._options,
-                close_resets_only=False,  # a repository kept past the block fails loudly
-            )
-            self._session = session
-        return session
-
     async def execute(self, statement: ClauseElement, params: Any) -> Any:
         """A plain Core statement on the unit's connection, in its transaction (begun at
         the first one); None when it takes the session's way: an ORM-enabled statement, or
         a session whose transaction failed (SQLAlchemy then says why)."""
         connection = self._open_connection()
-        session = self._session
-        if session is not None:
-            transaction = session.sync_session.get_transaction()
-            if transaction is not None and not transaction.is_active:
-                return None
-        if not _is_core(statement):
+        if self._session_failed() or not _is_core(statement):
             return None
         return await connection.execute(cast(Executable, statement), params)
 
-    async def commit(self) -> None:
-        """Commit what was begun, through the session if one was made (its pending objects
-        are flushed first)."""
-        connection = self._open_connection()
-        if (session := self._session) is not None:
-            await session.commit()
-        if connection.in_transaction():  # else the session's own, committed with it
-            await connection.commit()
+    def _bind(self) -> AsyncConnection:
+        return self._open_connection()
 
-    async def rollback(self) -> None:
-        """Roll back what was begun, through the session if one was made (its pending
-        objects are dropped)."""
+    async def _end(self, commit: bool) -> None:
         connection = self._open_connection()
-        if (session := self._session) is not None:
-            await session.rollback()
-        if connection.in_transaction():
+        if not connection.in_transaction():  # the session's own, ended with it
+            return
+        if commit:
+            await connection.commit()
+        else:
             await connection.rollback()
 
-    async def close(self) -> None:
-        """Roll back whatever was not committed, close the session, hand the connection
-        back to the pool. The unit cannot be used again."""
-        if self._closed:
-            return
-        try:
-            await self.rollback()
-        finally:
-            self._closed = True
-            session, self._session = self._session, None
-            try:
-                if session is not None:
-                    await session.close()
-            finally:
-                connection, self._connection = self._connection, None
-                if connection is not None:
-                    await connection.close()
+    async def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
 
     def _open_connection(self) -> AsyncConnection:
+        self._check_open()
         connection = self._connection
-        if connection is None or self._closed:
+        if connection is None:
             raise RuntimeError("the unit of work is not in progress: use `async with`")
         return connection
 

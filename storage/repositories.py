@@ -85,7 +85,6 @@ from bot.domain.model import (
 from bot.domain.rules import format_ref, ref_head
 from bot.services.outbox_kinds import KINDS, LANE_ORDER
 from bot.services.ports import QueueLine
-from storage import sqlite_direct
 from storage.codec import (
     ensure_utc,
     ensure_utc_or_none,
@@ -94,7 +93,6 @@ from storage.codec import (
     media_from_json,
     media_to_json,
 )
-from storage.connection_unit import ConnectionUnit
 from storage.db import dialect_insert
 from storage.models import (
     AdvisoryDeliveryRow,
@@ -111,6 +109,7 @@ from storage.models import (
     TicketEventRow,
     TicketRow,
 )
+from storage.unit import Unit
 
 
 def constraint_error(err: IntegrityError, table: str) -> ValueError:
@@ -162,10 +161,6 @@ def _insert_statement(table: Table, names: tuple[str, ...], guarded_on: str = ""
         return insert(table).values(_bound(table, names)).returning(*table.c)
     guarded = dialect_insert(guarded_on, table).values(_bound(table, names))
     return guarded.on_conflict_do_nothing().returning(*table.c)
-
-
-#: A unit of work that makes its session only when an ORM call needs one.
-Unit = sqlite_direct.DirectUnit | ConnectionUnit
 
 
 class _SqlRepository:
@@ -772,7 +767,7 @@ def _citizen_and_draft(
     return _citizen_from_row(citizen), _ticket_from_row(SimpleNamespace(**stored)), stored
 
 
-#: ``info`` key (the unit of work's session's, or its DirectUnit's): ticket id -> its
+#: ``info`` key (the unit of work's session's, or its unit's): ticket id -> its
 #: columns as this unit of work last read or wrote them (:meth:`SqlTicketRepository.update`
 #: writes only the columns that differ).
 _STORED_TICKETS = "siaga112_stored_tickets"

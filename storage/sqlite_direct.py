@@ -42,6 +42,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from storage import sqlite_inline
+from storage.unit import Unit
 
 #: Prepared statements kept at most (the hot path has a few dozen; a statement built anew per
 #: call would only take the place of older ones).
@@ -290,7 +291,7 @@ def executor_for_engine(bind: AsyncEngine) -> DirectExecutor | None:
     return executor
 
 
-class DirectUnit:
+class DirectUnit(Unit):
     """A unit of work's connection and transaction on the inline SQLite dialect, its
     SQLAlchemy session made only when an ORM call needs one.
 
@@ -311,10 +312,7 @@ class DirectUnit:
     are flushed, or dropped), so its objects end with the transaction as before.
     """
 
-    __slots__ = (
-        "_closed", "_engine", "_executor", "_factory", "_mode", "_options", "_patience_ms",
-        "_raw", "_session", "_sync", "info",
-    )  # fmt: skip
+    __slots__ = ("_engine", "_executor", "_mode", "_patience_ms", "_raw", "_sync")
 
     def __init__(
         self,
@@ -328,18 +326,13 @@ class DirectUnit:
         options: Mapping[str, object],
     ) -> None:
         """Use :meth:`open`."""
-        self._factory = factory
+        super().__init__(factory, options)
         self._engine = engine
         self._executor = executor
         self._sync: Connection | None = sync
         self._raw: sqlite3.Connection = sqlite_inline.raw_of(sync)
         self._mode = mode
         self._patience_ms = patience_ms
-        self._options = dict(options)
-        self._session: AsyncSession | None = None
-        self._closed = False
-        #: What the unit's repositories keep while it lasts (a session's ``info``).
-        self.info: dict[str, Any] = {}
 
     @classmethod
     async def open(
@@ -371,39 +364,18 @@ class DirectUnit:
         """The database's dialect name."""
         return "sqlite"
 
-    @property
-    def loaded(self) -> AsyncSession | None:
-        """The session, if an ORM call made one (None: no ORM object exists in this unit)."""
-        return self._session
-
     async def execute(self, statement: ClauseElement, params: Any) -> DirectResult | None:
         """A plain statement straight to ``sqlite3`` in this unit's transaction
         (:meth:`DirectExecutor.execute`); None: it takes SQLAlchemy's way, the session's."""
         return await self._executor.execute(self, statement, params)
-
-    def session(self) -> AsyncSession:
-        """The unit's session, made at the first call, bound to the unit's connection."""
-        session = self._session
-        if session is None:
-            sync = self._open_connection()
-            session = self._factory(
-                bind=AsyncConnection(self._engine, sync),
-                execution_options=self._options,
-                close_resets_only=False,  # a repository kept past the block fails loudly
-            )
-            self._session = session
-        return session
 
     async def connection(self) -> _Connection | None:
         """The ``sqlite3`` connection in a transaction (begun here if need be) and
         SQLAlchemy's connection; None if the session's transaction failed (SQLAlchemy then
         says why)."""
         sync = self._open_connection()
-        session = self._session
-        if session is not None:
-            transaction = session.sync_session.get_transaction()
-            if transaction is not None and not transaction.is_active:
-                return None
+        if self._session_failed():
+            return None
         raw = self._raw
         if not raw.in_transaction:
             try:
@@ -417,46 +389,14 @@ class DirectUnit:
             sync.begin()
         return raw, sync
 
-    async def commit(self) -> None:
-        """Commit what was begun, through the session if one was made (its pending objects
-        are flushed first)."""
-        self._open_connection()
-        if (session := self._session) is not None:
-            await session.commit()
-        self._end(commit=True)
+    def _bind(self) -> AsyncConnection:
+        return AsyncConnection(self._engine, self._open_connection())
 
-    async def rollback(self) -> None:
-        """Roll back what was begun, through the session if one was made (its pending
-        objects are dropped)."""
-        self._open_connection()
-        if (session := self._session) is not None:
-            await session.rollback()
-        self._end(commit=False)
-
-    async def close(self) -> None:
-        """Roll back whatever was not committed, close the session, hand the connection
-        back to the pool. The unit cannot be used again."""
-        if self._closed:
-            return
-        try:
-            await self.rollback()
-        finally:
-            self._closed = True
-            session, self._session = self._session, None
-            try:
-                if session is not None:
-                    await session.close()
-            finally:
-                sync, self._sync = self._sync, None
-                if sync is not None:
-                    sync.close()  # the pool's reset rolls back on sqlite3 if anything is left
-
-    def _end(self, commit: bool) -> None:
-        """Ends SQLAlchemy's transaction on the connection, if one is left (a session that
-        joined it does not end it), and with it ``sqlite3``'s (SQLAlchemy's events and
-        error handling as for any transaction of its own)."""
-        sync = self._sync
-        transaction = None if sync is None else sync.get_transaction()
+    async def _end(self, commit: bool) -> None:
+        """Ends SQLAlchemy's transaction on the connection, if one is left, and with it
+        ``sqlite3``'s (SQLAlchemy's events and error handling as for any transaction of its
+        own)."""
+        transaction = self._open_connection().get_transaction()
         if transaction is None:
             return
         if commit:
@@ -464,9 +404,15 @@ class DirectUnit:
         else:
             transaction.rollback()
 
+    async def _release(self) -> None:
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            sync.close()  # the pool's reset rolls back on sqlite3 if anything is left
+
     def _open_connection(self) -> Connection:
+        self._check_open()
         sync = self._sync
-        if sync is None or self._closed:
+        if sync is None:
             raise RuntimeError("the unit of work is not in progress: use `async with`")
         return sync
 

@@ -69,8 +69,8 @@ from storage.repositories import (
     SqlOperatorRepository,
     SqlOutboxRepository,
     SqlTicketRepository,
-    Unit,
 )
+from storage.unit import Unit
 
 
 class SqlUnitOfWork:

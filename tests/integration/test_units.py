@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from storage.connection_unit import ConnectionUnit
 from storage.db import session_factory
 from storage.models import CitizenRow, TicketRow
-from storage.repositories import Unit
 from storage.sqlite_direct import DirectUnit
+from storage.unit import Unit
 from storage.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
 from tests.integration import builders as b
 
@@ -29,7 +29,7 @@ def uow_factory(engine: AsyncEngine) -> SqlUnitOfWorkFactory:
 
 def _unit(uow: SqlUnitOfWork) -> Unit:
     active = uow._active()
-    assert isinstance(active, DirectUnit | ConnectionUnit)
+    assert isinstance(active, Unit)
     return active
 
 
