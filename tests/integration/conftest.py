@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import func, make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.services.ports import UnitOfWorkFactory
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
-from storage.models import Base
+from storage.models import Base, CitizenRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes.memory_uow import InMemoryUnitOfWorkFactory
 
@@ -208,3 +208,10 @@ async def uow_factory(
         yield SqlUnitOfWorkFactory(session_factory(engine))
     finally:
         await engine.dispose()
+
+
+async def citizen_count(engine: AsyncEngine) -> int:
+    """How many citizens the database holds (read on a connection of its own)."""
+    async with engine.connect() as connection:
+        counted = await connection.execute(select(func.count()).select_from(CitizenRow))
+        return int(counted.scalar_one())

@@ -8,6 +8,7 @@ keeps SQLAlchemy's way.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.domain.model import LocationSource, Ticket
+from bot.services.ports import StorageBusy
 from storage import repositories, sqlite_direct
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
@@ -33,6 +35,7 @@ from storage.sqlite_direct import (
 )
 from storage.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
 from tests.integration import builders as b
+from tests.integration.conftest import citizen_count
 
 
 @pytest.fixture
@@ -412,3 +415,95 @@ async def test_the_outbox_claim_goes_straight_to_sqlite3_whatever_its_lists(
         assert ways.direct - before == 3  # the candidates, the earlier rows, the leases
         shapes.append(len(executor._prepared))
     assert shapes[0] == shapes[1] == shapes[2]  # other lists, the same statements
+
+
+async def test_a_reader_does_not_take_the_write_lock(
+    engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory, tmp_path: Path
+) -> None:
+    """A read-only unit begins DEFERRED: it reads while another process holds the lock."""
+    async with uow_factory() as uow:
+        await uow.citizens.add(b.citizen(7_100_000_081))
+        await uow.commit()
+    other = sqlite3.connect(tmp_path / "direct.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        readers = SqlUnitOfWorkFactory(session_factory(engine), read_only=True)
+        async with readers() as uow:
+            assert await uow.citizens.get_by_telegram_id(7_100_000_081) is not None
+    finally:
+        other.rollback()
+        other.close()
+
+
+async def test_a_writer_waits_for_another_process_on_the_loop_then_is_busy(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "direct.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        writers = SqlUnitOfWorkFactory(session_factory(engine), write_wait=0.2)
+        ticks = 0
+
+        async def ticking() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(ticking())
+        try:
+            with pytest.raises(StorageBusy):
+                async with writers() as uow:
+                    await uow.citizens.add(b.citizen(7_100_000_091))
+        finally:
+            ticker.cancel()
+        assert ticks >= 5  # the loop ran while the BEGIN was retried
+    finally:
+        other.rollback()
+        other.close()
+    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_unit_waits_on_the_loop_for_a_connection_when_the_pool_is_in_use(
+    engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory
+) -> None:
+    pool: Any = engine.sync_engine.pool
+    held = [await engine.connect() for _ in range(pool.size() + pool._max_overflow)]
+    try:
+        waiting = asyncio.create_task(_add(uow_factory, 7_100_000_101))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # waits for a connection, and the loop runs meanwhile
+        await held.pop().close()
+        await asyncio.wait_for(waiting, 5)
+    finally:
+        for connection in held:
+            await connection.close()
+    assert await citizen_count(engine) == 1
+
+
+async def test_a_writer_cancelled_while_it_waits_for_the_lock_gives_everything_back(
+    engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory, tmp_path: Path
+) -> None:
+    """Cancelled in its BEGIN's retries (another process writes): its connection goes back
+    to the pool and the next writer of this process gets its turn."""
+    other = sqlite3.connect(tmp_path / "direct.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.create_task(_add(uow_factory, 7_100_000_111))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        other.rollback()
+        other.close()
+    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    await asyncio.wait_for(_add(uow_factory, 7_100_000_112), 5)  # the turn was released
+    assert await citizen_count(engine) == 1
+
+
+async def _add(uow_factory: SqlUnitOfWorkFactory, telegram_id: int) -> None:
+    async with uow_factory() as uow:
+        await uow.citizens.add(b.citizen(telegram_id))
+        await uow.commit()

@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -20,6 +20,7 @@ from storage.sqlite_direct import DirectUnit
 from storage.unit import Unit
 from storage.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
 from tests.integration import builders as b
+from tests.integration.conftest import citizen_count
 
 
 @pytest.fixture
@@ -31,12 +32,6 @@ def _unit(uow: SqlUnitOfWork) -> Unit:
     active = uow._active()
     assert isinstance(active, Unit)
     return active
-
-
-async def _count(engine: AsyncEngine) -> int:
-    async with engine.connect() as connection:
-        counted = await connection.execute(select(func.count()).select_from(CitizenRow))
-        return int(counted.scalar_one())
 
 
 async def test_the_unit_is_the_databases_own(
@@ -51,11 +46,13 @@ async def test_an_intake_step_makes_no_session(uow_factory: SqlUnitOfWorkFactory
     async with uow_factory() as uow:
         citizen = await uow.citizens.add(b.citizen(7_200_000_001))
         assert citizen.id is not None
-        await uow.tickets.add(b.draft(citizen.id))
+        added = await uow.tickets.add(b.draft(citizen.id))
         await uow.commit()
     async with uow_factory() as uow:
-        _found, draft = await uow.citizens.with_draft(citizen.telegram_id)
+        found, draft = await uow.citizens.with_draft(citizen.telegram_id)
+        assert found == citizen
         assert draft is not None
+        assert draft.id == added.id
         await uow.tickets.update(dataclasses.replace(draft, details="banjir"))
         await uow.commit()
         assert _unit(uow).loaded is None
@@ -67,7 +64,10 @@ async def test_each_transaction_is_begun_once(
     begun: list[object] = []
     event.listen(engine.sync_engine, "begin", begun.append)
     async with uow_factory() as uow:
+        assert begun == []  # nothing before the first statement
         await uow.citizens.add(b.citizen(7_200_000_011))
+        await uow.citizens.get_by_telegram_id(7_200_000_011)
+        assert len(begun) == 1
         session = _unit(uow).session()
         session.add(CitizenRow(telegram_id=7_200_000_012, language="id"))
         await session.flush()  # joins the transaction begun
@@ -78,7 +78,7 @@ async def test_each_transaction_is_begun_once(
         await uow.citizens.add(b.citizen(7_200_000_014))  # which the statements join
         assert len(begun) == 2
         await uow.commit()
-    assert await _count(engine) == 4
+    assert await citizen_count(engine) == 4
 
 
 async def test_orm_work_and_core_statements_are_undone_together(
@@ -90,7 +90,48 @@ async def test_orm_work_and_core_statements_are_undone_together(
         session.add(CitizenRow(telegram_id=7_200_000_022, language="id"))
         await session.flush()
         assert await uow.citizens.get_by_telegram_id(7_200_000_022) is not None
-    assert await _count(engine) == 0
+    assert await citizen_count(engine) == 0
+
+
+async def test_orm_work_and_core_statements_are_committed_together(
+    engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory
+) -> None:
+    async with uow_factory() as uow:
+        await uow.citizens.add(b.citizen(7_200_000_131))
+        session = _unit(uow).session()
+        session.add(CitizenRow(telegram_id=7_200_000_132, language="id"))
+        await uow.commit()  # through the session: its flush, then the one transaction
+        assert not session.in_transaction()
+        await uow.citizens.add(b.citizen(7_200_000_133))  # goes on in a new transaction
+        await uow.rollback()
+    assert await citizen_count(engine) == 2
+
+
+async def test_an_object_added_and_not_flushed_is_written_by_the_commit(
+    engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory
+) -> None:
+    async with uow_factory() as uow:
+        session = _unit(uow).session()
+        session.add(CitizenRow(telegram_id=7_200_000_135, language="id"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        session = _unit(uow).session()
+        session.add(CitizenRow(telegram_id=7_200_000_136, language="id"))
+        await uow.rollback()
+        await uow.commit()  # nothing left to write
+    assert await citizen_count(engine) == 1
+
+
+async def test_core_statements_after_orm_work_share_the_sessions_transaction(
+    engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory
+) -> None:
+    async with uow_factory() as uow:
+        session = _unit(uow).session()
+        session.add(CitizenRow(telegram_id=7_200_000_141, language="id"))
+        await session.flush()  # the session began the transaction
+        await uow.citizens.add(b.citizen(7_200_000_142))
+        await uow.commit()
+    assert await citizen_count(engine) == 2
 
 
 async def test_a_failed_flush_stops_core_statements_until_the_rollback(
@@ -139,11 +180,13 @@ async def test_the_connection_goes_back_to_the_pool_however_the_unit_ends(
         await _fail_after_work(uow_factory)
     assert pool.checkedout() == 0
     async with uow_factory() as uow:
-        citizens = uow.citizens
+        citizens = uow.citizens  # nothing done
     assert pool.checkedout() == 0
     with pytest.raises(RuntimeError, match="not in progress"):
         await citizens.get_by_telegram_id(7_200_000_041)  # kept past its unit: fails loudly
-    assert await _count(engine) == 1
+    with pytest.raises(RuntimeError, match="not in progress"):
+        await uow.commit()
+    assert await citizen_count(engine) == 1
 
 
 async def _fail_after_work(uow_factory: SqlUnitOfWorkFactory) -> None:
