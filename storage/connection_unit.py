@@ -13,25 +13,45 @@ The connection's transaction begins at its first statement (SQLAlchemy's autobeg
 sends ``BEGIN`` with it). An ORM call makes the session, bound to the connection: it joins
 the transaction begun, or begins one itself when there is none; the unit commits or rolls
 back through it first, so its pending objects are flushed, or dropped, as before.
+
+Inserts nobody reads back (a ticket's timeline event, its outbox rows: :meth:`insert_later`)
+are held and sent with the unit's next write, as ``WITH``-clauses of that statement
+(PostgreSQL runs a data-modifying ``WITH`` as part of the statement), or with its commit:
+each round trip to the server waits for the event loop's turn, which under a surge is
+many other updates' work, and a submission's ticket, timeline event and outbox rows (board,
+topic, card) then go in one statement instead of one each. The held inserts go first, in a
+statement of their own, before any other statement on the unit's connection that could
+read their tables (a listener on the engine sends them, before the statements of the unit's
+session too), so nothing the unit reads misses a row it wrote; a read of other tables lets
+them wait. Rows of one table go in one INSERT, in the order they were held (their ids keep
+that order). A row the database refuses (a ticket that does not exist) fails the statement
+that carries it, or the commit, with ``ValueError`` as the repositories' own writes do.
 """
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Mapping
 from typing import Any, cast
 
+from sqlalchemy import Select, Table, bindparam, event, insert, select, union_all
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.dml import Insert, UpdateBase
+from sqlalchemy.sql.util import find_tables
 
 from bot.services.ports import StorageBusy
-from storage.unit import Unit
+from storage.unit import Unit, constraint_error
 
 
 class ConnectionUnit(Unit):
     """A unit of work's connection, transaction and, when needed, session (PostgreSQL)."""
 
-    __slots__ = ("_connection",)
+    __slots__ = ("_connection", "_later")
 
     def __init__(
         self,
@@ -42,6 +62,8 @@ class ConnectionUnit(Unit):
         """Use :meth:`open`."""
         super().__init__(factory, options)
         self._connection: AsyncConnection | None = connection
+        self._later = _Held()
+        _HELD[cast(Connection, connection.sync_connection)] = self._later
 
     @classmethod
     async def open(
@@ -53,6 +75,7 @@ class ConnectionUnit(Unit):
         """Takes a connection from the pool now: a pool whose connections all stay in use
         past its timeout is a busy database, and the citizen is asked to send the step
         again (``StorageBusy``), not told of an error."""
+        _send_later_first(engine.sync_engine)  # before the connection is made: it sees it
         try:
             connection = await engine.connect()
         except PoolTimeout as exc:
@@ -71,13 +94,49 @@ class ConnectionUnit(Unit):
         connection = self._open_connection()
         if self._session_failed() or not _is_core(statement):
             return None
-        return await connection.execute(cast(Executable, statement), params)
+        later = self._later
+        if later and not _reads_any(statement, later):
+            if isinstance(statement, UpdateBase) and isinstance(params, dict):
+                statement, params = _with_later(later, statement, params)
+                later.clear()
+            elif isinstance(statement, Select):
+                later.passing = True  # a read of other tables: the rows wait for a write
+        # Otherwise the held inserts go first, in a statement of their own (_send_first).
+        try:
+            return await connection.execute(cast(Executable, statement), params)
+        finally:
+            later.passing = False
+
+    def insert_later(self, table: Table, columns: Mapping[str, Any]) -> bool:
+        """Holds the insert until the unit's next write or its commit (see the module)."""
+        self._open_connection()
+        names = tuple(columns)
+        if not _names_defaults(table, names) or any(
+            held is table and held_names != names for held, held_names, _ in self._later
+        ):
+            return False  # one INSERT a table, of every column with a default: this goes now
+        self._later.append((table, names, tuple(columns.values())))
+        return True
+
+    async def _send_later(self) -> None:
+        later = self._later
+        if later and not self._session_failed():
+            statement, params = _with_later(later)
+            tables = _held_tables(later)
+            later.clear()
+            try:
+                await self._open_connection().execute(statement, params)
+            except IntegrityError as err:
+                raise constraint_error(err, tables) from None
 
     def _bind(self) -> AsyncConnection:
         return self._open_connection()
 
     async def _end(self, commit: bool) -> None:
         connection = self._open_connection()
+        if commit:
+            await self._send_later()  # held since the session's commit (none: sent before)
+        self._later.clear()
         if not connection.in_transaction():  # the session's own, ended with it
             return
         if commit:
@@ -87,7 +146,9 @@ class ConnectionUnit(Unit):
 
     async def _release(self) -> None:
         connection, self._connection = self._connection, None
+        self._later.clear()
         if connection is not None:
+            _HELD.pop(cast(Connection, connection.sync_connection), None)
             await connection.close()
 
     def _open_connection(self) -> AsyncConnection:
@@ -103,3 +164,157 @@ def _is_core(statement: ClauseElement) -> bool:
     marks a statement built with one for its ORM plugin, as it decides its own execution)."""
     attrs: Mapping[str, object] = getattr(statement, "_propagate_attrs", {})
     return attrs.get("compile_state_plugin") != "orm"
+
+
+_Later = tuple[Table, tuple[str, ...], tuple[Any, ...]]
+"""A held insert: table, column names, values."""
+
+
+class _Held(list[_Later]):
+    """The inserts a unit holds, in order; ``passing``: the statement about to run reads
+    none of their tables, and they wait for the next write."""
+
+    __slots__ = ("passing",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passing = False
+
+
+_HELD: weakref.WeakKeyDictionary[Connection, _Held] = weakref.WeakKeyDictionary()
+"""The inserts held by the unit of work on each connection."""
+
+_LISTENING: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _send_later_first(engine: Engine) -> None:
+    """Makes every statement on ``engine``'s connections send its unit's held inserts first
+    (once per engine): a statement of the unit's session, or one that could read their
+    table, must see the rows."""
+    if engine not in _LISTENING:
+        event.listen(engine, "before_execute", _send_first)
+        _LISTENING.add(engine)
+
+
+def _send_first(connection: Connection, *_: Any) -> None:
+    later = _HELD.get(connection)
+    if later:
+        if later.passing:
+            later.passing = False
+            return
+        statement, params = _with_later(later)
+        tables = _held_tables(later)
+        later.clear()  # before: this statement's own before_execute sees none
+        try:
+            connection.execute(statement, params)
+        except IntegrityError as err:
+            raise constraint_error(err, tables) from None
+
+
+def _held_tables(later: list[_Later]) -> str:
+    """The tables of the held inserts, for an error's message."""
+    return ", ".join(dict.fromkeys(table.name for table, _, _ in later))
+
+
+#: Statement -> the tables it reads or writes (prebuilt statements: a few dozen).
+_TABLES: dict[int, tuple[ClauseElement, frozenset[str]]] = {}
+_COMBINED: dict[tuple[int, tuple[Any, ...]], tuple[Any, Any]] = {}
+_MOST_KEPT = 512
+
+
+def _reads_any(statement: ClauseElement, later: list[_Later]) -> bool:
+    """Whether ``statement`` reads or writes a table of the held inserts: they go first,
+    in a statement of their own. Else a write takes them as ``WITH``-clauses, and a read
+    runs without them (the rows of a statement's ``WITH``-clauses are not visible to the
+    statement itself, and the order of rows inserted into one table by two clauses of one
+    statement is the server's)."""
+    kept = _TABLES.get(id(statement))
+    if kept is None or kept[0] is not statement:
+        found = find_tables(
+            statement, check_columns=True, include_aliases=True, include_joins=True,
+            include_selects=True, include_crud=True,
+        )  # fmt: skip
+        kept = (statement, frozenset(getattr(t, "name", str(t)) for t in found))
+        if len(_TABLES) >= _MOST_KEPT:
+            _TABLES.clear()
+        _TABLES[id(statement)] = kept
+    return any(table.name in kept[1] for table, _, _ in later)
+
+
+def _with_later(
+    later: list[_Later], statement: UpdateBase | None = None, params: dict[str, Any] | None = None
+) -> tuple[UpdateBase, dict[str, Any]]:
+    """``statement`` (or the held inserts' last table's) with the held inserts before it as
+    ``WITH``-clauses, and the parameters of all; built once per shape. The rows of one table
+    go in one multi-row INSERT, in the order they were held (rows inserted by two clauses of
+    one statement take their ids in an order of the server's: a ticket's card must keep an
+    id below its pin's)."""
+    groups: dict[str, tuple[Table, tuple[str, ...], list[tuple[Any, ...]]]] = {}
+    for table, names, row in later:
+        group = groups.setdefault(table.name, (table, names, []))
+        if group[1] != names:
+            raise ValueError(f"held inserts into {table.name} name different columns")
+        group[2].append(row)
+    shape = tuple((name, names, len(rows)) for name, (_, names, rows) in groups.items())
+    key = (id(statement), shape)
+    kept = _COMBINED.get(key)
+    if kept is None or kept[0] is not statement:
+        inserts = [
+            _slot_insert(table, names, slot, len(rows))
+            for slot, (table, names, rows) in enumerate(groups.values())
+        ]
+        main = statement if statement is not None else inserts.pop()
+        clauses = [held.cte(f"later_{slot}") for slot, held in enumerate(inserts)]
+        kept = (statement, main.add_cte(*clauses) if clauses else main)
+        if len(_COMBINED) >= _MOST_KEPT:
+            _COMBINED.clear()
+        _COMBINED[key] = kept
+    values = dict(params or {})
+    for slot, (_, names, rows) in enumerate(groups.values()):
+        for index, row in enumerate(rows):
+            values.update(zip(_slot_names(names, slot, index), row, strict=True))
+    return kept[1], values
+
+
+_SLOT_INSERTS: dict[tuple[str, tuple[str, ...], int, int], Insert] = {}
+
+
+def _slot_insert(table: Table, names: tuple[str, ...], slot: int, rows: int) -> Insert:
+    """The INSERT of ``rows`` held rows of one table in the place ``slot`` of a statement,
+    each value bound under a name of its own (:func:`_slot_names`), nothing returned.
+    Several rows: ``INSERT … SELECT … UNION ALL SELECT …``, which the server inserts in that
+    order, and which SQLAlchemy compiles once (it compiles a multi-row ``VALUES`` anew for
+    every execution: such a statement has no cache key)."""
+    key = (table.name, names, slot, rows)
+    built = _SLOT_INSERTS.get(key)
+    if built is None:
+        binds = [
+            [
+                bindparam(b, type_=table.c[n].type)
+                for n, b in zip(names, _slot_names(names, slot, index), strict=True)
+            ]
+            for index in range(rows)
+        ]
+        if rows == 1:
+            built = insert(table).values(
+                dict(zip((table.c[n] for n in names), binds[0], strict=True))
+            )
+        else:
+            each = union_all(*(select(*row) for row in binds))
+            columns = [table.c[n] for n in names]  # every default in them: _names_defaults
+            built = insert(table).from_select(columns, each, include_defaults=False)
+        if len(_SLOT_INSERTS) >= _MOST_KEPT:
+            _SLOT_INSERTS.clear()
+        _SLOT_INSERTS[key] = built
+    return built
+
+
+@functools.cache
+def _names_defaults(table: Table, names: tuple[str, ...]) -> bool:
+    """Whether ``names`` include every column of ``table`` with a default of SQLAlchemy's
+    (a held insert of several rows is an ``INSERT … SELECT``, which leaves them out)."""
+    return all(c.name in names for c in table.c if c.default is not None)
+
+
+def _slot_names(names: tuple[str, ...], slot: int, index: int) -> list[str]:
+    return [f"l{slot}_{index}_{name}" for name in names]

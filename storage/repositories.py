@@ -109,22 +109,7 @@ from storage.models import (
     TicketEventRow,
     TicketRow,
 )
-from storage.unit import Unit
-
-
-def constraint_error(err: IntegrityError, table: str) -> ValueError:
-    """Translate a driver's integrity error into a ValueError without the offending values."""
-    detail = str(err.orig).lower()
-    if "unique" in detail or "duplicate" in detail:
-        kind = "a unique constraint"
-    elif "foreign key" in detail:
-        kind = "a foreign key (a referenced row does not exist)"
-    elif "null" in detail:
-        kind = "a NOT NULL constraint"
-    else:
-        kind = "a constraint"
-    return ValueError(f"{table}: the write violates {kind}")
-
+from storage.unit import Unit, constraint_error
 
 _CITIZENS = cast(Table, CitizenRow.__table__)
 _TICKETS = cast(Table, TicketRow.__table__)
@@ -255,6 +240,15 @@ class _SqlRepository:
         if row is None:
             raise ValueError(f"{self._table}: the write violates a unique constraint")
         return _fields(row)
+
+    async def _insert_later(self, table: Table, columns: dict[str, Any]) -> None:
+        """An insert whose row nobody reads back now: the unit may hold it and send it with
+        its next write or its commit (:meth:`storage.connection_unit.ConnectionUnit.
+        insert_later`, PostgreSQL: a round trip less for each); else it is sent now."""
+        await self._flush()  # rows the session holds go first, as they would have
+        unit = self._unit
+        if unit is None or not unit.insert_later(table, columns):
+            await self._insert(table, columns)
 
     async def _add_in_savepoint(self, row: object) -> None:
         """Insert ``row`` so that a constraint violation leaves the transaction usable."""
@@ -1081,7 +1075,7 @@ class SqlEventRepository(_SqlRepository):
             "to_status": event.to_status.value if event.to_status else None,
             "note": event.note,
         }
-        await self._insert(_EVENTS, columns)
+        await self._insert_later(_EVENTS, columns)
 
     async def for_ticket(self, ticket_id: int) -> list[TicketEvent]:
         """Return a ticket's events, oldest first."""
@@ -1252,6 +1246,30 @@ def _in_list(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
 def _list_value(values: Collection[object], dialect: str) -> object:
     """The parameter of :func:`_in_list` for these values."""
     return list(values) if dialect == "postgresql" else json.dumps(list(values))
+
+
+def _outbox_columns(message: OutboxMessage) -> dict[str, Any]:
+    """An outbox row's columns by name (TypeError if the payload is not JSON: it fails
+    here, not at the commit)."""
+    payload = json.loads(json.dumps(message.payload))
+    return {
+        "kind": message.kind,
+        "payload": payload,
+        "ticket_id": message.ticket_id,
+        "lane": message.lane,
+        "rank": message.rank,
+        "created_at": ensure_utc(message.created_at),
+        "next_attempt_at": ensure_utc(message.next_attempt_at),
+        "attempts": message.attempts,
+        "sent_at": ensure_utc_or_none(message.sent_at),
+        "failed_at": ensure_utc_or_none(message.failed_at),
+        "last_error": message.last_error,
+        "result": _json_or_none(message.result),
+        "dedup_key": message.dedup_key,
+        "claimed_by": message.claimed_by,
+        "claimed_until": ensure_utc_or_none(message.claimed_until),
+        "repeat": message.repeat,
+    }
 
 
 def _delivery_state(message: OutboxMessage) -> dict[str, Any]:
@@ -1428,26 +1446,12 @@ class SqlOutboxRepository(_SqlRepository):
 
     async def add(self, message: OutboxMessage) -> OutboxMessage:
         """Enqueue a delivery (TypeError if the payload is not JSON)."""
-        payload = json.loads(json.dumps(message.payload))  # fail here, not at commit
-        columns = {
-            "kind": message.kind,
-            "payload": payload,
-            "ticket_id": message.ticket_id,
-            "lane": message.lane,
-            "rank": message.rank,
-            "created_at": ensure_utc(message.created_at),
-            "next_attempt_at": ensure_utc(message.next_attempt_at),
-            "attempts": message.attempts,
-            "sent_at": ensure_utc_or_none(message.sent_at),
-            "failed_at": ensure_utc_or_none(message.failed_at),
-            "last_error": message.last_error,
-            "result": _json_or_none(message.result),
-            "dedup_key": message.dedup_key,
-            "claimed_by": message.claimed_by,
-            "claimed_until": ensure_utc_or_none(message.claimed_until),
-            "repeat": message.repeat,
-        }
-        return _outbox_from_row(await self._insert(_OUTBOX, columns))
+        return _outbox_from_row(await self._insert(_OUTBOX, _outbox_columns(message)))
+
+    async def put(self, message: OutboxMessage) -> None:
+        """:meth:`add` without the row back (see the port): the row may go with the unit's
+        next write or its commit."""
+        await self._insert_later(_OUTBOX, _outbox_columns(message))
 
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one row by id, whatever its state."""

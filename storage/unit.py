@@ -15,8 +15,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import Table
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ClauseElement
+
+
+def constraint_error(err: IntegrityError, table: str) -> ValueError:
+    """Translate a driver's integrity error into a ValueError without the offending values."""
+    detail = str(err.orig).lower()
+    if "unique" in detail or "duplicate" in detail:
+        kind = "a unique constraint"
+    elif "foreign key" in detail:
+        kind = "a foreign key (a referenced row does not exist)"
+    elif "null" in detail:
+        kind = "a NOT NULL constraint"
+    else:
+        kind = "a constraint"
+    return ValueError(f"{table}: the write violates {kind}")
 
 
 class Unit:
@@ -61,10 +77,17 @@ class Unit:
         takes the session's way."""
         raise NotImplementedError
 
+    def insert_later(self, table: Table, columns: Mapping[str, Any]) -> bool:
+        """Takes an INSERT of ``columns`` into ``table`` whose result nobody reads, to send
+        with the unit's next write or its commit (never later, never after a statement that
+        could see the row); False when this database sends it now (the caller does)."""
+        return False
+
     async def commit(self) -> None:
         """Commit what was begun, through the session if one was made (its pending objects
         are flushed first)."""
         self._check_open()
+        await self._send_later()
         if (session := self._session) is not None:
             await session.commit()
         await self._end(commit=True)
@@ -107,6 +130,9 @@ class Unit:
             raise RuntimeError("the unit of work is not in progress: use `async with`")
 
     # -- the database's own ------------------------------------------------------------------
+    async def _send_later(self) -> None:
+        """Sends the inserts :meth:`insert_later` took and still holds."""
+
     def _bind(self) -> AsyncConnection:
         """The connection a session is bound to."""
         raise NotImplementedError

@@ -424,6 +424,14 @@ class OutboxRepository(Protocol):
         """Enqueue a delivery."""
         ...
 
+    async def put(self, message: OutboxMessage) -> None:
+        """Enqueue a delivery whose row the caller does not need back: the store may write
+        it later in the unit of work, with its next write or its commit, but always before
+        anything the unit reads could miss it, and never without the commit. A payload that
+        is not JSON fails here (TypeError); a ticket that does not exist fails here or at the
+        commit (ValueError)."""
+        ...
+
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one row by id, whatever its state."""
         ...

@@ -29,7 +29,7 @@ async def enqueue(
     *,
     ticket: Ticket | None = None,
     rank: int | None = None,
-) -> OutboxMessage:
+) -> None:
     """Queues a row of a registered ``kind`` (about ``ticket``, if any) due at ``now``.
 
     The payload carries ``ticket_id`` for ticket rows; ``rank`` defaults to the ticket's
@@ -46,7 +46,7 @@ async def enqueue(
         lane=kind_of(kind).lane.value,
         rank=rank if rank is not None else (ticket.priority if ticket is not None else 3),
     )
-    return await uow.outbox.add(message)
+    await uow.outbox.put(message)
 
 
 async def add_event(

@@ -681,6 +681,11 @@ class InMemoryOutboxRepository(_Repository):
         self._tx.outbox[stored.id or 0] = stored
         return copy.deepcopy(stored)
 
+    async def put(self, message: OutboxMessage) -> None:
+        """:meth:`add` without the row back (written at once here: reads see it as they
+        must on every store)."""
+        await self.add(message)
+
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one row by id, whatever its state."""
         message: OutboxMessage | None = self._tx.view("outbox").get(message_id)

@@ -604,9 +604,13 @@ async def test_events_round_trip_oldest_first_when_added_out_of_order(
 async def test_event_add_refuses_it_when_ticket_does_not_exist(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    async with uow_factory() as uow:
-        with pytest.raises(ValueError, match="foreign key"):
+    async def add_and_commit() -> None:  # refused at the add, or at the latest at the commit
+        async with uow_factory() as uow:
             await uow.events.add(b.event(999_999))
+            await uow.commit()
+
+    with pytest.raises(ValueError, match="foreign key"):
+        await add_and_commit()
 
 
 async def test_messages_round_trip_oldest_first_when_relayed_both_ways(
@@ -685,6 +689,43 @@ async def test_outbox_add_refuses_payload_when_not_json(uow_factory: UnitOfWorkF
     async with uow_factory() as uow:
         with pytest.raises(TypeError):
             await uow.outbox.add(b.outbox(payload={"when": b.T0}))
+
+
+async def test_outbox_put_refuses_at_once_a_payload_not_json(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(TypeError):
+            await uow.outbox.put(b.outbox(payload={"when": b.T0}))
+
+
+async def test_outbox_put_refuses_a_row_of_no_ticket_at_the_latest_at_the_commit(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async def put_and_commit() -> None:
+        async with uow_factory() as uow:
+            await uow.outbox.put(b.outbox(999_999))
+            await uow.commit()
+
+    with pytest.raises(ValueError, match="foreign key"):
+        await put_and_commit()
+
+
+async def test_outbox_put_rows_are_read_in_their_unit_in_order_and_kept_by_its_commit(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        for kind in ("topic", "card", "pin"):
+            await uow.outbox.put(b.outbox(kind=kind, attempts=0))
+        assert [m.kind for m in await uow.outbox.owed(10)] == ["topic", "card", "pin"]
+        await uow.outbox.put(b.outbox(kind="media", attempts=0))
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.outbox.put(b.outbox(kind="dropped"))  # no commit
+    async with uow_factory() as uow:
+        owed = await uow.outbox.owed(10)
+    assert [m.kind for m in owed] == ["topic", "card", "pin", "media"]
+    assert [m.id for m in owed] == sorted(m.id or 0 for m in owed)
 
 
 async def test_outbox_due_lists_owed_rows_in_written_order_when_some_are_sent_failed_or_later(
