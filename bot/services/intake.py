@@ -735,10 +735,15 @@ class IntakeService:
         return self._health is None or self._health.operators_reachable
 
     async def _enqueue_card(self, uow: UnitOfWork, ticket: Ticket, *, queued: bool) -> None:
-        """Queues, in order: the ticket's forum topic (only for the queue: not for abandoned
-        drafts), its operator card, the pin (unless merged into the card), each attachment,
-        and the queue board update."""
+        """Queues the queue board's update, then, in order: the ticket's forum topic (these
+        two only for the queue: not for abandoned drafts), its operator card, the pin
+        (unless merged into the card) and each attachment.
+
+        The board goes first in the outbox anyway (``BOARD_RANK``); asking for it before the
+        ticket's rows are written lets the store send them all with the ticket's own write
+        (its check reads the outbox: :mod:`storage.connection_unit`)."""
         if queued:
+            await request_board(uow, self._clock.now(), self._policy.operator_chat_id)
             await self._enqueue(uow, ticket, OPERATOR_TOPIC)
         await self._enqueue(uow, ticket, OPERATOR_CARD)
         located = ticket.pinned_location is not None
@@ -746,8 +751,6 @@ class IntakeService:
             await self._enqueue(uow, ticket, OPERATOR_PIN)
         for index in range(len(ticket.media)):
             await self._enqueue(uow, ticket, OPERATOR_MEDIA, index=index)
-        if queued:
-            await request_board(uow, self._clock.now(), self._policy.operator_chat_id)
 
     async def _enqueue(
         self, uow: UnitOfWork, ticket: Ticket, outbox_kind: str, **payload: object

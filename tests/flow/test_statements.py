@@ -49,13 +49,13 @@ CEILINGS: dict[str, tuple[int, int]] = {
 #: The same on PostgreSQL. asyncpg's ``BEGIN`` is not a cursor statement either (it is in the
 #: transactions). The submission takes its reference in the statement that writes the
 #: ticket, and the rows nobody reads back (timeline events, outbox rows) go with a unit's
-#: next write as ``WITH``-clauses (storage.connection_unit): the submission's event, topic
-#: and card before the board's check reads the outbox, its board with the ticket
+#: next write as ``WITH``-clauses (storage.connection_unit): the submission's ticket, event,
+#: board, topic and card in one statement, after its joined read and the board's check
 #: (2026-12-01; the day before 7 statements: each of those rows its own).
 POSTGRESQL_CEILINGS: dict[str, tuple[int, int]] = {
     **CEILINGS,
     "location ok": (2, 1),
-    "submit": (4, 1),
+    "submit": (3, 1),
 }
 
 

@@ -124,7 +124,7 @@ def _intake(
     return IntakeService(uow_factory, Geocoder(), clock, policy)
 
 
-async def test_submit_queues_topic_card_pin_media_and_board_in_that_order_when_confirmed(
+async def test_submit_queues_board_topic_card_pin_and_media_in_that_order_when_confirmed(
     uow_factory: InMemoryUnitOfWorkFactory, clock: Clock
 ) -> None:
     draft = await _confirmable_draft(uow_factory, media=2)
@@ -133,14 +133,14 @@ async def test_submit_queues_topic_card_pin_media_and_board_in_that_order_when_c
     assert outcome.ticket is not None
     assert outcome.ticket.status is S.SUBMITTED
     assert outcome.ticket.queued_at == outcome.ticket.submitted_at == clock.now()
-    assert kinds(uow_factory) == [
-        OPERATOR_TOPIC, OPERATOR_CARD, OPERATOR_PIN, OPERATOR_MEDIA, OPERATOR_MEDIA, QUEUE_BOARD,
+    assert kinds(uow_factory) == [  # the board first: it is sent first anyway (its rank)
+        QUEUE_BOARD, OPERATOR_TOPIC, OPERATOR_CARD, OPERATOR_PIN, OPERATOR_MEDIA, OPERATOR_MEDIA,
     ]  # fmt: skip
     assert [m.payload.get("index") for m in rows(uow_factory, OPERATOR_MEDIA)] == [0, 1]
     assert rows(uow_factory, QUEUE_BOARD)[0].payload == {"chat_id": OPERATORS_CHAT}
     assert all(m.ticket_id == draft.id for m in rows(uow_factory) if m.kind != QUEUE_BOARD)
     # Topics and cards follow the queue: the ticket's priority is the rows' rank.
-    assert [m.rank for m in rows(uow_factory)][:2] == [1, 1]
+    assert [m.rank for m in rows(uow_factory)][:3] == [0, 1, 1]
 
 
 async def test_submit_leaves_the_pin_to_the_card_when_the_edge_merges_them(
@@ -148,7 +148,7 @@ async def test_submit_leaves_the_pin_to_the_card_when_the_edge_merges_them(
 ) -> None:
     draft = await _confirmable_draft(uow_factory)
     await _intake(uow_factory, clock, separate_pin=False).submit(Actor(5001, 5001), draft.id or 0)
-    assert kinds(uow_factory) == [OPERATOR_TOPIC, OPERATOR_CARD, QUEUE_BOARD]
+    assert kinds(uow_factory) == [QUEUE_BOARD, OPERATOR_TOPIC, OPERATOR_CARD]
 
 
 async def test_abandoned_draft_gets_a_card_but_no_topic_nor_board_when_it_times_out(
