@@ -26,6 +26,7 @@ ROWS = (
     "confirm -> committed p95 ms",
     "confirm -> committed p50 ms",
     "intake CPU ms/update",
+    "intake CPU ms/update, cards included",
     "echo CPU ms/update",
     "ratio intake/echo",
     "confirm -> citizen ack p95 ms",

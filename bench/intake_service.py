@@ -47,7 +47,9 @@ OPERATORS = -1001234567890
 
 
 async def one_run(citizens: int, db: str, postgres_url: str) -> dict[str, float]:
-    """CPU milliseconds per call of each step, for ``citizens`` full reports."""
+    """CPU milliseconds per call of each step (and, under ``"<step> wall"``, wall-clock
+    milliseconds: the server's round trips too, on PostgreSQL), for ``citizens`` full
+    reports."""
     async with database(db, postgres_url) as url:
         await upgrade(url)
         engine = create_engine(url)
@@ -62,11 +64,13 @@ async def one_run(citizens: int, db: str, postgres_url: str) -> dict[str, float]
                 read_uow_factory=SqlUnitOfWorkFactory(sessions, read_only=True),
             )
             spent: dict[str, float] = defaultdict(float)
+            waited: dict[str, float] = defaultdict(float)
 
             async def timed(step: str, call: Awaitable[T]) -> T:
-                started = time.process_time()
+                started, clock_started = time.process_time(), time.perf_counter()
                 result = await call
                 spent[step] += time.process_time() - started
+                waited[step] += time.perf_counter() - clock_started
                 return result
 
             gc.collect()
@@ -87,7 +91,8 @@ async def one_run(citizens: int, db: str, postgres_url: str) -> dict[str, float]
                 done = await timed("submit", intake.submit(actor, ticket_id))
                 if Notice.SUBMITTED not in done.notices:
                     raise RuntimeError(f"citizen {n}: not submitted ({done.notices})")
-            return {step: spent[step] / citizens * 1000 for step in STEPS}
+            cpu = {step: spent[step] / citizens * 1000 for step in STEPS}
+            return cpu | {f"{step} wall": waited[step] / citizens * 1000 for step in STEPS}
         finally:
             await engine.dispose()
 
@@ -104,16 +109,19 @@ def main() -> None:
     with contextlib.closing(loop):
         for index in range(args.repeat):
             runs.append(loop.run_until_complete(one_run(args.citizens, args.db, args.postgres_url)))
-            per_step = sum(runs[-1].values()) / len(STEPS)
+            per_step = sum(runs[-1][step] for step in STEPS) / len(STEPS)
             print(f"run {index + 1}/{args.repeat}: {per_step:.3f} ms CPU per step", flush=True)
     print(
         f"\nIntakeService on {args.db} ({name} loop), {args.citizens} citizens one after "
-        f"another, CPU ms per call (median of {args.repeat}):"
+        f"another, ms per call (median of {args.repeat}):\n  {'':12s} {'CPU':>7s} {'wall':>7s}"
     )
     for step in STEPS:
-        print(f"  {step:12s} {statistics.median(run[step] for run in runs):7.3f}")
-    overall = [sum(run.values()) / len(STEPS) for run in runs]
-    print(f"  {'per step':12s} {statistics.median(overall):7.3f}")
+        cpu = statistics.median(run[step] for run in runs)
+        wall = statistics.median(run[f"{step} wall"] for run in runs)
+        print(f"  {step:12s} {cpu:7.3f} {wall:7.3f}")
+    overall = [sum(run[step] for step in STEPS) / len(STEPS) for run in runs]
+    walls = [sum(run[f"{step} wall"] for step in STEPS) / len(STEPS) for run in runs]
+    print(f"  {'per step':12s} {statistics.median(overall):7.3f} {statistics.median(walls):7.3f}")
 
 
 if __name__ == "__main__":
