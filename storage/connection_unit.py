@@ -9,10 +9,21 @@ asyncpg's prepared statements, the engine's events and error handling as before)
 work on the development machine (a unit with the intake's joined read and its commit, 1.28
 against 1.04–1.08 ms of wall time with the server's round trips).
 
-The connection's transaction begins at its first statement (SQLAlchemy's autobegin; asyncpg
-sends ``BEGIN`` with it). An ORM call makes the session, bound to the connection: it joins
-the transaction begun, or begins one itself when there is none; the unit commits or rolls
-back through it first, so its pending objects are flushed, or dropped, as before.
+No ``BEGIN`` is sent until a statement needs the unit's transaction: SQLAlchemy's asyncpg
+adapter is told to send none (its ``autocommit`` flag), and a listener on the engine, which
+sees every statement on the connection, turns that off before any statement but two kinds,
+which then go in no transaction of their own: a read marked :data:`READ_ALONE` (the
+intake's joined read, the board's check: plain reads, which under READ COMMITTED see what
+they would see in a transaction), and the unit's last write when nothing was begun before it
+(:meth:`last_write`, the submission's ``commit_with_next_ref``; or the held inserts at a
+commit), atomic on its own. Every other statement (a write, a read that locks rows, anything
+from the session) begins the transaction as before, and the unit commits or rolls back
+through SQLAlchemy as before. So a submission is its two reads and one statement, with no
+``BEGIN`` or ``COMMIT`` round trip, and the day counter's row, which every report of the city
+waits for, is held only while the server runs that statement. The flag is set back when the
+connection returns to the pool. An ORM call makes the session, bound to the connection: it
+joins the transaction begun, or begins one itself when there is none; the unit commits or
+rolls back through it first, so its pending objects are flushed, or dropped, as before.
 
 Inserts nobody reads back (a ticket's timeline event, its outbox rows: :meth:`insert_later`)
 are held and sent with the unit's next write, as ``WITH``-clauses of that statement
@@ -36,6 +47,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, event, insert, select, union_all
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -51,7 +63,7 @@ from storage.unit import Unit, constraint_error
 class ConnectionUnit(Unit):
     """A unit of work's connection, transaction and, when needed, session (PostgreSQL)."""
 
-    __slots__ = ("_connection", "_later")
+    __slots__ = ("_connection", "_last_write", "_later")
 
     def __init__(
         self,
@@ -62,8 +74,10 @@ class ConnectionUnit(Unit):
         """Use :meth:`open`."""
         super().__init__(factory, options)
         self._connection: AsyncConnection | None = connection
-        self._later = _Held()
-        _HELD[cast(Connection, connection.sync_connection)] = self._later
+        sync = cast(Connection, connection.sync_connection)
+        self._later = _Held(_driver_of(sync))
+        self._last_write = False
+        _HELD[sync] = self._later
 
     @classmethod
     async def open(
@@ -102,10 +116,22 @@ class ConnectionUnit(Unit):
             elif isinstance(statement, Select):
                 later.passing = True  # a read of other tables: the rows wait for a write
         # Otherwise the held inserts go first, in a statement of their own (_send_first).
+        last, self._last_write = self._last_write, False
+        driver = later.driver
+        if driver is not None and driver.autocommit:  # nothing begun yet
+            marked = getattr(statement, "_execution_options", {}).get(READ_ALONE, False)
+            later.alone = marked or (last and isinstance(statement, UpdateBase) and not later)
         try:
             return await connection.execute(cast(Executable, statement), params)
         finally:
-            later.passing = False
+            later.passing = later.alone = False
+
+    def last_write(self) -> None:
+        """The unit's next statement is a write, its last before the commit: with nothing
+        begun (reads only so far, see the module), it goes without a transaction, atomic
+        on its own (with the inserts it carries), and the commit sends nothing more."""
+        self._open_connection()
+        self._last_write = True
 
     def insert_later(self, table: Table, columns: Mapping[str, Any]) -> bool:
         """Holds the insert until the unit's next write or its commit (see the module)."""
@@ -124,10 +150,14 @@ class ConnectionUnit(Unit):
             statement, params = _with_later(later)
             tables = _held_tables(later)
             later.clear()
+            driver = later.driver
+            later.alone = driver is not None and driver.autocommit  # one statement: atomic
             try:
                 await self._open_connection().execute(statement, params)
             except IntegrityError as err:
                 raise constraint_error(err, tables) from None
+            finally:
+                later.alone = False
 
     def _bind(self) -> AsyncConnection:
         return self._open_connection()
@@ -147,6 +177,8 @@ class ConnectionUnit(Unit):
     async def _release(self) -> None:
         connection, self._connection = self._connection, None
         self._later.clear()
+        if (driver := self._later.driver) is not None:
+            driver.autocommit = False  # as the pool's other users expect it
         if connection is not None:
             _HELD.pop(cast(Connection, connection.sync_connection), None)
             await connection.close()
@@ -171,14 +203,34 @@ _Later = tuple[Table, tuple[str, ...], tuple[Any, ...]]
 
 
 class _Held(list[_Later]):
-    """The inserts a unit holds, in order; ``passing``: the statement about to run reads
-    none of their tables, and they wait for the next write."""
+    """The inserts a unit holds, in order, and what the next statement on its connection
+    may do: ``passing``, it reads none of their tables and they wait for the next write;
+    ``alone``, it goes without a transaction (nothing begun yet: see the module).
+    ``driver``: SQLAlchemy's adapted asyncpg connection (None for another driver)."""
 
-    __slots__ = ("passing",)
+    __slots__ = ("alone", "driver", "passing")
 
-    def __init__(self) -> None:
+    def __init__(self, driver: AsyncAdapt_asyncpg_connection | None) -> None:
         super().__init__()
-        self.passing = False
+        self.passing = self.alone = False
+        self.driver = driver
+
+
+READ_ALONE = "siaga112_read_alone"
+"""The execution option that marks a plain read (no row lock) that a unit of work with
+nothing begun may send without ``BEGIN``: under READ COMMITTED it sees what it would see in
+the unit's transaction."""
+
+
+def _driver_of(connection: Connection) -> AsyncAdapt_asyncpg_connection | None:
+    """The unit's asyncpg connection, as SQLAlchemy adapts it, set to send no ``BEGIN``
+    until :func:`_send_first` says so (None for another driver: every statement then goes
+    in the unit's transaction, as SQLAlchemy begins it)."""
+    driver = connection.connection.dbapi_connection  # just checked out: no IO
+    if not isinstance(driver, AsyncAdapt_asyncpg_connection):
+        return None
+    driver.autocommit = True
+    return driver
 
 
 _HELD: weakref.WeakKeyDictionary[Connection, _Held] = weakref.WeakKeyDictionary()
@@ -197,18 +249,26 @@ def _send_later_first(engine: Engine) -> None:
 
 
 def _send_first(connection: Connection, *_: Any) -> None:
+    """Before every statement on a unit's connection: its held inserts first (unless the
+    statement reads none of their tables), and a transaction begun with the statement
+    unless it may go alone (a marked read, or the unit's last write, with nothing begun)."""
     later = _HELD.get(connection)
-    if later:
-        if later.passing:
-            later.passing = False
-            return
+    if later is None:
+        return
+    if later and not later.passing:
         statement, params = _with_later(later)
         tables = _held_tables(later)
         later.clear()  # before: this statement's own before_execute sees none
+        later.alone = False  # the rows, then the statement, in one transaction
         try:
             connection.execute(statement, params)
         except IntegrityError as err:
             raise constraint_error(err, tables) from None
+    later.passing = False
+    driver = later.driver
+    if driver is not None and driver.autocommit and not later.alone:
+        driver.autocommit = False  # SQLAlchemy's adapter sends BEGIN with this statement
+    later.alone = False
 
 
 def _held_tables(later: list[_Later]) -> str:

@@ -93,6 +93,7 @@ from storage.codec import (
     media_from_json,
     media_to_json,
 )
+from storage.connection_unit import READ_ALONE
 from storage.db import dialect_insert
 from storage.models import (
     AdvisoryDeliveryRow,
@@ -741,6 +742,7 @@ _CITIZEN_AND_DRAFT = (
     # makes SQLAlchemy load its rows through the ORM (about 60 column processors per row).
     .order_by(*_NEWEST_FIRST)
     .limit(1)
+    .execution_options(**{READ_ALONE: True})  # PostgreSQL: no BEGIN for it (connection_unit)
 )
 _TICKET_BY_ID = select(_TICKETS).where(_TICKETS.c.id == bindparam("ticket_id"))
 _CITIZEN_NAMES = tuple(_CITIZENS.c.keys())
@@ -1314,7 +1316,10 @@ _FINISH_SENT, _RELEASE_LEASES = _finish_sent_statements()
 # in a broadcast's lane thousands of copies may be owed, so a registered kind is looked for
 # in its own lane (ix_outbox_owed_lane_rank_id), not among every owed row.
 _OWED_OF_KIND = (
-    select(_OUTBOX).where(*_OWED, _OUTBOX.c.kind == bindparam("b_kind")).order_by(_OUTBOX.c.id)
+    select(_OUTBOX)
+    .where(*_OWED, _OUTBOX.c.kind == bindparam("b_kind"))
+    .order_by(_OUTBOX.c.id)
+    .execution_options(**{READ_ALONE: True})
 )
 _OWED_OF_KIND_IN_LANE = _OWED_OF_KIND.where(_OUTBOX.c.lane == bindparam("b_lane"))
 #: ``finish``'s statements, built once: the row's owner (locked on PostgreSQL), then its

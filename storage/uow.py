@@ -35,11 +35,13 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import deque
+from datetime import date
 from types import TracebackType
 from typing import ClassVar, Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.domain.model import Ticket
 from bot.services.ports import (
     AdvisoryRepository,
     AgencyRequestRepository,
@@ -196,6 +198,15 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         """Commit the transaction."""
         await self._active().commit()
+
+    async def commit_with_next_ref(self, ticket: Ticket, day: date, prefix: str) -> str:
+        """The ticket's write with the day's next reference, then the commit (see the port):
+        on PostgreSQL the write goes as the unit's last (``ConnectionUnit.last_write``)."""
+        if isinstance(active := self._active(), ConnectionUnit):
+            active.last_write()
+        ref = await self.tickets.update_with_next_ref(ticket, day, prefix)
+        await self.commit()
+        return ref
 
     async def rollback(self) -> None:
         """Roll the transaction back."""

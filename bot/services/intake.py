@@ -720,13 +720,13 @@ class IntakeService:
                 to_status=TicketStatus.SUBMITTED,
             )  # fmt: skip
             await self._enqueue_card(uow, draft, queued=True)
-            # The reference last, with the ticket's own write: taking it locks the day's
-            # counter row until the commit, and every report of the city queues on that row
-            # (on PostgreSQL; SQLite's unit of work holds the one write lock throughout).
+            # The reference last, with the ticket's own write and the commit: taking it locks
+            # the day's counter row until the commit, and every report of the city queues on
+            # that row (on PostgreSQL; SQLite's unit of work holds the one write lock
+            # throughout).
             day = now.astimezone(self._policy.local_zone).date()
             prefix = self._policy.ref_prefix
-            draft.ref = await uow.tickets.update_with_next_ref(draft, day, prefix)
-            await uow.commit()
+            draft.ref = await uow.commit_with_next_ref(draft, day, prefix)
         reachable = self._operators_reachable()
         return Outcome(citizen, draft, [Notice.SUBMITTED], operators_reachable=reachable)
 

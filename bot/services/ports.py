@@ -648,6 +648,14 @@ class UnitOfWork(Protocol):
         """Commit the transaction."""
         ...
 
+    async def commit_with_next_ref(self, ticket: Ticket, day: date, prefix: str) -> str:
+        """Write the ticket with the day's next reference as ``tickets.update_with_next_ref``
+        does, as the unit's last write, and commit; return the reference. The day's counter
+        is the one row every report of the city waits for: a backend may take it in the
+        commit itself (PostgreSQL, a unit that has only read: one statement, in no
+        transaction of its own, so the row is held for no round trip)."""
+        ...
+
     async def rollback(self) -> None:
         """Roll the transaction back."""
         ...

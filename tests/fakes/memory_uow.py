@@ -1294,6 +1294,12 @@ class InMemoryUnitOfWork:
         """Commit the transaction."""
         self._active().commit()
 
+    async def commit_with_next_ref(self, ticket: Ticket, day: date, prefix: str) -> str:
+        """The ticket's write with the day's next reference, then the commit."""
+        ref = await self.tickets.update_with_next_ref(ticket, day, prefix)
+        await self.commit()
+        return ref
+
     async def rollback(self) -> None:
         """Roll the transaction back."""
         self._active().discard()

@@ -549,6 +549,30 @@ async def test_update_with_next_ref_never_repeats_a_reference_when_fifty_submit_
     assert stored == set(refs)
 
 
+async def test_commit_with_next_ref_commits_fifty_concurrent_submissions_gapless(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    drafts = await _drafts(uow_factory, 50)
+    day = date(2026, 5, 27)
+
+    async def submit(n: int, draft: Ticket) -> str:
+        async with uow_factory() as uow:
+            _, loaded = await uow.citizens.with_draft(7_100_000_000 + n)  # reads only, then
+            assert loaded is not None
+            await uow.events.add(b.event(draft.id or 0, kind="submitted"))
+            await asyncio.sleep(0)  # let the others interleave
+            return await uow.commit_with_next_ref(_submitted(loaded), day, "SMG")
+
+    refs = await asyncio.gather(*(submit(n, d) for n, d in enumerate(drafts)))
+    assert sorted(refs) == [f"SMG-260527-{n:04d}" for n in range(1, 51)]
+    async with uow_factory() as uow:  # committed: a new unit sees each ticket and event
+        stored = [await uow.tickets.get(d.id or 0) for d in drafts]
+        events = [await uow.events.for_ticket(d.id or 0) for d in drafts]
+    assert [t.ref if t else None for t in stored] == refs
+    assert all(t is not None and t.status is TicketStatus.SUBMITTED for t in stored)
+    assert [[e.kind for e in each] for each in events] == [["submitted"]] * 50
+
+
 async def test_update_with_next_ref_leaves_the_ticket_and_the_number_when_rolled_back(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
