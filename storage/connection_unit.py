@@ -106,6 +106,7 @@ class ConnectionUnit(Unit):
         the first one); None when it takes the session's way: an ORM-enabled statement, or
         a session whose transaction failed (SQLAlchemy then says why)."""
         connection = self._open_connection()
+        last, self._last_write = self._last_write, False  # for this statement only
         if self._session_failed() or not _is_core(statement):
             return None
         later = self._later
@@ -116,7 +117,6 @@ class ConnectionUnit(Unit):
             elif isinstance(statement, Select):
                 later.passing = True  # a read of other tables: the rows wait for a write
         # Otherwise the held inserts go first, in a statement of their own (_send_first).
-        last, self._last_write = self._last_write, False
         driver = later.driver
         if driver is not None and driver.autocommit:  # nothing begun yet
             marked = getattr(statement, "_execution_options", {}).get(READ_ALONE, False)
