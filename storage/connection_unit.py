@@ -147,9 +147,7 @@ class ConnectionUnit(Unit):
     async def _send_later(self) -> None:
         later = self._later
         if later and not self._session_failed():
-            statement, params = _with_later(later)
-            tables = _held_tables(later)
-            later.clear()
+            statement, params, tables = later.take()
             driver = later.driver
             later.alone = driver is not None and driver.autocommit  # one statement: atomic
             try:
@@ -164,9 +162,7 @@ class ConnectionUnit(Unit):
 
     async def _end(self, commit: bool) -> None:
         connection = self._open_connection()
-        if commit:
-            await self._send_later()  # held since the session's commit (none: sent before)
-        self._later.clear()
+        self._later.clear()  # a rollback drops them (a commit sent them: Unit.commit)
         if not connection.in_transaction():  # the session's own, ended with it
             return
         if commit:
@@ -215,6 +211,14 @@ class _Held(list[_Later]):
         self.passing = self.alone = False
         self.driver = driver
 
+    def take(self) -> tuple[UpdateBase, dict[str, Any], str]:
+        """The held inserts as one statement (:func:`_with_later`), its parameters and
+        their tables (for an error's message); none is held after."""
+        statement, params = _with_later(self)
+        tables = ", ".join(dict.fromkeys(table.name for table, _, _ in self))
+        self.clear()
+        return statement, params, tables
+
 
 READ_ALONE = "siaga112_read_alone"
 """The execution option that marks a plain read (no row lock) that a unit of work with
@@ -256,9 +260,7 @@ def _send_first(connection: Connection, *_: Any) -> None:
     if later is None:
         return
     if later and not later.passing:
-        statement, params = _with_later(later)
-        tables = _held_tables(later)
-        later.clear()  # before: this statement's own before_execute sees none
+        statement, params, tables = later.take()  # first: the next before_execute sees none
         later.alone = False  # the rows, then the statement, in one transaction
         try:
             connection.execute(statement, params)
@@ -271,15 +273,8 @@ def _send_first(connection: Connection, *_: Any) -> None:
     later.alone = False
 
 
-def _held_tables(later: list[_Later]) -> str:
-    """The tables of the held inserts, for an error's message."""
-    return ", ".join(dict.fromkeys(table.name for table, _, _ in later))
-
-
-#: Statement -> the tables it reads or writes (prebuilt statements: a few dozen).
-_TABLES: dict[int, tuple[ClauseElement, frozenset[str]]] = {}
-_COMBINED: dict[tuple[int, tuple[Any, ...]], tuple[Any, Any]] = {}
 _MOST_KEPT = 512
+"""Statements built or looked into once and kept (the prebuilt ones: a few dozen)."""
 
 
 def _reads_any(statement: ClauseElement, later: list[_Later]) -> bool:
@@ -288,85 +283,75 @@ def _reads_any(statement: ClauseElement, later: list[_Later]) -> bool:
     runs without them (the rows of a statement's ``WITH``-clauses are not visible to the
     statement itself, and the order of rows inserted into one table by two clauses of one
     statement is the server's)."""
-    kept = _TABLES.get(id(statement))
-    if kept is None or kept[0] is not statement:
-        found = find_tables(
-            statement, check_columns=True, include_aliases=True, include_joins=True,
-            include_selects=True, include_crud=True,
-        )  # fmt: skip
-        kept = (statement, frozenset(getattr(t, "name", str(t)) for t in found))
-        if len(_TABLES) >= _MOST_KEPT:
-            _TABLES.clear()
-        _TABLES[id(statement)] = kept
-    return any(table.name in kept[1] for table, _, _ in later)
+    tables = _tables_of(statement)
+    return any(table.name in tables for table, _, _ in later)
+
+
+@functools.lru_cache(maxsize=_MOST_KEPT)
+def _tables_of(statement: ClauseElement) -> frozenset[str]:
+    """The names of the tables ``statement`` reads or writes."""
+    found = find_tables(
+        statement, check_columns=True, include_aliases=True, include_joins=True,
+        include_selects=True, include_crud=True,
+    )  # fmt: skip
+    return frozenset(getattr(t, "name", str(t)) for t in found)
 
 
 def _with_later(
     later: list[_Later], statement: UpdateBase | None = None, params: dict[str, Any] | None = None
 ) -> tuple[UpdateBase, dict[str, Any]]:
     """``statement`` (or the held inserts' last table's) with the held inserts before it as
-    ``WITH``-clauses, and the parameters of all; built once per shape. The rows of one table
-    go in one multi-row INSERT, in the order they were held (rows inserted by two clauses of
-    one statement take their ids in an order of the server's: a ticket's card must keep an
-    id below its pin's)."""
-    groups: dict[str, tuple[Table, tuple[str, ...], list[tuple[Any, ...]]]] = {}
+    ``WITH``-clauses, and the parameters of all. The rows of one table go in one INSERT, in
+    the order they were held (rows inserted by two clauses of one statement take their ids
+    in an order of the server's: a ticket's card must keep an id below its pin's)."""
+    groups: dict[Table, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {}
     for table, names, row in later:
-        group = groups.setdefault(table.name, (table, names, []))
-        if group[1] != names:
+        group = groups.setdefault(table, (names, []))
+        if group[0] != names:  # ConnectionUnit.insert_later holds no such row
             raise ValueError(f"held inserts into {table.name} name different columns")
-        group[2].append(row)
-    shape = tuple((name, names, len(rows)) for name, (_, names, rows) in groups.items())
-    key = (id(statement), shape)
-    kept = _COMBINED.get(key)
-    if kept is None or kept[0] is not statement:
-        inserts = [
-            _slot_insert(table, names, slot, len(rows))
-            for slot, (table, names, rows) in enumerate(groups.values())
-        ]
-        main = statement if statement is not None else inserts.pop()
-        clauses = [held.cte(f"later_{slot}") for slot, held in enumerate(inserts)]
-        kept = (statement, main.add_cte(*clauses) if clauses else main)
-        if len(_COMBINED) >= _MOST_KEPT:
-            _COMBINED.clear()
-        _COMBINED[key] = kept
+        group[1].append(row)
+    shape = tuple((table, names, len(rows)) for table, (names, rows) in groups.items())
     values = dict(params or {})
-    for slot, (_, names, rows) in enumerate(groups.values()):
+    for slot, (names, rows) in enumerate(groups.values()):
         for index, row in enumerate(rows):
             values.update(zip(_slot_names(names, slot, index), row, strict=True))
-    return kept[1], values
+    return _combined(statement, shape), values
 
 
-_SLOT_INSERTS: dict[tuple[str, tuple[str, ...], int, int], Insert] = {}
+@functools.lru_cache(maxsize=_MOST_KEPT)
+def _combined(
+    statement: UpdateBase | None, shape: tuple[tuple[Table, tuple[str, ...], int], ...]
+) -> UpdateBase:
+    """``statement`` with the inserts of ``shape`` (table, columns, rows) as ``WITH``-
+    clauses; without a statement, the last table's insert with the others'. Built once
+    per shape: building a statement and its cache key costs more than running it."""
+    inserts = [
+        _slot_insert(table, names, slot, rows) for slot, (table, names, rows) in enumerate(shape)
+    ]
+    main = statement if statement is not None else inserts.pop()
+    clauses = [held.cte(f"later_{slot}") for slot, held in enumerate(inserts)]
+    return main.add_cte(*clauses) if clauses else main
 
 
+@functools.lru_cache(maxsize=_MOST_KEPT)
 def _slot_insert(table: Table, names: tuple[str, ...], slot: int, rows: int) -> Insert:
     """The INSERT of ``rows`` held rows of one table in the place ``slot`` of a statement,
     each value bound under a name of its own (:func:`_slot_names`), nothing returned.
     Several rows: ``INSERT … SELECT … UNION ALL SELECT …``, which the server inserts in that
     order, and which SQLAlchemy compiles once (it compiles a multi-row ``VALUES`` anew for
     every execution: such a statement has no cache key)."""
-    key = (table.name, names, slot, rows)
-    built = _SLOT_INSERTS.get(key)
-    if built is None:
-        binds = [
-            [
-                bindparam(b, type_=table.c[n].type)
-                for n, b in zip(names, _slot_names(names, slot, index), strict=True)
-            ]
-            for index in range(rows)
+    binds = [
+        [
+            bindparam(b, type_=table.c[n].type)
+            for n, b in zip(names, _slot_names(names, slot, index), strict=True)
         ]
-        if rows == 1:
-            built = insert(table).values(
-                dict(zip((table.c[n] for n in names), binds[0], strict=True))
-            )
-        else:
-            each = union_all(*(select(*row) for row in binds))
-            columns = [table.c[n] for n in names]  # every default in them: _names_defaults
-            built = insert(table).from_select(columns, each, include_defaults=False)
-        if len(_SLOT_INSERTS) >= _MOST_KEPT:
-            _SLOT_INSERTS.clear()
-        _SLOT_INSERTS[key] = built
-    return built
+        for index in range(rows)
+    ]
+    if rows == 1:
+        return insert(table).values(dict(zip((table.c[n] for n in names), binds[0], strict=True)))
+    each = union_all(*(select(*row) for row in binds))
+    columns = [table.c[n] for n in names]  # every default in them: _names_defaults
+    return insert(table).from_select(columns, each, include_defaults=False)
 
 
 @functools.cache
