@@ -21,6 +21,7 @@ from storage.repositories import _EVENTS, _OUTBOX, _ticket_write_with_next_ref
 from storage.uow import SqlUnitOfWorkFactory
 from tests.integration import builders as b
 from tests.integration.conftest import empty_tables
+from tests.integration.test_uow_contract import add_draft
 
 
 @pytest.fixture
@@ -58,22 +59,25 @@ def sent(engine: AsyncEngine) -> Iterator[Sent]:
         event.remove(engine.sync_engine, "before_cursor_execute", before)
 
 
-async def _draft(uow_factory: SqlUnitOfWorkFactory, telegram_id: int) -> Ticket:
-    async with uow_factory() as uow:
-        citizen = await uow.citizens.add(b.citizen(telegram_id))
-        draft = await uow.tickets.add(b.draft(citizen.id or 0))
-        await uow.commit()
-    return draft
-
-
 def _row(ticket: Ticket, kind: str) -> OutboxMessage:
     return b.outbox(ticket.id, kind=kind, attempts=0, last_error=None)
+
+
+async def _only_a_later_event_is_stored(uow_factory: SqlUnitOfWorkFactory, draft: Ticket) -> None:
+    """A later unit's event is stored, and nothing that earlier units held (the connection's
+    next unit sends none of it either)."""
+    async with uow_factory() as uow:
+        await uow.events.add(b.event(draft.id or 0, kind="kept"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.owed(10) == []
+        assert [e.kind for e in await uow.events.for_ticket(draft.id or 0)] == ["kept"]
 
 
 async def test_a_tickets_rows_go_with_its_write_in_the_order_they_were_queued(
     engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory
 ) -> None:
-    draft = await _draft(uow_factory, 7_300_000_001)
+    draft = await add_draft(uow_factory, 7_300_000_001)
     with sent(engine) as seen:
         async with uow_factory() as uow:
             _, loaded = await uow.citizens.with_draft(7_300_000_001)
@@ -103,7 +107,7 @@ async def test_a_tickets_rows_go_with_its_write_in_the_order_they_were_queued(
 async def test_a_read_of_their_table_sees_the_rows_held(
     uow_factory: SqlUnitOfWorkFactory,
 ) -> None:
-    draft = await _draft(uow_factory, 7_300_000_002)
+    draft = await add_draft(uow_factory, 7_300_000_002)
     async with uow_factory() as uow:
         await uow.outbox.put(_row(draft, "operator_card"))
         assert [r.kind for r in await uow.outbox.owed_of_kind("operator_card")] == [
@@ -119,7 +123,7 @@ async def test_a_read_of_their_table_sees_the_rows_held(
 async def test_a_read_of_other_tables_leaves_them_held_until_the_commit(
     engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory
 ) -> None:
-    draft = await _draft(uow_factory, 7_300_000_003)
+    draft = await add_draft(uow_factory, 7_300_000_003)
     with sent(engine) as seen:
         async with uow_factory() as uow:
             await uow.outbox.put(_row(draft, "operator_card"))
@@ -135,24 +139,19 @@ async def test_a_read_of_other_tables_leaves_them_held_until_the_commit(
 async def test_a_rollback_drops_them_and_the_connections_next_unit_starts_clean(
     engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory
 ) -> None:
-    draft = await _draft(uow_factory, 7_300_000_004)
+    draft = await add_draft(uow_factory, 7_300_000_004)
     for _ in range(3):  # the pool hands the same connection back
         async with uow_factory() as uow:
             await uow.outbox.put(_row(draft, "operator_card"))
             await uow.events.add(b.event(draft.id or 0))
             # no commit: the unit rolls back
-    async with uow_factory() as uow:
-        await uow.events.add(b.event(draft.id or 0, kind="kept"))
-        await uow.commit()
-    async with uow_factory() as uow:
-        assert await uow.outbox.owed(10) == []
-        assert [e.kind for e in await uow.events.for_ticket(draft.id or 0)] == ["kept"]
+    await _only_a_later_event_is_stored(uow_factory, draft)
 
 
 async def test_a_refused_row_fails_the_commit_and_leaves_nothing_behind(
     uow_factory: SqlUnitOfWorkFactory,
 ) -> None:
-    draft = await _draft(uow_factory, 7_300_000_005)
+    draft = await add_draft(uow_factory, 7_300_000_005)
 
     async def refused() -> None:
         async with uow_factory() as uow:
@@ -162,18 +161,13 @@ async def test_a_refused_row_fails_the_commit_and_leaves_nothing_behind(
 
     with pytest.raises(ValueError, match="foreign key"):
         await refused()
-    async with uow_factory() as uow:  # nothing held is sent by the next unit either
-        await uow.events.add(b.event(draft.id or 0, kind="kept"))
-        await uow.commit()
-    async with uow_factory() as uow:
-        assert await uow.outbox.owed(10) == []
-        assert [e.kind for e in await uow.events.for_ticket(draft.id or 0)] == ["kept"]
+    await _only_a_later_event_is_stored(uow_factory, draft)
 
 
 async def test_a_unit_with_held_rows_is_compiled_from_the_cache(
     engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory
 ) -> None:
-    drafts = [await _draft(uow_factory, 7_300_000_010 + n) for n in range(3)]
+    drafts = [await add_draft(uow_factory, 7_300_000_010 + n) for n in range(3)]
     with sent(engine) as seen:
         for draft in drafts:
             async with uow_factory() as uow:

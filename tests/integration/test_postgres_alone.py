@@ -18,12 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.domain.model import Ticket, TicketStatus
+from bot.domain.model import TicketStatus
 from storage.db import session_factory
 from storage.models import CitizenRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.integration import builders as b
 from tests.integration.conftest import empty_tables, only_postgresql
+from tests.integration.test_uow_contract import add_draft
 
 pytestmark = only_postgresql
 
@@ -51,18 +52,10 @@ def begins(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield sent
 
 
-async def _draft(uow_factory: SqlUnitOfWorkFactory, telegram_id: int) -> Ticket:
-    async with uow_factory() as uow:
-        citizen = await uow.citizens.add(b.citizen(telegram_id))
-        draft = await uow.tickets.add(b.draft(citizen.id or 0))
-        await uow.commit()
-    return draft
-
-
 async def test_the_intakes_reads_send_no_begin_and_other_statements_do(
     uow_factory: SqlUnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    draft = await _draft(uow_factory, 7_400_000_001)
+    draft = await add_draft(uow_factory, 7_400_000_001)
     with begins(monkeypatch) as sent:
         async with uow_factory() as uow:
             await uow.citizens.with_draft(7_400_000_001)
@@ -79,7 +72,7 @@ async def test_the_intakes_reads_send_no_begin_and_other_statements_do(
 async def test_a_submission_after_reads_is_one_statement_in_no_transaction(
     engine: AsyncEngine, uow_factory: SqlUnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    draft = await _draft(uow_factory, 7_400_000_002)
+    draft = await add_draft(uow_factory, 7_400_000_002)
     with begins(monkeypatch) as sent:
         async with uow_factory() as uow:
             _, loaded = await uow.citizens.with_draft(7_400_000_002)
@@ -102,7 +95,7 @@ async def test_a_submission_after_reads_is_one_statement_in_no_transaction(
 async def test_a_submission_after_a_write_commits_in_the_units_transaction(
     uow_factory: SqlUnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    draft = await _draft(uow_factory, 7_400_000_003)
+    draft = await add_draft(uow_factory, 7_400_000_003)
     with begins(monkeypatch) as sent:
         async with uow_factory() as uow:
             await uow.citizens.add(b.citizen(7_400_000_099))  # a write: the unit begins
@@ -118,7 +111,7 @@ async def test_a_submission_after_a_write_commits_in_the_units_transaction(
 async def test_a_refused_submission_writes_nothing_and_takes_no_number(
     uow_factory: SqlUnitOfWorkFactory,
 ) -> None:
-    draft = await _draft(uow_factory, 7_400_000_004)
+    draft = await add_draft(uow_factory, 7_400_000_004)
 
     async def submit_with_a_bad_row() -> None:
         async with uow_factory() as uow:

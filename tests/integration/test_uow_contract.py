@@ -44,6 +44,11 @@ async def add_ticket(uow_factory: UnitOfWorkFactory, ticket: Ticket) -> Ticket:
     return stored
 
 
+async def add_draft(uow_factory: UnitOfWorkFactory, telegram_id: int) -> Ticket:
+    """A new citizen's draft, stored."""
+    return await add_ticket(uow_factory, b.draft(await add_citizen(uow_factory, telegram_id)))
+
+
 def assert_utc(value: datetime | None) -> None:
     assert value is not None
     assert value.utcoffset() is not None
@@ -489,8 +494,7 @@ async def _drafts(uow_factory: UnitOfWorkFactory, count: int) -> list[Ticket]:
     """``count`` drafts, each of a citizen of its own (a citizen has one draft at most)."""
     drafts = []
     for n in range(count):
-        citizen_id = await add_citizen(uow_factory, 7_100_000_000 + n)
-        drafts.append(await add_ticket(uow_factory, b.draft(citizen_id)))
+        drafts.append(await add_draft(uow_factory, 7_100_000_000 + n))
     return drafts
 
 
