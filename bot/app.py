@@ -265,23 +265,49 @@ def build_application(  # noqa: PLR0915 - the composition root wires every servi
     return application
 
 
+@dataclass(frozen=True)
+class Webhook:
+    """Where a bot started by :func:`start_application` takes its updates pushed, as
+    ``siaga112 run --webhook-url`` does: PTB's webhook server listens on ``listen``:``port``
+    (the URL's port unless given) at the URL's path, and tells Telegram the URL and the
+    secret it must send back with every update."""
+
+    url: str
+    listen: str = "127.0.0.1"
+    port: int | None = None
+    secret: str | None = None
+
+
 async def start_application(
     application: Application[Any, Any, Any, Any, Any, Any],
     *,
     poll_timeout: timedelta,
     allowed_updates: Sequence[str] | None = None,
+    webhook: Webhook | None = None,
 ) -> None:
     """Starts a bot as ``run_polling`` does (``post_init`` included), its long polls lasting
-    ``poll_timeout``: the demo, the flow tests' harness and the intake benchmark start it
-    this one way (and :func:`stop_application` stops it)."""
+    ``poll_timeout``, or as ``run_webhook`` does with a ``webhook``: the demo, the flow
+    tests' harness and the intake benchmark start it this one way (and
+    :func:`stop_application` stops it)."""
     await application.initialize()
     if application.post_init is not None:
         await application.post_init(application)
     if application.updater is None:
         raise RuntimeError("the bot was built without an Updater")
-    await application.updater.start_polling(
-        poll_interval=0, timeout=poll_timeout, allowed_updates=allowed_updates
-    )
+    if webhook is None:
+        await application.updater.start_polling(
+            poll_interval=0, timeout=poll_timeout, allowed_updates=allowed_updates
+        )
+    else:
+        url = urlsplit(webhook.url)
+        await application.updater.start_webhook(
+            listen=webhook.listen,
+            port=webhook.port or url.port or (443 if url.scheme == "https" else 80),
+            url_path=url.path.lstrip("/"),
+            webhook_url=webhook.url,
+            secret_token=webhook.secret,
+            allowed_updates=allowed_updates,
+        )
     await application.start()
 
 

@@ -478,6 +478,13 @@ class BotApiModel:
         self.pending_updates: list[JSON] = []
         self.commands: dict[tuple[str, str], list[JSON]] = {}
         self.webhook_url = ""
+        """The URL updates are pushed to (``setWebhook``; empty: ``getUpdates`` serves them)."""
+        self.webhook_secret = ""
+        """``setWebhook``'s ``secret_token``, sent back with every pushed update."""
+        self.webhook_max_connections = 40
+        """``setWebhook``'s ``max_connections``: requests in flight at most (1-100)."""
+        self.webhook_last_error: tuple[int, str] | None = None
+        """When the latest push failed (Unix seconds) and why (``getWebhookInfo``)."""
         self.open_callback_queries: dict[str, JSON] = {}
         self.callback_answers: dict[str, JSON] = {}
         self.overrides: dict[str, Any] = {}
@@ -997,23 +1004,43 @@ class BotApiModel:
         return wanted[:limit]
 
     def _api_setwebhook(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
-        self.webhook_url = str(params.get("url") or "")
+        """Sets (or, with an empty ``url``, removes) the webhook the server pushes updates to
+        (:mod:`bot.double.webhook`)."""
+        url = str(params.get("url") or "")
+        if url and not url.startswith(("http://", "https://")):
+            raise ApiError(400, "Bad Request: bad webhook: HTTPS URL must be provided for webhook")
+        connections = _int(params, "max_connections")
+        connections = 40 if connections is None else connections
+        if not 1 <= connections <= 100:
+            raise ApiError(400, "Bad Request: bad webhook: max_connections must be 1-100")
+        self.webhook_url = url
+        self.webhook_secret = str(params.get("secret_token") or "")
+        self.webhook_max_connections = connections
+        self.webhook_last_error = None
         if params.get("drop_pending_updates"):
             self.pending_updates.clear()
+        self.notify()
         return True
 
     def _api_deletewebhook(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
         self.webhook_url = ""
+        self.webhook_secret = ""
         if params.get("drop_pending_updates"):
             self.pending_updates.clear()
+        self.notify()
         return True
 
     def _api_getwebhookinfo(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
-        return {
+        info: JSON = {
             "url": self.webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self.pending_updates),
         }
+        if self.webhook_url:
+            info["max_connections"] = self.webhook_max_connections
+        if self.webhook_last_error is not None:
+            info["last_error_date"], info["last_error_message"] = self.webhook_last_error
+        return info
 
     def _commands_key(self, params: JSON) -> tuple[str, str]:
         scope = params.get("scope") or {"type": "default"}

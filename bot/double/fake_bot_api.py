@@ -1,7 +1,8 @@
 """Flow tier: a fake Telegram Bot API server that the real, unmodified ``Application`` polls.
 
 ``FakeBotApi`` serves ``/bot{token}/{method}`` and ``/file/bot{token}/{path}`` on 127.0.0.1
-(a free port) from a ``BotApiModel``, with real long polling for ``getUpdates``. Point PTB at
+(a free port) from a ``BotApiModel``, with real long polling for ``getUpdates``, or, once
+the bot sets a webhook, each update pushed to it (:mod:`bot.double.webhook`). Point PTB at
 it with ``base_url``/``base_file_url`` (or ``TELEGRAM_API_BASE_URL``/``TELEGRAM_API_FILE_URL``
 for a ``siaga112 run`` process) and drive it through the test-control API of
 ``SimulatedTelegram`` (users, forums, failures, what each chat shows, waiting).
@@ -56,6 +57,7 @@ from bot.double.errors import raise_if_any, record_errors
 from bot.double.flood import FloodLimits
 from bot.double.simulated import SimulatedTelegram
 from bot.double.updates import JSON, TEST_TOKEN
+from bot.double.webhook import WebhookPusher
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -188,6 +190,9 @@ class FakeBotApi(SimulatedTelegram):
         self.poll_count = 0
         """How many ``getUpdates`` requests have started (counted on arrival, so a test can
         wait for "polling again" without waiting for a long poll to end)."""
+        self.webhook = WebhookPusher(self.model)
+        """Pushes updates to the bot's webhook once it sets one (:mod:`bot.double.webhook`)."""
+        self._pusher: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._closing = False
         self._poll_generation = 0
@@ -242,11 +247,15 @@ class FakeBotApi(SimulatedTelegram):
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
+        self._pusher = asyncio.create_task(self.webhook.run(), name="fake Bot API webhook")
 
     async def stop(self) -> None:
         """Answers pending long polls at once and shuts the server down."""
         self._closing = True
         self.model.notify()
+        if self._pusher is not None:
+            await self.webhook.stop(self._pusher)
+            self._pusher = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
