@@ -42,6 +42,7 @@ import random
 import re
 import resource
 import secrets
+import socket
 import sqlite3
 import statistics
 import sys
@@ -62,7 +63,7 @@ import telegram
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from bot.app import build_application, start_application, stop_application
+from bot.app import Webhook, build_application, start_application, stop_application
 from bot.config import load_settings
 from bot.double.botapi_model import BotApiModel, StoredMessage
 from bot.double.fake_bot_api import FakeBotApi, builder_for
@@ -135,14 +136,17 @@ class Observer:
 
         def take_updates(params: dict[str, Any]) -> Any:
             updates = take(params)
-            stamp = perf_counter()
-            for update in updates:
-                query = update.get("callback_query") or {}
-                if str(query.get("data", "")).endswith("|submit"):
-                    self.taken_at.setdefault(query["from"]["id"], stamp)
+            self._taken(updates, perf_counter())
             return updates
 
         self.model.take_updates = take_updates  # type: ignore[method-assign]
+        fake.webhook.on_push = lambda update: self._taken([update], perf_counter())
+
+    def _taken(self, updates: list[dict[str, Any]], stamp: float) -> None:
+        for update in updates:
+            query = update.get("callback_query") or {}
+            if str(query.get("data", "")).endswith("|submit"):
+                self.taken_at.setdefault(query["from"]["id"], stamp)
 
     def _seen(self, method: str, params: dict[str, Any], stamp: float) -> None:
         self.calls += 1
@@ -494,7 +498,7 @@ class Window:
 
 @contextlib.asynccontextmanager
 async def echo_bot(
-    api: tuple[str, str, str], on_error: Callable[[str], None]
+    api: tuple[str, str, str], on_error: Callable[[str], None], *, webhook: bool = False
 ) -> AsyncIterator[dict[int, list[float]]]:
     """A bare PTB echo bot with the intake's concurrency settings, polling the fake Bot API at
     ``api`` (its token, base URL and file URL), started; yields when each user's updates
@@ -518,7 +522,7 @@ async def echo_bot(
     )
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
     application.add_error_handler(record)
-    await start_application(application, poll_timeout=POLL_TIMEOUT)
+    await start_application(application, poll_timeout=POLL_TIMEOUT, webhook=webhook_of(webhook))
     try:
         yield entered
     finally:
@@ -559,6 +563,7 @@ async def intake_bot(
     *,
     sqlite_driver: str,
     http_client: str,
+    webhook: bool = False,
 ) -> AsyncIterator[IntakeBot]:
     """The real application (build_application) on ``url``, polling the fake Bot API at
     ``api`` (its token, base URL and file URL), started."""
@@ -589,7 +594,7 @@ async def intake_bot(
         on_error(f"intake bot handler error: {context.error!r}")
 
     application.add_error_handler(record)  # besides the bot's own, which tells the citizen
-    await start_application(application, poll_timeout=POLL_TIMEOUT)
+    await start_application(application, poll_timeout=POLL_TIMEOUT, webhook=webhook_of(webhook))
     try:
         bot = IntakeBot(application.bot_data[SERVICES_KEY])
         intake = bot.services.intake
@@ -610,16 +615,27 @@ async def intake_bot(
         gc.set_threshold(*thresholds)
 
 
+def webhook_of(wanted: bool) -> Webhook | None:
+    """With ``--webhook``: PTB's webhook server on a free loopback port (the fake pushes each
+    update to it, as Telegram does once the bot sets it); else None (long polling)."""
+    if not wanted:
+        return None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    return Webhook(url=f"http://127.0.0.1:{port}/telegram", secret=secrets.token_urlsafe(16))
+
+
 def api_of(fake: FakeBotApi) -> tuple[str, str, str]:
     return fake.token, fake.base_url, fake.base_file_url
 
 
 # -- one process: bot, fake Bot API and people share one event loop -------------------------------
-async def run_echo(users: int, per_user: int, think: float = 0.0) -> Run:
+async def run_echo(users: int, per_user: int, think: float = 0.0, webhook: bool = False) -> Run:
     """The echo bot and its fake in this process."""
     async with FakeBotApi() as fake:
         obs = Observer(fake)
-        async with echo_bot(api_of(fake), obs.fail) as entered:
+        async with echo_bot(api_of(fake), obs.fail, webhook=webhook) as entered:
             run = await echo_people(fake, obs, users, per_user, think=think, checkpoint=Window())
     echo_entered(run, entered)
     return run
@@ -633,13 +649,19 @@ async def run_intake(
     *,
     sqlite_driver: str = "inline",
     http_client: str = "aiohttp",
+    webhook: bool = False,
 ) -> Run:
     """The real application (build_application), N citizens at once through full intakes."""
     async with database(db, postgres_url) as url, FakeBotApi() as fake:
         fake.register_forum(OPERATOR_CHAT, "Operator 112")
         obs = Observer(fake, OPERATOR_CHAT)
         async with intake_bot(
-            url, api_of(fake), obs.fail, sqlite_driver=sqlite_driver, http_client=http_client
+            url,
+            api_of(fake),
+            obs.fail,
+            sqlite_driver=sqlite_driver,
+            http_client=http_client,
+            webhook=webhook,
         ) as bot:
             window = Window(bot.settle)
             run = await intake_people(fake, obs, citizens, think=think, checkpoint=window)
@@ -794,10 +816,12 @@ async def follow(link: Link, window: Window) -> Run:
     return item
 
 
-async def run_echo_split(users: int, per_user: int, think: float, uvloop: bool) -> Run:
+async def run_echo_split(
+    users: int, per_user: int, think: float, uvloop: bool, webhook: bool = False
+) -> Run:
     """The echo bot in this process, its fake Bot API and people in another."""
     async with people_elsewhere(Job("echo", users, per_user, think, uvloop)) as (link, api):
-        async with echo_bot(api, link.fail) as entered:
+        async with echo_bot(api, link.fail, webhook=webhook) as entered:
             run = await follow(link, Window())
         link.send("stopped")
     echo_entered(run, entered)
@@ -813,12 +837,18 @@ async def run_intake_split(
     *,
     sqlite_driver: str,
     http_client: str,
+    webhook: bool = False,
 ) -> Run:
     """The real application in this process, its fake Bot API and citizens in another."""
     job = Job("intake", citizens, UPDATES_PER_CITIZEN, think, uvloop)
     async with database(db, postgres_url) as url, people_elsewhere(job) as (link, api):
         async with intake_bot(
-            url, api, link.fail, sqlite_driver=sqlite_driver, http_client=http_client
+            url,
+            api,
+            link.fail,
+            sqlite_driver=sqlite_driver,
+            http_client=http_client,
+            webhook=webhook,
         ) as bot:
             run = await follow(link, Window(bot.settle))
         link.send("stopped")
@@ -860,8 +890,8 @@ What the rows measure (time.perf_counter, CLOCK_MONOTONIC: one clock for both pr
   update -> answer   each update handed to the fake -> the bot's first call into that chat
                      (a message, venue...) reached the Bot API: what a person waits per step
   confirm -> ...     from the "send report" (submit) button update handed to the fake:
-    taken by ... poll  the fake handed it to the bot in a getUpdates answer (the wait for
-                       the bot's next long poll)
+    taken by the bot   the fake handed it to the bot in a getUpdates answer (the wait for
+                       the bot's next long poll), or with --webhook began pushing it
     submit() entered   IntakeService.submit called (long poll, PTB dispatch, per-chat queue);
                        compare "echo update -> handler entered": the same path in a bare
                        PTB bot, each update handed to the fake -> its handler called
@@ -914,7 +944,7 @@ def summarise(args: argparse.Namespace, echoes: list[Run], intakes: list[Run]) -
             ".1f",
         )
     names = {
-        "taken": "confirm -> taken by the bot's poll",
+        "taken": "confirm -> taken by the bot",
         "entered": "confirm -> submit() entered",
         "commit": "confirm -> committed",
         "ack": "confirm -> citizen ack",
@@ -954,7 +984,8 @@ def summarise(args: argparse.Namespace, echoes: list[Run], intakes: list[Run]) -
         f"Siaga112 intake benchmark: {args.citizens} concurrent citizens x "
         f"{UPDATES_PER_CITIZEN} updates = {args.citizens * UPDATES_PER_CITIZEN} updates per bot, "
         f"database {args.db} ({driver}), think {args.think:g} s, {len(pairs)} run(s), "
-        f"median reported; Bot API client: intake {args.http_client}, echo httpx (PTB's default)"
+        f"median reported; Bot API client: intake {args.http_client}, echo httpx (PTB's default); "
+        f"updates by {'webhook (--webhook)' if args.webhook else 'long polling'}"
     )
     print(f"machine: {machine(args.split)}")
     heads = [*(f"run {i + 1}" for i in range(len(pairs))), "median"]
@@ -994,16 +1025,20 @@ async def main_async(args: argparse.Namespace) -> int:
         try:
             if args.split:
                 uvloop = args.loop == "uvloop"
-                echo = await run_echo_split(args.citizens, UPDATES_PER_CITIZEN, args.think, uvloop)
+                echo = await run_echo_split(
+                    args.citizens, UPDATES_PER_CITIZEN, args.think, uvloop, args.webhook
+                )
                 intake = await run_intake_split(
                     args.citizens, args.db, args.postgres_url, args.think, uvloop,
                     sqlite_driver=args.sqlite_driver, http_client=args.http_client,
+                    webhook=args.webhook,
                 )  # fmt: skip
             else:
-                echo = await run_echo(args.citizens, UPDATES_PER_CITIZEN, args.think)
+                echo = await run_echo(args.citizens, UPDATES_PER_CITIZEN, args.think, args.webhook)
                 intake = await run_intake(
                     args.citizens, args.db, args.postgres_url, args.think,
                     sqlite_driver=args.sqlite_driver, http_client=args.http_client,
+                    webhook=args.webhook,
                 )  # fmt: skip
         except (RunFailed, TimeoutError) as exc:
             failed += 1
@@ -1054,6 +1089,11 @@ def main() -> None:
         "--split", action="store_true",
         help="the fake Bot API and the people in a second process, as Telegram is in "
         "production: each bot's loop and CPU are its own",
+    )  # fmt: skip
+    parser.add_argument(
+        "--webhook", action="store_true",
+        help="both bots take their updates on a webhook (siaga112 run --webhook-url: PTB's "
+        "webhook server, the fake pushing each update), not by long polling",
     )  # fmt: skip
     args = parser.parse_args()
     if args.citizens < 1 or args.repeat < 1 or args.think < 0:

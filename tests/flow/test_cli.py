@@ -232,10 +232,11 @@ async def test_webhook_mode_accepts_only_updates_with_the_secret_from_the_enviro
     tmp_path: Path,
 ) -> None:
     port = _free_port()
+    url = f"http://127.0.0.1:{port}/hook"
     async with FakeBotApi() as fake:
         fake.register_forum(OPERATORS, "Operator 112")
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "--webhook-url", "https://bot.example/hook",
+            sys.executable, "-m", "bot", "run", "--webhook-url", url,
             "--listen", "127.0.0.1", "--port", str(port),
             cwd=tmp_path,
             env=_env(
@@ -247,24 +248,22 @@ async def test_webhook_mode_accepts_only_updates_with_the_secret_from_the_enviro
         )  # fmt: skip
         try:
             registered = await fake.wait_for_call("setWebhook", timeout=30)
-            assert registered.params["url"] == "https://bot.example/hook"
+            assert registered.params["url"] == url
             assert registered.params["secret_token"] == "s3cret-Token_1"
             user = fake.add_user(language_code="en")
-            update = fake.updates.command(user.user, "start")
-            update["update_id"] = 1
-            fake.model.accept_update(update)  # the fake learns the chat (nobody polls it)
-            url = f"http://127.0.0.1:{port}/hook"
+            forged = fake.updates.command(user.user, "start")
+            forged["update_id"] = 10_000
+            fake.model.accept_update(forged)  # the fake learns the chat (nobody pushes this)
             await _listening(port)
             async with aiohttp.ClientSession() as session:
-                forged = await session.post(url, json=update)
-                assert forged.status == 403
-                good = await session.post(
-                    url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_1"}
-                )
-                assert good.status == 200
+                refused = await session.post(url, json=forged)  # without the secret
+                assert refused.status == 403
+            await user.send_command("start")  # pushed by the fake, with the bot's secret
             reply = await fake.wait_for_message(user.id, timeout=10)
             assert "112" in (reply.text or "")
             assert len(fake.messages_for(user.id)) == 1  # the forged update did nothing
+            assert fake.webhook.pushed == 1
+            assert not fake.pending_updates
             process.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(process.wait(), 10)
         finally:
