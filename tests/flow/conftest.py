@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.app import build_application, build_rate_limiter, start_application, stop_application
+from bot.app import (
+    Webhook,
+    build_application,
+    build_rate_limiter,
+    start_application,
+    stop_application,
+)
 from bot.config import Settings, load_settings
 from bot.double.fake_bot_api import FakeBotApi
 from bot.double.flood import OVERALL_WINDOW, PRIVATE_WINDOW, FloodLimits, Window
@@ -68,6 +74,9 @@ class Harness:
     """Builds the governor for each start (default: the settings' ``TELEGRAM_RATE_*``)."""
     outbox_poll_interval: float = 0.05
     """Seconds between the outbox worker's polls (the bot's default is 1; tests go faster)."""
+    webhook: Webhook | None = None
+    """Updates pushed to PTB's webhook server there (``siaga112 run --webhook-url``), the
+    double pushing them; None: long polling."""
 
     @property
     def app(self) -> SiagaApplication:
@@ -78,7 +87,8 @@ class Harness:
         return self.telegram.messages_for(OPERATOR_CHAT)
 
     async def start(self) -> None:
-        """Starts the bot exactly as ``run_polling`` does (post_init included)."""
+        """Starts the bot exactly as ``run_polling`` (or, with a ``webhook``, ``run_webhook``)
+        does (post_init included)."""
         limiter = self.rate_limiter(self.settings) if self.rate_limiter is not None else None
         application = build_application(
             self.settings,
@@ -91,7 +101,9 @@ class Harness:
             self.errors.append(context.error)
 
         application.add_error_handler(record)
-        await start_application(application, poll_timeout=timedelta(seconds=1))
+        await start_application(
+            application, poll_timeout=timedelta(seconds=1), webhook=self.webhook
+        )
         self.application = application
 
     async def stop(self) -> None:

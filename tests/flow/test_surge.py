@@ -14,12 +14,15 @@ pace of a burst of 3 then 1 a second) are Telegram's. ``bench/operators.py`` run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest_asyncio
 
+from bot.app import Webhook
 from bot.config import Settings
 from bot.double.botapi_model import StoredMessage
 from bot.double.fake_bot_api import FakeBotApi
@@ -41,7 +44,10 @@ PRIORITY = {"MEDICAL": 1, "FIRE": 1, "SOCIAL": 2, "OTHER": 3}
 
 
 async def surge_harness(
-    telegram: FakeBotApi, make_settings: Callable[..., Settings], **overrides: str
+    telegram: FakeBotApi,
+    make_settings: Callable[..., Settings],
+    webhook: Webhook | None = None,
+    **overrides: str,
 ) -> Harness:
     """A running bot with the governor's default budgets (the flow tests' raised private
     budget undone) and the double's flood control on as Telegram's (group window shrunk)."""
@@ -54,7 +60,7 @@ async def surge_harness(
     )
     assert settings.rate_group_per_minute == 20
     assert settings.rate_overall_per_second == 30
-    h = Harness(telegram, settings, FakeClock(), rate_limiter=shrunk_governor)
+    h = Harness(telegram, settings, FakeClock(), rate_limiter=shrunk_governor, webhook=webhook)
     await h.start()
     telegram.flood_control(TELEGRAM_SHRUNK)
     return h
@@ -64,7 +70,16 @@ async def surge_harness(
 async def surge(
     fake_bot_api: FakeBotApi, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[Harness]:
-    h = await surge_harness(fake_bot_api, make_settings)
+    async with surging(fake_bot_api, make_settings) as h:
+        yield h
+
+
+@contextlib.asynccontextmanager
+async def surging(
+    telegram: FakeBotApi, make_settings: Callable[..., Settings], webhook: Webhook | None = None
+) -> AsyncIterator[Harness]:
+    """:func:`surge_harness`, stopped afterwards, with no handler error."""
+    h = await surge_harness(telegram, make_settings, webhook)
     try:
         yield h
     finally:
@@ -117,7 +132,28 @@ def refused_into(h: Harness, private: bool) -> int:
 async def test_every_citizen_gets_every_reply_and_every_card_arrives_once_when_30_report_at_once(
     surge: Harness,
 ) -> None:
-    h, telegram = surge, surge.telegram
+    await thirty_at_once(surge)
+
+
+async def test_nothing_is_lost_when_30_report_at_once_through_the_webhook(
+    fake_bot_api: FakeBotApi, make_settings: Callable[..., Settings]
+) -> None:
+    """The same surge with the updates pushed to PTB's webhook server, as ``siaga112 run
+    --webhook-url`` takes them in production (the double pushes 40 at once at most)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    webhook = Webhook(url=f"http://127.0.0.1:{port}/telegram", secret="surge-secret-1")
+    async with surging(fake_bot_api, make_settings, webhook) as h:
+        await thirty_at_once(h)
+        assert not fake_bot_api.pending_updates  # every update was taken by the bot's server
+        assert fake_bot_api.webhook.pushed >= 30 * 4  # start, location, contact, send: each
+        assert fake_bot_api.webhook.refused == 0
+
+
+async def thirty_at_once(h: Harness) -> None:
+    """30 citizens report at once: every reply, one card per ticket, few 429s."""
+    telegram = h.telegram
     citizens = [telegram.add_user(language_code="en", first_name=f"Warga {n}") for n in range(30)]
 
     # Each awaits the bot's answer to every step (5 s each) and the reference at the end.
