@@ -57,7 +57,7 @@ from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlalchemy.sql.util import find_tables
 
 from bot.services.ports import StorageBusy
-from storage.unit import Unit, constraint_error
+from storage.unit import Unit, Unless, constraint_error, guarded_row
 
 
 class ConnectionUnit(Unit):
@@ -133,15 +133,26 @@ class ConnectionUnit(Unit):
         self._open_connection()
         self._last_write = True
 
-    def insert_later(self, table: Table, columns: Mapping[str, Any]) -> bool:
-        """Holds the insert until the unit's next write or its commit (see the module)."""
+    def insert_later(
+        self, table: Table, columns: Mapping[str, Any], unless: Unless | None = None
+    ) -> bool:
+        """Holds the insert until the unit's next write or its commit (see the module). A
+        row with a condition (``unless``) that repeats one held already is dropped: the
+        held one's clause cannot see it, nor it the held one (one statement's snapshot),
+        and either goes in exactly when the other would."""
         self._open_connection()
         names = tuple(columns)
         if not _names_defaults(table, names) or any(
-            held is table and held_names != names for held, held_names, _ in self._later
+            held is table and held_names != names for held, held_names, _, _ in self._later
         ):
             return False  # one INSERT a table, of every column with a default: this goes now
-        self._later.append((table, names, tuple(columns.values())))
+        row = tuple(columns.values())
+        if unless is not None and any(
+            held is table and held_unless == unless and _same(names, held_row, row, unless)
+            for held, _, held_row, held_unless in self._later
+        ):
+            return True
+        self._later.append((table, names, row, unless))
         return True
 
     async def _send_later(self) -> None:
@@ -194,8 +205,8 @@ def _is_core(statement: ClauseElement) -> bool:
     return attrs.get("compile_state_plugin") != "orm"
 
 
-_Later = tuple[Table, tuple[str, ...], tuple[Any, ...]]
-"""A held insert: table, column names, values."""
+_Later = tuple[Table, tuple[str, ...], tuple[Any, ...], Unless | None]
+"""A held insert: table, column names, values, and the condition it goes in on, if any."""
 
 
 class _Held(list[_Later]):
@@ -215,7 +226,7 @@ class _Held(list[_Later]):
         """The held inserts as one statement (:func:`_with_later`), its parameters and
         their tables (for an error's message); none is held after."""
         statement, params = _with_later(self)
-        tables = ", ".join(dict.fromkeys(table.name for table, _, _ in self))
+        tables = ", ".join(dict.fromkeys(table.name for table, _, _, _ in self))
         self.clear()
         return statement, params, tables
 
@@ -284,7 +295,7 @@ def _reads_any(statement: ClauseElement, later: list[_Later]) -> bool:
     statement itself, and the order of rows inserted into one table by two clauses of one
     statement is the server's)."""
     tables = _tables_of(statement)
-    return any(table.name in tables for table, _, _ in later)
+    return any(table.name in tables for table, _, _, _ in later)
 
 
 @functools.lru_cache(maxsize=_MOST_KEPT)
@@ -304,15 +315,16 @@ def _with_later(
     ``WITH``-clauses, and the parameters of all. The rows of one table go in one INSERT, in
     the order they were held (rows inserted by two clauses of one statement take their ids
     in an order of the server's: a ticket's card must keep an id below its pin's)."""
-    groups: dict[Table, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {}
-    for table, names, row in later:
-        group = groups.setdefault(table, (names, []))
+    groups: dict[Table, tuple[tuple[str, ...], list[tuple[Any, ...]], list[Unless | None]]] = {}
+    for table, names, row, unless in later:
+        group = groups.setdefault(table, (names, [], []))
         if group[0] != names:  # ConnectionUnit.insert_later holds no such row
             raise ValueError(f"held inserts into {table.name} name different columns")
         group[1].append(row)
-    shape = tuple((table, names, len(rows)) for table, (names, rows) in groups.items())
+        group[2].append(unless)
+    shape = tuple((table, names, tuple(unlesses)) for table, (names, _, unlesses) in groups.items())
     values = dict(params or {})
-    for slot, (names, rows) in enumerate(groups.values()):
+    for slot, (names, rows, _) in enumerate(groups.values()):
         for index, row in enumerate(rows):
             values.update(zip(_slot_names(names, slot, index), row, strict=True))
     return _combined(statement, shape), values
@@ -320,11 +332,13 @@ def _with_later(
 
 @functools.lru_cache(maxsize=_MOST_KEPT)
 def _combined(
-    statement: UpdateBase | None, shape: tuple[tuple[Table, tuple[str, ...], int], ...]
+    statement: UpdateBase | None,
+    shape: tuple[tuple[Table, tuple[str, ...], tuple[Unless | None, ...]], ...],
 ) -> UpdateBase:
-    """``statement`` with the inserts of ``shape`` (table, columns, rows) as ``WITH``-
-    clauses; without a statement, the last table's insert with the others'. Built once
-    per shape: building a statement and its cache key costs more than running it."""
+    """``statement`` with the inserts of ``shape`` (table, columns, each row's condition)
+    as ``WITH``-clauses; without a statement, the last table's insert with the others'.
+    Built once per shape: building a statement and its cache key costs more than running
+    it."""
     inserts = [
         _slot_insert(table, names, slot, rows) for slot, (table, names, rows) in enumerate(shape)
     ]
@@ -334,22 +348,29 @@ def _combined(
 
 
 @functools.lru_cache(maxsize=_MOST_KEPT)
-def _slot_insert(table: Table, names: tuple[str, ...], slot: int, rows: int) -> Insert:
-    """The INSERT of ``rows`` held rows of one table in the place ``slot`` of a statement,
-    each value bound under a name of its own (:func:`_slot_names`), nothing returned.
-    Several rows: ``INSERT … SELECT … UNION ALL SELECT …``, which the server inserts in that
-    order, and which SQLAlchemy compiles once (it compiles a multi-row ``VALUES`` anew for
-    every execution: such a statement has no cache key)."""
+def _slot_insert(
+    table: Table, names: tuple[str, ...], slot: int, rows: tuple[Unless | None, ...]
+) -> Insert:
+    """The INSERT of held rows of one table (``rows``: each one's condition) in the place
+    ``slot`` of a statement, each value bound under a name of its own (:func:`_slot_names`),
+    nothing returned. Several rows, or a row with a condition: ``INSERT … SELECT … UNION
+    ALL SELECT …`` (a row's condition its ``SELECT``'s ``WHERE``: :func:`guarded_row`),
+    which the server inserts in that order, and which SQLAlchemy compiles once (it compiles
+    a multi-row ``VALUES`` anew for every execution: such a statement has no cache key)."""
     binds = [
         [
             bindparam(b, type_=table.c[n].type)
             for n, b in zip(names, _slot_names(names, slot, index), strict=True)
         ]
-        for index in range(rows)
+        for index in range(len(rows))
     ]
-    if rows == 1:
+    if rows == (None,):
         return insert(table).values(dict(zip((table.c[n] for n in names), binds[0], strict=True)))
-    each = union_all(*(select(*row) for row in binds))
+    selects = [
+        select(*row) if unless is None else guarded_row(table, names, row, unless)
+        for row, unless in zip(binds, rows, strict=True)
+    ]
+    each = selects[0] if len(selects) == 1 else union_all(*selects)
     columns = [table.c[n] for n in names]  # every default in them: _names_defaults
     return insert(table).from_select(columns, each, include_defaults=False)
 
@@ -359,6 +380,14 @@ def _names_defaults(table: Table, names: tuple[str, ...]) -> bool:
     """Whether ``names`` include every column of ``table`` with a default of SQLAlchemy's
     (a held insert of several rows is an ``INSERT … SELECT``, which leaves them out)."""
     return all(c.name in names for c in table.c if c.default is not None)
+
+
+def _same(
+    names: tuple[str, ...], held: tuple[Any, ...], row: tuple[Any, ...], unless: Unless
+) -> bool:
+    """Whether two rows of ``names`` agree in the columns ``unless`` compares."""
+    index = {name: n for n, name in enumerate(names)}
+    return all(held[index[name]] == row[index[name]] for name in unless.same)
 
 
 def _slot_names(names: tuple[str, ...], slot: int, index: int) -> list[str]:

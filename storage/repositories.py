@@ -52,6 +52,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from bot.domain.advisory import (
     Advisory,
@@ -110,7 +111,7 @@ from storage.models import (
     TicketEventRow,
     TicketRow,
 )
-from storage.unit import Unit, constraint_error
+from storage.unit import Unit, Unless, constraint_error, guarded_row
 
 _CITIZENS = cast(Table, CitizenRow.__table__)
 _TICKETS = cast(Table, TicketRow.__table__)
@@ -147,6 +148,16 @@ def _insert_statement(table: Table, names: tuple[str, ...], guarded_on: str = ""
         return insert(table).values(_bound(table, names)).returning(*table.c)
     guarded = dialect_insert(guarded_on, table).values(_bound(table, names))
     return guarded.on_conflict_do_nothing().returning(*table.c)
+
+
+@functools.cache
+def _guarded_insert(table: Table, names: tuple[str, ...], unless: Unless) -> Insert:
+    """``INSERT … SELECT`` of these columns (:func:`_bound`) unless a row ``unless`` names
+    exists (:func:`storage.unit.guarded_row`), nothing returned; built once."""
+    binds = list(_bound(table, names).values())
+    columns = [table.c[name] for name in names]
+    row = guarded_row(table, names, binds, unless)
+    return insert(table).from_select(columns, row, include_defaults=False)
 
 
 class _SqlRepository:
@@ -242,14 +253,22 @@ class _SqlRepository:
             raise ValueError(f"{self._table}: the write violates a unique constraint")
         return _fields(row)
 
-    async def _insert_later(self, table: Table, columns: dict[str, Any]) -> None:
-        """An insert whose row nobody reads back now: the unit may hold it and send it with
-        its next write or its commit (:meth:`storage.connection_unit.ConnectionUnit.
-        insert_later`, PostgreSQL: a round trip less for each); else it is sent now."""
+    async def _insert_later(
+        self, table: Table, columns: dict[str, Any], unless: Unless | None = None
+    ) -> None:
+        """An insert whose row nobody reads back now (only if no row ``unless`` names
+        exists then, when given): the unit may hold it and send it with its next write or
+        its commit (:meth:`storage.connection_unit.ConnectionUnit.insert_later`, PostgreSQL:
+        a round trip less for each); else it is sent now."""
         await self._flush()  # rows the session holds go first, as they would have
         unit = self._unit
-        if unit is None or not unit.insert_later(table, columns):
+        if unit is not None and unit.insert_later(table, columns, unless):
+            return
+        if unless is None:
             await self._insert(table, columns)
+        else:
+            statement = _guarded_insert(table, tuple(columns), unless)
+            await self._execute_core(statement, _bound_values(columns))
 
     async def _add_in_savepoint(self, row: object) -> None:
         """Insert ``row`` so that a constraint violation leaves the transaction usable."""
@@ -1312,9 +1331,20 @@ def _finish_sent_statements() -> tuple[Any, Any]:
 
 
 _FINISH_SENT, _RELEASE_LEASES = _finish_sent_statements()
+
+
 # Owed rows of one kind (a queue board or progress message waiting), read on every report:
 # in a broadcast's lane thousands of copies may be owed, so a registered kind is looked for
 # in its own lane (ix_outbox_owed_lane_rank_id), not among every owed row.
+def _never_attempted(row: NamedFromClause) -> ColumnElement[bool]:
+    """An owed row never attempted (one in flight may carry an older rendering)."""
+    c = row.c
+    return and_(c.sent_at.is_(None), c.failed_at.is_(None), c.attempts == 0)
+
+
+#: ``put_unless_waiting``'s condition: the same kind and key, in the same lane and rank (the
+#: owed rows' index, ix_outbox_owed_lane_rank_id, finds them), never attempted.
+_WAITING = Unless(same=("lane", "rank", "kind", "dedup_key"), where=_never_attempted)
 _OWED_OF_KIND = (
     select(_OUTBOX)
     .where(*_OWED, _OUTBOX.c.kind == bindparam("b_kind"))
@@ -1457,6 +1487,13 @@ class SqlOutboxRepository(_SqlRepository):
         """:meth:`add` without the row back (see the port): the row may go with the unit's
         next write or its commit."""
         await self._insert_later(_OUTBOX, _outbox_columns(message))
+
+    async def put_unless_waiting(self, message: OutboxMessage) -> None:
+        """:meth:`put` unless a row of the message's kind and ``dedup_key`` waits (see the
+        port): the check is the insert's own ``WHERE NOT EXISTS``, in the same statement."""
+        if message.dedup_key is None:
+            raise ValueError("outbox: put_unless_waiting needs a dedup_key")
+        await self._insert_later(_OUTBOX, _outbox_columns(message), _WAITING)
 
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one row by id, whatever its state."""

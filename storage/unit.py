@@ -12,13 +12,39 @@ or dropped, as before, then ends what is left of the connection's own transactio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, Select, Table, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import NamedFromClause
+
+
+@dataclass(frozen=True)
+class Unless:
+    """An insert's condition: the row goes in unless its table has a row with the same
+    values in the columns ``same`` of which ``where`` holds (a row already waiting that the
+    new one would only repeat). ``where`` is a module-level function of the table's alias,
+    so that equal conditions are equal (statements are built once per condition)."""
+
+    same: tuple[str, ...]
+    where: Callable[[NamedFromClause], ColumnElement[bool]]
+
+
+def guarded_row(
+    table: Table, names: Sequence[str], binds: Sequence[BindParameter[Any]], unless: Unless
+) -> Select[Any]:
+    """``SELECT`` of one row's bound values (``binds``, in the order of ``names``) ``WHERE
+    NOT EXISTS`` a row ``unless`` names: the row an ``INSERT … SELECT`` writes only then
+    (the check and the write in one statement)."""
+    other = table.alias("waiting")
+    bound = dict(zip(names, binds, strict=True))
+    same = [other.c[name] == bound[name] for name in unless.same]
+    return select(*binds).where(~exists().where(*same, unless.where(other)))
 
 
 def constraint_error(err: IntegrityError, table: str) -> ValueError:
@@ -77,10 +103,13 @@ class Unit:
         takes the session's way."""
         raise NotImplementedError
 
-    def insert_later(self, table: Table, columns: Mapping[str, Any]) -> bool:
-        """Takes an INSERT of ``columns`` into ``table`` whose result nobody reads, to send
-        with the unit's next write or its commit (never later, never after a statement that
-        could see the row); False when this database sends it now (the caller does)."""
+    def insert_later(
+        self, table: Table, columns: Mapping[str, Any], unless: Unless | None = None
+    ) -> bool:
+        """Takes an INSERT of ``columns`` into ``table`` whose result nobody reads (only if
+        no row ``unless`` names exists then, when given), to send with the unit's next write
+        or its commit (never later, never after a statement that could see the row); False
+        when this database sends it now (the caller does)."""
         return False
 
     async def commit(self) -> None:

@@ -432,6 +432,15 @@ class OutboxRepository(Protocol):
         commit (ValueError)."""
         ...
 
+    async def put_unless_waiting(self, message: OutboxMessage) -> None:
+        """:meth:`put`, unless a row of the same kind, lane, rank and ``dedup_key`` (which
+        ``message`` must have: ValueError) is waiting: unsent, unfailed and never attempted
+        (one in flight may carry an older rendering). For coalesced kinds (the queue
+        board): the check and the write are one statement, so a unit of work spends no read
+        on it; whether the row was written is not told. Two such calls in one unit of work
+        leave one row."""
+        ...
+
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one row by id, whatever its state."""
         ...

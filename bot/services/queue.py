@@ -104,9 +104,9 @@ async def request_board(uow: UnitOfWork, now: datetime, chat_id: int | None) -> 
     """Queues a board update for ``chat_id`` unless one is already waiting.
 
     A row already tried may be in flight with an older rendering, so only a row never
-    attempted counts as waiting.
+    attempted counts as waiting. The store checks as it writes (the row's key is the chat):
+    no read of the outbox for it.
     """
-    for row in await uow.outbox.owed_of_kind(QUEUE_BOARD):
-        if row.payload.get("chat_id") == chat_id and row.attempts == 0:
-            return
-    await enqueue(uow, QUEUE_BOARD, now, {"chat_id": chat_id}, rank=BOARD_RANK)
+    payload = {"chat_id": chat_id}
+    coalesce = f"{QUEUE_BOARD}:{chat_id}"
+    await enqueue(uow, QUEUE_BOARD, now, payload, rank=BOARD_RANK, coalesce=coalesce)

@@ -29,11 +29,13 @@ async def enqueue(
     *,
     ticket: Ticket | None = None,
     rank: int | None = None,
+    coalesce: str | None = None,
 ) -> None:
     """Queues a row of a registered ``kind`` (about ``ticket``, if any) due at ``now``.
 
     The payload carries ``ticket_id`` for ticket rows; ``rank`` defaults to the ticket's
-    priority.
+    priority. ``coalesce``: the row's ``dedup_key``, and no row is queued while one of the
+    kind with that key waits, never attempted (``OutboxRepository.put_unless_waiting``).
     """
     body: dict[str, object] = {"ticket_id": ticket.id} if ticket else {}
     body.update(payload or {})
@@ -45,8 +47,12 @@ async def enqueue(
         ticket_id=ticket.id if ticket else None,
         lane=kind_of(kind).lane.value,
         rank=rank if rank is not None else (ticket.priority if ticket is not None else 3),
+        dedup_key=coalesce,
     )
-    await uow.outbox.put(message)
+    if coalesce is None:
+        await uow.outbox.put(message)
+    else:
+        await uow.outbox.put_unless_waiting(message)
 
 
 async def add_event(

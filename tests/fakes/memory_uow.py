@@ -686,6 +686,20 @@ class InMemoryOutboxRepository(_Repository):
         must on every store)."""
         await self.add(message)
 
+    async def put_unless_waiting(self, message: OutboxMessage) -> None:
+        """:meth:`put` unless a row of its kind, lane, rank and key waits, never attempted."""
+        if message.dedup_key is None:
+            raise ValueError("outbox: put_unless_waiting needs a dedup_key")
+        for row in self._tx.view("outbox").values():
+            if (
+                (row.kind, row.lane, row.rank, row.dedup_key)
+                == (message.kind, message.lane, message.rank, message.dedup_key)
+                and _owed(row)
+                and row.attempts == 0
+            ):
+                return
+        await self.put(message)
+
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one row by id, whatever its state."""
         message: OutboxMessage | None = self._tx.view("outbox").get(message_id)

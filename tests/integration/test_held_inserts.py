@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.domain.model import OutboxMessage, Ticket, TicketStatus
 from storage.connection_unit import _slot_insert, _with_later
 from storage.db import session_factory
-from storage.repositories import _EVENTS, _OUTBOX, _ticket_write_with_next_ref
+from storage.repositories import _EVENTS, _OUTBOX, _WAITING, _ticket_write_with_next_ref
 from storage.uow import SqlUnitOfWorkFactory
 from tests.integration import builders as b
 from tests.integration.conftest import empty_tables
@@ -181,13 +181,17 @@ async def test_a_unit_with_held_rows_is_compiled_from_the_cache(
 
 
 def test_held_statements_have_a_cache_key_whatever_their_rows() -> None:
-    names = ("kind", "payload", "attempts", "rank", "repeat")
-    for rows in (1, 2, 5):  # a multi-row VALUES has none: SQLAlchemy compiles it each time
+    names = ("kind", "payload", "attempts", "rank", "repeat", "lane", "dedup_key")
+    shapes = [(None,), (None, None), (None,) * 5, (_WAITING,), (None, _WAITING, None)]
+    for rows in shapes:  # a multi-row VALUES has none: SQLAlchemy compiles it each time
         assert _slot_insert(_OUTBOX, names, 0, rows)._generate_cache_key() is not None
-    held = [(_EVENTS, ("ticket_id",), (1,)), (_OUTBOX, names, ("k", {}, 0, 1, False))]
+    held = [
+        (_EVENTS, ("ticket_id",), (1,), None),
+        (_OUTBOX, names, ("k", {}, 0, 1, False, "emergency", "k:1"), _WAITING),
+    ]
     statement, params = _with_later(held, _ticket_write_with_next_ref(("status",)), {})
     assert statement._generate_cache_key() is not None
     assert params == {
         "l0_0_ticket_id": 1, "l1_0_kind": "k", "l1_0_payload": {}, "l1_0_attempts": 0,
-        "l1_0_rank": 1, "l1_0_repeat": False,
+        "l1_0_rank": 1, "l1_0_repeat": False, "l1_0_lane": "emergency", "l1_0_dedup_key": "k:1",
     }  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
@@ -1366,6 +1367,76 @@ async def test_outbox_owed_of_kind_lists_only_unsent_rows_of_that_kind_oldest_fi
     async with uow_factory() as uow:
         owed = await uow.outbox.owed_of_kind("queue_board")
     assert [m.payload["n"] for m in owed] == [1, 4]
+
+
+def _board(chat: int, **changes: Any) -> OutboxMessage:
+    """A queue board row as ``request_board`` queues it (never attempted, keyed by chat)."""
+    fields: dict[str, Any] = {
+        "kind": "queue_board", "payload": {"chat_id": chat}, "attempts": 0, "last_error": None,
+        "rank": 0, "dedup_key": f"queue_board:{chat}", **changes,
+    }  # fmt: skip
+    return b.outbox(**fields)
+
+
+async def _boards(uow_factory: UnitOfWorkFactory) -> list[OutboxMessage]:
+    async with uow_factory() as uow:
+        return await uow.outbox.owed_of_kind("queue_board")
+
+
+async def test_outbox_put_unless_waiting_writes_only_while_no_row_of_its_key_waits(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        await uow.outbox.put_unless_waiting(_board(1))
+        await uow.commit()
+    [written] = await _boards(uow_factory)
+    assert dataclasses.replace(written, id=None) == _board(1)  # every field as given
+    async with uow_factory() as uow:
+        await uow.outbox.put_unless_waiting(_board(1, payload={"chat_id": 1, "again": True}))
+        await uow.outbox.put_unless_waiting(_board(2))  # another key: another chat's board
+        await uow.outbox.put_unless_waiting(_board(1, rank=1))  # another rank
+        await uow.commit()
+    boards = await _boards(uow_factory)
+    assert [(m.dedup_key, m.rank, m.payload) for m in boards] == [
+        ("queue_board:1", 0, {"chat_id": 1}),  # the waiting one, unchanged
+        ("queue_board:2", 0, {"chat_id": 2}),
+        ("queue_board:1", 1, {"chat_id": 1}),
+    ]
+
+
+async def test_outbox_put_unless_waiting_writes_when_its_keys_rows_were_tried_sent_or_failed(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        await uow.outbox.add(_board(1, attempts=1, payload={"n": "in flight"}))
+        await uow.outbox.add(_board(1, sent_at=b.at(1), payload={"n": "sent"}))
+        await uow.outbox.add(_board(1, failed_at=b.at(1), payload={"n": "failed"}))
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.outbox.put_unless_waiting(_board(1, payload={"n": "new"}))
+        await uow.commit()
+    assert [m.payload["n"] for m in await _boards(uow_factory)] == ["in flight", "new"]
+
+
+async def test_outbox_put_unless_waiting_twice_in_one_unit_of_work_leaves_one_row(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    draft = await add_draft(uow_factory, 7_000_000_077)
+    async with uow_factory() as uow:
+        await uow.outbox.put_unless_waiting(_board(1, payload={"n": 1}))
+        await uow.outbox.put(b.outbox(draft.id, attempts=0))  # a card between the two
+        await uow.outbox.put_unless_waiting(_board(1, payload={"n": 2}))
+        await uow.tickets.update(dataclasses.replace(draft, details="asap"))  # carries them
+        await uow.commit()
+    assert [m.payload["n"] for m in await _boards(uow_factory)] == [1]
+    async with uow_factory() as uow:
+        assert [m.kind for m in await uow.outbox.owed(10)] == ["queue_board", "operator_card"]
+
+
+async def test_outbox_put_unless_waiting_needs_a_key(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError, match="dedup_key"):
+            await uow.outbox.put_unless_waiting(_board(1, dedup_key=None))
 
 
 async def test_outbox_last_sent_of_kind_is_the_newest_sent_row_when_several_were_sent(
