@@ -13,14 +13,15 @@ No ``BEGIN`` is sent until a statement needs the unit's transaction: SQLAlchemy'
 adapter is told to send none (its ``autocommit`` flag), and a listener on the engine, which
 sees every statement on the connection, turns that off before any statement but two kinds,
 which then go in no transaction of their own: a read marked :data:`READ_ALONE` (the
-intake's joined read, the board's check: plain reads, which under READ COMMITTED see what
-they would see in a transaction), and the unit's last write when nothing was begun before it
-(:meth:`last_write`, the submission's ``commit_with_next_ref``; or the held inserts at a
-commit), atomic on its own. Every other statement (a write, a read that locks rows, anything
-from the session) begins the transaction as before, and the unit commits or rolls back
-through SQLAlchemy as before. So a submission is its two reads and one statement, with no
-``BEGIN`` or ``COMMIT`` round trip, and the day counter's row, which every report of the city
-waits for, is held only while the server runs that statement. The flag is set back when the
+intake's joined read, an outbox kind's owed rows: plain reads, which under READ COMMITTED
+see what they would see in a transaction), and the unit's last write when nothing was begun
+before it (:meth:`last_write`: the submission's ``commit_with_next_ref``, with the rows it
+carries; an intake step's ``commit_with_update``, only with none held; or the held inserts
+at a commit), atomic on its own. Every other statement (a write, a read that locks rows,
+anything from the session) begins the transaction as before, and the unit commits or rolls
+back through SQLAlchemy as before. So a submission is its joined read and one statement,
+with no ``BEGIN`` or ``COMMIT`` round trip, and the day counter's row, which every report of
+the city waits for, is held only while the server runs that statement. The flag is set back when the
 connection returns to the pool. An ORM call makes the session, bound to the connection: it
 joins the transaction begun, or begins one itself when there is none; the unit commits or
 rolls back through it first, so its pending objects are flushed, or dropped, as before.
@@ -76,7 +77,7 @@ class ConnectionUnit(Unit):
         self._connection: AsyncConnection | None = connection
         sync = cast(Connection, connection.sync_connection)
         self._later = _Held(_driver_of(sync))
-        self._last_write = False
+        self._last_write: bool | None = None  # None: not the last; True: it may carry rows
         _HELD[sync] = self._later
 
     @classmethod
@@ -106,10 +107,12 @@ class ConnectionUnit(Unit):
         the first one); None when it takes the session's way: an ORM-enabled statement, or
         a session whose transaction failed (SQLAlchemy then says why)."""
         connection = self._open_connection()
-        last, self._last_write = self._last_write, False  # for this statement only
+        last, self._last_write = self._last_write, None  # for this statement only
         if self._session_failed() or not _is_core(statement):
             return None
         later = self._later
+        if last is False and later:
+            last = None  # it may not carry rows: it goes in a transaction, with them
         if later and not _reads_any(statement, later):
             if isinstance(statement, UpdateBase) and isinstance(params, dict):
                 statement, params = _with_later(later, statement, params)
@@ -120,18 +123,23 @@ class ConnectionUnit(Unit):
         driver = later.driver
         if driver is not None and driver.autocommit:  # nothing begun yet
             marked = getattr(statement, "_execution_options", {}).get(READ_ALONE, False)
-            later.alone = marked or (last and isinstance(statement, UpdateBase) and not later)
+            later.alone = marked or (
+                last is not None and isinstance(statement, UpdateBase) and not later
+            )
         try:
             return await connection.execute(cast(Executable, statement), params)
         finally:
             later.passing = later.alone = False
 
-    def last_write(self) -> None:
+    def last_write(self, *, carry: bool = True) -> None:
         """The unit's next statement is a write, its last before the commit: with nothing
         begun (reads only so far, see the module), it goes without a transaction, atomic
-        on its own (with the inserts it carries), and the commit sends nothing more."""
+        on its own (with the inserts it carries), and the commit sends nothing more. With
+        ``carry`` False it goes so only when no insert is held: a write that may match no
+        row (and so fail the unit after it ran) must not leave rows it carried; with rows
+        held it begins the transaction as any write does."""
         self._open_connection()
-        self._last_write = True
+        self._last_write = carry
 
     def insert_later(
         self, table: Table, columns: Mapping[str, Any], unless: Unless | None = None

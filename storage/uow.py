@@ -208,6 +208,15 @@ class SqlUnitOfWork:
         await self.commit()
         return ref
 
+    async def commit_with_update(self, ticket: Ticket) -> None:
+        """The ticket's write, then the commit (see the port): on PostgreSQL the write goes
+        as the unit's last (``ConnectionUnit.last_write``), alone only with no rows held
+        (the ticket may be gone: ``update`` then fails after its statement ran)."""
+        if isinstance(active := self._active(), ConnectionUnit):
+            active.last_write(carry=False)
+        await self.tickets.update(ticket)
+        await self.commit()
+
     async def rollback(self) -> None:
         """Roll the transaction back."""
         await self._active().rollback()

@@ -241,8 +241,7 @@ class IntakeService:
         draft.step = next_step(draft)
         draft.priority = priority_for(draft)
         draft.updated_at = self._clock.now()
-        await uow.tickets.update(draft)
-        await uow.commit()
+        await uow.commit_with_update(draft)  # PostgreSQL: alone, when nothing else is owed
         return Outcome(citizen, draft, list(notices))
 
     async def _event(
@@ -364,14 +363,12 @@ class IntakeService:
             if area is None:
                 if not draft.location_elsewhere:
                     draft.reporter_location = location  # kept: it still helps an operator
-                    await uow.tickets.update(draft)
-                    await uow.commit()
+                    await uow.commit_with_update(draft)
                 return Outcome(citizen, draft, [Notice.OUTSIDE_CITY])
             draft.pending_location = location
             draft.updated_at = now
             draft.step = IntakeStep.LOCATION_CONFIRM
-            await uow.tickets.update(draft)
-            await uow.commit()
+            await uow.commit_with_update(draft)
         return Outcome(citizen, draft)
 
     async def _reverse(self, lat: float, lon: float, actor: Actor) -> str | None:
@@ -403,8 +400,7 @@ class IntakeService:
                 # Keep the typed text so "continue with this description" can use it.
                 draft.unresolved_address = typed
                 draft.updated_at = self._clock.now()
-                await uow.tickets.update(draft)
-                await uow.commit()
+                await uow.commit_with_update(draft)
                 notice = Notice.OUTSIDE_CITY if candidates else Notice.ADDRESS_NOT_FOUND
                 return Outcome(citizen, draft, [notice], suggestion=typed)
             best = inside[0]
@@ -423,8 +419,7 @@ class IntakeService:
             # A name read with typos is only a guess: "did you mean …?" (never taken silently).
             draft.step = IntakeStep.LOCATION_SUGGEST if best.fuzzy else IntakeStep.LOCATION_CONFIRM
             draft.updated_at = self._clock.now()
-            await uow.tickets.update(draft)
-            await uow.commit()
+            await uow.commit_with_update(draft)
         return Outcome(citizen, draft, [Notice.APPROXIMATE] if approximate else [])
 
     async def use_typed_description(self, actor: Actor, ticket_id: int) -> Outcome:

@@ -665,6 +665,13 @@ class UnitOfWork(Protocol):
         transaction of its own, so the row is held for no round trip)."""
         ...
 
+    async def commit_with_update(self, ticket: Ticket) -> None:
+        """Write the ticket as ``tickets.update`` does (failing as it fails), as the unit's
+        last write, and commit. A backend may send that write as the commit itself
+        (PostgreSQL, a unit that has only read and holds nothing to write: one statement,
+        atomic on its own, with no ``BEGIN`` or ``COMMIT`` round trip)."""
+        ...
+
     async def rollback(self) -> None:
         """Roll the transaction back."""
         ...

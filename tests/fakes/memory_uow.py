@@ -1314,6 +1314,11 @@ class InMemoryUnitOfWork:
         await self.commit()
         return ref
 
+    async def commit_with_update(self, ticket: Ticket) -> None:
+        """The ticket's write, then the commit."""
+        await self.tickets.update(ticket)
+        await self.commit()
+
     async def rollback(self) -> None:
         """Roll the transaction back."""
         self._active().discard()

@@ -92,6 +92,52 @@ async def test_a_submission_after_reads_is_one_statement_in_no_transaction(
         assert [m.kind for m in await uow.outbox.owed(10)] == ["operator_card"]
 
 
+async def test_a_step_after_reads_writes_its_draft_in_no_transaction(
+    uow_factory: SqlUnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draft = await add_draft(uow_factory, 7_400_000_005)
+    with begins(monkeypatch) as sent:
+        async with uow_factory() as uow:
+            _, loaded = await uow.citizens.with_draft(7_400_000_005)
+            assert loaded is not None
+            await uow.commit_with_update(dataclasses.replace(loaded, details="asap"))
+    assert sent == []
+    async with uow_factory() as uow:
+        stored = await uow.tickets.get(draft.id or 0)
+    assert stored is not None
+    assert stored.details == "asap"
+
+
+async def test_a_step_with_rows_to_write_sends_them_with_its_draft_in_a_transaction(
+    uow_factory: SqlUnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A held row rides the draft's write, and that write may miss (a ticket gone): the
+    rows must not be written then, so this write is not sent alone."""
+    draft = await add_draft(uow_factory, 7_400_000_006)
+    with begins(monkeypatch) as sent:
+        async with uow_factory() as uow:
+            _, loaded = await uow.citizens.with_draft(7_400_000_006)
+            assert loaded is not None
+            await uow.events.add(b.event(draft.id or 0, kind="location_confirmed"))
+            await uow.commit_with_update(dataclasses.replace(loaded, details="asap"))
+    assert sent == ["BEGIN"]
+
+    async def write_a_ticket_gone() -> None:
+        async with uow_factory() as uow:
+            await uow.citizens.with_draft(7_400_000_006)
+            await uow.events.add(b.event(draft.id or 0, kind="never"))
+            await uow.commit_with_update(dataclasses.replace(draft, id=999_999))
+
+    with pytest.raises(LookupError):
+        await write_a_ticket_gone()
+    async with uow_factory() as uow:
+        events = await uow.events.for_ticket(draft.id or 0)
+        stored = await uow.tickets.get(draft.id or 0)
+    assert [e.kind for e in events] == ["location_confirmed"]
+    assert stored is not None
+    assert stored.details == "asap"
+
+
 async def test_a_submission_after_a_write_commits_in_the_units_transaction(
     uow_factory: SqlUnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -578,6 +578,36 @@ async def test_commit_with_next_ref_commits_fifty_concurrent_submissions_gapless
     assert [[e.kind for e in each] for each in events] == [["submitted"]] * 50
 
 
+async def test_commit_with_update_writes_the_ticket_and_commits(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    (draft,) = await _drafts(uow_factory, 1)
+    async with uow_factory() as uow:
+        _, loaded = await uow.citizens.with_draft(7_100_000_000)  # reads only, then
+        assert loaded is not None
+        await uow.commit_with_update(dataclasses.replace(loaded, details="asap"))
+    async with uow_factory() as uow:  # committed: a new unit sees it
+        stored = await uow.tickets.get(draft.id or 0)
+    assert stored is not None
+    assert stored.details == "asap"
+
+
+async def test_commit_with_update_of_a_missing_ticket_fails_and_keeps_nothing_of_the_unit(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    (draft,) = await _drafts(uow_factory, 1)
+
+    async def write_a_ticket_gone() -> None:
+        async with uow_factory() as uow:
+            await uow.citizens.add(b.citizen(7_100_000_999))
+            await uow.commit_with_update(dataclasses.replace(draft, id=999_999))
+
+    with pytest.raises(LookupError):
+        await write_a_ticket_gone()
+    async with uow_factory() as uow:
+        assert await uow.citizens.get_by_telegram_id(7_100_000_999) is None
+
+
 async def test_update_with_next_ref_leaves_the_ticket_and_the_number_when_rolled_back(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
