@@ -21,10 +21,11 @@ at a commit), atomic on its own. Every other statement (a write, a read that loc
 anything from the session) begins the transaction as before, and the unit commits or rolls
 back through SQLAlchemy as before. So a submission is its joined read and one statement,
 with no ``BEGIN`` or ``COMMIT`` round trip, and the day counter's row, which every report of
-the city waits for, is held only while the server runs that statement. The flag is set back when the
-connection returns to the pool. An ORM call makes the session, bound to the connection: it
-joins the transaction begun, or begins one itself when there is none; the unit commits or
-rolls back through it first, so its pending objects are flushed, or dropped, as before.
+the city waits for, is held only while the server runs that statement. The flag is set back
+when the connection returns to the pool. An ORM call makes the session, bound to the
+connection: it joins the transaction begun, or begins one itself when there is none; the
+unit commits or rolls back through it first, so its pending objects are flushed, or
+dropped, as before.
 
 Inserts nobody reads back (a ticket's timeline event, its outbox rows: :meth:`insert_later`)
 are held and sent with the unit's next write, as ``WITH``-clauses of that statement

@@ -1333,9 +1333,6 @@ def _finish_sent_statements() -> tuple[Any, Any]:
 _FINISH_SENT, _RELEASE_LEASES = _finish_sent_statements()
 
 
-# Owed rows of one kind (a queue board or progress message waiting), read on every report:
-# in a broadcast's lane thousands of copies may be owed, so a registered kind is looked for
-# in its own lane (ix_outbox_owed_lane_rank_id), not among every owed row.
 def _never_attempted(row: NamedFromClause) -> ColumnElement[bool]:
     """An owed row never attempted (one in flight may carry an older rendering)."""
     c = row.c
@@ -1345,6 +1342,9 @@ def _never_attempted(row: NamedFromClause) -> ColumnElement[bool]:
 #: ``put_unless_waiting``'s condition: the same kind and key, in the same lane and rank (the
 #: owed rows' index, ix_outbox_owed_lane_rank_id, finds them), never attempted.
 _WAITING = Unless(same=("lane", "rank", "kind", "dedup_key"), where=_never_attempted)
+# Owed rows of one kind (an advisory's progress message waiting): in a broadcast's lane
+# thousands of copies may be owed, so a registered kind is looked for in its own lane
+# (ix_outbox_owed_lane_rank_id), not among every owed row.
 _OWED_OF_KIND = (
     select(_OUTBOX)
     .where(*_OWED, _OUTBOX.c.kind == bindparam("b_kind"))

@@ -202,8 +202,7 @@ class SqlUnitOfWork:
     async def commit_with_next_ref(self, ticket: Ticket, day: date, prefix: str) -> str:
         """The ticket's write with the day's next reference, then the commit (see the port):
         on PostgreSQL the write goes as the unit's last (``ConnectionUnit.last_write``)."""
-        if isinstance(active := self._active(), ConnectionUnit):
-            active.last_write()
+        self._last_write(carry=True)
         ref = await self.tickets.update_with_next_ref(ticket, day, prefix)
         await self.commit()
         return ref
@@ -212,10 +211,14 @@ class SqlUnitOfWork:
         """The ticket's write, then the commit (see the port): on PostgreSQL the write goes
         as the unit's last (``ConnectionUnit.last_write``), alone only with no rows held
         (the ticket may be gone: ``update`` then fails after its statement ran)."""
-        if isinstance(active := self._active(), ConnectionUnit):
-            active.last_write(carry=False)
+        self._last_write(carry=False)
         await self.tickets.update(ticket)
         await self.commit()
+
+    def _last_write(self, *, carry: bool) -> None:
+        """Tells a PostgreSQL unit that its next statement is its last write."""
+        if isinstance(active := self._active(), ConnectionUnit):
+            active.last_write(carry=carry)
 
     async def rollback(self) -> None:
         """Roll the transaction back."""

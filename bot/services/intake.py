@@ -734,9 +734,9 @@ class IntakeService:
         two only for the queue: not for abandoned drafts), its operator card, the pin
         (unless merged into the card) and each attachment.
 
-        The board goes first in the outbox anyway (``BOARD_RANK``); asking for it before the
-        ticket's rows are written lets the store send them all with the ticket's own write
-        (its check reads the outbox: :mod:`storage.connection_unit`)."""
+        The board goes first in the outbox anyway (``BOARD_RANK``), and its row first among
+        them too: the store sends them all with the ticket's own write, in the order queued
+        (:mod:`storage.connection_unit`)."""
         if queued:
             await request_board(uow, self._clock.now(), self._policy.operator_chat_id)
             await self._enqueue(uow, ticket, OPERATOR_TOPIC)

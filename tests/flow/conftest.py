@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,13 @@ GROUP_SECONDS = 3.0
 TELEGRAM_SHRUNK = FloodLimits(
     group=Window(20, GROUP_SECONDS), overall=OVERALL_WINDOW, private=PRIVATE_WINDOW
 )
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (nothing listens there now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def shrunk_governor(settings: Settings) -> GovernedRateLimiter:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from bot.double.fake_bot_api import FakeBotApi
 from handlers.context import SERVICES_KEY
 from storage.db import create_engine, session_factory
 from storage.uow import SqlUnitOfWorkFactory
-from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness
+from tests.flow.conftest import OPERATOR_CHAT, FakeClock, Harness, free_port
 from tests.flow.steps import full_gps_report
 from tests.integration import builders as b
 from tests.webhook_receiver import WebhookReceiver
@@ -171,19 +170,13 @@ DINKES_CHAT = -1005550003
 DEWI_ID = 810_000_002
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest_asyncio.fixture
 async def handoff(
     fake_bot_api: FakeBotApi, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> AsyncIterator[tuple[Harness, WebhookReceiver, int]]:
     fake_bot_api.register_forum(OPERATOR_CHAT, "Operator 112")
     fake_bot_api.register_forum(DINKES_CHAT, "Ambulans Hebat", is_forum=False)
-    port = _free_port()
+    port = free_port()
     async with WebhookReceiver("dinkes-secret") as receiver:
         path = tmp_path / "agencies.toml"
         path.write_text(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import aiohttp
 import pytest
 
 from bot.double.fake_bot_api import FakeBotApi
+from tests.flow.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATORS = -1009876543210
@@ -164,7 +164,7 @@ async def test_check_names_telegrams_reason_when_the_operators_chat_is_unknown(
 async def test_run_without_a_reachable_bot_api_ends_with_one_line_naming_the_host(
     tmp_path: Path,
 ) -> None:
-    port = _free_port()  # nothing listens there: connection refused, on loopback
+    port = free_port()  # nothing listens there: connection refused, on loopback
     code, out, err = await _siaga(
         tmp_path, "run", TELEGRAM_BOT_TOKEN="123456:AAH-offline-token",
         TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{port}/bot",
@@ -222,16 +222,10 @@ async def _listening(port: int, within: float = 20.0) -> None:
             return
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_webhook_mode_accepts_only_updates_with_the_secret_from_the_environment(
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
     async with FakeBotApi() as fake:
         fake.register_forum(OPERATORS, "Operator 112")

@@ -28,6 +28,7 @@ from bot.domain.model import EXERCISE_MARK, Disposition
 from bot.geo import load_gazetteer
 from storage.db import create_engine, session_factory
 from storage.uow import SqlUnitOfWorkFactory
+from tests.flow.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON = dict[str, Any]
@@ -419,9 +420,7 @@ async def test_scenario_starts_from_the_console_once_at_a_time_and_shows_progres
 async def test_console_script_runs_the_demo_until_sigterm_in_its_own_database(
     tmp_path: Path,
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
     env["PYTHONPATH"] = str(ROOT)
     env["DATABASE_URL"] = "postgresql+asyncpg://nobody@127.0.0.1:1/never"  # must not be used

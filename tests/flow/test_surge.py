@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -27,7 +26,14 @@ from bot.config import Settings
 from bot.double.botapi_model import StoredMessage
 from bot.double.fake_bot_api import FakeBotApi
 from bot.double.simulated import SimUser
-from tests.flow.conftest import OPERATOR_CHAT, TELEGRAM_SHRUNK, FakeClock, Harness, shrunk_governor
+from tests.flow.conftest import (
+    OPERATOR_CHAT,
+    TELEGRAM_SHRUNK,
+    FakeClock,
+    Harness,
+    free_port,
+    shrunk_governor,
+)
 from tests.flow.steps import REF, full_gps_report, gps_location, own_contact_and_name, start_report
 from tests.flow.steps import tap as tap_step
 
@@ -140,10 +146,7 @@ async def test_nothing_is_lost_when_30_report_at_once_through_the_webhook(
 ) -> None:
     """The same surge with the updates pushed to PTB's webhook server, as ``siaga112 run
     --webhook-url`` takes them in production (the double pushes 40 at once at most)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    webhook = Webhook(url=f"http://127.0.0.1:{port}/telegram", secret="surge-secret-1")
+    webhook = Webhook(url=f"http://127.0.0.1:{free_port()}/telegram", secret="surge-secret-1")
     async with surging(fake_bot_api, make_settings, webhook) as h:
         await thirty_at_once(h)
         assert not fake_bot_api.pending_updates  # every update was taken by the bot's server

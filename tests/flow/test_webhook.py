@@ -6,7 +6,6 @@ updates in order, at most ``max_connections`` at once; a real PTB application, s
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -21,14 +20,9 @@ from bot.app import Webhook, start_application, stop_application
 from bot.double.botapi_model import ApiError
 from bot.double.fake_bot_api import FakeBotApi
 from bot.double.webhook import SECRET_HEADER
+from tests.flow.conftest import free_port
 
 SECRET = "w3bhook-Secret_9"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @asynccontextmanager
@@ -58,7 +52,7 @@ def _texts(fake: FakeBotApi, chat_id: int) -> list[str]:
 
 
 async def test_updates_are_pushed_to_the_webhook_the_bot_set_with_its_secret() -> None:
-    port = _free_port()
+    port = free_port()
     async with FakeBotApi() as fake, _echo_bot(fake, port):
         registered = fake.calls_to("setWebhook")[-1].params
         assert registered["url"] == f"http://127.0.0.1:{port}/telegram"
@@ -79,7 +73,7 @@ async def test_updates_are_pushed_to_the_webhook_the_bot_set_with_its_secret() -
 
 
 async def test_each_chats_updates_arrive_in_the_order_they_were_sent() -> None:
-    port = _free_port()
+    port = free_port()
     async with FakeBotApi() as fake, _echo_bot(fake, port) as seen:
         people = [fake.add_user(first_name=f"Warga {n}") for n in range(4)]
         for step in range(6):  # sent back to back: a surge of people typing
@@ -94,7 +88,7 @@ async def test_each_chats_updates_arrive_in_the_order_they_were_sent() -> None:
 
 
 async def test_an_update_waits_for_a_bot_whose_server_is_down_and_arrives_once_it_is_up() -> None:
-    port = _free_port()  # nobody listens there yet
+    port = free_port()  # nobody listens there yet
     async with FakeBotApi() as fake:
         fake.model.call(
             "setWebhook", {"url": f"http://127.0.0.1:{port}/telegram", "secret_token": SECRET}
@@ -112,7 +106,7 @@ async def test_an_update_waits_for_a_bot_whose_server_is_down_and_arrives_once_i
 
 
 async def test_a_refused_update_is_retried_and_the_error_shown_until_the_bot_takes_it() -> None:
-    port = _free_port()
+    port = free_port()
     async with FakeBotApi() as fake, _echo_bot(fake, port) as seen:
         fake.model.webhook_secret = "not-the-bots-secret"  # the bot's server answers 403
         ani = fake.add_user(first_name="Ani")
